@@ -1,0 +1,9 @@
+//! SPFS for macOS: the service that mounts `/spfs` and routes every request
+//! to the runtime of the calling process tree.
+//!
+//! Today the crate holds the repository library ([`repo`]) and the user
+//! commands built on it ([`cli`]).
+
+pub mod cli;
+pub mod repo;
+mod sys;

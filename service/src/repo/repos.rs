@@ -1,0 +1,277 @@
+//! The primary repository plus read-only secondaries, searched in order, and
+//! the resolution of env specs into layer stacks.
+
+use std::path::PathBuf;
+
+use super::config::{Config, RemoteLocation};
+use super::digest::{Digest, PartialDigest};
+use super::env_spec::{EnvSpec, EnvSpecItem};
+use super::error::{Error, Result};
+use super::object::{Manifest, Object};
+use super::storage::FsRepository;
+use super::tags::{Tag, TagAuthor, TagSpec};
+
+/// The repositories a user reads from: the primary first.
+#[derive(Clone, Debug)]
+pub struct RepositorySet {
+    repos: Vec<FsRepository>,
+    author: TagAuthor,
+}
+
+/// One element of a resolved stack: a layer or a bare manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackItem {
+    /// The layer (or manifest) digest.
+    pub digest: Digest,
+    /// The manifest it contributes; `None` for an annotation-only layer.
+    pub manifest: Option<Digest>,
+}
+
+impl RepositorySet {
+    /// A set of explicit repositories (the first is primary).
+    pub fn new(primary: FsRepository, secondaries: Vec<FsRepository>, author: TagAuthor) -> Self {
+        let mut repos = vec![primary];
+        repos.extend(secondaries);
+        Self { repos, author }
+    }
+
+    /// Opens the repositories the config names. The primary is created if
+    /// missing, as upstream does; fs remotes must exist.
+    pub fn from_config(config: &Config) -> Result<Self> {
+        let primary = FsRepository::open_or_create(&config.storage.root)?
+            .with_tag_namespace(config.storage.tag_namespace.clone())
+            .with_write_format(
+                config.storage.digest_strategy,
+                config.storage.encoding_format,
+            );
+        let mut secondaries = Vec::new();
+        for remote in &config.remotes {
+            match &remote.location {
+                RemoteLocation::Fs {
+                    path,
+                    tag_namespace,
+                } => secondaries.push(
+                    FsRepository::open(path)
+                        .map_err(|e| Error::Config {
+                            source_name: format!("remote.{}", remote.name),
+                            reason: e.to_string(),
+                        })?
+                        .with_tag_namespace(tag_namespace.clone()),
+                ),
+                RemoteLocation::Unsupported(what) => {
+                    tracing::info!(remote = %remote.name, %what, "skipping a remote this tool cannot read");
+                }
+            }
+        }
+        let author = TagAuthor(format!("{}@{}", config.user.name, config.user.domain));
+        Ok(Self::new(primary, secondaries, author))
+    }
+
+    /// Opens the repositories of the standard spfs configuration.
+    pub fn from_environment() -> Result<Self> {
+        Self::from_config(&Config::load()?)
+    }
+
+    /// The repository new objects and tags are written to.
+    pub fn primary(&self) -> &FsRepository {
+        &self.repos[0]
+    }
+
+    /// All repositories, primary first.
+    pub fn all(&self) -> &[FsRepository] {
+        &self.repos
+    }
+
+    /// Who new tags are attributed to.
+    pub fn author(&self) -> &TagAuthor {
+        &self.author
+    }
+
+    fn searched(&self) -> String {
+        let roots: Vec<String> = self
+            .repos
+            .iter()
+            .map(|r| r.root().display().to_string())
+            .collect();
+        roots.join(", ")
+    }
+
+    /// Reads the object `d` from the first repository that has it.
+    pub fn read_object(&self, d: &Digest) -> Result<Object> {
+        for r in &self.repos {
+            if let Some(o) = r.read_object(d)? {
+                return Ok(o);
+            }
+        }
+        Err(Error::UnknownObject {
+            digest: *d,
+            searched: self.searched(),
+        })
+    }
+
+    /// Reads `d`, which must be a manifest.
+    pub fn read_manifest(&self, d: &Digest) -> Result<Manifest> {
+        match self.read_object(d)? {
+            Object::Manifest(m) => Ok(m),
+            other => Err(Error::WrongKind {
+                reference: d.to_string(),
+                found: other.kind().name(),
+                expected: "a manifest",
+            }),
+        }
+    }
+
+    /// The path of payload `d` in the first repository that has it.
+    pub fn payload_path(&self, d: &Digest) -> Result<PathBuf> {
+        self.repos
+            .iter()
+            .map(|r| r.payload_path(d))
+            .find(|p| p.exists())
+            .ok_or_else(|| Error::MissingPayload {
+                digest: *d,
+                searched: self.searched(),
+            })
+    }
+
+    /// The one object whose digest starts with `prefix`, in any repository.
+    pub fn resolve_partial(&self, prefix: &PartialDigest) -> Result<Digest> {
+        let mut found: Vec<Digest> = Vec::new();
+        for r in &self.repos {
+            for d in r.find_digests(prefix)? {
+                if !found.contains(&d) {
+                    found.push(d);
+                }
+            }
+        }
+        match found.len() {
+            0 => Err(Error::UnknownReference(prefix.to_string())),
+            1 => Ok(found[0]),
+            n => {
+                found.sort();
+                let examples: Vec<String> = found.iter().take(3).map(|d| d.to_string()).collect();
+                Err(Error::AmbiguousReference {
+                    prefix: prefix.to_string(),
+                    count: n,
+                    examples: examples.join(", "),
+                })
+            }
+        }
+    }
+
+    /// The tag record `spec` names, from the first repository holding it.
+    pub fn resolve_tag(&self, spec: &TagSpec) -> Result<Tag> {
+        for r in &self.repos {
+            if let Some(t) = r.resolve_tag(spec)? {
+                return Ok(t);
+            }
+        }
+        Err(Error::UnknownReference(spec.to_string()))
+    }
+
+    /// The object digest one (non-file) env spec item refers to.
+    pub fn resolve_item(&self, item: &EnvSpecItem) -> Result<Digest> {
+        match item {
+            EnvSpecItem::Digest(d) => Ok(*d),
+            EnvSpecItem::Tag(t) => self.resolve_tag(t).map(|t| t.target),
+            EnvSpecItem::Partial(p) => match self.resolve_partial(p) {
+                // An all-capitals tag name parses as a partial digest too.
+                Err(Error::UnknownReference(_)) => match TagSpec::parse(p.as_str()) {
+                    Ok(t) => self.resolve_tag(&t).map(|t| t.target),
+                    Err(_) => Err(Error::UnknownReference(p.to_string())),
+                },
+                other => other,
+            },
+            EnvSpecItem::SpecFile { path, .. } => Err(Error::SpecFile {
+                path: path.clone(),
+                reason: "a spec file names a stack, not one object".to_owned(),
+            }),
+        }
+    }
+
+    /// Resolves an env spec into its stack of layers, bottom-up. Platforms
+    /// expand to their layers; a layer already in the stack moves to the
+    /// top, as upstream's stacks do.
+    pub fn resolve_stack(&self, spec: &EnvSpec) -> Result<Vec<StackItem>> {
+        let mut stack = Vec::new();
+        for item in &spec.items {
+            self.push_item(item, &mut stack, 0)?;
+        }
+        Ok(stack)
+    }
+
+    fn push_item(
+        &self,
+        item: &EnvSpecItem,
+        stack: &mut Vec<StackItem>,
+        depth: usize,
+    ) -> Result<()> {
+        if let EnvSpecItem::SpecFile { items, .. } = item {
+            for i in items {
+                self.push_item(i, stack, depth)?;
+            }
+            return Ok(());
+        }
+        let digest = self.resolve_item(item).map_err(|e| match e {
+            Error::UnknownObject { .. } => Error::UnknownReference(item.to_string()),
+            e => e,
+        })?;
+        self.push_digest(&item.to_string(), digest, stack, depth)
+    }
+
+    fn push_digest(
+        &self,
+        reference: &str,
+        digest: Digest,
+        stack: &mut Vec<StackItem>,
+        depth: usize,
+    ) -> Result<()> {
+        if depth > 32 {
+            return Err(Error::WrongKind {
+                reference: reference.to_owned(),
+                found: "platform nested more than 32 deep",
+                expected: "a layer stack",
+            });
+        }
+        let object = self.read_object(&digest).map_err(|e| match e {
+            Error::UnknownObject { .. } => {
+                Error::UnknownReference(format!("{reference} ({digest})"))
+            }
+            e => e,
+        })?;
+        let entry = match object {
+            Object::Platform(p) => {
+                for layer in p.layers {
+                    self.push_digest(reference, layer, stack, depth + 1)?;
+                }
+                return Ok(());
+            }
+            Object::Layer(l) => StackItem {
+                digest,
+                manifest: l.manifest,
+            },
+            Object::Manifest(_) => StackItem {
+                digest,
+                manifest: Some(digest),
+            },
+            Object::Blob(_) => {
+                return Err(Error::WrongKind {
+                    reference: reference.to_owned(),
+                    found: "blob",
+                    expected: "a layer, platform or manifest",
+                })
+            }
+        };
+        stack.retain(|s| s.digest != digest);
+        stack.push(entry);
+        Ok(())
+    }
+
+    /// Reads the manifests of a resolved stack, bottom-up.
+    pub fn read_stack_manifests(&self, stack: &[StackItem]) -> Result<Vec<Manifest>> {
+        stack
+            .iter()
+            .filter_map(|s| s.manifest)
+            .map(|m| self.read_manifest(&m))
+            .collect()
+    }
+}

@@ -1,0 +1,323 @@
+//! One fs repository on disk: objects, payloads and tags under a root.
+//!
+//! Reads never modify the repository. Writes are atomic by content: a file is
+//! staged in `<store>/work/`, synced, given its final mode and renamed into
+//! place, and skipped when the final path already exists.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use super::digest::{Digest, PartialDigest, DIGEST_TEXT_LEN};
+use super::error::{Error, Result};
+use super::object::{DigestStrategy, EncodingFormat, Object};
+
+/// The major repository version this library reads and writes.
+pub const SUPPORTED_MAJOR: u64 = 0;
+/// The version written into `VERSION` of repositories this library creates.
+pub const WRITER_VERSION: &str = "0.44.0";
+
+const OBJECT_MODE: u32 = 0o666;
+const PAYLOAD_MODE: u32 = 0o444;
+
+/// An spfs fs repository.
+#[derive(Clone, Debug)]
+pub struct FsRepository {
+    root: PathBuf,
+    tag_namespace: Option<String>,
+    strategy: DigestStrategy,
+    encoding: EncodingFormat,
+}
+
+impl FsRepository {
+    /// Opens an existing repository, refusing other major versions.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        match fs::metadata(&root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::Io {
+                    action: "open repository",
+                    path: root,
+                    source: io::Error::from_raw_os_error(libc::ENOTDIR),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NoRepository(root)),
+            Err(e) => return Err(Error::io("open repository", &root)(e)),
+        }
+        check_version(&root)?;
+        Ok(Self {
+            root,
+            tag_namespace: None,
+            strategy: DigestStrategy::default(),
+            encoding: EncodingFormat::default(),
+        })
+    }
+
+    /// Opens a repository, creating an empty one first if `root` is missing.
+    pub fn open_or_create(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        if !root.exists() {
+            for sub in ["objects", "payloads", "tags"] {
+                let dir = root.join(sub);
+                fs::create_dir_all(&dir).map_err(Error::io("create repository directory", &dir))?;
+            }
+            let version = root.join("VERSION");
+            if !version.exists() {
+                write_atomic(
+                    &root.join("VERSION.work"),
+                    &version,
+                    WRITER_VERSION.as_bytes(),
+                    0o666,
+                )?;
+            }
+        }
+        Self::open(root)
+    }
+
+    /// Uses tags under the namespace `ns` (`a/b` → `tags/a#ns/b#ns/`).
+    pub fn with_tag_namespace(mut self, ns: Option<String>) -> Self {
+        self.tag_namespace = ns.filter(|s| !s.is_empty());
+        self
+    }
+
+    /// Chooses how new objects are digested and encoded.
+    pub fn with_write_format(mut self, strategy: DigestStrategy, encoding: EncodingFormat) -> Self {
+        self.strategy = strategy;
+        self.encoding = encoding;
+        self
+    }
+
+    /// The repository's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The digest strategy new objects are written with.
+    pub fn digest_strategy(&self) -> DigestStrategy {
+        self.strategy
+    }
+
+    fn sharded(&self, store: &str, d: &Digest) -> PathBuf {
+        let (shard, rest) = d.shard();
+        self.root.join(store).join(shard).join(rest)
+    }
+
+    /// Where the object `d` is (or would be) stored.
+    pub fn object_path(&self, d: &Digest) -> PathBuf {
+        self.sharded("objects", d)
+    }
+
+    /// Where the payload `d` is (or would be) stored.
+    pub fn payload_path(&self, d: &Digest) -> PathBuf {
+        self.sharded("payloads", d)
+    }
+
+    /// True if the object file exists.
+    pub fn has_object(&self, d: &Digest) -> bool {
+        self.object_path(d).exists()
+    }
+
+    /// True if the payload file exists.
+    pub fn has_payload(&self, d: &Digest) -> bool {
+        self.payload_path(d).exists()
+    }
+
+    /// Reads and verifies the object `d`; `Ok(None)` if it is not here.
+    pub fn read_object(&self, d: &Digest) -> Result<Option<Object>> {
+        let path = self.object_path(d);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read object", &path)(e)),
+        };
+        let corrupt = |reason: String| Error::CorruptObject {
+            path: path.clone(),
+            reason,
+        };
+        let (header, object) = Object::decode(&bytes).map_err(corrupt)?;
+        let actual = object.digest(header.strategy);
+        if actual != *d {
+            return Err(corrupt(format!(
+                "its content has digest {actual}, not the {d} it is stored as"
+            )));
+        }
+        Ok(Some(object))
+    }
+
+    /// Full digests of the objects here whose text starts with `prefix`.
+    pub fn find_digests(&self, prefix: &PartialDigest) -> Result<Vec<Digest>> {
+        let p = prefix.as_str();
+        let objects = self.root.join("objects");
+        let mut shards = Vec::new();
+        if p.len() >= 2 {
+            shards.push(p[..2].to_owned());
+        } else {
+            for e in read_dir_names(&objects)? {
+                if e.len() == 2 && e.starts_with(p) {
+                    shards.push(e);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for shard in shards {
+            let rest_prefix = p.get(2..).unwrap_or("");
+            for name in read_dir_names(&objects.join(&shard))? {
+                if name.starts_with(rest_prefix) && shard.len() + name.len() == DIGEST_TEXT_LEN {
+                    if let Ok(d) = Digest::parse(&format!("{shard}{name}")) {
+                        found.push(d);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes an object in this repository's format; returns its digest.
+    pub fn write_object(&self, obj: &Object) -> Result<Digest> {
+        let digest = obj.digest(self.strategy);
+        let path = self.object_path(&digest);
+        if path.exists() {
+            return Ok(digest);
+        }
+        let bytes = obj.encode(self.strategy, self.encoding)?;
+        self.store_file("objects", &path, &bytes, OBJECT_MODE)?;
+        Ok(digest)
+    }
+
+    /// Streams `reader` into a payload; returns its digest and size.
+    pub fn write_payload(&self, mut reader: impl Read) -> Result<(Digest, u64)> {
+        let work_dir = self.root.join("payloads").join("work");
+        fs::create_dir_all(&work_dir).map_err(Error::io("create work directory", &work_dir))?;
+        let work = work_dir.join(uuid::Uuid::new_v4().to_string());
+        let guard = RemoveOnDrop(Some(work.clone()));
+        let mut file = fs::File::create(&work).map_err(Error::io("create payload", &work))?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read payload source for", &work)(e)),
+            };
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n])
+                .map_err(Error::io("write payload", &work))?;
+            size += n as u64;
+        }
+        let digest = Digest::from_bytes(hasher.finalize().into());
+        let dest = self.payload_path(&digest);
+        if dest.exists() {
+            return Ok((digest, size));
+        }
+        file.sync_all().map_err(Error::io("sync payload", &work))?;
+        drop(file);
+        finish_atomic(&work, &dest, PAYLOAD_MODE)?;
+        std::mem::forget(guard);
+        Ok((digest, size))
+    }
+
+    fn store_file(&self, store: &str, dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+        let work_dir = self.root.join(store).join("work");
+        fs::create_dir_all(&work_dir).map_err(Error::io("create work directory", &work_dir))?;
+        let work = work_dir.join(uuid::Uuid::new_v4().to_string());
+        write_atomic(&work, dest, bytes, mode)
+    }
+
+    /// The directory tags live under, namespace applied.
+    pub fn tags_root(&self) -> PathBuf {
+        let mut root = self.root.join("tags");
+        if let Some(ns) = &self.tag_namespace {
+            for part in ns.split('/').filter(|p| !p.is_empty()) {
+                root.push(format!("{part}#ns"));
+            }
+        }
+        root
+    }
+}
+
+/// Refuses repositories whose VERSION has another major number.
+fn check_version(root: &Path) -> Result<()> {
+    let path = root.join("VERSION");
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("read", &path)(e)),
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(());
+    }
+    let major = text
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u64>().ok())
+        .ok_or_else(|| Error::CorruptObject {
+            path: path.clone(),
+            reason: format!("VERSION '{text}' is not a semantic version"),
+        })?;
+    if major != SUPPORTED_MAJOR {
+        return Err(Error::IncompatibleVersion {
+            root: root.to_owned(),
+            found: text.to_owned(),
+            supported: SUPPORTED_MAJOR,
+        });
+    }
+    Ok(())
+}
+
+fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("list", dir)(e)),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.map_err(Error::io("list", dir))?;
+        if let Ok(name) = e.file_name().into_string() {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Removes a staged file if the write did not complete.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// Writes `bytes` to `work`, syncs, sets `mode` and renames it to `dest`.
+pub(crate) fn write_atomic(work: &Path, dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let guard = RemoveOnDrop(Some(work.to_owned()));
+    let mut f = fs::File::create(work).map_err(Error::io("create", work))?;
+    f.write_all(bytes).map_err(Error::io("write", work))?;
+    f.sync_all().map_err(Error::io("sync", work))?;
+    drop(f);
+    finish_atomic(work, dest, mode)?;
+    std::mem::forget(guard);
+    Ok(())
+}
+
+fn finish_atomic(work: &Path, dest: &Path, mode: u32) -> Result<()> {
+    let cleanup = RemoveOnDrop(Some(work.to_owned()));
+    fs::set_permissions(work, fs::Permissions::from_mode(mode))
+        .map_err(Error::io("chmod", work))?;
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
+    }
+    fs::rename(work, dest).map_err(Error::io("rename into place", dest))?;
+    std::mem::forget(cleanup);
+    Ok(())
+}
