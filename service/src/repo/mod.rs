@@ -35,7 +35,7 @@ pub fn fuzz_object(bytes: &[u8]) {
     if let Ok((header, obj)) = Object::decode(bytes) {
         let _ = obj.digest(header.strategy);
         if let Object::Manifest(m) = &obj {
-            let _ = View::build(std::slice::from_ref(m));
+            let _ = View::build_limited(std::slice::from_ref(m), 100_000);
         }
     }
 }

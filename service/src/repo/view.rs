@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use super::digest::Digest;
 use super::error::{Error, Result};
-use super::object::{Entry, EntryKind, Manifest};
+use super::object::{mode, Entry, EntryKind, Manifest};
 
 /// Deepest directory nesting accepted (deeper means a corrupt or cyclic manifest).
 const MAX_DEPTH: u32 = 1024;
@@ -87,9 +87,9 @@ impl<'a> NodeRef<'a> {
     }
     /// Directory, file or symlink.
     pub fn kind(&self) -> NodeKind {
-        match self.node.mode & libc::S_IFMT as u32 {
-            m if m == libc::S_IFDIR as u32 => NodeKind::Dir,
-            m if m == libc::S_IFLNK as u32 => NodeKind::Symlink,
+        match self.node.mode & mode::S_IFMT {
+            m if m == mode::S_IFDIR => NodeKind::Dir,
+            m if m == mode::S_IFLNK => NodeKind::Symlink,
             _ => NodeKind::File,
         }
     }
@@ -127,7 +127,7 @@ impl View {
                 parent: 0,
                 first_child: 1,
                 child_count: 0,
-                mode: libc::S_IFDIR as u32 | 0o755,
+                mode: mode::S_IFDIR | 0o755,
                 size: 0,
                 payload: Digest::NULL,
             }],
@@ -137,7 +137,12 @@ impl View {
 
     /// Merges `manifests` (bottom-up) into one view.
     pub fn build(manifests: &[Manifest]) -> Result<Self> {
-        Builder::new(manifests)?.run()
+        Self::build_limited(manifests, MAX_NODES)
+    }
+
+    /// As [`View::build`], refusing stacks of more than `max_nodes` entries.
+    pub fn build_limited(manifests: &[Manifest], max_nodes: usize) -> Result<Self> {
+        Builder::new(manifests, max_nodes)?.run()
     }
 
     /// Number of nodes, root included.
@@ -244,6 +249,7 @@ enum Pending<'m> {
 }
 
 struct Builder<'m> {
+    max_nodes: usize,
     manifests: &'m [Manifest],
     /// Per manifest: tree digest → tree index.
     tree_index: Vec<HashMap<Digest, u32>>,
@@ -251,7 +257,7 @@ struct Builder<'m> {
 }
 
 impl<'m> Builder<'m> {
-    fn new(manifests: &'m [Manifest]) -> Result<Self> {
+    fn new(manifests: &'m [Manifest], max_nodes: usize) -> Result<Self> {
         let tree_index = manifests
             .iter()
             .map(|m| {
@@ -268,9 +274,10 @@ impl<'m> Builder<'m> {
             .map(|t| t.entries.len())
             .sum();
         let mut view = View::empty();
-        view.nodes.reserve(total.min(MAX_NODES));
-        view.names.reserve(total.min(MAX_NODES) * 12);
+        view.nodes.reserve(total.min(max_nodes));
+        view.names.reserve(total.min(max_nodes) * 12);
         Ok(Self {
+            max_nodes,
             manifests,
             tree_index,
             view,
@@ -309,9 +316,10 @@ impl<'m> Builder<'m> {
             self.merge(&sources, &mut merged, &mut by_name)?;
             merged.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             let first = self.view.nodes.len();
-            if first + merged.len() > MAX_NODES {
+            if first + merged.len() > self.max_nodes {
                 return Err(Error::Decode(format!(
-                    "the stack expands to more than {MAX_NODES} entries"
+                    "the stack expands to more than {} entries",
+                    self.max_nodes
                 )));
             }
             for (name, pending) in merged.drain(..) {
@@ -324,8 +332,8 @@ impl<'m> Builder<'m> {
                         (mode, 0, Digest::NULL)
                     }
                     Pending::Blob(e) => {
-                        let mode = if e.mode & libc::S_IFMT as u32 == 0 {
-                            e.mode | libc::S_IFREG as u32
+                        let mode = if e.mode & mode::S_IFMT == 0 {
+                            e.mode | mode::S_IFREG
                         } else {
                             e.mode
                         };
@@ -361,7 +369,7 @@ impl<'m> Builder<'m> {
         by_name: &mut HashMap<&'m str, usize>,
     ) -> Result<()> {
         let manifests: &'m [Manifest] = self.manifests;
-        let dir_mode = |e: &Entry| libc::S_IFDIR as u32 | (e.mode & 0o7777);
+        let dir_mode = |e: &Entry| mode::S_IFDIR | (e.mode & 0o7777);
         if let [(m, t)] = sources {
             // One source (the common case): nothing to merge, masks vanish.
             for e in &manifests[*m as usize].trees[*t as usize].entries {
@@ -435,5 +443,206 @@ impl<'m> Builder<'m> {
             out.retain(|(name, _)| !name.is_empty());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::object::Tree;
+
+    fn blob(name: &str, data: &str) -> Entry {
+        Entry {
+            name: name.into(),
+            kind: EntryKind::Blob,
+            object: Digest::of(data.as_bytes()),
+            mode: 0o100644,
+            size: data.len() as u64,
+        }
+    }
+    fn mask(name: &str) -> Entry {
+        Entry {
+            name: name.into(),
+            kind: EntryKind::Mask,
+            object: Digest::NULL,
+            mode: 0o020000,
+            size: 0,
+        }
+    }
+    /// A manifest from `(path, entry)` pairs where directories are implied.
+    fn manifest(items: &[(&str, Entry)]) -> Manifest {
+        fn build(
+            prefix: &str,
+            items: &[(&str, Entry)],
+            trees: &mut Vec<Tree>,
+            mode: u32,
+        ) -> Digest {
+            let mut entries = Vec::new();
+            let mut subdirs: Vec<&str> = Vec::new();
+            for (path, e) in items {
+                let Some(rest) = path.strip_prefix(prefix) else {
+                    continue;
+                };
+                match rest.split_once('/') {
+                    None => entries.push(e.clone()),
+                    Some((d, _)) if !subdirs.contains(&d) => subdirs.push(d),
+                    _ => {}
+                }
+            }
+            let at = trees.len();
+            trees.push(Tree::default());
+            for d in subdirs {
+                let digest = build(&format!("{prefix}{d}/"), items, trees, mode);
+                entries.push(Entry {
+                    name: d.into(),
+                    kind: EntryKind::Tree,
+                    object: digest,
+                    mode,
+                    size: 0,
+                });
+            }
+            trees[at] = Tree { entries };
+            trees[at].digest()
+        }
+        let mut trees = Vec::new();
+        build("", items, &mut trees, 0o040755);
+        Manifest { trees }
+    }
+    fn listing(v: &View) -> Vec<String> {
+        v.walk(NodeId::ROOT)
+            .into_iter()
+            .map(|id| {
+                let n = v.get(id).unwrap();
+                format!("{} {:?} {:o}", v.path_of(id), n.kind(), n.permissions())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merge_semantics() {
+        let base = manifest(&[
+            ("a/x", blob("x", "1")),
+            ("a/y", blob("y", "1")),
+            ("f", blob("f", "file")),
+            ("d/deep/z", blob("z", "1")),
+            ("keep", blob("keep", "k")),
+        ]);
+        let mut upper = manifest(&[
+            ("a/x", blob("x", "2")),           // replaced
+            ("a/new", blob("new", "n")),       // added to a merged dir
+            ("f/inside", blob("inside", "i")), // a dir replaces a file
+            ("d", mask("d")),                  // a whole dir removed
+            ("gone", mask("gone")),            // masking nothing is invisible
+        ]);
+        upper.trees[0].entries.push(blob("keep", "k2"));
+        let v = View::build(&[base, upper]).unwrap();
+        assert_eq!(
+            listing(&v),
+            [
+                "a Dir 755",
+                "a/new File 644",
+                "a/x File 644",
+                "a/y File 644",
+                "f Dir 755",
+                "f/inside File 644",
+                "keep File 644",
+            ]
+        );
+        let x = v.get(v.resolve_path("a/x").unwrap()).unwrap();
+        assert_eq!(x.payload(), Some(Digest::of(b"2")));
+        assert_eq!(v.get(v.resolve_path("keep").unwrap()).unwrap().size(), 2);
+    }
+
+    #[test]
+    fn recreated_dirs_start_empty_and_files_replace_dirs() {
+        let base = manifest(&[("d/old", blob("old", "o")), ("e/sub", blob("sub", "s"))]);
+        let masks = manifest(&[("d", mask("d"))]);
+        let mut third = manifest(&[("d/fresh", blob("fresh", "f"))]);
+        third.trees[0].entries.push(blob("e", "now a file"));
+        let v = View::build(&[base, masks, third]).unwrap();
+        assert_eq!(listing(&v), ["d Dir 755", "d/fresh File 644", "e File 644"]);
+    }
+
+    #[test]
+    fn top_layer_sets_directory_mode() {
+        let base = manifest(&[("d/a", blob("a", "a"))]);
+        let mut top = manifest(&[("d/b", blob("b", "b"))]);
+        top.trees[0].entries[0].mode = 0o040700;
+        let v = View::build(&[base, top]).unwrap();
+        assert_eq!(listing(&v)[0], "d Dir 700");
+    }
+
+    #[test]
+    fn lookup_and_paths() {
+        let v = View::build(&[manifest(&[
+            ("b", blob("b", "")),
+            ("a/c", blob("c", "")),
+            ("é", blob("é", "")),
+        ])])
+        .unwrap();
+        let a = v.lookup(NodeId::ROOT, b"a").unwrap();
+        assert_eq!(v.get(a).unwrap().kind(), NodeKind::Dir);
+        assert_eq!(v.lookup(a, b"c"), v.resolve_path("a/c"));
+        assert_eq!(v.lookup(NodeId::ROOT, b"zz"), None);
+        assert_eq!(
+            v.lookup(v.resolve_path("b").unwrap(), b"x"),
+            None,
+            "files have no children"
+        );
+        assert_eq!(v.path_of(v.resolve_path("a/c").unwrap()), "a/c");
+        assert!(v.resolve_path("é").is_some());
+        let names: Vec<_> = v
+            .children(NodeId::ROOT)
+            .map(|c| v.get(c).unwrap().name())
+            .collect();
+        assert_eq!(names, ["a", "b", "é"]);
+        assert!(v.get(NodeId(999)).is_none());
+        assert_eq!(v.children(NodeId(999)).len(), 0);
+        assert!(View::empty().is_empty());
+    }
+
+    #[test]
+    fn corrupt_manifests_are_errors() {
+        // a tree entry whose tree is not in the manifest
+        let mut m = manifest(&[("d/a", blob("a", "a"))]);
+        m.trees.truncate(1);
+        let err = View::build(&[m]).unwrap_err().to_string();
+        assert!(err.contains("does not contain"), "{err}");
+        // hash cycles are impossible, but a few trees can fan out
+        // exponentially: 40 levels of two links to the same tree
+        let mut trees = vec![Tree {
+            entries: vec![blob("leaf", "x")],
+        }];
+        for _ in 0..40 {
+            let below = trees.last().unwrap().digest();
+            let link = |name: &str| Entry {
+                name: name.into(),
+                kind: EntryKind::Tree,
+                object: below,
+                mode: 0o040755,
+                size: 0,
+            };
+            trees.push(Tree {
+                entries: vec![link("a"), link("b")],
+            });
+        }
+        trees.reverse();
+        let err = View::build_limited(&[Manifest { trees }], 100_000)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 100000 entries"), "{err}");
+        // names that are not entries are skipped, never exposed
+        let bad = Manifest {
+            trees: vec![Tree {
+                entries: vec![
+                    blob("..", ""),
+                    blob("a/b", ""),
+                    blob("", ""),
+                    blob("ok", ""),
+                ],
+            }],
+        };
+        let v = View::build(&[bad]).unwrap();
+        assert_eq!(listing(&v), ["ok File 644"]);
     }
 }

@@ -36,6 +36,22 @@ pub enum EncodingFormat {
     FlatBuffers,
 }
 
+/// File-type bits of the `st_mode` values stored in entries. They are part
+/// of the format (the same on Linux and macOS), so they are spelled out here
+/// rather than taken from the platform's `mode_t`.
+pub mod mode {
+    /// Mask of the file-type bits.
+    pub const S_IFMT: u32 = 0o170000;
+    /// Directory.
+    pub const S_IFDIR: u32 = 0o040000;
+    /// Regular file.
+    pub const S_IFREG: u32 = 0o100000;
+    /// Symbolic link.
+    pub const S_IFLNK: u32 = 0o120000;
+    /// Character device (overlay whiteouts).
+    pub const S_IFCHR: u32 = 0o020000;
+}
+
 /// The kinds of graph object, numbered as in the object header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ObjectKind {
@@ -163,7 +179,7 @@ pub struct Entry {
 impl Entry {
     /// True for a symlink blob.
     pub fn is_symlink(&self) -> bool {
-        self.mode & libc::S_IFMT as u32 == libc::S_IFLNK as u32
+        self.mode & mode::S_IFMT == mode::S_IFLNK
     }
 }
 
