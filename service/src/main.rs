@@ -1,1 +1,5 @@
-fn main() {}
+//! The `spfs-fuse-macos` binary.
+
+fn main() -> std::process::ExitCode {
+    spfs_fuse_macos::cli::run()
+}

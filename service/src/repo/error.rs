@@ -40,6 +40,10 @@ pub enum Error {
     #[error("unknown reference '{0}': no tag, digest or spec file by that name")]
     UnknownReference(String),
 
+    /// A path that is not in an environment's merged view.
+    #[error("{path} does not exist in {env}")]
+    NoSuchPath { path: String, env: String },
+
     /// A partial digest that matches more than one object.
     #[error("ambiguous reference '{prefix}': it matches {count} objects ({examples}); type more characters")]
     AmbiguousReference {
@@ -134,6 +138,7 @@ impl Error {
             Error::UnknownObject { .. }
             | Error::UnknownReference(_)
             | Error::NoRepository(_)
+            | Error::NoSuchPath { .. }
             | Error::MissingPayload { .. } => libc::ENOENT,
             Error::InvalidDigest { .. }
             | Error::InvalidTag { .. }
