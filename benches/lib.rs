@@ -1,1 +1,87 @@
+//! Shared generators for the benchmarks.
 
+use spfs_fuse_macos::repo::object::{Entry, EntryKind, Manifest, Tree};
+use spfs_fuse_macos::repo::Digest;
+
+fn file(name: String, seed: u64) -> Entry {
+    let data = seed.to_le_bytes();
+    Entry {
+        name,
+        kind: EntryKind::Blob,
+        object: Digest::of(&data),
+        mode: 0o100644,
+        size: 100 + seed % 5000,
+    }
+}
+
+fn dir_entry(name: String, tree: &Tree) -> Entry {
+    Entry {
+        name,
+        kind: EntryKind::Tree,
+        object: tree.digest(),
+        mode: 0o040755,
+        size: 0,
+    }
+}
+
+/// One layer: `dirs` directories `pkgNNN/lib/` of `files` files each, plus a
+/// `pkgNNN/bin/tool`. Returns the manifest.
+fn layer(first_dir: usize, dirs: usize, files: usize, seed: u64, masks: &[String]) -> Manifest {
+    let mut trees = vec![Tree::default()];
+    let mut root_entries = Vec::new();
+    for d in first_dir..first_dir + dirs {
+        let lib = Tree {
+            entries: (0..files)
+                .map(|f| file(format!("module_{f:04}.py"), seed ^ ((d * 10_000 + f) as u64)))
+                .collect(),
+        };
+        let bin = Tree {
+            entries: vec![file("tool".into(), seed ^ d as u64)],
+        };
+        let pkg = Tree {
+            entries: vec![dir_entry("lib".into(), &lib), dir_entry("bin".into(), &bin)],
+        };
+        root_entries.push(dir_entry(format!("pkg{d:03}"), &pkg));
+        trees.push(pkg);
+        trees.push(lib);
+        trees.push(bin);
+    }
+    for m in masks {
+        root_entries.push(Entry {
+            name: m.clone(),
+            kind: EntryKind::Mask,
+            object: Digest::NULL,
+            mode: 0o020000,
+            size: 0,
+        });
+    }
+    trees[0] = Tree {
+        entries: root_entries,
+    };
+    Manifest { trees }
+}
+
+/// A three-layer stack whose merged view holds about 25,000 entries: a base
+/// of 200 packages, an update that rewrites 40 of them and removes 5, and a
+/// top layer that adds 45 more.
+pub fn generated_stack() -> Vec<Manifest> {
+    let base = layer(0, 200, 100, 1, &[]);
+    let masks: Vec<String> = (195..200).map(|d| format!("pkg{d:03}")).collect();
+    let update = layer(100, 40, 100, 2, &masks);
+    let top = layer(200, 45, 100, 3, &[]);
+    vec![base, update, top]
+}
+
+#[cfg(test)]
+mod tests {
+    use spfs_fuse_macos::repo::View;
+
+    #[test]
+    fn generated_stack_is_about_25k_entries_and_small() {
+        let view = View::build(&super::generated_stack()).unwrap();
+        let n = view.len();
+        assert!((24_000..=26_000).contains(&n), "{n} entries");
+        let per = view.heap_bytes() as f64 / n as f64;
+        assert!(per < 300.0, "{per:.1} bytes per entry");
+    }
+}
