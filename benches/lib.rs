@@ -32,7 +32,12 @@ fn layer(first_dir: usize, dirs: usize, files: usize, seed: u64, masks: &[String
     for d in first_dir..first_dir + dirs {
         let lib = Tree {
             entries: (0..files)
-                .map(|f| file(format!("module_{f:04}.py"), seed ^ ((d * 10_000 + f) as u64)))
+                .map(|f| {
+                    file(
+                        format!("module_{f:04}.py"),
+                        seed ^ ((d * 10_000 + f) as u64),
+                    )
+                })
                 .collect(),
         };
         let bin = Tree {

@@ -5,10 +5,10 @@
 //! manifests from an fs repository on disk, then merging (a cold start).
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use spfs_benches::generated_stack;
 use spfs_fuse_macos::repo::object::{Layer, Object};
 use spfs_fuse_macos::repo::tags::TagAuthor;
 use spfs_fuse_macos::repo::{EnvSpec, FsRepository, RepositorySet, View};
-use spfs_benches::generated_stack;
 
 fn bench(c: &mut Criterion) {
     let manifests = generated_stack();
