@@ -153,3 +153,56 @@ fn an_incompatible_repository_is_refused_clearly() {
     let err = String::from_utf8(o.stderr).unwrap();
     assert!(err.contains("has version 1.0.0"), "{err}");
 }
+
+#[test]
+fn secondary_repositories_from_the_user_config_are_read_only() {
+    let home = tempfile::tempdir().unwrap();
+    let (_tmp, studio) = fixture_copy("repo");
+    let before: Vec<_> = walk(&studio);
+    let config_dir = home.path().join(".config/spfs");
+    fs::create_dir_all(&config_dir).unwrap();
+    let primary = home.path().join("local-repo");
+    fs::write(
+        config_dir.join("spfs.toml"),
+        format!(
+            "[storage]\nroot = \"{}\"\n\n[remote.studio]\naddress = \"file://{}\"\n",
+            primary.display(),
+            studio.display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_spfs-fuse-macos"))
+        .args(["ls", "-R", "fixture/base+fixture/top"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(
+        out.contains("new/added.txt") && out.contains("lib/big.bin"),
+        "{out}"
+    );
+    assert!(
+        primary.join("objects").is_dir(),
+        "the primary is created as upstream does"
+    );
+    assert_eq!(walk(&studio), before, "the secondary was modified");
+}
+
+/// Every path under `root`, sorted.
+fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}

@@ -3,7 +3,8 @@
 //! Sources, later overriding earlier: `/etc/spfs.conf` (INI), `/etc/spfs.toml`,
 //! then the user's `spfs/spfs.conf` and `spfs/spfs.toml` in `~/.config` and in
 //! the platform config dir, then `SPFS_*` environment variables
-//! (`SPFS_STORAGE_ROOT`, or any key as `SPFS_SECTION__KEY`, e.g.
+//! (`SPFS_STORAGE_ROOT`, `SPFS_STORAGE_TAG_NAMESPACE`,
+//! `SPFS_REMOTE_<NAME>_ADDRESS`, or any key as `SPFS_SECTION__KEY`, e.g.
 //! `SPFS_STORAGE__ROOT`, `SPFS_REMOTE__ORIGIN__ADDRESS`).
 
 use std::path::{Path, PathBuf};
@@ -188,10 +189,18 @@ fn env_key(var: &str) -> Option<String> {
                 .join("."),
         );
     }
-    // Upstream's older single-underscore names for the common keys.
+    // Upstream's single-underscore names for the keys users set this way.
+    if let Some(name) = rest
+        .strip_prefix("REMOTE_")
+        .and_then(|r| r.strip_suffix("_ADDRESS"))
+        .filter(|n| !n.is_empty())
+    {
+        return Some(format!("remote.{}.address", name.to_lowercase()));
+    }
     Some(
         match rest {
             "STORAGE_ROOT" => "storage.root",
+            "STORAGE_TAG_NAMESPACE" => "storage.tag_namespace",
             "USER_NAME" => "user.name",
             "USER_DOMAIN" => "user.domain",
             _ => return None,
