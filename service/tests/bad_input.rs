@@ -4,30 +4,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
 use spfs_fuse_macos::repo::tags::TagAuthor;
 use spfs_fuse_macos::repo::{commit, EnvSpec, Error, FsRepository, RepositorySet, View};
-
-/// Every file under `root` with its contents.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
 
 fn set_at(root: &Path) -> RepositorySet {
     RepositorySet::new(

@@ -158,7 +158,7 @@ fn an_incompatible_repository_is_refused_clearly() {
 fn secondary_repositories_from_the_user_config_are_read_only() {
     let home = tempfile::tempdir().unwrap();
     let (_tmp, studio) = fixture_copy("repo");
-    let before: Vec<_> = walk(&studio);
+    let before = snapshot(&studio);
     let config_dir = home.path().join(".config/spfs");
     fs::create_dir_all(&config_dir).unwrap();
     let primary = home.path().join("local-repo");
@@ -187,22 +187,5 @@ fn secondary_repositories_from_the_user_config_are_read_only() {
         primary.join("objects").is_dir(),
         "the primary is created as upstream does"
     );
-    assert_eq!(walk(&studio), before, "the secondary was modified");
-}
-
-/// Every path under `root`, sorted.
-fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p.clone());
-            }
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
+    assert!(snapshot(&studio) == before, "the secondary was modified");
 }
