@@ -6,4 +6,5 @@
 
 pub mod cli;
 pub mod repo;
+pub mod router;
 mod sys;

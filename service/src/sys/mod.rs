@@ -2,4 +2,5 @@
 //! bridges to C and to APIs that declare it.
 
 pub mod flatbuffers;
+pub mod process;
 pub mod user;

@@ -1,0 +1,235 @@
+//! Which runtime a FUSE request belongs to.
+//!
+//! A request carries the calling thread's id. The router maps it to its
+//! process, then walks up the process's ancestors to the root of a
+//! registered runtime. Every process met on the way is cached with a
+//! [`ProcessWatch`], so:
+//! - a cache hit costs one liveness check (a zero-timeout poll of a pidfd
+//!   on Linux, a `proc_pidinfo` call on macOS), and a recycled pid never
+//!   inherits a dead process's runtime;
+//! - a member keeps its runtime after its parent exits (its entry stays
+//!   while it lives, and its children stop their walk at it).
+//!
+//! A process first seen after its parents died (a double-forked daemon)
+//! cannot be traced by ancestry; it is placed by the runtime token that
+//! `run` exports in the environment ([`TOKEN_ENV`]), if that names a live
+//! runtime.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use crate::sys::process::{self, ProcInfo, ProcessWatch};
+
+/// Environment variable holding the runtime token of a process tree.
+pub const TOKEN_ENV: &str = "SPFS_FUSE_RUNTIME_TOKEN";
+
+/// A runtime's identity inside the service.
+pub type RuntimeId = u64;
+
+/// Longest ancestor chain walked (deeper means a loop or a broken /proc).
+const MAX_WALK: usize = 4096;
+
+#[derive(Debug)]
+struct Entry {
+    /// The process the thread belongs to.
+    tgid: u32,
+    watch: Arc<ProcessWatch>,
+    runtime: Option<RuntimeId>,
+}
+
+#[derive(Debug)]
+struct Root {
+    id: RuntimeId,
+    watch: Arc<ProcessWatch>,
+}
+
+/// Maps callers to runtimes.
+#[derive(Debug, Default)]
+pub struct Router {
+    /// Each runtime's root process, by pid (valid while its watch is alive).
+    roots: RwLock<HashMap<u32, Root>>,
+    tokens: RwLock<HashMap<String, RuntimeId>>,
+    /// Keyed by thread id (the process id for main threads).
+    cache: RwLock<HashMap<u32, Entry>>,
+}
+
+/// Why a root could not be registered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegisterError {
+    #[error("process {0} does not exist")]
+    NoSuchProcess(u32),
+    #[error("process {0} is already the root of a runtime")]
+    AlreadyRoot(u32),
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes process `pid` the root of runtime `id`; processes whose
+    /// environment holds `token` join it too.
+    pub fn register_root(
+        &self,
+        pid: u32,
+        id: RuntimeId,
+        token: &str,
+    ) -> Result<ProcInfo, RegisterError> {
+        let (watch, info) = ProcessWatch::open(pid).ok_or(RegisterError::NoSuchProcess(pid))?;
+        {
+            let mut roots = self.roots.write().expect("router lock");
+            if roots.get(&pid).is_some_and(|r| r.watch.alive()) {
+                return Err(RegisterError::AlreadyRoot(pid));
+            }
+            roots.insert(
+                pid,
+                Root {
+                    id,
+                    watch: Arc::new(watch),
+                },
+            );
+        }
+        self.tokens
+            .write()
+            .expect("router lock")
+            .insert(token.to_owned(), id);
+        // Processes seen outside any runtime may now be inside this one.
+        self.cache
+            .write()
+            .expect("router lock")
+            .retain(|_, e| e.runtime.is_some());
+        Ok(info)
+    }
+
+    /// Forgets runtime `id`: its root, its token and its members.
+    pub fn unregister(&self, id: RuntimeId) {
+        self.roots
+            .write()
+            .expect("router lock")
+            .retain(|_, r| r.id != id);
+        self.tokens
+            .write()
+            .expect("router lock")
+            .retain(|_, r| *r != id);
+        self.cache
+            .write()
+            .expect("router lock")
+            .retain(|_, e| e.runtime != Some(id));
+    }
+
+    /// The runtime of the thread `tid`, if any. The hot path of every request.
+    pub fn route(&self, tid: u32) -> Option<RuntimeId> {
+        {
+            let cache = self.cache.read().expect("router lock");
+            if let Some(e) = cache.get(&tid) {
+                if e.watch.alive() && process::thread_in_group(e.tgid, tid) {
+                    return e.runtime;
+                }
+            }
+        }
+        self.resolve(tid)
+    }
+
+    /// The slow path: walk the ancestry, then cache what was learned.
+    fn resolve(&self, tid: u32) -> Option<RuntimeId> {
+        let tgid = process::thread_group(tid)?;
+        let mut visited: Vec<(ProcInfo, Arc<ProcessWatch>)> = Vec::new();
+        let mut found: Option<Option<RuntimeId>> = None;
+        let mut pid = tgid;
+        for _ in 0..MAX_WALK {
+            if let Some(hit) = self.cached_process(pid) {
+                found = Some(hit);
+                break;
+            }
+            let Some((watch, info)) = ProcessWatch::open(pid) else {
+                break;
+            };
+            visited.push((info, Arc::new(watch)));
+            let root = self
+                .roots
+                .read()
+                .expect("router lock")
+                .get(&pid)
+                .filter(|r| r.watch.alive())
+                .map(|r| r.id);
+            if let Some(id) = root {
+                found = Some(Some(id));
+                break;
+            }
+            if info.ppid == 0 || info.ppid == pid {
+                break;
+            }
+            pid = info.ppid;
+        }
+        let walked = found.flatten();
+        // Not traceable through its ancestors: try the runtime token.
+        let own = walked.or_else(|| {
+            let token = process::environ_var(tgid, TOKEN_ENV)?;
+            self.tokens
+                .read()
+                .expect("router lock")
+                .get(&token)
+                .copied()
+        });
+
+        let mut cache = self.cache.write().expect("router lock");
+        for (info, watch) in visited {
+            let runtime = if info.pid == tgid { own } else { walked };
+            if info.pid == tgid && tid != tgid {
+                cache.insert(
+                    tid,
+                    Entry {
+                        tgid,
+                        watch: watch.clone(),
+                        runtime,
+                    },
+                );
+            }
+            cache.insert(
+                info.pid,
+                Entry {
+                    tgid: info.pid,
+                    watch,
+                    runtime,
+                },
+            );
+        }
+        own
+    }
+
+    /// A valid cached answer for process `pid`.
+    fn cached_process(&self, pid: u32) -> Option<Option<RuntimeId>> {
+        let cache = self.cache.read().expect("router lock");
+        cache
+            .get(&pid)
+            .filter(|e| e.tgid == pid && e.watch.alive())
+            .map(|e| e.runtime)
+    }
+
+    /// Drops entries of exited processes; returns the runtimes that still
+    /// have a live root or a live known member.
+    pub fn prune(&self) -> HashSet<RuntimeId> {
+        let mut live = HashSet::new();
+        self.cache.write().expect("router lock").retain(|_, e| {
+            let alive = e.watch.alive();
+            if alive {
+                if let Some(id) = e.runtime {
+                    live.insert(id);
+                }
+            }
+            alive
+        });
+        for r in self.roots.read().expect("router lock").values() {
+            if r.watch.alive() {
+                live.insert(r.id);
+            }
+        }
+        live
+    }
+
+    /// Number of cached processes and threads (for status and tests).
+    pub fn cached(&self) -> usize {
+        self.cache.read().expect("router lock").len()
+    }
+}

@@ -1,0 +1,95 @@
+//! Linux: `/proc` for process facts, a pidfd to notice a process's exit.
+
+use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+use super::ProcInfo;
+
+/// Reads `/proc/<pid>`; `None` if there is no such process (or thread).
+pub fn proc_info(pid: u32) -> Option<ProcInfo> {
+    let meta = fs::metadata(format!("/proc/{pid}")).ok()?;
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // rest starts at field 3 (state); ppid is field 4, starttime field 22.
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start_time = fields.get(19)?.parse().ok()?;
+    Some(ProcInfo {
+        pid,
+        ppid,
+        uid: meta.uid(),
+        start_time,
+    })
+}
+
+/// The process (thread group) a thread id belongs to. FUSE requests carry
+/// the calling thread's id on Linux.
+pub fn thread_group(tid: u32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// True if thread `tid` still belongs to process `tgid`.
+pub fn thread_in_group(tgid: u32, tid: u32) -> bool {
+    tgid == tid || fs::symlink_metadata(format!("/proc/{tgid}/task/{tid}")).is_ok()
+}
+
+/// Notices the exit of one specific process, even if its pid is reused.
+#[derive(Debug)]
+pub struct ProcessWatch {
+    pidfd: OwnedFd,
+}
+
+impl ProcessWatch {
+    /// Watches process `pid` and reads its facts; `None` if it is gone.
+    ///
+    /// The pidfd is opened first and checked alive after `/proc` is read,
+    /// so the facts belong to the watched process even if the pid is
+    /// recycled meanwhile (start times tick only every 10 ms on Linux and
+    /// cannot tell two processes apart).
+    pub fn open(pid: u32) -> Option<(Self, ProcInfo)> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: the syscall returned a fresh fd that nothing else owns.
+        let watch = Self {
+            pidfd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
+        };
+        let info = proc_info(pid)?;
+        watch.alive().then_some((watch, info))
+    }
+
+    /// True until the process exits.
+    pub fn alive(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        // A pidfd becomes readable when the process exits.
+        !(n > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
+    }
+}
+
+/// The value of `name` in the environment process `pid` started with.
+pub fn environ_var(pid: u32, name: &str) -> Option<String> {
+    let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    find_var(&env, name)
+}
+
+pub(super) fn find_var(block: &[u8], name: &str) -> Option<String> {
+    block.split(|b| *b == 0).find_map(|kv| {
+        let kv = std::str::from_utf8(kv).ok()?;
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| v.to_owned())
+    })
+}

@@ -1,0 +1,27 @@
+//! Facts about other processes: parent, owner, start time, liveness and
+//! environment. One interface, with a Linux twin (`/proc`, pidfds) and a
+//! macOS twin (`proc_pidinfo`, `sysctl`), so that everything above it is
+//! tested on Linux.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::*;
+
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+pub use macos::*;
+
+/// What routing needs to know about one process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: u32,
+    /// Parent pid (0 for the first process).
+    pub ppid: u32,
+    /// Effective user id.
+    pub uid: u32,
+    /// When the process started, in a platform unit; only compared for
+    /// equality, to tell a process from a later one with the same pid.
+    pub start_time: u64,
+}
