@@ -5,6 +5,9 @@
 //! commands built on it ([`cli`]).
 
 pub mod cli;
+pub mod fs;
+pub mod mount;
 pub mod repo;
 pub mod router;
-mod sys;
+pub mod runtimes;
+pub mod sys;

@@ -1,6 +1,8 @@
 //! The only code in the crate that needs `unsafe`: thin, documented
 //! bridges to C and to APIs that declare it.
 
+pub mod fd;
 pub mod flatbuffers;
+pub mod mount;
 pub mod process;
 pub mod user;

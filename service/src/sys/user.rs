@@ -2,6 +2,7 @@
 
 /// The login name of the real user (falls back to `$USER`, then the uid).
 pub fn username() -> String {
+    // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };
     let mut buf = vec![0 as libc::c_char; 4096];
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
@@ -31,4 +32,15 @@ pub fn hostname() -> String {
         }
     }
     "localhost".to_owned()
+}
+
+/// True when running with root's effective user id.
+pub fn is_root() -> bool {
+    effective_ids().0 == 0
+}
+
+/// (effective uid, effective gid) of this process.
+pub fn effective_ids() -> (u32, u32) {
+    // SAFETY: geteuid and getegid have no preconditions.
+    unsafe { (libc::geteuid(), libc::getegid()) }
 }

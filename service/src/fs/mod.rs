@@ -1,0 +1,589 @@
+//! The FUSE filesystem mounted at /spfs.
+//!
+//! Every request is answered from the view of the caller's runtime. Only
+//! the root directory is shared; what the kernel may cache follows from
+//! that (see [`inode`]):
+//!
+//! | reply | timeout | why |
+//! |---|---|---|
+//! | entries in the root | 0 | the same name means another inode to another runtime |
+//! | attributes of the root | 0 | its owner differs per runtime |
+//! | everything deeper, negative entries too | 1 day | the inode belongs to one immutable view |
+//! | file pages | kept across opens (`FOPEN_KEEP_CACHE`) | content never changes under an inode |
+//!
+//! The cost: each path walk through `/spfs/<name>` asks the service for
+//! `<name>` again (one routed lookup); nothing deeper does. A runtime whose
+//! view changes moves to a new inode slot instead of invalidating caches.
+//!
+//! Requests on inodes below the root are not routed: the inode names its
+//! view, and the caller only has to be the view's user. Only lookups in
+//! the root, its attributes and its listing depend on who asks.
+
+pub mod inode;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request,
+};
+
+use crate::repo::{NodeId, NodeKind};
+use crate::runtimes::{RuntimeView, Runtimes};
+use crate::sys;
+
+/// Kernel cache lifetime of anything below the root.
+const TTL_VIEW: Duration = Duration::from_secs(24 * 60 * 60);
+/// Kernel cache lifetime of the root's entries and attributes.
+const TTL_ROOT: Duration = Duration::ZERO;
+
+/// The filesystem: runtimes and the identity of the empty root.
+pub struct SpfsFs {
+    runtimes: Arc<Runtimes>,
+    mounted: SystemTime,
+    owner: (u32, u32),
+}
+
+type Located = (Arc<RuntimeView>, NodeId);
+
+fn errno(e: &crate::repo::Error) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+impl SpfsFs {
+    /// A filesystem serving `runtimes`; the empty root is owned by `owner`.
+    pub fn new(runtimes: Arc<Runtimes>, owner: (u32, u32)) -> Self {
+        Self {
+            runtimes,
+            mounted: SystemTime::now(),
+            owner,
+        }
+    }
+
+    fn caller_view(&self, req: &Request) -> Option<Arc<RuntimeView>> {
+        self.runtimes.view_for_caller(req.pid(), req.uid())
+    }
+
+    /// The view and node of an inode below the root.
+    fn node(&self, req: &Request, ino: INodeNo) -> Result<Located, Errno> {
+        let (slot, node) = inode::decode(ino.0).ok_or(Errno::ESTALE)?;
+        let view = self.runtimes.view_for_slot(slot).ok_or(Errno::ESTALE)?;
+        if view.uid != req.uid() {
+            return Err(Errno::EACCES);
+        }
+        if node.0 as usize >= view.view.len() {
+            return Err(Errno::ESTALE);
+        }
+        Ok((view, node))
+    }
+
+    /// Like `node`, but the root resolves to the caller's view (`None`:
+    /// the caller sees the empty root).
+    fn dir_or_root(&self, req: &Request, ino: INodeNo) -> Result<Option<Located>, Errno> {
+        if ino.0 == inode::ROOT {
+            Ok(self.caller_view(req).map(|v| (v, NodeId::ROOT)))
+        } else {
+            self.node(req, ino).map(Some)
+        }
+    }
+
+    fn attr(&self, view: &RuntimeView, id: NodeId) -> FileAttr {
+        let n = view.view.get(id).expect("node ids are checked before use");
+        let (kind, nlink) = match n.kind() {
+            NodeKind::Dir => (FileType::Directory, 2),
+            NodeKind::File => (FileType::RegularFile, 1),
+            NodeKind::Symlink => (FileType::Symlink, 1),
+        };
+        FileAttr {
+            ino: INodeNo(inode::encode(view.slot, id)),
+            size: n.size(),
+            blocks: n.size().div_ceil(512),
+            atime: view.time,
+            mtime: view.time,
+            ctime: view.time,
+            crtime: view.time,
+            kind,
+            perm: n.permissions() as u16,
+            nlink,
+            uid: view.uid,
+            gid: view.gid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn empty_root_attr(&self) -> FileAttr {
+        FileAttr {
+            ino: INodeNo(inode::ROOT),
+            size: 0,
+            blocks: 0,
+            atime: self.mounted,
+            mtime: self.mounted,
+            ctime: self.mounted,
+            crtime: self.mounted,
+            kind: FileType::Directory,
+            perm: 0o555,
+            nlink: 2,
+            uid: self.owner.0,
+            gid: self.owner.1,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    /// (inode, kind, name) of a directory's listing, "." and ".." first.
+    fn listing(&self, dir: Option<&Located>) -> Vec<(u64, FileType, Vec<u8>)> {
+        let mut out = Vec::new();
+        let Some((view, id)) = dir else {
+            out.push((inode::ROOT, FileType::Directory, b".".to_vec()));
+            out.push((inode::ROOT, FileType::Directory, b"..".to_vec()));
+            return out;
+        };
+        let parent = view
+            .view
+            .get(*id)
+            .map(|n| n.parent())
+            .unwrap_or(NodeId::ROOT);
+        out.push((
+            inode::encode(view.slot, *id),
+            FileType::Directory,
+            b".".to_vec(),
+        ));
+        out.push((
+            inode::encode(view.slot, parent),
+            FileType::Directory,
+            b"..".to_vec(),
+        ));
+        for child in view.view.children(*id) {
+            let n = view.view.get(child).expect("children are valid");
+            let kind = match n.kind() {
+                NodeKind::Dir => FileType::Directory,
+                NodeKind::File => FileType::RegularFile,
+                NodeKind::Symlink => FileType::Symlink,
+            };
+            out.push((
+                inode::encode(view.slot, child),
+                kind,
+                n.name().as_bytes().to_vec(),
+            ));
+        }
+        out
+    }
+
+    /// The directory an open directory handle lists.
+    fn opened_dir(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+    ) -> Result<Option<Located>, Errno> {
+        if ino.0 == inode::ROOT {
+            // opendir stored the slot of the caller's view (0: empty root)
+            let slot = fh.0 as u32;
+            Ok((slot != 0)
+                .then(|| self.runtimes.view_for_slot(slot))
+                .flatten()
+                .map(|v| (v, NodeId::ROOT)))
+        } else {
+            self.node(req, ino).map(Some)
+        }
+    }
+}
+
+impl Filesystem for SpfsFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        use fuser::InitFlags;
+        for flag in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+        ] {
+            // Older kernels lack some; each is only an optimisation.
+            let _ = config.add_capabilities(flag);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let dir = match self.dir_or_root(req, parent) {
+            Ok(Some(d)) => d,
+            Ok(None) => return reply.error(Errno::ENOENT),
+            Err(e) => return reply.error(e),
+        };
+        let (view, dir) = dir;
+        let entry_ttl = if parent.0 == inode::ROOT {
+            TTL_ROOT
+        } else {
+            TTL_VIEW
+        };
+        match view.view.lookup(dir, name.as_bytes()) {
+            Some(id) => {
+                reply.entry_with_ttls(&TTL_VIEW, &entry_ttl, &self.attr(&view, id), Generation(0))
+            }
+            None if parent.0 == inode::ROOT => reply.error(Errno::ENOENT),
+            None => {
+                // A negative entry: the kernel remembers the name is missing.
+                let mut attr = self.empty_root_attr();
+                attr.ino = INodeNo(0);
+                reply.entry_with_ttls(&TTL_VIEW, &TTL_VIEW, &attr, Generation(0))
+            }
+        }
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if ino.0 == inode::ROOT {
+            return match self.caller_view(req) {
+                Some(v) => reply.attr(&TTL_ROOT, &self.attr(&v, NodeId::ROOT)),
+                None => reply.attr(&TTL_ROOT, &self.empty_root_attr()),
+            };
+        }
+        match self.node(req, ino) {
+            Ok((v, id)) => reply.attr(&TTL_VIEW, &self.attr(&v, id)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let (view, id) = match self.node(req, ino) {
+            Ok(x) => x,
+            Err(e) => return reply.error(e),
+        };
+        let n = view.view.get(id).expect("checked");
+        if n.kind() != NodeKind::Symlink {
+            return reply.error(Errno::EINVAL);
+        }
+        let payload = n.payload().expect("symlinks have payloads");
+        match view.repos.payload_path(&payload) {
+            Ok(p) => match std::fs::read(&p) {
+                Ok(target) => reply.data(&target),
+                Err(e) => reply.error(Errno::from(e)),
+            },
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let (view, id) = match self.node(req, ino) {
+            Ok(x) => x,
+            Err(e) if ino.0 == inode::ROOT => {
+                return reply.error(if e == Errno::ESTALE { Errno::EISDIR } else { e })
+            }
+            Err(e) => return reply.error(e),
+        };
+        let n = view.view.get(id).expect("checked");
+        if n.kind() == NodeKind::Dir {
+            return reply.error(Errno::EISDIR);
+        }
+        if flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
+            return reply.error(Errno::EROFS);
+        }
+        let payload = n.payload().expect("files have payloads");
+        let path = match view.repos.payload_path(&payload) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "open");
+                return reply.error(errno(&e));
+            }
+        };
+        match std::fs::File::open(&path) {
+            Ok(f) => reply.opened(
+                FileHandle(sys::fd::into_handle(f)),
+                FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Err(e) => reply.error(Errno::from(e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        reply: ReplyData,
+    ) {
+        match sys::fd::read_at(fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(Errno::from(e)),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        sys::fd::close_handle(fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.dir_or_root(req, ino) {
+            Ok(Some((view, id))) => {
+                if view.view.get(id).is_some_and(|n| n.kind() != NodeKind::Dir) {
+                    return reply.error(Errno::ENOTDIR);
+                }
+                let fh = if ino.0 == inode::ROOT {
+                    u64::from(view.slot)
+                } else {
+                    0
+                };
+                reply.opened(FileHandle(fh), FopenFlags::empty())
+            }
+            Ok(None) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let dir = match self.opened_dir(req, ino, fh) {
+            Ok(d) => d,
+            Err(e) => return reply.error(e),
+        };
+        for (i, (ino, kind, name)) in self
+            .listing(dir.as_ref())
+            .into_iter()
+            .enumerate()
+            .skip(offset as usize)
+        {
+            if reply.add(INodeNo(ino), i as u64 + 1, kind, OsStr::from_bytes(&name)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let dir = match self.opened_dir(req, ino, fh) {
+            Ok(d) => d,
+            Err(e) => return reply.error(e),
+        };
+        let entry_ttl = if ino.0 == inode::ROOT {
+            TTL_ROOT
+        } else {
+            TTL_VIEW
+        };
+        let listing = self.listing(dir.as_ref());
+        for (i, (child, _kind, name)) in listing.into_iter().enumerate().skip(offset as usize) {
+            let attr = match (&dir, inode::decode(child)) {
+                (Some((view, _)), Some((_, id))) => self.attr(view, id),
+                (Some((view, _)), None) => self.attr(view, NodeId::ROOT),
+                (None, _) => self.empty_root_attr(),
+            };
+            if reply.add(
+                INodeNo(child),
+                i as u64 + 1,
+                OsStr::from_bytes(&name),
+                &entry_ttl,
+                &attr,
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let stats = self
+            .caller_view(req)
+            .and_then(|v| sys::fd::statvfs(v.repos.primary().root()));
+        match stats {
+            Some(s) => reply.statfs(
+                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
+            ),
+            None => reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096),
+        }
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        if mask.contains(AccessFlags::W_OK) {
+            return reply.error(Errno::EROFS);
+        }
+        let located = match self.dir_or_root(req, ino) {
+            Ok(Some(x)) => x,
+            Ok(None) => return reply.ok(),
+            Err(e) => return reply.error(e),
+        };
+        let (view, id) = located;
+        let perm = view.view.get(id).expect("checked").permissions();
+        let need = |bit: u32| perm & (bit << 6) != 0 || req.uid() == 0 && perm & (bit * 0o111) != 0;
+        if mask.contains(AccessFlags::X_OK) && !need(1)
+            || mask.contains(AccessFlags::R_OK) && !need(4) && req.uid() != 0
+        {
+            return reply.error(Errno::EACCES);
+        }
+        reply.ok();
+    }
+
+    fn getxattr(&self, req: &Request, ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+        match self.dir_or_root(req, ino) {
+            Ok(_) => reply.error(Errno::NO_XATTR),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.dir_or_root(req, ino) {
+            Ok(_) if size == 0 => reply.size(0),
+            Ok(_) => reply.data(&[]),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    // Read-only runtimes: every change is refused with EROFS.
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<fuser::TimeOrNow>,
+        _mtime: Option<fuser::TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _r: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn unlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rmdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _np: INodeNo,
+        _nn: &OsStr,
+        _f: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _wf: fuser::WriteFlags,
+        _flags: OpenFlags,
+        _lo: Option<fuser::LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _f: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        _n: &OsStr,
+        _v: &[u8],
+        _f: i32,
+        _p: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _req: &Request, _i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+}

@@ -1,0 +1,273 @@
+//! The runtimes the service knows: their views, their processes, their
+//! lifecycle.
+//!
+//! Each runtime shows one [`RuntimeView`]: an immutable merged view plus
+//! the inode *slot* its inode numbers are made from. Slots are never
+//! reused while the service runs, so a runtime whose view changes wholesale
+//! (a commit, a reset) moves to a new slot, and no kernel cache entry of an
+//! old view can be mistaken for the new one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use crate::repo::{Digest, RepositorySet, View};
+use crate::router::{RegisterError, Router, RuntimeId};
+
+/// What one runtime shows, at one slot.
+#[derive(Debug)]
+pub struct RuntimeView {
+    /// High 32 bits of every inode number of this view.
+    pub slot: u32,
+    pub view: View,
+    pub repos: Arc<RepositorySet>,
+    /// Owner of every file shown.
+    pub uid: u32,
+    pub gid: u32,
+    /// Times reported for every file (the runtime's start).
+    pub time: SystemTime,
+}
+
+/// A runtime: a process tree and the environment it sees at /spfs.
+#[derive(Debug)]
+pub struct Runtime {
+    pub id: RuntimeId,
+    pub name: String,
+    pub uid: u32,
+    pub root_pid: u32,
+    /// The env spec as the user gave it.
+    pub spec: String,
+    /// Layers (or manifests) of the stack, bottom-up.
+    pub stack: Vec<Digest>,
+    pub editable: bool,
+    pub created: SystemTime,
+    /// Exported to the runtime's processes (see `router::TOKEN_ENV`).
+    pub token: String,
+    view: RwLock<Arc<RuntimeView>>,
+}
+
+impl Runtime {
+    /// The view the runtime shows now.
+    pub fn view(&self) -> Arc<RuntimeView> {
+        self.view.read().expect("runtime lock").clone()
+    }
+}
+
+/// Everything needed to start a runtime.
+pub struct NewRuntime {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub root_pid: u32,
+    pub spec: String,
+    pub stack: Vec<Digest>,
+    pub view: View,
+    pub repos: Arc<RepositorySet>,
+    pub editable: bool,
+}
+
+/// Why a runtime could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("a runtime named '{0}' is already running; choose another --runtime-name")]
+    NameTaken(String),
+    #[error("invalid runtime name '{0}': use letters, digits, '.', '_' and '-' (at most 64)")]
+    BadName(String),
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+}
+
+/// A change to the set of runtimes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Started(RuntimeId),
+    Ended(RuntimeId),
+}
+
+/// All runtimes, and the router that maps callers to them.
+#[derive(Default)]
+pub struct Runtimes {
+    router: Router,
+    by_id: RwLock<HashMap<RuntimeId, Arc<Runtime>>>,
+    slots: RwLock<HashMap<u32, Arc<RuntimeView>>>,
+    next_id: AtomicU64,
+    next_slot: AtomicU32,
+    listeners: RwLock<Vec<std::sync::mpsc::Sender<Change>>>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl Runtimes {
+    /// No runtimes yet.
+    pub fn new() -> Self {
+        Self {
+            next_id: AtomicU64::new(1),
+            next_slot: AtomicU32::new(1),
+            ..Default::default()
+        }
+    }
+
+    /// Starts a runtime rooted at `new.root_pid`.
+    pub fn start(&self, new: NewRuntime) -> Result<Arc<Runtime>, StartError> {
+        if !valid_name(&new.name) {
+            return Err(StartError::BadName(new.name));
+        }
+        let mut by_id = self.by_id.write().expect("runtimes lock");
+        if by_id
+            .values()
+            .any(|r| r.name == new.name && r.uid == new.uid)
+        {
+            return Err(StartError::NameTaken(new.name));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let token = format!("{}-{id}", uuid::Uuid::new_v4().simple());
+        self.router.register_root(new.root_pid, id, &token)?;
+        let created = SystemTime::now();
+        let view = self.new_view(new.view, new.repos, new.uid, new.gid, created);
+        let runtime = Arc::new(Runtime {
+            id,
+            name: new.name,
+            uid: new.uid,
+            root_pid: new.root_pid,
+            spec: new.spec,
+            stack: new.stack,
+            editable: new.editable,
+            created,
+            token,
+            view: RwLock::new(view),
+        });
+        by_id.insert(id, runtime.clone());
+        drop(by_id);
+        self.notify(Change::Started(id));
+        Ok(runtime)
+    }
+
+    fn new_view(
+        &self,
+        view: View,
+        repos: Arc<RepositorySet>,
+        uid: u32,
+        gid: u32,
+        time: SystemTime,
+    ) -> Arc<RuntimeView> {
+        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let rv = Arc::new(RuntimeView {
+            slot,
+            view,
+            repos,
+            uid,
+            gid,
+            time,
+        });
+        self.slots
+            .write()
+            .expect("runtimes lock")
+            .insert(slot, rv.clone());
+        rv
+    }
+
+    /// The view a caller (thread id, user id) sees; `None` outside any
+    /// runtime, or in a runtime of another user.
+    pub fn view_for_caller(&self, tid: u32, uid: u32) -> Option<Arc<RuntimeView>> {
+        let id = self.router.route(tid)?;
+        let rt = self.by_id.read().expect("runtimes lock").get(&id)?.clone();
+        (rt.uid == uid).then(|| rt.view())
+    }
+
+    /// The runtime of a caller, if any (same rules as `view_for_caller`).
+    pub fn runtime_for_caller(&self, tid: u32, uid: u32) -> Option<Arc<Runtime>> {
+        let id = self.router.route(tid)?;
+        let rt = self.by_id.read().expect("runtimes lock").get(&id)?.clone();
+        (rt.uid == uid).then_some(rt)
+    }
+
+    /// The view that owns inode slot `slot`.
+    pub fn view_for_slot(&self, slot: u32) -> Option<Arc<RuntimeView>> {
+        self.slots
+            .read()
+            .expect("runtimes lock")
+            .get(&slot)
+            .cloned()
+    }
+
+    /// A runtime by id.
+    pub fn get(&self, id: RuntimeId) -> Option<Arc<Runtime>> {
+        self.by_id.read().expect("runtimes lock").get(&id).cloned()
+    }
+
+    /// A runtime by name, among those of user `uid` (any user if `None`).
+    pub fn find(&self, name: &str, uid: Option<u32>) -> Option<Arc<Runtime>> {
+        self.by_id
+            .read()
+            .expect("runtimes lock")
+            .values()
+            .find(|r| r.name == name && uid.is_none_or(|u| u == r.uid))
+            .cloned()
+    }
+
+    /// All runtimes, oldest first.
+    pub fn list(&self) -> Vec<Arc<Runtime>> {
+        let mut v: Vec<_> = self
+            .by_id
+            .read()
+            .expect("runtimes lock")
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| r.id);
+        v
+    }
+
+    /// Ends runtime `id`: its view goes, and its processes see an empty /spfs.
+    pub fn end(&self, id: RuntimeId) -> bool {
+        let Some(rt) = self.by_id.write().expect("runtimes lock").remove(&id) else {
+            return false;
+        };
+        self.router.unregister(id);
+        let slot = rt.view().slot;
+        self.slots.write().expect("runtimes lock").remove(&slot);
+        self.notify(Change::Ended(id));
+        true
+    }
+
+    /// Ends every runtime whose root and known members have all exited;
+    /// returns the ids ended.
+    pub fn reap(&self) -> Vec<RuntimeId> {
+        let live = self.router.prune();
+        let dead: Vec<RuntimeId> = self
+            .by_id
+            .read()
+            .expect("runtimes lock")
+            .keys()
+            .filter(|id| !live.contains(id))
+            .copied()
+            .collect();
+        dead.into_iter().filter(|id| self.end(*id)).collect()
+    }
+
+    /// Receives every later change.
+    pub fn subscribe(&self) -> std::sync::mpsc::Receiver<Change> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.listeners.write().expect("runtimes lock").push(tx);
+        rx
+    }
+
+    fn notify(&self, change: Change) {
+        self.listeners
+            .write()
+            .expect("runtimes lock")
+            .retain(|tx| tx.send(change.clone()).is_ok());
+    }
+
+    /// The router (for status and benchmarks).
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+}
