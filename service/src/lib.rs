@@ -5,9 +5,12 @@
 //! commands built on it ([`cli`]).
 
 pub mod cli;
+pub mod client;
+pub mod control;
 pub mod fs;
 pub mod mount;
 pub mod repo;
 pub mod router;
 pub mod runtimes;
+pub mod service;
 pub mod sys;

@@ -134,6 +134,11 @@ impl Router {
     /// The slow path: walk the ancestry, then cache what was learned.
     fn resolve(&self, tid: u32) -> Option<RuntimeId> {
         let tgid = process::thread_group(tid)?;
+        // The service may have been started from inside a runtime; it is
+        // never a member of one.
+        if tgid == std::process::id() {
+            return None;
+        }
         let mut visited: Vec<(ProcInfo, Arc<ProcessWatch>)> = Vec::new();
         let mut found: Option<Option<RuntimeId>> = None;
         let mut pid = tgid;
@@ -226,6 +231,51 @@ impl Router {
             }
         }
         live
+    }
+
+    /// Finds live processes whose environment carries `token` (daemons that
+    /// left the runtime's tree without ever touching the mount) and makes
+    /// them known members of runtime `id`. Returns true if any was found.
+    /// A scan of every process: only done when a runtime is about to end.
+    pub fn adopt_by_token(&self, id: RuntimeId, token: &str) -> bool {
+        let me = std::process::id();
+        let mut found = false;
+        for pid in process::all_pids() {
+            if pid == me || process::environ_var(pid, TOKEN_ENV).as_deref() != Some(token) {
+                continue;
+            }
+            if let Some((watch, _)) = ProcessWatch::open(pid) {
+                self.cache.write().expect("router lock").insert(
+                    pid,
+                    Entry {
+                        tgid: pid,
+                        watch: Arc::new(watch),
+                        runtime: Some(id),
+                    },
+                );
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// Live processes known to belong to runtime `id`, root included.
+    pub fn members(&self, id: RuntimeId) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .roots
+            .read()
+            .expect("router lock")
+            .iter()
+            .filter(|(_, r)| r.id == id && r.watch.alive())
+            .map(|(pid, _)| *pid)
+            .collect();
+        for (key, e) in self.cache.read().expect("router lock").iter() {
+            if e.runtime == Some(id) && e.tgid == *key && e.watch.alive() && !pids.contains(key) {
+                pids.push(*key);
+            }
+        }
+        pids.sort_unstable();
+        pids
     }
 
     /// Number of cached processes and threads (for status and tests).

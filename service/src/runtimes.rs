@@ -79,10 +79,10 @@ pub enum StartError {
 }
 
 /// A change to the set of runtimes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Change {
-    Started(RuntimeId),
-    Ended(RuntimeId),
+    Started(Arc<Runtime>),
+    Ended(Arc<Runtime>),
 }
 
 /// All runtimes, and the router that maps callers to them.
@@ -145,7 +145,8 @@ impl Runtimes {
         });
         by_id.insert(id, runtime.clone());
         drop(by_id);
-        self.notify(Change::Started(id));
+        tracing::info!(runtime = %runtime.name, id, root = runtime.root_pid, spec = %runtime.spec, "runtime started");
+        self.notify(Change::Started(runtime.clone()));
         Ok(runtime)
     }
 
@@ -233,23 +234,28 @@ impl Runtimes {
         self.router.unregister(id);
         let slot = rt.view().slot;
         self.slots.write().expect("runtimes lock").remove(&slot);
-        self.notify(Change::Ended(id));
+        tracing::info!(runtime = %rt.name, id, "runtime ended");
+        self.notify(Change::Ended(rt));
         true
     }
 
-    /// Ends every runtime whose root and known members have all exited;
-    /// returns the ids ended.
+    /// Ends every runtime whose root and known members have all exited
+    /// and no live process carries its token; returns the ids ended.
     pub fn reap(&self) -> Vec<RuntimeId> {
         let live = self.router.prune();
-        let dead: Vec<RuntimeId> = self
+        let dead: Vec<Arc<Runtime>> = self
             .by_id
             .read()
             .expect("runtimes lock")
-            .keys()
-            .filter(|id| !live.contains(id))
-            .copied()
+            .values()
+            .filter(|rt| !live.contains(&rt.id))
+            .cloned()
             .collect();
-        dead.into_iter().filter(|id| self.end(*id)).collect()
+        dead.into_iter()
+            .filter(|rt| !self.router.adopt_by_token(rt.id, &rt.token))
+            .filter(|rt| self.end(rt.id))
+            .map(|rt| rt.id)
+            .collect()
     }
 
     /// Receives every later change.
@@ -264,6 +270,11 @@ impl Runtimes {
             .write()
             .expect("runtimes lock")
             .retain(|tx| tx.send(change.clone()).is_ok());
+    }
+
+    /// Live processes of runtime `id`, root first.
+    pub fn members(&self, id: RuntimeId) -> Vec<u32> {
+        self.router.members(id)
     }
 
     /// The router (for status and benchmarks).

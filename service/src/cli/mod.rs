@@ -2,7 +2,12 @@
 
 mod info;
 mod ls;
+mod run;
+mod runtime;
+mod service;
+mod status;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -16,9 +21,43 @@ pub struct Cli {
     /// More log output (repeat for more); or set RUST_LOG.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// The service's control socket [default: per-user, see docs].
+    #[arg(long, global = true, env = "SPFS_FUSE_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Where the service mounts the filesystem.
+    #[arg(
+        long,
+        global = true,
+        env = "SPFS_FUSE_MOUNTPOINT",
+        default_value = "/spfs",
+        value_name = "PATH"
+    )]
+    mountpoint: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
+
+/// Where the service is, as the global options say.
+pub struct Endpoint {
+    socket: PathBuf,
+    mountpoint: PathBuf,
+}
+
+impl Endpoint {
+    fn connect(&self) -> Result<crate::client::Client, crate::client::ClientError> {
+        crate::client::Client::connect(&self.socket)
+    }
+    fn connect_or_start(&self) -> Result<crate::client::Client, crate::client::ClientError> {
+        crate::client::connect_or_start(
+            &self.socket,
+            &self.mountpoint,
+            &spfs_shared::paths::log_path(),
+        )
+    }
+}
+
+/// What a command returns: an error is printed as one line.
+type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -26,15 +65,39 @@ enum Command {
     Info(info::Args),
     /// List the files of an environment, as it would appear at /spfs.
     Ls(ls::Args),
+    /// Run the service in the foreground (mount, control socket, runtimes).
+    Service(service::Args),
+    /// Run a command in a new runtime: ENV_SPEC at /spfs for it and its children.
+    Run(run::RunArgs),
+    /// Start an interactive shell ($SHELL) in a new runtime.
+    Shell(run::ShellArgs),
+    /// List, inspect and stop runtimes.
+    #[command(subcommand)]
+    Runtime(runtime::Command),
+    /// Show whether the service is running, and its state.
+    Status(status::StatusArgs),
+    /// Stop the service: unmount /spfs and exit.
+    Shutdown,
 }
 
 /// Parses the process arguments and runs the command.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
-    let result = match cli.command {
-        Command::Info(args) => info::run(args),
-        Command::Ls(args) => ls::run(args),
+    let is_service = matches!(cli.command, Command::Service(_));
+    init_logging(cli.verbose + u8::from(is_service));
+    let endpoint = Endpoint {
+        socket: cli.socket.unwrap_or_else(spfs_shared::paths::socket_path),
+        mountpoint: cli.mountpoint,
+    };
+    let result: CliResult = match cli.command {
+        Command::Info(args) => info::run(args).map_err(Into::into),
+        Command::Ls(args) => ls::run(args).map_err(Into::into),
+        Command::Service(args) => service::run(args, &endpoint),
+        Command::Run(args) => run::run(args, &endpoint),
+        Command::Shell(args) => run::shell(args, &endpoint),
+        Command::Runtime(cmd) => runtime::run(cmd, &endpoint),
+        Command::Status(args) => status::status(args, &endpoint),
+        Command::Shutdown => status::shutdown(&endpoint),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,8 +117,10 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

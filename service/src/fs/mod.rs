@@ -320,6 +320,18 @@ impl Filesystem for SpfsFs {
         }
     }
 
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lo: fuser::LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Nothing is buffered for read-only files.
+        reply.ok();
+    }
+
     fn release(
         &self,
         _req: &Request,

@@ -21,6 +21,7 @@ pub mod storage;
 pub mod tags;
 pub mod view;
 
+pub use config::Config;
 pub use digest::{Digest, PartialDigest};
 pub use env_spec::{EnvSpec, EnvSpecItem};
 pub use error::{Error, Result};

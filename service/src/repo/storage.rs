@@ -96,6 +96,11 @@ impl FsRepository {
         &self.root
     }
 
+    /// The tag namespace in use, if any.
+    pub fn tag_namespace(&self) -> Option<&str> {
+        self.tag_namespace.as_deref()
+    }
+
     /// The digest strategy new objects are written with.
     pub fn digest_strategy(&self) -> DigestStrategy {
         self.strategy

@@ -93,3 +93,12 @@ pub(super) fn find_var(block: &[u8], name: &str) -> Option<String> {
         (k == name).then(|| v.to_owned())
     })
 }
+
+/// Every process id on the machine.
+pub fn all_pids() -> Vec<u32> {
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}

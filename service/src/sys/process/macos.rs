@@ -117,3 +117,21 @@ pub fn environ_var(pid: u32, name: &str) -> Option<String> {
         (k == name).then(|| v.to_owned())
     })
 }
+
+/// Every process id on the machine.
+pub fn all_pids() -> Vec<u32> {
+    // SAFETY: a null buffer asks for the number of pids.
+    let n = unsafe { libc::proc_listallpids(std::ptr::null_mut(), 0) };
+    if n <= 0 {
+        return Vec::new();
+    }
+    let mut pids = vec![0 as libc::pid_t; n as usize + 64];
+    let bytes = (pids.len() * std::mem::size_of::<libc::pid_t>()) as libc::c_int;
+    // SAFETY: the buffer holds `bytes` bytes.
+    let n = unsafe { libc::proc_listallpids(pids.as_mut_ptr().cast(), bytes) };
+    pids.truncate(n.max(0) as usize);
+    pids.into_iter()
+        .filter(|p| *p > 0)
+        .map(|p| p as u32)
+        .collect()
+}

@@ -25,3 +25,12 @@ pub struct ProcInfo {
     /// equality, to tell a process from a later one with the same pid.
     pub start_time: u64,
 }
+
+/// Sends `signal` to process `pid`.
+pub fn signal(pid: u32, signal: i32) -> std::io::Result<()> {
+    // SAFETY: kill has no memory preconditions.
+    if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! `run` and `shell`: start a runtime for this process, then become the
+//! user's command, so its exit status is the user's.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use spfs_shared::protocol::{MountRequest, RepositoryLocation, Request, Response};
+
+use super::{CliResult, Endpoint};
+use crate::repo::{Config, EnvSpec, RepositorySet};
+use crate::router::TOKEN_ENV;
+
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Make the runtime editable (changes go to a scratch layer).
+    #[arg(long)]
+    edit: bool,
+    /// Name the runtime (default: a generated name).
+    #[arg(long, value_name = "NAME")]
+    runtime_name: Option<String>,
+    /// Tags, digests or .spfs.yaml files joined by '+' ('-' for an empty /spfs).
+    env_spec: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    common: Common,
+}
+
+pub fn run(args: RunArgs, endpoint: &Endpoint) -> CliResult {
+    enter(&args.common, endpoint, &args.command)
+}
+
+pub fn shell(args: ShellArgs, endpoint: &Endpoint) -> CliResult {
+    let sh = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
+    enter(&args.common, endpoint, &[sh])
+}
+
+fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult {
+    // Fail on a bad spec before contacting (or starting) the service.
+    EnvSpec::parse(&common.env_spec)?;
+    let repos = RepositorySet::from_config(&Config::load()?)?;
+    let repositories = repos
+        .all()
+        .iter()
+        .map(|r| RepositoryLocation {
+            root: r.root().display().to_string(),
+            tag_namespace: r.tag_namespace().map(str::to_owned),
+        })
+        .collect();
+    let mut client = endpoint.connect_or_start()?;
+    let response = client.call(Request::Mount(MountRequest {
+        root_pid: std::process::id(),
+        env_spec: common.env_spec.clone(),
+        editable: common.edit,
+        runtime_name: common.runtime_name.clone(),
+        repositories,
+    }))?;
+    let Response::Mounted { runtime, token } = response else {
+        return Err(format!("unexpected reply from the service: {response:?}").into());
+    };
+    drop(client);
+    let err = Command::new(&command[0])
+        .args(&command[1..])
+        .env("SPFS_RUNTIME", &runtime.name)
+        .env(TOKEN_ENV, token)
+        .exec();
+    // exec only returns on failure; the runtime ends with this process.
+    Err(format!("cannot run '{}': {err}", command[0]).into())
+}

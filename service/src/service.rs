@@ -1,0 +1,342 @@
+//! The service: one mount, the control socket, and the runtimes' lifecycle.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use spfs_shared::protocol::{
+    self, MountRequest, Request, Response, RuntimeEvent, RuntimeInfo, ServiceStatus,
+};
+
+use crate::control::{ControlSocket, Handler, Reply};
+use crate::fs::SpfsFs;
+use crate::mount::Mounted;
+use crate::repo::tags::TagAuthor;
+use crate::repo::{EnvSpec, FsRepository, RepositorySet, View};
+use crate::runtimes::{Change, NewRuntime, Runtime, Runtimes};
+use crate::sys;
+use crate::sys::peer::Peer;
+
+/// How often exited runtimes are looked for.
+const REAP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Where and how the service runs.
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    pub mountpoint: PathBuf,
+    pub socket: PathBuf,
+    /// FUSE request threads (Linux; macOS uses one).
+    pub threads: usize,
+}
+
+/// Why the service could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Bind(#[from] crate::control::BindError),
+    #[error("cannot mount {path}: {source} (on macOS, /spfs must exist: see docs/macos.md)")]
+    Mount {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot unmount {path}: {source}")]
+    Unmount {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+struct State {
+    runtimes: Arc<Runtimes>,
+    mountpoint: PathBuf,
+    started: Instant,
+    shutdown: Mutex<Sender<()>>,
+}
+
+/// Converts a runtime for the protocol.
+pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
+    RuntimeInfo {
+        name: rt.name.clone(),
+        id: rt.id,
+        uid: rt.uid,
+        root_pid: rt.root_pid,
+        env_spec: rt.spec.clone(),
+        stack: rt.stack.iter().map(|d| d.to_string()).collect(),
+        editable: rt.editable,
+        created_unix: rt
+            .created
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        entries: rt.view().view.len() as u64 - 1,
+        scratch_bytes: 0,
+        scratch_files: 0,
+    }
+}
+
+fn error(message: impl ToString) -> Reply {
+    Reply::One(Response::Error {
+        message: message.to_string(),
+    })
+}
+
+impl State {
+    fn visible(&self, peer: &Peer, rt: &Runtime) -> bool {
+        peer.uid == 0 || rt.uid == peer.uid
+    }
+
+    fn mount(&self, peer: Peer, req: MountRequest) -> Reply {
+        let Some(proc) = sys::process::proc_info(req.root_pid) else {
+            return error(format!("process {} does not exist", req.root_pid));
+        };
+        if peer.uid != 0 && proc.uid != peer.uid {
+            return error(format!(
+                "process {} belongs to another user; a runtime can only be started for your own processes",
+                req.root_pid
+            ));
+        }
+        if req.editable {
+            return error(
+                "editable runtimes (--edit) are not available yet; start a read-only runtime",
+            );
+        }
+        let name = req
+            .runtime_name
+            .clone()
+            .unwrap_or_else(|| format!("rt-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+        let (repos, stack, view) = match load(&req) {
+            Ok(x) => x,
+            Err(e) => return error(e),
+        };
+        let started = self.runtimes.start(NewRuntime {
+            name,
+            uid: proc.uid,
+            gid: peer.gid,
+            root_pid: req.root_pid,
+            spec: req.env_spec.clone(),
+            stack,
+            view,
+            repos: Arc::new(repos),
+            editable: false,
+        });
+        match started {
+            Ok(rt) => Reply::One(Response::Mounted {
+                runtime: runtime_info(&rt),
+                token: rt.token.clone(),
+            }),
+            Err(e) => error(e),
+        }
+    }
+
+    fn find(&self, peer: &Peer, name: &str) -> Result<Arc<Runtime>, String> {
+        self.runtimes
+            .find(name, (peer.uid != 0).then_some(peer.uid))
+            .ok_or_else(|| format!("no runtime named '{name}'"))
+    }
+}
+
+/// Opens the client's repositories and builds the view of its env spec.
+fn load(
+    req: &MountRequest,
+) -> crate::repo::Result<(RepositorySet, Vec<crate::repo::Digest>, View)> {
+    let mut opened = Vec::with_capacity(req.repositories.len());
+    for loc in &req.repositories {
+        opened.push(FsRepository::open(&loc.root)?.with_tag_namespace(loc.tag_namespace.clone()));
+    }
+    if opened.is_empty() {
+        return Err(crate::repo::Error::Config {
+            source_name: "mount request".into(),
+            reason: "no repository given".into(),
+        });
+    }
+    let primary = opened.remove(0);
+    let repos = RepositorySet::new(primary, opened, TagAuthor("spfs-fuse-macos".into()));
+    let spec = EnvSpec::parse(&req.env_spec)?;
+    let stack = repos.resolve_stack(&spec)?;
+    let view = View::build(&repos.read_stack_manifests(&stack)?)?;
+    Ok((repos, stack.into_iter().map(|s| s.digest).collect(), view))
+}
+
+impl Handler for State {
+    fn handle(&self, peer: Peer, request: Request) -> Reply {
+        match request {
+            Request::Status => Reply::One(Response::Status(ServiceStatus {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                protocol: protocol::VERSION,
+                pid: std::process::id(),
+                mountpoint: self.mountpoint.display().to_string(),
+                runtimes: self
+                    .runtimes
+                    .list()
+                    .iter()
+                    .filter(|r| self.visible(&peer, r))
+                    .count(),
+                uptime_secs: self.started.elapsed().as_secs(),
+            })),
+            Request::Mount(req) => self.mount(peer, req),
+            Request::ListRuntimes => Reply::One(Response::Runtimes {
+                runtimes: self
+                    .runtimes
+                    .list()
+                    .iter()
+                    .filter(|r| self.visible(&peer, r))
+                    .map(|r| runtime_info(r))
+                    .collect(),
+            }),
+            Request::RuntimeInfo { name } => match self.find(&peer, &name) {
+                Ok(rt) => Reply::One(Response::Runtime {
+                    runtime: runtime_info(&rt),
+                }),
+                Err(message) => error(message),
+            },
+            Request::StopRuntime { name } => match self.find(&peer, &name) {
+                Ok(rt) => {
+                    let members = self.runtimes.members(rt.id);
+                    let mut signalled = Vec::new();
+                    for pid in members {
+                        // Only signal processes of the runtime's owner.
+                        if sys::process::proc_info(pid).is_some_and(|p| p.uid == rt.uid)
+                            && sys::process::signal(pid, libc::SIGTERM).is_ok()
+                        {
+                            signalled.push(pid);
+                        }
+                    }
+                    if signalled.is_empty() {
+                        self.runtimes.end(rt.id);
+                    }
+                    Reply::One(Response::Stopping {
+                        runtime: rt.name.clone(),
+                        signalled,
+                    })
+                }
+                Err(message) => error(message),
+            },
+            Request::Shutdown => Reply::ThenShutdown(Response::ShuttingDown),
+            Request::Subscribe => {
+                let changes = self.runtimes.subscribe();
+                let first = Response::Subscribed {
+                    runtimes: self
+                        .runtimes
+                        .list()
+                        .iter()
+                        .filter(|r| self.visible(&peer, r))
+                        .map(|r| runtime_info(r))
+                        .collect(),
+                };
+                let (tx, rx) = mpsc::channel();
+                std::thread::spawn(move || {
+                    for change in changes {
+                        let (rt, event) = match change {
+                            Change::Started(rt) => {
+                                let e = RuntimeEvent::Started {
+                                    runtime: runtime_info(&rt),
+                                };
+                                (rt, e)
+                            }
+                            Change::Ended(rt) => {
+                                let e = RuntimeEvent::Ended {
+                                    name: rt.name.clone(),
+                                    id: rt.id,
+                                };
+                                (rt, e)
+                            }
+                        };
+                        if peer.uid != 0 && rt.uid != peer.uid {
+                            continue;
+                        }
+                        if tx.send(Response::Event(event)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                Reply::Stream(first, rx)
+            }
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = self.shutdown.lock().expect("shutdown lock").send(());
+    }
+}
+
+/// Runs the service in the foreground until SIGTERM, SIGINT or a shutdown
+/// request; then unmounts (also with files open) and removes the socket.
+pub fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
+    let control = ControlSocket::bind(&opts.socket)?;
+    let socket_path = control.path().to_owned();
+    let runtimes = Arc::new(Runtimes::new());
+    let owner = sys::user::effective_ids();
+    let mounted = Mounted::mount(
+        SpfsFs::new(runtimes.clone(), owner),
+        &opts.mountpoint,
+        opts.threads,
+    )
+    .map_err(|source| {
+        ControlSocket::remove(&socket_path);
+        ServiceError::Mount {
+            path: opts.mountpoint.clone(),
+            source,
+        }
+    })?;
+
+    let (tx, rx) = mpsc::channel::<()>();
+    let stopping = Arc::new(AtomicBool::new(false));
+
+    // SIGTERM / SIGINT
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
+            .expect("signal handlers can be installed");
+    let signal_handle = signals.handle();
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                tracing::info!(signal = sig, "shutting down on signal");
+                let _ = tx.send(());
+            }
+        });
+    }
+    // runtimes whose processes are all gone
+    {
+        let runtimes = runtimes.clone();
+        let stopping = stopping.clone();
+        std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                runtimes.reap();
+                std::thread::sleep(REAP_INTERVAL);
+            }
+        });
+    }
+    let state = Arc::new(State {
+        runtimes: runtimes.clone(),
+        mountpoint: mounted.mountpoint().to_owned(),
+        started: Instant::now(),
+        shutdown: Mutex::new(tx),
+    });
+    std::thread::spawn(move || control.serve(state));
+    tracing::info!(
+        mountpoint = %opts.mountpoint.display(),
+        socket = %socket_path.display(),
+        pid = std::process::id(),
+        "service ready"
+    );
+
+    let _ = rx.recv();
+    stopping.store(true, Ordering::Relaxed);
+    signal_handle.close();
+    let path = mounted.mountpoint().to_owned();
+    let unmounted = mounted.unmount();
+    // Clients wait for the socket to go: remove it only once unmounted.
+    ControlSocket::remove(&socket_path);
+    unmounted.map_err(|source| ServiceError::Unmount { path, source })?;
+    tracing::info!(
+        at = ?SystemTime::now(),
+        runtimes = runtimes.list().len(),
+        "service stopped"
+    );
+    Ok(())
+}

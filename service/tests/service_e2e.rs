@@ -1,0 +1,485 @@
+//! End to end: the real `spfs-fuse-macos` binary serving real FUSE mounts.
+//! Each test runs its own service on its own mountpoint and socket, and a
+//! guard stops it (and removes any mount) even when the test fails.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_spfs-fuse-macos");
+
+/// Prints a tree as the fixture's TSV lines (path, kind, perm, size, sha256|target).
+const WALKER: &str = r#"
+import hashlib, os, stat, sys
+root = sys.argv[1]
+out = []
+for d, dirs, files in os.walk(root):
+    for name in dirs + files:
+        p = os.path.join(d, name)
+        rel = os.path.relpath(p, root)
+        st = os.lstat(p)
+        perm = format(stat.S_IMODE(st.st_mode), "o")
+        if stat.S_ISLNK(st.st_mode):
+            out.append(f"{rel}\tsymlink\t{perm}\t{st.st_size}\t{os.readlink(p)}")
+        elif stat.S_ISDIR(st.st_mode):
+            out.append(f"{rel}\tdir\t{perm}\t-\t-")
+        else:
+            with open(p, "rb") as f:
+                h = hashlib.sha256(f.read()).hexdigest()
+            out.append(f"{rel}\tfile\t{perm}\t{st.st_size}\t{h}")
+print("\n".join(sorted(out)))
+"#;
+
+/// A running service on a private mountpoint.
+struct Service {
+    child: Child,
+    dir: tempfile::TempDir,
+    mnt: PathBuf,
+    sock: PathBuf,
+    repo: PathBuf,
+}
+
+impl Service {
+    fn start(repo: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("spfs");
+        let sock = dir.path().join("run/control.sock");
+        let child = Command::new(BIN)
+            .args(["service", "--threads", "2"])
+            .env("SPFS_FUSE_MOUNTPOINT", &mnt)
+            .env("SPFS_FUSE_SOCKET", &sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut s = Self {
+            child,
+            mnt,
+            sock,
+            repo: fixtures().join(repo),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if s.cli(&["status"]).status.success() {
+                return s;
+            }
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("service exited: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s.stop();
+        panic!("service did not become ready");
+    }
+
+    /// A command for this service's clients, with a clean environment.
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", self.dir.path())
+            .env("SPFS_STORAGE_ROOT", &self.repo)
+            .env("SPFS_FUSE_MOUNTPOINT", &self.mnt)
+            .env("SPFS_FUSE_SOCKET", &self.sock);
+        c
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        self.command(BIN).args(args).output().unwrap()
+    }
+
+    /// `run SPEC -- CMD...`, its output.
+    fn run(&self, spec: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["run", spec, "--"];
+        args.extend_from_slice(cmd);
+        self.cli(&args)
+    }
+
+    fn walk(&self, spec: &str) -> Vec<String> {
+        let mnt = self.mnt.to_str().unwrap();
+        let o = self.run(spec, &["python3", "-c", WALKER, mnt]);
+        assert!(
+            o.status.success(),
+            "{spec}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn stop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if is_mounted(&self.mnt) {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn is_mounted(p: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(p.to_str().unwrap()))
+}
+
+fn text(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// A process killed when dropped.
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn every_recorded_ref_shows_the_recorded_view() {
+    for repo in REPOS {
+        let svc = Service::start(repo);
+        for (spec, tsv) in expected_views() {
+            let mut expected: Vec<String> = std::fs::read_to_string(&tsv)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            expected.sort();
+            assert_eq!(svc.walk(&spec), expected, "{repo} {spec}");
+        }
+    }
+}
+
+#[test]
+fn exit_status_env_and_bad_refs() {
+    let svc = Service::start("repo");
+    let o = svc.run("fixture/base", &["sh", "-c", "echo $SPFS_RUNTIME; exit 7"]);
+    assert_eq!(o.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("rt-"));
+    let named = svc.cli(&[
+        "run",
+        "--runtime-name",
+        "mine",
+        "-",
+        "--",
+        "sh",
+        "-c",
+        "echo $SPFS_RUNTIME",
+    ]);
+    assert_eq!(text(&named).trim(), "mine");
+
+    for (spec, needle) in [
+        ("fixture/nope", "unknown reference 'fixture/nope'"),
+        ("bad ref", "invalid environment spec"),
+    ] {
+        let marker = svc.dir.path().join("ran");
+        let o = svc.run(spec, &["touch", marker.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{spec}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(needle),
+            "{spec}"
+        );
+        assert!(!marker.exists(), "the command ran for {spec}");
+    }
+    // nothing was left behind by the failures
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(text(&svc.cli(&["runtime", "ls"])).trim(), "no runtimes");
+}
+
+#[test]
+fn two_runtimes_only_ever_see_their_own_content() {
+    let svc = Service::start("repo");
+    // base has bin/other and hello.txt "hello from base"; top masks
+    // bin/other and changes hello.txt
+    let script = r#"
+import os, sys
+mnt, want, other_exists = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+bad = 0
+for i in range(300):
+    with open(os.path.join(mnt, "hello.txt")) as f:
+        if f.read().strip() != want: bad += 1
+    if os.path.exists(os.path.join(mnt, "bin/other")) != other_exists: bad += 1
+    if os.stat(os.path.join(mnt, "hello.txt")).st_size != len(want) + 1: bad += 1
+print(bad)
+"#;
+    let mnt = svc.mnt.to_str().unwrap().to_owned();
+    let spawn = |spec: &str, want: &str, other: &str| {
+        svc.command(BIN)
+            .args([
+                "run", spec, "--", "python3", "-c", script, &mnt, want, other,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn("fixture/base", "hello from base", "1");
+    let b = spawn("fixture/base+fixture/top", "hello from top, changed", "0");
+    for child in [a, b] {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success());
+        assert_eq!(
+            String::from_utf8(o.stdout).unwrap().trim(),
+            "0",
+            "mismatches"
+        );
+    }
+    // this test process is in no runtime: an empty /spfs
+    assert_eq!(std::fs::read_dir(&svc.mnt).unwrap().count(), 0);
+}
+
+#[test]
+fn a_double_forked_daemon_keeps_its_view() {
+    let svc = Service::start("repo");
+    let out = svc.dir.path().join("daemon.out");
+    // The root exits at once; the daemon's parent (a subshell) too; the
+    // daemon reads /spfs only afterwards.
+    let script = format!(
+        "( ( sleep 0.5; cat {mnt}/hello.txt > {out} ) & ) ; exit 0",
+        mnt = svc.mnt.display(),
+        out = out.display()
+    );
+    let o = svc.run("fixture/base", &["sh", "-c", &script]);
+    assert!(o.status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !out.exists() || std::fs::read_to_string(&out).unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the daemon wrote nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().trim(),
+        "hello from base"
+    );
+}
+
+#[test]
+fn a_reused_pid_does_not_get_a_dead_member_view() {
+    let svc = Service::start("repo");
+    // root waits on stdin; a member touches /spfs, prints its pid, sleeps
+    let mut root = Kill(
+        svc.command(BIN)
+            .args(["run", "fixture/base", "--", "sh", "-c"])
+            .arg(format!(
+                "sh -c 'ls {} > /dev/null; echo $$; exec sleep 30' & wait; read x",
+                svc.mnt.display()
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(root.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let member: u32 = line.trim().parse().unwrap();
+    unsafe { libc::kill(member as i32, libc::SIGKILL) };
+    // the root shell's `wait` reaps it, freeing the pid
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{member}")).exists() {
+        assert!(Instant::now() < deadline, "member {member} was not reaped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut reused = None;
+    for _ in 0..300 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (member - 1).to_string()).unwrap();
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ls -A {} | wc -l", svc.mnt.display()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if child.id() == member {
+            reused = Some(child);
+            break;
+        }
+        let _ = child.wait_with_output();
+    }
+    let o = reused
+        .expect("could not reuse the pid")
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap().trim(),
+        "0",
+        "saw the dead member's view"
+    );
+    root.0.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+}
+
+#[test]
+fn other_users_see_nothing_and_cannot_use_the_socket() {
+    let svc = Service::start("repo");
+    const OTHER: u32 = 48213; // an unused uid, made up for the test
+                              // another user cannot connect to the control socket
+    let o = svc
+        .command(BIN)
+        .arg("status")
+        .uid(OTHER)
+        .gid(OTHER)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ermission denied"), "{err}");
+    // a process of another user inside root's runtime sees an empty /spfs
+    let mnt = svc.mnt.to_str().unwrap();
+    let o = svc.run(
+        "fixture/base",
+        &["python3", "-c", &format!("import os; os.setgid({OTHER}); os.setuid({OTHER}); print(len(os.listdir('{mnt}')))")],
+    );
+    assert_eq!(text(&o).trim(), "0");
+    // while root's processes in the same runtime see it
+    let o = svc.run("fixture/base", &["sh", "-c", &format!("ls {mnt} | wc -l")]);
+    assert_eq!(text(&o).trim(), "11");
+}
+
+#[test]
+fn malformed_and_oversized_frames_leave_the_service_running() {
+    let svc = Service::start("repo");
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    for bad in [
+        "not json\n",
+        "{\"version\":1,\"request\":\"explode\"}\n",
+        "{\"version\":99,\"request\":\"status\"}\n",
+        "{\"version\":1,\"request\":\"mount\",\"root_pid\":\"x\"}\n",
+    ] {
+        s.write_all(bad.as_bytes()).unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.contains("\"response\":\"error\""), "{bad}: {line}");
+    }
+    // a good request on the same connection still works
+    s.write_all(b"{\"version\":1,\"request\":\"status\"}\n")
+        .unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("\"response\":\"status\""), "{line}");
+    // an oversized frame: an error, then the connection closes
+    let mut big = UnixStream::connect(&svc.sock).unwrap();
+    big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = big.write_all(&vec![b'x'; 600 * 1024]);
+    let mut reply = String::new();
+    let _ = big.read_to_string(&mut reply);
+    assert!(reply.contains("longer than"), "{reply}");
+    assert!(text(&svc.cli(&["status"])).contains("service running"));
+}
+
+#[test]
+fn runtime_commands_and_stop() {
+    let svc = Service::start("repo");
+    let mut holder = Kill(
+        svc.command(BIN)
+            .args([
+                "run",
+                "--runtime-name",
+                "held",
+                "fixture/platform",
+                "--",
+                "sleep",
+                "30",
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !text(&svc.cli(&["runtime", "ls"])).contains("held") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ls = text(&svc.cli(&["runtime", "ls"]));
+    assert!(ls.contains("fixture/platform"), "{ls}");
+    let json = text(&svc.cli(&["runtime", "ls", "--json"]));
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed[0]["name"], "held");
+    assert_eq!(parsed[0]["stack"].as_array().unwrap().len(), 2);
+    let info = text(&svc.cli(&["runtime", "info", "held"]));
+    assert!(
+        info.contains("runtime held") && info.contains("stack (top first)"),
+        "{info}"
+    );
+    assert!(text(&svc.cli(&["status"])).contains("1 runtime(s)"));
+
+    let rm = text(&svc.cli(&["runtime", "rm", "held"]));
+    assert!(rm.contains("stopping held"), "{rm}");
+    let status = holder.0.wait().unwrap();
+    assert_eq!(status.signal_or_none(), Some(libc::SIGTERM));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !text(&svc.cli(&["runtime", "ls"])).contains("no runtimes") {
+        assert!(Instant::now() < deadline, "the runtime did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = svc.cli(&["runtime", "info", "held"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no runtime named 'held'"));
+}
+
+#[test]
+fn shutdown_with_a_file_open_leaves_no_mount() {
+    let mut svc = Service::start("repo");
+    let mut holder = Kill(
+        svc.command(BIN)
+            .args(["run", "fixture/base", "--", "sh", "-c"])
+            .arg(format!(
+                "exec 3< {}/lib/big.bin; echo open; sleep 30",
+                svc.mnt.display()
+            ))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(holder.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "open");
+    let o = svc.cli(&["shutdown"]);
+    assert!(text(&o).contains("stopped"));
+    assert!(!is_mounted(&svc.mnt), "mount left behind");
+    let status = svc.child.wait().unwrap();
+    assert!(status.success(), "service exit: {status}");
+    assert!(!svc.sock.exists());
+}
+
+trait SignalOrNone {
+    fn signal_or_none(&self) -> Option<i32>;
+}
+impl SignalOrNone for std::process::ExitStatus {
+    fn signal_or_none(&self) -> Option<i32> {
+        std::os::unix::process::ExitStatusExt::signal(self)
+    }
+}

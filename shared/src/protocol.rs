@@ -1,0 +1,262 @@
+//! The control protocol between the service and its clients (the CLI and
+//! the menu bar): one JSON object per line over a per-user Unix socket.
+//!
+//! Every request carries the protocol `version`; a service answers a
+//! version it does not speak, an unknown request or malformed JSON with an
+//! `error` response and keeps the connection. A line longer than
+//! [`MAX_FRAME`] bytes is answered with an error and the connection is
+//! closed (the stream cannot be resynchronised).
+
+use std::io::{self, BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+/// Longest accepted line, in bytes, newline included.
+pub const MAX_FRAME: usize = 256 * 1024;
+
+/// A request and the protocol version it was written for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestFrame {
+    pub version: u32,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// What a client can ask.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+// Unknown top-level fields are ignored (newer clients may add some);
+// unknown fields inside a request's own body are refused.
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// The service's own state.
+    Status,
+    /// Start a runtime rooted at a process of the requesting user.
+    Mount(MountRequest),
+    /// The requesting user's runtimes (all runtimes for root).
+    ListRuntimes,
+    /// One runtime by name.
+    RuntimeInfo { name: String },
+    /// Send SIGTERM to a runtime's processes; it ends when they are gone.
+    StopRuntime { name: String },
+    /// Unmount and exit.
+    Shutdown,
+    /// The current runtimes, then an `event` line for every change.
+    Subscribe,
+}
+
+/// Where a repository is, as the client's spfs configuration says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryLocation {
+    pub root: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_namespace: Option<String>,
+}
+
+/// A runtime to start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountRequest {
+    /// The process whose tree becomes the runtime (usually the client itself).
+    pub root_pid: u32,
+    pub env_spec: String,
+    #[serde(default)]
+    pub editable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_name: Option<String>,
+    /// The primary repository first, then read-only secondaries.
+    pub repositories: Vec<RepositoryLocation>,
+}
+
+/// What the service answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    Status(ServiceStatus),
+    Mounted {
+        runtime: RuntimeInfo,
+        token: String,
+    },
+    Runtimes {
+        runtimes: Vec<RuntimeInfo>,
+    },
+    Runtime {
+        runtime: RuntimeInfo,
+    },
+    Stopping {
+        runtime: String,
+        signalled: Vec<u32>,
+    },
+    ShuttingDown,
+    Subscribed {
+        runtimes: Vec<RuntimeInfo>,
+    },
+    Event(RuntimeEvent),
+    Error {
+        message: String,
+    },
+}
+
+/// The service's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// The service's release (`CARGO_PKG_VERSION`).
+    pub version: String,
+    pub protocol: u32,
+    pub pid: u32,
+    pub mountpoint: String,
+    pub runtimes: usize,
+    pub uptime_secs: u64,
+}
+
+/// One runtime, as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    pub name: String,
+    pub id: u64,
+    pub uid: u32,
+    pub root_pid: u32,
+    pub env_spec: String,
+    /// Layer digests, bottom-up.
+    pub stack: Vec<String>,
+    pub editable: bool,
+    /// Seconds since the Unix epoch.
+    pub created_unix: u64,
+    /// Entries in the merged view.
+    pub entries: u64,
+    /// Bytes and files in the runtime's scratch (0 for read-only runtimes).
+    pub scratch_bytes: u64,
+    pub scratch_files: u64,
+}
+
+/// A change pushed to subscribers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RuntimeEvent {
+    Started { runtime: RuntimeInfo },
+    Ended { name: String, id: u64 },
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("message longer than {MAX_FRAME} bytes")]
+    TooLong,
+    #[error("message is not UTF-8")]
+    NotUtf8,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Reads one line (without its newline); `Ok(None)` at end of stream.
+pub fn read_frame(r: &mut impl BufRead) -> Result<Option<String>, FrameError> {
+    let mut buf = Vec::new();
+    let n = io::Read::take(&mut *r, MAX_FRAME as u64).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') {
+        if n >= MAX_FRAME {
+            return Err(FrameError::TooLong);
+        }
+        // end of stream without a newline: take what came
+    } else {
+        buf.pop();
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| FrameError::NotUtf8)
+}
+
+/// Writes one message as a line.
+pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
+    let mut line = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line)?;
+    w.flush()
+}
+
+/// Parses a request line, checking the version.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: Option<u32>,
+    }
+    let v: VersionOnly =
+        serde_json::from_str(line).map_err(|e| format!("malformed request: {e}"))?;
+    match v.version {
+        Some(VERSION) => {}
+        Some(other) => {
+            return Err(format!(
+                "protocol version {other} is not supported; this service speaks version {VERSION}"
+            ))
+        }
+        None => return Err("malformed request: missing 'version'".to_owned()),
+    }
+    serde_json::from_str::<RequestFrame>(line)
+        .map(|f| f.request)
+        .map_err(|e| format!("malformed request: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        for request in [
+            Request::Status,
+            Request::Mount(MountRequest {
+                root_pid: 42,
+                env_spec: "a/b+c/d".into(),
+                editable: false,
+                runtime_name: Some("x".into()),
+                repositories: vec![RepositoryLocation {
+                    root: "/r".into(),
+                    tag_namespace: None,
+                }],
+            }),
+            Request::StopRuntime { name: "x".into() },
+            Request::Subscribe,
+        ] {
+            let mut buf = Vec::new();
+            write_frame(
+                &mut buf,
+                &RequestFrame {
+                    version: VERSION,
+                    request: request.clone(),
+                },
+            )
+            .unwrap();
+            let line = read_frame(&mut buf.as_slice()).unwrap().unwrap();
+            assert_eq!(parse_request(&line).unwrap(), request);
+        }
+    }
+
+    #[test]
+    fn bad_frames() {
+        for (line, needle) in [
+            ("{", "malformed request"),
+            ("{\"version\":1}", "malformed request"),
+            ("{\"version\":1,\"request\":\"fly\"}", "unknown variant"),
+            ("{\"version\":9,\"request\":\"status\"}", "version 9 is not supported"),
+            ("{\"request\":\"status\"}", "missing 'version'"),
+            (
+                "{\"version\":1,\"request\":\"mount\",\"root_pid\":1,\"env_spec\":\"-\",\"repositories\":[],\"colour\":1}",
+                "unknown field",
+            ),
+            ("[1,2]", "malformed"),
+        ] {
+            let err = parse_request(line).unwrap_err();
+            assert!(err.contains(needle), "{line}: {err}");
+        }
+        let long = vec![b'x'; MAX_FRAME + 10];
+        assert!(matches!(
+            read_frame(&mut long.as_slice()),
+            Err(FrameError::TooLong)
+        ));
+        assert!(read_frame(&mut &b""[..]).unwrap().is_none());
+    }
+}
