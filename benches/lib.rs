@@ -77,6 +77,71 @@ pub fn generated_stack() -> Vec<Manifest> {
     vec![base, update, top]
 }
 
+/// Median wall time of `f` over `n` runs.
+pub fn median(n: usize, mut f: impl FnMut()) -> std::time::Duration {
+    let mut t: Vec<std::time::Duration> = (0..n)
+        .map(|_| {
+            let s = std::time::Instant::now();
+            f();
+            s.elapsed()
+        })
+        .collect();
+    t.sort();
+    t[n / 2]
+}
+
+/// True when run by `cargo bench` (not `cargo test --benches`, which runs
+/// each bench once as a smoke test).
+pub fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Mounts the service's filesystem at `mnt` with one read-only runtime
+/// whose root is this process, showing the stack of `layers` from `set`.
+/// Returns the mount guard (unmounts on drop) and the runtime.
+pub fn mount_runtime(
+    set: std::sync::Arc<spfs_fuse_macos::repo::RepositorySet>,
+    layers: Vec<Digest>,
+    mnt: &std::path::Path,
+) -> (
+    spfs_fuse_macos::mount::Mounted,
+    std::sync::Arc<spfs_fuse_macos::runtimes::Runtime>,
+) {
+    use spfs_fuse_macos::runtimes::{NewRuntime, Runtimes};
+    let spec = layers
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("+");
+    let stack = set
+        .resolve_stack(&spfs_fuse_macos::repo::EnvSpec::parse(&spec).unwrap())
+        .unwrap();
+    let view =
+        spfs_fuse_macos::repo::View::build(&set.read_stack_manifests(&stack).unwrap()).unwrap();
+    let runtimes = std::sync::Arc::new(Runtimes::including_own_process());
+    let mounted = spfs_fuse_macos::mount::Mounted::mount(
+        spfs_fuse_macos::fs::SpfsFs::new(runtimes.clone(), (0, 0)),
+        mnt,
+        2,
+    )
+    .unwrap();
+    let (uid, gid) = spfs_fuse_macos::sys::user::effective_ids();
+    let rt = runtimes
+        .start(NewRuntime {
+            name: "bench".into(),
+            uid,
+            gid,
+            root_pid: std::process::id(),
+            spec,
+            stack: stack.into_iter().map(|s| s.digest).collect(),
+            view,
+            repos: set,
+            editable: false,
+        })
+        .unwrap();
+    (mounted, rt)
+}
+
 #[cfg(test)]
 mod tests {
     use spfs_fuse_macos::repo::View;

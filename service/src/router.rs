@@ -46,6 +46,10 @@ struct Root {
 /// Maps callers to runtimes.
 #[derive(Debug, Default)]
 pub struct Router {
+    /// This process, which is never placed in a runtime (the service may
+    /// have been started from inside one). `None` when embedded in a
+    /// process that itself belongs to a runtime (benchmarks).
+    exclude: Option<u32>,
     /// Each runtime's root process, by pid (valid while its watch is alive).
     roots: RwLock<HashMap<u32, Root>>,
     tokens: RwLock<HashMap<String, RuntimeId>>,
@@ -63,8 +67,16 @@ pub enum RegisterError {
 }
 
 impl Router {
-    /// An empty router.
+    /// An empty router that never places this process in a runtime.
     pub fn new() -> Self {
+        Self {
+            exclude: Some(std::process::id()),
+            ..Self::default()
+        }
+    }
+
+    /// An empty router under which this process can be a runtime root too.
+    pub fn including_own_process() -> Self {
         Self::default()
     }
 
@@ -136,7 +148,7 @@ impl Router {
         let tgid = process::thread_group(tid)?;
         // The service may have been started from inside a runtime; it is
         // never a member of one.
-        if tgid == std::process::id() {
+        if Some(tgid) == self.exclude {
             return None;
         }
         let mut visited: Vec<(ProcInfo, Arc<ProcessWatch>)> = Vec::new();
@@ -238,10 +250,11 @@ impl Router {
     /// them known members of runtime `id`. Returns true if any was found.
     /// A scan of every process: only done when a runtime is about to end.
     pub fn adopt_by_token(&self, id: RuntimeId, token: &str) -> bool {
-        let me = std::process::id();
         let mut found = false;
         for pid in process::all_pids() {
-            if pid == me || process::environ_var(pid, TOKEN_ENV).as_deref() != Some(token) {
+            if Some(pid) == self.exclude
+                || process::environ_var(pid, TOKEN_ENV).as_deref() != Some(token)
+            {
                 continue;
             }
             if let Some((watch, _)) = ProcessWatch::open(pid) {

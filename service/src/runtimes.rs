@@ -105,9 +105,20 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Runtimes {
-    /// No runtimes yet.
+    /// No runtimes yet; this process is never placed in one.
     pub fn new() -> Self {
+        Self::with_router(Router::new())
+    }
+
+    /// No runtimes yet; this process may be a runtime root (benchmarks
+    /// that read through a mount they serve themselves).
+    pub fn including_own_process() -> Self {
+        Self::with_router(Router::including_own_process())
+    }
+
+    fn with_router(router: Router) -> Self {
         Self {
+            router,
             next_id: AtomicU64::new(1),
             next_slot: AtomicU32::new(1),
             ..Default::default()

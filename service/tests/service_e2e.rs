@@ -451,11 +451,23 @@ fn runtime_commands_and_stop() {
 #[test]
 fn shutdown_with_a_file_open_leaves_no_mount() {
     let mut svc = Service::start("repo");
+    let _holder = hold_open(&svc, "lib/big.bin");
+    let o = svc.cli(&["shutdown"]);
+    assert!(text(&o).contains("stopped"));
+    assert!(!is_mounted(&svc.mnt), "mount left behind");
+    let status = svc.child.wait().unwrap();
+    assert!(status.success(), "service exit: {status}");
+    assert!(!svc.sock.exists());
+}
+
+/// A process in a runtime on `fixture/base` holding `rel` open (killed on
+/// drop); returns once the file is open.
+fn hold_open(svc: &Service, rel: &str) -> Kill {
     let mut holder = Kill(
         svc.command(BIN)
             .args(["run", "fixture/base", "--", "sh", "-c"])
             .arg(format!(
-                "exec 3< {}/lib/big.bin; echo open; sleep 30",
+                "exec 3< {}/{rel}; echo open; sleep 30",
                 svc.mnt.display()
             ))
             .stdout(Stdio::piped())
@@ -467,12 +479,7 @@ fn shutdown_with_a_file_open_leaves_no_mount() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "open");
-    let o = svc.cli(&["shutdown"]);
-    assert!(text(&o).contains("stopped"));
-    assert!(!is_mounted(&svc.mnt), "mount left behind");
-    let status = svc.child.wait().unwrap();
-    assert!(status.success(), "service exit: {status}");
-    assert!(!svc.sock.exists());
+    holder
 }
 
 trait SignalOrNone {
@@ -482,4 +489,52 @@ impl SignalOrNone for std::process::ExitStatus {
     fn signal_or_none(&self) -> Option<i32> {
         std::os::unix::process::ExitStatusExt::signal(self)
     }
+}
+
+#[test]
+fn subscribers_see_runtimes_start_and_end() {
+    let svc = Service::start("repo");
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    s.write_all(b"{\"version\":1,\"request\":\"subscribe\"}\n")
+        .unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("\"response\":\"subscribed\"") && line.contains("\"runtimes\":[]"),
+        "{line}"
+    );
+    let o = svc.cli(&[
+        "run",
+        "--runtime-name",
+        "watched",
+        "fixture/top",
+        "--",
+        "true",
+    ]);
+    assert!(o.status.success());
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["response"], "event", "{line}");
+        events.push(v);
+    }
+    assert_eq!(events[0]["event"], "started");
+    assert_eq!(events[0]["runtime"]["name"], "watched");
+    assert_eq!(events[1]["event"], "ended");
+    assert_eq!(events[1]["name"], "watched");
+}
+
+#[test]
+fn sigterm_with_a_file_open_unmounts_cleanly() {
+    let mut svc = Service::start("repo");
+    let _holder = hold_open(&svc, "hello.txt");
+    unsafe { libc::kill(svc.child.id() as i32, libc::SIGTERM) };
+    let status = svc.child.wait().unwrap();
+    assert!(status.success(), "service exit: {status}");
+    assert!(!is_mounted(&svc.mnt), "mount left behind");
+    assert!(!svc.sock.exists(), "socket left behind");
 }

@@ -261,7 +261,9 @@ impl Filesystem for SpfsFs {
         if n.kind() != NodeKind::Symlink {
             return reply.error(Errno::EINVAL);
         }
-        let payload = n.payload().expect("symlinks have payloads");
+        let Some(payload) = n.payload() else {
+            return reply.error(Errno::EIO);
+        };
         match view.repos.payload_path(&payload) {
             Ok(p) => match std::fs::read(&p) {
                 Ok(target) => reply.data(&target),
@@ -286,20 +288,20 @@ impl Filesystem for SpfsFs {
         if flags.0 & libc::O_ACCMODE != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0 {
             return reply.error(Errno::EROFS);
         }
-        let payload = n.payload().expect("files have payloads");
-        let path = match view.repos.payload_path(&payload) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "open");
-                return reply.error(errno(&e));
-            }
+        let Some(payload) = n.payload() else {
+            return reply.error(Errno::EIO);
         };
-        match std::fs::File::open(&path) {
+        // Payloads never change: pages stay cached across opens, and there
+        // is nothing to do on close(2) (no FLUSH round trip).
+        match view.repos.open_payload(&payload) {
             Ok(f) => reply.opened(
                 FileHandle(sys::fd::into_handle(f)),
-                FopenFlags::FOPEN_KEEP_CACHE,
+                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
             ),
-            Err(e) => reply.error(Errno::from(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "open");
+                reply.error(errno(&e))
+            }
         }
     }
 

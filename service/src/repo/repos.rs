@@ -133,6 +133,23 @@ impl RepositorySet {
             })
     }
 
+    /// Opens payload `d` from the first repository that has it (one open
+    /// per repository tried, no separate existence check).
+    pub fn open_payload(&self, d: &Digest) -> Result<std::fs::File> {
+        for r in &self.repos {
+            let path = r.payload_path(d);
+            match std::fs::File::open(&path) {
+                Ok(f) => return Ok(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("open payload", &path)(e)),
+            }
+        }
+        Err(Error::MissingPayload {
+            digest: *d,
+            searched: self.searched(),
+        })
+    }
+
     /// The one object whose digest starts with `prefix`, in any repository.
     pub fn resolve_partial(&self, prefix: &PartialDigest) -> Result<Digest> {
         let mut found: Vec<Digest> = Vec::new();
