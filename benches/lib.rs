@@ -136,7 +136,7 @@ pub fn mount_runtime(
             stack: stack.into_iter().map(|s| s.digest).collect(),
             view,
             repos: set,
-            editable: false,
+            scratch: None,
         })
         .unwrap();
     (mounted, rt)

@@ -33,6 +33,9 @@ impl Mounted {
             MountOption::Subtype("spfs".into()),
             MountOption::NoDev,
             MountOption::NoSuid,
+            // The kernel checks permissions against the attributes each
+            // runtime's inodes carry (editable runtimes rely on it).
+            MountOption::DefaultPermissions,
         ];
         // Other users reach the mount, and see an empty /spfs: runtimes are
         // only shown to their own user.

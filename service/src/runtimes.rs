@@ -12,16 +12,21 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use crate::overlay::Overlay;
 use crate::repo::{Digest, RepositorySet, View};
 use crate::router::{RegisterError, Router, RuntimeId};
+use crate::scratch::Scratch;
 
 /// What one runtime shows, at one slot.
 #[derive(Debug)]
 pub struct RuntimeView {
     /// High 32 bits of every inode number of this view.
     pub slot: u32,
-    pub view: View,
+    /// The merged layers (the lower view, when editable).
+    pub view: Arc<View>,
     pub repos: Arc<RepositorySet>,
+    /// Editable runtimes: the layers under the scratch directory.
+    pub overlay: Option<Overlay>,
     /// Owner of every file shown.
     pub uid: u32,
     pub gid: u32,
@@ -38,9 +43,13 @@ pub struct Runtime {
     pub root_pid: u32,
     /// The env spec as the user gave it.
     pub spec: String,
-    /// Layers (or manifests) of the stack, bottom-up.
-    pub stack: Vec<Digest>,
+    /// Layers (or manifests) of the stack, bottom-up; a commit adds one.
+    stack: RwLock<Vec<Digest>>,
     pub editable: bool,
+    /// The edits of an editable runtime.
+    pub scratch: Option<Arc<Scratch>>,
+    /// Held while the edits are committed or reset.
+    pub editing: std::sync::Mutex<()>,
     pub created: SystemTime,
     /// Exported to the runtime's processes (see `router::TOKEN_ENV`).
     pub token: String,
@@ -50,7 +59,12 @@ pub struct Runtime {
 impl Runtime {
     /// The view the runtime shows now.
     pub fn view(&self) -> Arc<RuntimeView> {
-        self.view.read().expect("runtime lock").clone()
+        self.view.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Layers (or manifests) of the stack, bottom-up.
+    pub fn stack(&self) -> Vec<Digest> {
+        self.stack.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -64,7 +78,8 @@ pub struct NewRuntime {
     pub stack: Vec<Digest>,
     pub view: View,
     pub repos: Arc<RepositorySet>,
-    pub editable: bool,
+    /// Editable runtimes: where the edits go.
+    pub scratch: Option<Arc<Scratch>>,
 }
 
 /// Why a runtime could not be started.
@@ -141,15 +156,23 @@ impl Runtimes {
         let token = format!("{}-{id}", uuid::Uuid::new_v4().simple());
         self.router.register_root(new.root_pid, id, &token)?;
         let created = SystemTime::now();
-        let view = self.new_view(new.view, new.repos, new.uid, new.gid, created);
+        let view = self.new_view(
+            Arc::new(new.view),
+            new.repos,
+            new.scratch.clone(),
+            (new.uid, new.gid),
+            created,
+        );
         let runtime = Arc::new(Runtime {
             id,
             name: new.name,
             uid: new.uid,
             root_pid: new.root_pid,
             spec: new.spec,
-            stack: new.stack,
-            editable: new.editable,
+            stack: RwLock::new(new.stack),
+            editable: new.scratch.is_some(),
+            scratch: new.scratch,
+            editing: std::sync::Mutex::new(()),
             created,
             token,
             view: RwLock::new(view),
@@ -163,17 +186,20 @@ impl Runtimes {
 
     fn new_view(
         &self,
-        view: View,
+        view: Arc<View>,
         repos: Arc<RepositorySet>,
-        uid: u32,
-        gid: u32,
+        scratch: Option<Arc<Scratch>>,
+        (uid, gid): (u32, u32),
         time: SystemTime,
     ) -> Arc<RuntimeView> {
         let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let overlay =
+            scratch.map(|s| Overlay::new(view.clone(), repos.clone(), s, slot, (uid, gid), time));
         let rv = Arc::new(RuntimeView {
             slot,
             view,
             repos,
+            overlay,
             uid,
             gid,
             time,
@@ -237,6 +263,28 @@ impl Runtimes {
         v
     }
 
+    /// Moves runtime `rt` to a new view (after a commit or a reset): a new
+    /// inode slot, so nothing the kernel cached of the old view is reused.
+    /// `stack`, if given, replaces the runtime's stack.
+    pub fn replace_view(&self, rt: &Runtime, view: Arc<View>, stack: Option<Vec<Digest>>) {
+        let old = rt.view();
+        let new = self.new_view(
+            view,
+            old.repos.clone(),
+            rt.scratch.clone(),
+            (old.uid, old.gid),
+            old.time,
+        );
+        *rt.view.write().unwrap_or_else(|p| p.into_inner()) = new;
+        if let Some(stack) = stack {
+            *rt.stack.write().unwrap_or_else(|p| p.into_inner()) = stack;
+        }
+        self.slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&old.slot);
+    }
+
     /// Ends runtime `id`: its view goes, and its processes see an empty /spfs.
     pub fn end(&self, id: RuntimeId) -> bool {
         let Some(rt) = self.by_id.write().expect("runtimes lock").remove(&id) else {
@@ -245,6 +293,12 @@ impl Runtimes {
         self.router.unregister(id);
         let slot = rt.view().slot;
         self.slots.write().expect("runtimes lock").remove(&slot);
+        if let Some(scratch) = &rt.scratch {
+            // As upstream's runtimes: edits not committed end with them.
+            if let Err(e) = scratch.remove() {
+                tracing::warn!(runtime = %rt.name, error = %e, path = %scratch.root().display(), "could not remove the scratch directory");
+            }
+        }
         tracing::info!(runtime = %rt.name, id, "runtime ended");
         self.notify(Change::Ended(rt));
         true

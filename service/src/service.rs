@@ -7,15 +7,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spfs_shared::protocol::{
-    self, MountRequest, Request, Response, RuntimeEvent, RuntimeInfo, ServiceStatus,
+    self, CommitKind, CommitRequest, MountRequest, Request, Response, RuntimeEvent, RuntimeInfo,
+    ServiceStatus,
 };
 
 use crate::control::{ControlSocket, Handler, Reply};
 use crate::fs::SpfsFs;
 use crate::mount::Mounted;
-use crate::repo::tags::TagAuthor;
+use crate::repo::commit;
+use crate::repo::tags::{TagAuthor, TagSpec};
 use crate::repo::{EnvSpec, FsRepository, RepositorySet, View};
 use crate::runtimes::{Change, NewRuntime, Runtime, Runtimes};
+use crate::scratch::Scratch;
 use crate::sys;
 use crate::sys::peer::Peer;
 
@@ -29,6 +32,8 @@ pub struct ServiceOptions {
     pub socket: PathBuf,
     /// FUSE request threads (Linux; macOS uses one).
     pub threads: usize,
+    /// Where editable runtimes keep their scratch directories.
+    pub scratch_root: PathBuf,
 }
 
 /// Why the service could not run.
@@ -55,17 +60,19 @@ struct State {
     mountpoint: PathBuf,
     started: Instant,
     shutdown: Mutex<Sender<()>>,
+    scratch_root: PathBuf,
 }
 
 /// Converts a runtime for the protocol.
 pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
+    let usage = rt.scratch.as_ref().map(|s| s.usage()).unwrap_or_default();
     RuntimeInfo {
         name: rt.name.clone(),
         id: rt.id,
         uid: rt.uid,
         root_pid: rt.root_pid,
         env_spec: rt.spec.clone(),
-        stack: rt.stack.iter().map(|d| d.to_string()).collect(),
+        stack: rt.stack().iter().map(|d| d.to_string()).collect(),
         editable: rt.editable,
         created_unix: rt
             .created
@@ -73,8 +80,8 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
             .map(|d| d.as_secs())
             .unwrap_or(0),
         entries: rt.view().view.len() as u64 - 1,
-        scratch_bytes: 0,
-        scratch_files: 0,
+        scratch_bytes: usage.bytes,
+        scratch_files: usage.files,
     }
 }
 
@@ -99,11 +106,6 @@ impl State {
                 req.root_pid
             ));
         }
-        if req.editable {
-            return error(
-                "editable runtimes (--edit) are not available yet; start a read-only runtime",
-            );
-        }
         let name = req
             .runtime_name
             .clone()
@@ -111,6 +113,23 @@ impl State {
         let (repos, stack, view) = match load(&req) {
             Ok(x) => x,
             Err(e) => return error(e),
+        };
+        let scratch = if req.editable {
+            let dir = self.scratch_root.join(format!(
+                "{name}-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ));
+            match Scratch::open(&dir) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    return error(format!(
+                        "cannot create the scratch directory {}: {e}",
+                        dir.display()
+                    ))
+                }
+            }
+        } else {
+            None
         };
         let started = self.runtimes.start(NewRuntime {
             name,
@@ -121,15 +140,122 @@ impl State {
             stack,
             view,
             repos: Arc::new(repos),
-            editable: false,
+            scratch: scratch.clone(),
         });
         match started {
             Ok(rt) => Reply::One(Response::Mounted {
                 runtime: runtime_info(&rt),
                 token: rt.token.clone(),
             }),
-            Err(e) => error(e),
+            Err(e) => {
+                if let Some(s) = scratch {
+                    let _ = s.remove();
+                }
+                error(e)
+            }
         }
+    }
+
+    fn editable(&self, peer: &Peer, name: &str) -> Result<(Arc<Runtime>, Arc<Scratch>), String> {
+        let rt = self.find(peer, name)?;
+        let scratch = rt.scratch.clone().ok_or_else(|| {
+            format!("runtime '{name}' is read-only; only runtimes started with --edit have edits")
+        })?;
+        Ok((rt, scratch))
+    }
+
+    fn commit(&self, peer: Peer, req: CommitRequest) -> Reply {
+        let (rt, scratch) = match self.editable(&peer, &req.name) {
+            Ok(x) => x,
+            Err(e) => return error(e),
+        };
+        let tags = match req
+            .tags
+            .iter()
+            .map(|t| TagSpec::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(t) => t,
+            Err(e) => return error(e),
+        };
+        // One commit or reset of a runtime at a time.
+        let _busy = rt.editing.lock().unwrap_or_else(|p| p.into_inner());
+        let current = rt.view();
+        let repos = current.repos.clone();
+        let run =
+            || -> crate::repo::Result<(crate::repo::Digest, Vec<crate::repo::Digest>, View)> {
+                let repo = repos.primary();
+                let layer = commit::commit_scratch(repo, scratch.upper(), &current.view)?.layer;
+                let mut stack = rt.stack();
+                stack.push(layer);
+                let digest = match req.kind {
+                    CommitKind::Layer => layer,
+                    CommitKind::Platform => commit::commit_platform(repo, stack.clone())?,
+                };
+                for t in &tags {
+                    repo.push_tag(t, digest, repos.author())?;
+                }
+                let spec = stack
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("+");
+                let items = repos.resolve_stack(&EnvSpec::parse(&spec)?)?;
+                let view = View::build(&repos.read_stack_manifests(&items)?)?;
+                Ok((digest, stack, view))
+            };
+        let (digest, stack, view) = match run() {
+            Ok(x) => x,
+            Err(e) => return error(format!("commit of runtime '{}' failed: {e}", rt.name)),
+        };
+        // The new stack shows the edits already; then the scratch empties.
+        self.runtimes.replace_view(&rt, Arc::new(view), Some(stack));
+        if let Err(e) = scratch.clear() {
+            return error(format!(
+                "committed {digest}, but the scratch directory {} could not be emptied: {e}",
+                scratch.root().display()
+            ));
+        }
+        self.runtimes
+            .replace_view(&rt, rt.view().view.clone(), None);
+        tracing::info!(runtime = %rt.name, %digest, "committed");
+        Reply::One(Response::Committed {
+            digest: digest.to_string(),
+            runtime: runtime_info(&rt),
+        })
+    }
+
+    fn reset(&self, peer: Peer, name: &str, paths: &[String]) -> Reply {
+        let (rt, scratch) = match self.editable(&peer, name) {
+            Ok(x) => x,
+            Err(e) => return error(e),
+        };
+        let _busy = rt.editing.lock().unwrap_or_else(|p| p.into_inner());
+        let done = if paths.is_empty() {
+            scratch.clear()
+        } else {
+            paths
+                .iter()
+                .try_for_each(|p| scratch.reset_path(&self.relative(p)))
+        };
+        if let Err(e) = done {
+            return error(format!("reset of runtime '{}' failed: {e}", rt.name));
+        }
+        self.runtimes
+            .replace_view(&rt, rt.view().view.clone(), None);
+        Reply::One(Response::Reset {
+            runtime: runtime_info(&rt),
+        })
+    }
+
+    /// A path given as `/spfs/x`, `/x` or `x`, relative to the mount.
+    fn relative(&self, p: &str) -> PathBuf {
+        let path = std::path::Path::new(p);
+        let rel = path
+            .strip_prefix(&self.mountpoint)
+            .or_else(|_| path.strip_prefix("/"))
+            .unwrap_or(path);
+        rel.to_owned()
     }
 
     fn find(&self, peer: &Peer, name: &str) -> Result<Arc<Runtime>, String> {
@@ -216,6 +342,8 @@ impl Handler for State {
                 Err(message) => error(message),
             },
             Request::Shutdown => Reply::ThenShutdown(Response::ShuttingDown),
+            Request::Commit(req) => self.commit(peer, req),
+            Request::Reset { name, paths } => self.reset(peer, &name, &paths),
             Request::Subscribe => {
                 let changes = self.runtimes.subscribe();
                 let first = Response::Subscribed {
@@ -316,6 +444,7 @@ pub fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
         mountpoint: mounted.mountpoint().to_owned(),
         started: Instant::now(),
         shutdown: Mutex::new(tx),
+        scratch_root: opts.scratch_root.clone(),
     });
     std::thread::spawn(move || control.serve(state));
     tracing::info!(

@@ -44,7 +44,7 @@ fn a_runtime_sees_its_view_and_outsiders_see_nothing() {
             stack: stack.iter().map(|s| s.digest).collect(),
             view,
             repos: set,
-            editable: false,
+            scratch: None,
         })
         .unwrap();
     child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();

@@ -48,13 +48,30 @@ struct Service {
 
 impl Service {
     fn start(repo: &str) -> Self {
+        Self::start_with(repo, false)
+    }
+
+    /// A service whose repository is a private copy of fixture `repo`.
+    fn start_writable(repo: &str) -> Self {
+        Self::start_with(repo, true)
+    }
+
+    fn start_with(repo: &str, copy: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mnt = dir.path().join("spfs");
         let sock = dir.path().join("run/control.sock");
+        let repo = if copy {
+            let r = dir.path().join("repo");
+            copy_tree(&fixtures().join(repo), &r);
+            r
+        } else {
+            fixtures().join(repo)
+        };
         let child = Command::new(BIN)
             .args(["service", "--threads", "2"])
             .env("SPFS_FUSE_MOUNTPOINT", &mnt)
             .env("SPFS_FUSE_SOCKET", &sock)
+            .env("SPFS_FUSE_SCRATCH_ROOT", dir.path().join("scratch"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -63,7 +80,7 @@ impl Service {
             child,
             mnt,
             sock,
-            repo: fixtures().join(repo),
+            repo,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -537,4 +554,262 @@ fn sigterm_with_a_file_open_unmounts_cleanly() {
     assert!(status.success(), "service exit: {status}");
     assert!(!is_mounted(&svc.mnt), "mount left behind");
     assert!(!svc.sock.exists(), "socket left behind");
+}
+
+// ---- editable runtimes -------------------------------------------------
+
+/// A file of the `third` source directory, from `sources.tar`.
+fn third_file(rel: &str) -> Vec<u8> {
+    let o = Command::new("tar")
+        .arg("xOf")
+        .arg(fixtures().join("sources.tar"))
+        .arg(format!("./third/{rel}"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    o.stdout
+}
+
+fn third_recreated() -> Vec<u8> {
+    third_file("share/doc/recreated.txt")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {}: {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    text(o)
+}
+
+#[test]
+fn edits_reproducing_third_commit_to_its_digest() {
+    let svc = Service::start_writable("repo");
+    let content = svc.dir.path().join("recreated.txt");
+    std::fs::write(&content, third_recreated()).unwrap();
+    let conf = svc.dir.path().join("a.conf");
+    std::fs::write(&conf, third_file("etc/conf.d/a.conf")).unwrap();
+    // chmod copies the file up; the truncating write then replaces its
+    // content in place; cp creates a new file in a lower directory.
+    let script = format!(
+        "set -e; umask 022; M={m}
+         chmod 600 $M/etc/conf.d/a.conf
+         cat {conf} > $M/etc/conf.d/a.conf
+         cp {c} $M/share/doc/recreated.txt
+         {bin} commit",
+        m = svc.mnt.display(),
+        c = content.display(),
+        conf = conf.display(),
+        bin = BIN
+    );
+    let out = ok(&svc.cli(&[
+        "run",
+        "--edit",
+        "--runtime-name",
+        "ed",
+        "fixture/base",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let expected = expected_layer_digests("repo")
+        .into_iter()
+        .find(|(t, _)| t == "fixture/third")
+        .unwrap()
+        .1;
+    assert_eq!(out.trim(), expected);
+    // The committed layer reads back with the edits.
+    let view = svc.walk(&format!("fixture/base+{expected}"));
+    assert!(view.contains(&format!(
+        "share/doc/recreated.txt\tfile\t644\t{}\t{}",
+        third_recreated().len(),
+        sha256_hex(&third_recreated())
+    )));
+    assert!(view
+        .iter()
+        .any(|l| l.starts_with("etc/conf.d/a.conf\tfile\t600\t")));
+    assert!(view
+        .iter()
+        .any(|l| l.starts_with("share/doc/with space.txt\t")));
+}
+
+#[test]
+fn deletions_commit_as_masks_and_reset_discards() {
+    use spfs_fuse_macos::repo::object::{EntryKind, Object};
+    use spfs_fuse_macos::repo::{Digest, FsRepository};
+    let svc = Service::start_writable("repo");
+    let script = format!(
+        "set -e; M={m}
+         rm $M/hello.txt
+         rm -r $M/share/doc
+         test ! -e $M/hello.txt
+         ls $M/share | wc -l
+         {bin} runtime info ed | grep -q scratch
+         {bin} commit -t test/deleted
+         test ! -e $M/share/doc
+         echo again > $M/hello.txt
+         {bin} reset /hello.txt
+         test ! -e $M/hello.txt && echo reset-ok",
+        m = svc.mnt.display(),
+        bin = BIN
+    );
+    let out = ok(&svc.cli(&[
+        "run",
+        "--edit",
+        "--runtime-name",
+        "ed",
+        "fixture/base",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0].trim(), "0", "share/doc gone: {out}");
+    assert_eq!(lines.last(), Some(&"reset-ok"), "{out}");
+    let digest = Digest::parse(lines[1].trim()).unwrap();
+    let repo = FsRepository::open(&svc.repo).unwrap();
+    let Some(Object::Layer(layer)) = repo.read_object(&digest).unwrap() else {
+        panic!("not a layer")
+    };
+    let Some(Object::Manifest(m)) = repo.read_object(&layer.manifest.unwrap()).unwrap() else {
+        panic!("not a manifest")
+    };
+    let masks: Vec<(String, u32)> = m
+        .trees
+        .iter()
+        .flat_map(|t| t.entries.iter())
+        .filter(|e| e.kind == EntryKind::Mask)
+        .map(|e| (e.name.clone(), e.mode))
+        .collect();
+    assert!(masks.contains(&("hello.txt".into(), 0o020000)), "{masks:?}");
+    assert!(masks.contains(&("doc".into(), 0o020000)), "{masks:?}");
+    let o = svc.cli(&["info", "test/deleted"]);
+    assert!(text(&o).contains(&digest.to_string()));
+}
+
+/// File operations and what they answer, printed one per line: run on an
+/// editable runtime and on a plain copy of the same tree, the outputs must
+/// be the same.
+const OPERATIONS: &str = r#"
+import errno, os, shutil, stat, sys
+root = sys.argv[1]
+os.chdir(root)
+def do(name, f):
+    try:
+        r = f()
+        print(name, "ok", "" if r is None else r)
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+def append(p, data):
+    with open(p, "ab") as f: f.write(data)
+def read(p):
+    with open(p, "rb") as f: return f.read()
+def write(p, data, mode="wb"):
+    with open(p, mode) as f: f.write(data)
+do("append lower", lambda: append("etc/conf.d/a.conf", b"more"))
+do("read appended", lambda: read("etc/conf.d/a.conf"))
+do("truncate lower", lambda: write("etc/conf.d/b.conf", b"new"))
+do("read truncated", lambda: read("etc/conf.d/b.conf"))
+do("r+ lower", lambda: (lambda f: (f.seek(1), f.write(b"X"), f.close()))(open("hello.txt", "r+b")) and None)
+do("read r+", lambda: read("hello.txt"))
+do("create", lambda: write("etc/new.conf", b"n"))
+do("create excl existing", lambda: os.close(os.open("etc/new.conf", os.O_CREAT | os.O_EXCL | os.O_WRONLY)))
+do("mkdir", lambda: os.mkdir("newdir"))
+do("mkdir existing", lambda: os.mkdir("etc"))
+do("create in new dir", lambda: write("newdir/f", b"f"))
+do("rmdir non-empty lower", lambda: os.rmdir("etc"))
+do("unlink dir", lambda: os.unlink("etc"))
+do("rmdir file", lambda: os.rmdir("hello.txt"))
+do("unlink missing", lambda: os.unlink("nope"))
+do("stat missing", lambda: os.stat("nope/x"))
+do("rename file over file", lambda: os.rename("etc/new.conf", "etc/readonly.cfg"))
+do("rename lower file into new dir", lambda: os.rename("empty.txt", "newdir/empty.txt"))
+do("rename file over dir", lambda: os.rename("newdir/f", "var"))
+do("rename dir over file", lambda: os.rename("newdir", "hello.txt"))
+do("rename new dir", lambda: os.rename("newdir", "newdir2"))
+do("rename dir over non-empty dir", lambda: os.rename("newdir2", "etc"))
+do("symlink", lambda: os.symlink("hello.txt", "sl"))
+do("readlink", lambda: os.readlink("sl"))
+do("symlink existing", lambda: os.symlink("x", "sl"))
+do("chmod lower", lambda: os.chmod("lib/big.bin", 0o600))
+do("utime lower", lambda: os.utime("share/doc/with space.txt", (1000000, 2000000)))
+do("mtime", lambda: int(os.stat("share/doc/with space.txt").st_mtime))
+do("delete lower file", lambda: os.unlink("many/d1/f001.txt"))
+do("stat deleted", lambda: os.stat("many/d1/f001.txt"))
+do("re-create deleted", lambda: write("many/d1/f001.txt", b"again"))
+do("delete lower tree", lambda: shutil.rmtree("share"))
+do("re-create tree", lambda: os.makedirs("share/doc"))
+do("list re-created", lambda: sorted(os.listdir("share/doc")))
+do("truncate to 2", lambda: os.truncate("lib/big.bin", 2))
+do("rmdir empty lower", lambda: os.rmdir("var/empty-dir"))
+do("listdir var", lambda: sorted(os.listdir("var")))
+out = []
+for d, dirs, files in os.walk("."):
+    for n in sorted(dirs + files):
+        p = os.path.join(d, n)
+        st = os.lstat(p)
+        kind = "l" if stat.S_ISLNK(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "f"
+        size = st.st_size if kind == "f" else "-"
+        data = hash(read(p)) if kind == "f" else os.readlink(p) if kind == "l" else "-"
+        out.append(f"{p} {kind} {oct(stat.S_IMODE(st.st_mode))} {size} {data}")
+print("\n".join(sorted(out)))
+"#;
+
+#[test]
+fn file_operations_match_a_plain_directory() {
+    let svc = Service::start_writable("repo");
+    let plain = svc.dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    let st = Command::new("tar")
+        .arg("xf")
+        .arg(fixtures().join("sources.tar"))
+        .args(["-C", plain.to_str().unwrap(), "./base"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let plain_base = plain.join("base");
+    let on_plain = ok(&Command::new("python3")
+        .env("PYTHONHASHSEED", "0")
+        .args(["-c", OPERATIONS, plain_base.to_str().unwrap()])
+        .output()
+        .unwrap());
+    let mnt = svc.mnt.to_str().unwrap().to_owned();
+    let on_runtime = ok(&svc
+        .command(BIN)
+        .env("PYTHONHASHSEED", "0")
+        .args([
+            "run",
+            "--edit",
+            "fixture/base",
+            "--",
+            "python3",
+            "-c",
+            OPERATIONS,
+            &mnt,
+        ])
+        .output()
+        .unwrap());
+    let (a, b): (Vec<&str>, Vec<&str>) = (on_plain.lines().collect(), on_runtime.lines().collect());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y, "plain directory vs editable runtime");
+    }
+    assert_eq!(a.len(), b.len());
+}
+
+#[test]
+fn read_only_runtimes_refuse_writes_with_erofs() {
+    let svc = Service::start("repo");
+    let m = svc.mnt.display().to_string();
+    let script = format!(
+        "for op in 'touch {m}/new' 'mkdir {m}/d' 'rm {m}/hello.txt' 'chmod 600 {m}/hello.txt' 'ln -s x {m}/l'; do
+           sh -c \"$op\" 2>&1 | grep -q 'Read-only file system' && echo erofs || echo \"no: $op\"
+         done"
+    );
+    let out = ok(&svc.run("fixture/base", &["sh", "-c", &script]));
+    assert_eq!(out.lines().filter(|l| *l == "erofs").count(), 5, "{out}");
 }

@@ -44,6 +44,39 @@ pub enum Request {
     Shutdown,
     /// The current runtimes, then an `event` line for every change.
     Subscribe,
+    /// Turn an editable runtime's edits into a layer (and maybe a platform
+    /// of the whole stack); the runtime continues on top of it.
+    Commit(CommitRequest),
+    /// Discard an editable runtime's edits: all, or those under `paths`.
+    Reset {
+        name: String,
+        #[serde(default)]
+        paths: Vec<String>,
+    },
+}
+
+/// What `commit` makes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitKind {
+    /// One layer of the edits.
+    #[default]
+    Layer,
+    /// That layer and a platform of the runtime's whole stack.
+    Platform,
+}
+
+/// A commit of a runtime's edits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    /// The runtime.
+    pub name: String,
+    #[serde(default)]
+    pub kind: CommitKind,
+    /// Tags to point at the result, in the primary repository.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// Where a repository is, as the client's spfs configuration says.
@@ -94,6 +127,15 @@ pub enum Response {
         runtimes: Vec<RuntimeInfo>,
     },
     Event(RuntimeEvent),
+    /// A commit's result: the digest of the layer or platform made.
+    Committed {
+        digest: String,
+        runtime: RuntimeInfo,
+    },
+    /// The edits were discarded.
+    Reset {
+        runtime: RuntimeInfo,
+    },
     Error {
         message: String,
     },

@@ -1,5 +1,6 @@
 //! The `spfs-fuse-macos` command line.
 
+mod commit;
 mod info;
 mod ls;
 mod run;
@@ -78,6 +79,10 @@ enum Command {
     Status(status::StatusArgs),
     /// Stop the service: unmount /spfs and exit.
     Shutdown,
+    /// Commit an editable runtime's edits (or a directory) as a layer.
+    Commit(commit::CommitArgs),
+    /// Discard an editable runtime's edits: all, or those of some paths.
+    Reset(commit::ResetArgs),
 }
 
 /// Parses the process arguments and runs the command.
@@ -98,6 +103,8 @@ pub fn run() -> ExitCode {
         Command::Runtime(cmd) => runtime::run(cmd, &endpoint),
         Command::Status(args) => status::status(args, &endpoint),
         Command::Shutdown => status::shutdown(&endpoint),
+        Command::Commit(args) => commit::commit(args, &endpoint),
+        Command::Reset(args) => commit::reset(args, &endpoint),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

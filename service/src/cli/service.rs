@@ -8,6 +8,9 @@ pub struct Args {
     /// FUSE request threads (Linux only; macOS serves with one).
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
+    /// Where editable runtimes keep their edits [default: the user's cache dir].
+    #[arg(long, env = "SPFS_FUSE_SCRATCH_ROOT", value_name = "PATH")]
+    scratch_root: Option<std::path::PathBuf>,
 }
 
 fn default_threads() -> usize {
@@ -19,6 +22,9 @@ pub fn run(args: Args, endpoint: &Endpoint) -> CliResult {
         mountpoint: endpoint.mountpoint.clone(),
         socket: endpoint.socket.clone(),
         threads: args.threads,
+        scratch_root: args
+            .scratch_root
+            .unwrap_or_else(spfs_shared::paths::scratch_root),
     })?;
     Ok(())
 }

@@ -19,7 +19,20 @@
 //! view, and the caller only has to be the view's user. Only lookups in
 //! the root, its attributes and its listing depend on who asks.
 
+mod editable;
 pub mod inode;
+
+/// Answers the request from an editable runtime's overlay when `ino`
+/// belongs to one, and returns.
+macro_rules! editable {
+    ($self:ident, $req:ident, $ino:expr, $reply:ident, |$t:pat_param| $body:expr) => {
+        match $self.editable($req, $ino) {
+            Ok(Some($t)) => return $body,
+            Ok(None) => {}
+            Err(e) => return $reply.error(e),
+        }
+    };
+}
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -34,6 +47,7 @@ use fuser::{
     Request,
 };
 
+use crate::overlay::{set_time, SetAttr};
 use crate::repo::{NodeId, NodeKind};
 use crate::runtimes::{RuntimeView, Runtimes};
 use crate::sys;
@@ -46,6 +60,7 @@ const TTL_ROOT: Duration = Duration::ZERO;
 /// The filesystem: runtimes and the identity of the empty root.
 pub struct SpfsFs {
     runtimes: Arc<Runtimes>,
+    dirs: editable::DirHandles,
     mounted: SystemTime,
     owner: (u32, u32),
 }
@@ -61,6 +76,7 @@ impl SpfsFs {
     pub fn new(runtimes: Arc<Runtimes>, owner: (u32, u32)) -> Self {
         Self {
             runtimes,
+            dirs: editable::DirHandles::default(),
             mounted: SystemTime::now(),
             owner,
         }
@@ -68,6 +84,31 @@ impl SpfsFs {
 
     fn caller_view(&self, req: &Request) -> Option<Arc<RuntimeView>> {
         self.runtimes.view_for_caller(req.pid(), req.uid())
+    }
+
+    /// The editable view and node behind `ino`, if its runtime is editable
+    /// (the root: the caller's runtime).
+    fn editable(&self, req: &Request, ino: INodeNo) -> Result<Option<editable::Target>, Errno> {
+        let (view, idx) = if ino.0 == inode::ROOT {
+            match self.caller_view(req) {
+                Some(v) => (v, 0),
+                None => return Ok(None),
+            }
+        } else {
+            let (slot, node) = inode::decode(ino.0).ok_or(Errno::ESTALE)?;
+            let view = self.runtimes.view_for_slot(slot).ok_or(Errno::ESTALE)?;
+            (view, node.0)
+        };
+        let Some(overlay) = &view.overlay else {
+            return Ok(None);
+        };
+        if view.uid != req.uid() && req.uid() != 0 {
+            return Err(Errno::EACCES);
+        }
+        if !overlay.contains(idx) {
+            return Err(Errno::ESTALE);
+        }
+        Ok(Some((view, idx)))
     }
 
     /// The view and node of an inode below the root.
@@ -206,6 +247,8 @@ impl Filesystem for SpfsFs {
             InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_CACHE_SYMLINKS,
             InitFlags::FUSE_PARALLEL_DIROPS,
+            // O_TRUNC arrives with the open: a copy-up then copies no data.
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
         ] {
             // Older kernels lack some; each is only an optimisation.
             let _ = config.add_capabilities(flag);
@@ -214,6 +257,9 @@ impl Filesystem for SpfsFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        editable!(self, req, parent, reply, |t| editable::lookup(
+            &t, parent, name, reply
+        ));
         let dir = match self.dir_or_root(req, parent) {
             Ok(Some(d)) => d,
             Ok(None) => return reply.error(Errno::ENOENT),
@@ -239,7 +285,10 @@ impl Filesystem for SpfsFs {
         }
     }
 
-    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        editable!(self, req, ino, reply, |t| editable::getattr(
+            &t, ino, fh, reply
+        ));
         if ino.0 == inode::ROOT {
             return match self.caller_view(req) {
                 Some(v) => reply.attr(&TTL_ROOT, &self.attr(&v, NodeId::ROOT)),
@@ -253,6 +302,7 @@ impl Filesystem for SpfsFs {
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        editable!(self, req, ino, reply, |t| editable::readlink(&t, reply));
         let (view, id) = match self.node(req, ino) {
             Ok(x) => x,
             Err(e) => return reply.error(e),
@@ -274,6 +324,9 @@ impl Filesystem for SpfsFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        editable!(self, req, ino, reply, |t| editable::open(
+            &t, flags.0, reply
+        ));
         let (view, id) = match self.node(req, ino) {
             Ok(x) => x,
             Err(e) if ino.0 == inode::ROOT => {
@@ -349,6 +402,9 @@ impl Filesystem for SpfsFs {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        editable!(self, req, ino, reply, |t| editable::opendir(
+            &self.dirs, &t, reply
+        ));
         match self.dir_or_root(req, ino) {
             Ok(Some((view, id))) => {
                 if view.view.get(id).is_some_and(|n| n.kind() != NodeKind::Dir) {
@@ -374,6 +430,9 @@ impl Filesystem for SpfsFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        if fh.0 & editable::DIR_HANDLE_BIT != 0 {
+            return editable::readdir(&self.dirs, fh, offset, reply);
+        }
         let dir = match self.opened_dir(req, ino, fh) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
@@ -399,6 +458,9 @@ impl Filesystem for SpfsFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        if fh.0 & editable::DIR_HANDLE_BIT != 0 {
+            return editable::readdirplus(&self.dirs, ino, fh, offset, reply);
+        }
         let dir = match self.opened_dir(req, ino, fh) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
@@ -433,14 +495,24 @@ impl Filesystem for SpfsFs {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        if fh.0 & editable::DIR_HANDLE_BIT != 0 {
+            self.dirs.remove(fh.0);
+        }
         reply.ok();
     }
 
     fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        editable!(
+            self,
+            req,
+            INodeNo(inode::ROOT),
+            reply,
+            |t| editable::statfs(&t, reply)
+        );
         let stats = self
             .caller_view(req)
             .and_then(|v| sys::fd::statvfs(v.repos.primary().root()));
@@ -453,6 +525,8 @@ impl Filesystem for SpfsFs {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        // Editable runtimes: the kernel checks (default_permissions).
+        editable!(self, req, ino, reply, |_t| reply.ok());
         if mask.contains(AccessFlags::W_OK) {
             return reply.error(Errno::EROFS);
         }
@@ -472,7 +546,10 @@ impl Filesystem for SpfsFs {
         reply.ok();
     }
 
-    fn getxattr(&self, req: &Request, ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        editable!(self, req, ino, reply, |t| editable::getxattr(
+            &t, name, size, reply
+        ));
         match self.dir_or_root(req, ino) {
             Ok(_) => reply.error(Errno::NO_XATTR),
             Err(e) => reply.error(e),
@@ -480,6 +557,9 @@ impl Filesystem for SpfsFs {
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        editable!(self, req, ino, reply, |t| editable::listxattr(
+            &t, size, reply
+        ));
         match self.dir_or_root(req, ino) {
             Ok(_) if size == 0 => reply.size(0),
             Ok(_) => reply.data(&[]),
@@ -487,117 +567,196 @@ impl Filesystem for SpfsFs {
         }
     }
 
-    // Read-only runtimes: every change is refused with EROFS.
+    // Changes: editable runtimes apply them, read-only ones answer EROFS.
 
     fn setattr(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
-        _size: Option<u64>,
-        _atime: Option<fuser::TimeOrNow>,
-        _mtime: Option<fuser::TimeOrNow>,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<fuser::TimeOrNow>,
+        mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
+        fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let set = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(set_time),
+            mtime: mtime.map(set_time),
+            handle: fh.map(|h| h.0),
+        };
+        editable!(self, req, ino, reply, |t| editable::setattr(&t, set, reply));
         reply.error(Errno::EROFS);
     }
 
     fn mknod(
         &self,
-        _req: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _m: u32,
-        _u: u32,
-        _r: u32,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
         reply: ReplyEntry,
     ) {
+        editable!(self, req, parent, reply, |t| editable::mknod(
+            &t, req, parent, name, mode, umask, reply
+        ));
         reply.error(Errno::EROFS);
     }
 
-    fn mkdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        editable!(self, req, parent, reply, |t| editable::mkdir(
+            &t, req, parent, name, mode, umask, reply
+        ));
         reply.error(Errno::EROFS);
     }
 
-    fn unlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        editable!(self, req, parent, reply, |t| editable::unlink(
+            &t, name, reply
+        ));
         reply.error(Errno::EROFS);
     }
 
-    fn rmdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        editable!(self, req, parent, reply, |t| editable::rmdir(
+            &t, name, reply
+        ));
         reply.error(Errno::EROFS);
     }
 
-    fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        editable!(self, req, parent, reply, |t| editable::symlink(
+            &t, req, parent, name, target, reply
+        ));
         reply.error(Errno::EROFS);
     }
 
     fn rename(
         &self,
-        _req: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _np: INodeNo,
-        _nn: &OsStr,
-        _f: fuser::RenameFlags,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        new_parent: INodeNo,
+        new_name: &OsStr,
+        flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
+        editable!(
+            self,
+            req,
+            parent,
+            reply,
+            |t| match self.editable(req, new_parent) {
+                Ok(Some(n)) => editable::rename(&t, name, &n, new_name, flags.bits(), reply),
+                Ok(None) => reply.error(Errno::EXDEV),
+                Err(e) => reply.error(e),
+            }
+        );
         reply.error(Errno::EROFS);
     }
 
-    fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+    fn link(&self, req: &Request, ino: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        // Hard links are not kept by layers; tools fall back to copies.
+        editable!(self, req, ino, reply, |_t| reply.error(Errno::EPERM));
         reply.error(Errno::EROFS);
     }
 
     fn write(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _offset: u64,
-        _data: &[u8],
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
         _wf: fuser::WriteFlags,
         _flags: OpenFlags,
         _lo: Option<fuser::LockOwner>,
         reply: ReplyWrite,
     ) {
+        editable!(self, req, ino, reply, |t| editable::write(
+            &t, fh, offset, data, reply
+        ));
         reply.error(Errno::EROFS);
+    }
+
+    fn fsync(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        editable!(self, req, ino, reply, |_t| editable::fsync(
+            fh, datasync, reply
+        ));
+        reply.ok();
     }
 
     fn create(
         &self,
-        _req: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _m: u32,
-        _u: u32,
-        _f: i32,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
+        editable!(self, req, parent, reply, |t| editable::create(
+            &t, req, parent, name, mode, umask, flags, reply
+        ));
         reply.error(Errno::EROFS);
     }
 
     fn setxattr(
         &self,
-        _req: &Request,
-        _i: INodeNo,
-        _n: &OsStr,
-        _v: &[u8],
-        _f: i32,
-        _p: u32,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
         reply: ReplyEmpty,
     ) {
+        editable!(self, req, ino, reply, |t| editable::setxattr(
+            &t, name, value, flags, reply
+        ));
         reply.error(Errno::EROFS);
     }
 
-    fn removexattr(&self, _req: &Request, _i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        editable!(self, req, ino, reply, |t| editable::removexattr(
+            &t, name, reply
+        ));
         reply.error(Errno::EROFS);
     }
 }

@@ -13,9 +13,14 @@ use super::digest::Digest;
 use super::error::{Error, Result};
 use super::object::{Blob, Entry, EntryKind, Layer, Manifest, Object, Platform, Tree};
 use super::storage::FsRepository;
+use super::view::{NodeId, NodeKind, View};
+use crate::scratch::{OPAQUE_MARKER, WHITEOUT_PREFIX};
 
 /// Mode upstream records for every symlink.
 const SYMLINK_MODE: u32 = 0o120777;
+/// Mode of the masks upstream's runtimes commit (a character device 0/0
+/// with no permission bits).
+const MASK_MODE: u32 = 0o020000;
 
 /// What a commit wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,11 +50,52 @@ pub fn commit_dir(repo: &FsRepository, dir: &Path) -> Result<Committed> {
     }
     let mut stats = Stats::default();
     let mut trees = Vec::new();
-    collect(repo, dir, &mut stats, &mut trees)?;
+    collect(repo, dir, Format::Plain, &mut stats, &mut trees)?;
     let manifest = Manifest {
         trees: dedup_trees(trees),
     };
     commit_manifest(repo, manifest, stats)
+}
+
+/// Commits the scratch directory `upper` of an editable runtime over the
+/// merged view `lower` as a new layer: `.wh.<name>` whiteouts become masks
+/// (mode 0o020000, as upstream's runtimes write them), and an opaque
+/// directory masks every lower entry it does not hold itself.
+pub fn commit_scratch(repo: &FsRepository, upper: &Path, lower: &View) -> Result<Committed> {
+    let mut stats = Stats::default();
+    let mut trees = Vec::new();
+    let format = Format::Scratch {
+        lower,
+        dir: Some(NodeId::ROOT),
+    };
+    collect(repo, upper, format, &mut stats, &mut trees)?;
+    let manifest = Manifest {
+        trees: dedup_trees(trees),
+    };
+    commit_manifest(repo, manifest, stats)
+}
+
+/// How deletions are written in the directory being committed.
+#[derive(Clone, Copy)]
+enum Format<'a> {
+    /// Overlayfs: character devices 0/0.
+    Plain,
+    /// A runtime's scratch: whiteout files and opaque markers, over
+    /// `lower` (at directory `dir` of it, if it has one there).
+    Scratch {
+        lower: &'a View,
+        dir: Option<NodeId>,
+    },
+}
+
+fn mask(name: String) -> Entry {
+    Entry {
+        name,
+        kind: EntryKind::Mask,
+        object: Digest::NULL,
+        mode: MASK_MODE,
+        size: 0,
+    }
 }
 
 /// Writes `manifest` and a layer holding it.
@@ -87,10 +133,13 @@ fn dedup_trees(trees: Vec<Tree>) -> Vec<Tree> {
 fn collect(
     repo: &FsRepository,
     dir: &Path,
+    format: Format,
     stats: &mut Stats,
     out: &mut Vec<Tree>,
 ) -> Result<Digest> {
     let mut names = Vec::new();
+    let mut whiteouts = Vec::new();
+    let mut opaque = false;
     for e in fs::read_dir(dir).map_err(Error::io("list", dir))? {
         let e = e.map_err(Error::io("list", dir))?;
         let name = e
@@ -100,6 +149,16 @@ fn collect(
                 path: dir.join(&n),
                 reason: "the name is not valid UTF-8".to_owned(),
             })?;
+        if let Format::Scratch { .. } = format {
+            if name == OPAQUE_MARKER {
+                opaque = true;
+                continue;
+            }
+            if let Some(hidden) = name.as_bytes().strip_prefix(WHITEOUT_PREFIX) {
+                whiteouts.push(String::from_utf8_lossy(hidden).into_owned());
+                continue;
+            }
+        }
         names.push(name);
     }
     names.sort();
@@ -111,7 +170,17 @@ fn collect(
         let meta = fs::symlink_metadata(&path).map_err(Error::io("stat", &path))?;
         let ft = meta.file_type();
         let entry = if ft.is_dir() {
-            let object = collect(repo, &path, stats, out)?;
+            let inner = match format {
+                Format::Plain => Format::Plain,
+                Format::Scratch { lower, dir } => Format::Scratch {
+                    lower,
+                    dir: dir
+                        .filter(|_| !opaque)
+                        .and_then(|d| lower.lookup(d, name.as_bytes()))
+                        .filter(|&c| lower.get(c).is_some_and(|n| n.kind() == NodeKind::Dir)),
+                },
+            };
+            let object = collect(repo, &path, inner, stats, out)?;
             Entry {
                 name,
                 kind: EntryKind::Tree,
@@ -158,6 +227,21 @@ fn collect(
             });
         };
         entries.push(entry);
+    }
+    if let Format::Scratch { lower, dir } = format {
+        let present = |n: &str| entries.iter().any(|e: &Entry| e.name == n);
+        let mut masks: Vec<String> = whiteouts.into_iter().filter(|w| !present(w)).collect();
+        if let (true, Some(d)) = (opaque, dir) {
+            for c in lower.children(d) {
+                if let Some(n) = lower.get(c) {
+                    let name = n.name().to_owned();
+                    if !present(&name) && !masks.contains(&name) {
+                        masks.push(name);
+                    }
+                }
+            }
+        }
+        entries.extend(masks.into_iter().map(mask));
     }
     let mut tree = Tree { entries };
     tree.sort();

@@ -81,3 +81,13 @@ pub fn statvfs(path: &std::path::Path) -> Option<FsStats> {
         frsize: s.f_frsize as u32,
     })
 }
+
+/// Runs `f` on the open file behind `handle`, which stays open.
+pub fn with_handle<T>(handle: u64, f: impl FnOnce(&File) -> T) -> T {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the fd stays open until the kernel releases the handle, and
+    // ManuallyDrop keeps this borrow from closing it. A stale handle only
+    // makes the calls in `f` fail with EBADF.
+    let file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(handle as libc::c_int) });
+    f(&file)
+}

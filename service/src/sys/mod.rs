@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod fd;
+pub mod file;
 pub mod flatbuffers;
 pub mod mount;
 pub mod peer;

@@ -1,0 +1,106 @@
+//! `commit` and `reset`: an editable runtime's edits into a layer, or away.
+
+use std::path::PathBuf;
+
+use spfs_shared::protocol::{CommitKind, CommitRequest, Request, Response};
+
+use super::{CliResult, Endpoint};
+use crate::repo::tags::TagSpec;
+use crate::repo::{commit, RepositorySet};
+
+/// The runtime a command acts on: `--runtime`, else this shell's.
+fn runtime_name(given: Option<String>) -> Result<String, Box<dyn std::error::Error>> {
+    given
+        .or_else(|| std::env::var("SPFS_RUNTIME").ok())
+        .ok_or_else(|| {
+            "no runtime: give --runtime NAME, or run this inside a runtime (SPFS_RUNTIME)".into()
+        })
+}
+
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
+pub enum Kind {
+    /// One layer of the edits.
+    #[default]
+    Layer,
+    /// That layer, and a platform of the runtime's whole stack.
+    Platform,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CommitArgs {
+    /// What to make.
+    #[arg(value_enum, default_value_t = Kind::Layer)]
+    kind: Kind,
+    /// The runtime whose edits to commit [default: $SPFS_RUNTIME].
+    #[arg(long, value_name = "NAME", conflicts_with = "path")]
+    runtime: Option<String>,
+    /// Commit this directory instead of a runtime (as `spfs commit --path`).
+    #[arg(long, value_name = "DIR")]
+    path: Option<PathBuf>,
+    /// Tag the result (repeatable).
+    #[arg(short, long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+}
+
+pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| TagSpec::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(dir) = args.path {
+        let repos = RepositorySet::from_environment()?;
+        let repo = repos.primary();
+        let layer = commit::commit_dir(repo, &dir)?.layer;
+        let digest = match args.kind {
+            Kind::Layer => layer,
+            Kind::Platform => commit::commit_platform(repo, vec![layer])?,
+        };
+        for t in &tags {
+            repo.push_tag(t, digest, repos.author())?;
+        }
+        println!("{digest}");
+        return Ok(());
+    }
+    let name = runtime_name(args.runtime)?;
+    let mut client = endpoint.connect()?;
+    let reply = client.call(Request::Commit(CommitRequest {
+        name,
+        kind: match args.kind {
+            Kind::Layer => CommitKind::Layer,
+            Kind::Platform => CommitKind::Platform,
+        },
+        tags: args.tags,
+    }))?;
+    let Response::Committed { digest, .. } = reply else {
+        return Err("unexpected reply from the service".into());
+    };
+    println!("{digest}");
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResetArgs {
+    /// Paths to reset (under the mount, e.g. /spfs/etc/a.conf) [default: all edits].
+    paths: Vec<String>,
+    /// The runtime [default: $SPFS_RUNTIME].
+    #[arg(long, value_name = "NAME")]
+    runtime: Option<String>,
+}
+
+pub fn reset(args: ResetArgs, endpoint: &Endpoint) -> CliResult {
+    let name = runtime_name(args.runtime)?;
+    let mut client = endpoint.connect()?;
+    let reply = client.call(Request::Reset {
+        name,
+        paths: args.paths,
+    })?;
+    let Response::Reset { runtime } = reply else {
+        return Err("unexpected reply from the service".into());
+    };
+    println!(
+        "reset runtime '{}': {} B / {} files of edits left",
+        runtime.name, runtime.scratch_bytes, runtime.scratch_files
+    );
+    Ok(())
+}

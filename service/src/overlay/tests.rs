@@ -1,0 +1,190 @@
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use fuser::{Errno, FileType};
+
+use super::*;
+use crate::repo::tags::TagAuthor;
+use crate::repo::{commit, EnvSpec, FsRepository, RepositorySet};
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    ov: Overlay,
+}
+
+/// base: a.txt, dir/{b.txt, sub/c.txt}, link -> a.txt
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("dir/sub")).unwrap();
+    std::fs::write(src.join("a.txt"), b"lower a").unwrap();
+    std::fs::write(src.join("dir/b.txt"), b"lower b").unwrap();
+    std::fs::write(src.join("dir/sub/c.txt"), b"lower c").unwrap();
+    std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
+    let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
+    let layer = commit::commit_dir(&repo, &src).unwrap().layer;
+    let set = Arc::new(RepositorySet::new(repo, vec![], TagAuthor("t@h".into())));
+    let stack = set
+        .resolve_stack(&EnvSpec::parse(&layer.to_string()).unwrap())
+        .unwrap();
+    let view = View::build(&set.read_stack_manifests(&stack).unwrap()).unwrap();
+    let scratch = Arc::new(Scratch::open(&tmp.path().join("scratch")).unwrap());
+    let ov = Overlay::new(
+        Arc::new(view),
+        set,
+        scratch,
+        7,
+        crate::sys::user::effective_ids(),
+        SystemTime::now(),
+    );
+    Fixture { _tmp: tmp, ov }
+}
+
+const WHO: Caller = Caller {
+    uid: 0,
+    gid: 0,
+    umask: 0o022,
+};
+
+fn names(ov: &Overlay, dir: Index) -> Vec<String> {
+    ov.listing(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, n)| String::from_utf8(n.into_vec()).unwrap())
+        .collect()
+}
+
+fn read(ov: &Overlay, idx: Index) -> Vec<u8> {
+    use std::io::Read;
+    let mut v = Vec::new();
+    ov.open(idx, libc::O_RDONLY)
+        .unwrap()
+        .read_to_end(&mut v)
+        .unwrap();
+    v
+}
+
+#[test]
+fn lower_entries_show_through() {
+    let f = fixture();
+    assert_eq!(names(&f.ov, 0), ["a.txt", "dir", "link"]);
+    let (dir, attr) = f.ov.lookup(0, b"dir").unwrap();
+    assert_eq!(attr.kind, FileType::Directory);
+    let (b, _) = f.ov.lookup(dir, b"b.txt").unwrap();
+    assert_eq!(read(&f.ov, b), b"lower b");
+    let (l, _) = f.ov.lookup(0, b"link").unwrap();
+    assert_eq!(f.ov.readlink(l).unwrap(), b"a.txt");
+    assert_eq!(f.ov.lookup(0, b"nope").unwrap_err(), Errno::ENOENT);
+    // nothing was copied up by reading
+    assert_eq!(
+        std::fs::read_dir(f.ov.scratch().upper()).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn writing_a_lower_file_copies_it_up_once() {
+    use std::os::unix::fs::FileExt;
+    let f = fixture();
+    let (dir, _) = f.ov.lookup(0, b"dir").unwrap();
+    let (b, before) = f.ov.lookup(dir, b"b.txt").unwrap();
+    let w = f.ov.open(b, libc::O_WRONLY | libc::O_APPEND).unwrap();
+    // same node, same inode
+    let (b2, _) = f.ov.lookup(dir, b"b.txt").unwrap();
+    assert_eq!(b, b2);
+    let upper = f.ov.scratch().upper().join("dir/b.txt");
+    assert_eq!(std::fs::read(&upper).unwrap(), b"lower b");
+    let after = f.ov.getattr(b).unwrap();
+    assert_eq!(after.perm, before.perm);
+    assert_eq!(after.mtime, before.mtime);
+    assert_eq!(after.uid, before.uid);
+    w.write_all_at(b"+", 7).unwrap();
+    assert_eq!(read(&f.ov, b), b"lower b+");
+    // truncating open copies no data
+    let (a, _) = f.ov.lookup(0, b"a.txt").unwrap();
+    f.ov.open(a, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    assert_eq!(f.ov.getattr(a).unwrap().size, 0);
+    assert_eq!(
+        std::fs::read_dir(f.ov.scratch().root().join("work"))
+            .unwrap()
+            .count(),
+        0,
+        "nothing left in work"
+    );
+}
+
+#[test]
+fn delete_and_recreate() {
+    let f = fixture();
+    let (dir, _) = f.ov.lookup(0, b"dir").unwrap();
+    f.ov.unlink(dir, b"b.txt").unwrap();
+    assert_eq!(f.ov.lookup(dir, b"b.txt").unwrap_err(), Errno::ENOENT);
+    assert!(f.ov.scratch().upper().join("dir/.wh.b.txt").exists());
+    assert_eq!(names(&f.ov, dir), ["sub"]);
+    assert_eq!(f.ov.rmdir(0, b"dir").unwrap_err(), Errno::ENOTEMPTY);
+    let (sub, _) = f.ov.lookup(dir, b"sub").unwrap();
+    f.ov.unlink(sub, b"c.txt").unwrap();
+    f.ov.rmdir(dir, b"sub").unwrap();
+    f.ov.rmdir(0, b"dir").unwrap();
+    assert_eq!(names(&f.ov, 0), ["a.txt", "link"]);
+    // re-created: opaque, the old content stays gone
+    let d2 = f.ov.mkdir(0, b"dir", 0o755, WHO).unwrap();
+    assert_ne!(d2.idx, dir);
+    assert!(names(&f.ov, d2.idx).is_empty());
+    assert!(f.ov.scratch().upper().join("dir/.wh..wh..opq").exists());
+    assert!(!f.ov.scratch().upper().join(".wh.dir").exists());
+    assert_eq!(
+        f.ov.mkdir(0, b".wh.x", 0o755, WHO).unwrap_err(),
+        Errno::EINVAL
+    );
+}
+
+#[test]
+fn rename_files_and_directories() {
+    let f = fixture();
+    let (dir, _) = f.ov.lookup(0, b"dir").unwrap();
+    let (a, _) = f.ov.lookup(0, b"a.txt").unwrap();
+    f.ov.rename(0, b"a.txt", dir, b"moved.txt", 0).unwrap();
+    assert_eq!(f.ov.lookup(0, b"a.txt").unwrap_err(), Errno::ENOENT);
+    let (m, _) = f.ov.lookup(dir, b"moved.txt").unwrap();
+    assert_eq!(m, a, "the node moves with the file");
+    assert_eq!(read(&f.ov, m), b"lower a");
+    // a directory with lower content: EXDEV
+    assert_eq!(
+        f.ov.rename(0, b"dir", 0, b"dir2", 0).unwrap_err(),
+        Errno::EXDEV
+    );
+    // an upper-only directory renames
+    f.ov.mkdir(0, b"new", 0o755, WHO).unwrap();
+    f.ov.rename(0, b"new", 0, b"newer", 0).unwrap();
+    assert_eq!(names(&f.ov, 0), ["dir", "link", "newer"]);
+    assert_eq!(
+        f.ov.rename(0, b"link", 0, b"dir", 0).unwrap_err(),
+        Errno::EISDIR
+    );
+    assert_eq!(
+        f.ov.rename(0, b"link", 0, b"newer", crate::sys::file::RENAME_NOREPLACE)
+            .unwrap_err(),
+        Errno::EEXIST
+    );
+}
+
+#[test]
+fn chmod_copies_up_metadata_and_keeps_content() {
+    let f = fixture();
+    let (dir, _) = f.ov.lookup(0, b"dir").unwrap();
+    let (b, _) = f.ov.lookup(dir, b"b.txt").unwrap();
+    let attr =
+        f.ov.setattr(
+            b,
+            SetAttr {
+                mode: Some(0o600),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(attr.perm, 0o600);
+    assert_eq!(read(&f.ov, b), b"lower b");
+    // the parent came up with it, still merged with the lower dir
+    assert_eq!(names(&f.ov, dir), ["b.txt", "sub"]);
+}

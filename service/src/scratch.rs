@@ -1,0 +1,231 @@
+//! A runtime's scratch directory: the edits of an editable runtime, kept in
+//! overlayfs's upper-directory layout with aufs-style whiteouts so they
+//! survive a restart of the service and can be committed as a layer.
+//!
+//! ```text
+//! <scratch>/upper/            the edits: new and copied-up files, dirs, symlinks
+//! <scratch>/upper/d/.wh.name  `d/name` of a lower layer is deleted
+//! <scratch>/upper/d/.wh..wh..opq  `d` hides every lower entry (deleted, then re-created)
+//! <scratch>/work/             copy-ups being staged; emptied on every start
+//! ```
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Names starting with this are whiteouts; users may not create them.
+pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
+/// The marker of an opaque directory.
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// True for names reserved by the scratch format.
+pub fn is_reserved(name: &[u8]) -> bool {
+    name.starts_with(WHITEOUT_PREFIX)
+}
+
+/// The whiteout file name that deletes `name`.
+pub fn whiteout_name(name: &[u8]) -> Vec<u8> {
+    let mut w = WHITEOUT_PREFIX.to_vec();
+    w.extend_from_slice(name);
+    w
+}
+
+/// How much a scratch directory holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Apparent size of every file and symlink.
+    pub bytes: u64,
+    /// Files, symlinks and other non-directories (whiteouts not counted).
+    pub files: u64,
+}
+
+/// One runtime's scratch directory.
+#[derive(Debug)]
+pub struct Scratch {
+    root: PathBuf,
+    upper: PathBuf,
+    work: PathBuf,
+    next_stage: AtomicU64,
+    dirty: AtomicBool,
+    usage: Mutex<Usage>,
+}
+
+impl Scratch {
+    /// Opens (creating if needed) the scratch directory at `root` and
+    /// empties its work directory: anything there is a copy-up or a reset
+    /// that a crash interrupted, never visible in the runtime.
+    pub fn open(root: &Path) -> io::Result<Scratch> {
+        let upper = root.join("upper");
+        let work = root.join("work");
+        for d in [root, &upper] {
+            std::fs::create_dir_all(d)?;
+        }
+        if work.exists() {
+            remove_all(&work)?;
+        }
+        std::fs::create_dir(&work)?;
+        let s = Scratch {
+            root: root.to_owned(),
+            upper,
+            work,
+            next_stage: AtomicU64::new(0),
+            dirty: AtomicBool::new(true),
+            usage: Mutex::new(Usage::default()),
+        };
+        Ok(s)
+    }
+
+    /// The scratch directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The edits, in upper-directory layout.
+    pub fn upper(&self) -> &Path {
+        &self.upper
+    }
+
+    /// A fresh path in the work directory (same filesystem as `upper`,
+    /// so a rename moves a staged file into place atomically).
+    pub fn stage_path(&self) -> PathBuf {
+        let n = self.next_stage.fetch_add(1, Ordering::Relaxed);
+        self.work.join(format!("stage-{n}"))
+    }
+
+    /// Records that the edits changed (usage is recounted when asked).
+    pub fn touched(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Bytes and files in the edits, recounted if anything changed.
+    pub fn usage(&self) -> Usage {
+        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        if self.dirty.swap(false, Ordering::AcqRel) {
+            *usage = count(&self.upper);
+        }
+        *usage
+    }
+
+    /// Discards every edit: the upper directory is moved into the work
+    /// directory (one rename, so the runtime never sees half of it), a new
+    /// empty one takes its place, and the old one is deleted.
+    pub fn clear(&self) -> io::Result<()> {
+        let trash = self.stage_path();
+        std::fs::rename(&self.upper, &trash)?;
+        std::fs::create_dir(&self.upper)?;
+        copy_owner_and_mode(&trash, &self.upper)?;
+        self.touched();
+        remove_all(&trash)
+    }
+
+    /// Discards the edits of one path (relative to the runtime's root):
+    /// the entry, everything below it, and its whiteout.
+    pub fn reset_path(&self, rel: &Path) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        if rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{}: give a path inside the runtime, without '..'",
+                    rel.display()
+                ),
+            ));
+        }
+        let Some(name) = rel.file_name() else {
+            return self.clear();
+        };
+        let dir = self.upper.join(rel.parent().unwrap_or(Path::new("")));
+        remove_all(&self.upper.join(rel))?;
+        remove_all(&dir.join(std::ffi::OsStr::from_bytes(&whiteout_name(name.as_bytes()))))?;
+        self.touched();
+        Ok(())
+    }
+
+    /// Deletes the scratch directory and everything in it.
+    pub fn remove(&self) -> io::Result<()> {
+        remove_all(&self.root)
+    }
+}
+
+fn copy_owner_and_mode(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(from)?;
+    std::fs::set_permissions(to, m.permissions())?;
+    if crate::sys::user::is_root() {
+        std::os::unix::fs::chown(to, Some(m.uid()), Some(m.gid()))?;
+    }
+    Ok(())
+}
+
+/// Removes a file or a whole tree, tolerating what is already gone.
+pub fn remove_all(path: &Path) -> io::Result<()> {
+    let r = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+fn count(dir: &Path) -> Usage {
+    let mut usage = Usage::default();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            use std::os::unix::ffi::OsStrExt;
+            if is_reserved(e.file_name().as_bytes()) {
+                continue;
+            }
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                usage.files += 1;
+                usage.bytes += m.len();
+            }
+        }
+    }
+    usage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_cleans_work_and_counts_usage() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Scratch::open(d.path()).unwrap();
+        std::fs::write(s.stage_path(), b"partial").unwrap();
+        std::fs::create_dir(s.upper().join("dir")).unwrap();
+        std::fs::write(s.upper().join("dir/a"), b"12345").unwrap();
+        std::fs::write(s.upper().join(".wh.gone"), b"").unwrap();
+        s.touched();
+        assert_eq!(s.usage(), Usage { bytes: 5, files: 1 });
+        drop(s);
+        let s = Scratch::open(d.path()).unwrap();
+        assert_eq!(std::fs::read_dir(d.path().join("work")).unwrap().count(), 0);
+        assert!(s.upper().join(".wh.gone").exists(), "whiteouts survive");
+        s.clear().unwrap();
+        assert_eq!(std::fs::read_dir(s.upper()).unwrap().count(), 0);
+        assert_eq!(s.usage(), Usage::default());
+    }
+
+    #[test]
+    fn reserved_names() {
+        assert!(is_reserved(b".wh.x"));
+        assert!(is_reserved(OPAQUE_MARKER.as_bytes()));
+        assert!(!is_reserved(b".whx"));
+        assert_eq!(whiteout_name(b"a"), b".wh.a");
+    }
+}
