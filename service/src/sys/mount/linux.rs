@@ -24,33 +24,63 @@ pub fn detach(mountpoint: &Path) -> io::Result<()> {
     Ok(())
 }
 
+const FUSECTL: &str = "/sys/fs/fuse/connections";
+
 /// Ends FUSE connection `id`: pending and future requests fail, and the
-/// session's read loop returns.
+/// session's read loop returns. Mounts the FUSE control filesystem for
+/// the moment if the system has not (root only), and leaves it as found.
 pub fn abort_connection(id: u64) -> io::Result<()> {
-    let path = PathBuf::from(format!("/sys/fs/fuse/connections/{id}/abort"));
-    if !path.exists() {
-        // fusectl is not mounted here; try to mount it (root only).
-        let _ = std::fs::create_dir_all("/sys/fs/fuse/connections");
-        let _ = std::process::Command::new("mount")
-            .args(["-t", "fusectl", "none", "/sys/fs/fuse/connections"])
-            .status();
+    let path = PathBuf::from(format!("{FUSECTL}/{id}/abort"));
+    let mounted_here = !fusectl_mounted() && mount_fusectl().is_ok();
+    let result = std::fs::write(&path, "1");
+    if mounted_here {
+        let _ = detach(Path::new(FUSECTL));
     }
-    std::fs::write(&path, "1")
+    result
 }
 
-/// Mount points of FUSE filesystems, from /proc/self/mounts.
-pub fn mounted_fuse_paths() -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mounts") else {
-        return Vec::new();
+fn fusectl_mounted() -> bool {
+    mounts().any(|(target, fstype)| fstype == "fusectl" && target == FUSECTL)
+}
+
+fn mount_fusectl() -> io::Result<()> {
+    let (src, target, fstype) = (c"none", CString::new(FUSECTL)?, c"fusectl");
+    // SAFETY: NUL-terminated strings and no mount data.
+    let r = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// (mount point, filesystem type) of every mount, from /proc/self/mounts.
+fn mounts() -> impl Iterator<Item = (String, String)> {
+    let text = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     text.lines()
         .filter_map(|l| {
             let mut f = l.split(' ');
             let (_src, target, fstype) = (f.next()?, f.next()?, f.next()?);
-            fstype
-                .starts_with("fuse")
-                .then(|| PathBuf::from(unescape(target)))
+            Some((unescape(target), fstype.to_owned()))
         })
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// Mount points of FUSE filesystems (`fuse`, `fuse.*`; not the `fusectl`
+/// control filesystem), from /proc/self/mounts.
+pub fn mounted_fuse_paths() -> Vec<PathBuf> {
+    mounts()
+        .filter(|(_, fstype)| fstype == "fuse" || fstype.starts_with("fuse."))
+        .map(|(target, _)| PathBuf::from(target))
         .collect()
 }
 
