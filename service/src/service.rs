@@ -96,6 +96,16 @@ impl State {
         peer.uid == 0 || rt.uid == peer.uid
     }
 
+    /// The runtimes `peer` may see, oldest first.
+    fn visible_runtimes(&self, peer: &Peer) -> Vec<RuntimeInfo> {
+        self.runtimes
+            .list()
+            .iter()
+            .filter(|r| self.visible(peer, r))
+            .map(|r| runtime_info(r))
+            .collect()
+    }
+
     fn mount(&self, peer: Peer, req: MountRequest) -> Reply {
         let Some(proc) = sys::process::proc_info(req.root_pid) else {
             return error(format!("process {} does not exist", req.root_pid));
@@ -295,23 +305,12 @@ impl Handler for State {
                 protocol: protocol::VERSION,
                 pid: std::process::id(),
                 mountpoint: self.mountpoint.display().to_string(),
-                runtimes: self
-                    .runtimes
-                    .list()
-                    .iter()
-                    .filter(|r| self.visible(&peer, r))
-                    .count(),
+                runtimes: self.visible_runtimes(&peer).len(),
                 uptime_secs: self.started.elapsed().as_secs(),
             })),
             Request::Mount(req) => self.mount(peer, req),
             Request::ListRuntimes => Reply::One(Response::Runtimes {
-                runtimes: self
-                    .runtimes
-                    .list()
-                    .iter()
-                    .filter(|r| self.visible(&peer, r))
-                    .map(|r| runtime_info(r))
-                    .collect(),
+                runtimes: self.visible_runtimes(&peer),
             }),
             Request::RuntimeInfo { name } => match self.find(&peer, &name) {
                 Ok(rt) => Reply::One(Response::Runtime {
@@ -347,13 +346,7 @@ impl Handler for State {
             Request::Subscribe => {
                 let changes = self.runtimes.subscribe();
                 let first = Response::Subscribed {
-                    runtimes: self
-                        .runtimes
-                        .list()
-                        .iter()
-                        .filter(|r| self.visible(&peer, r))
-                        .map(|r| runtime_info(r))
-                        .collect(),
+                    runtimes: self.visible_runtimes(&peer),
                 };
                 let (tx, rx) = mpsc::channel();
                 std::thread::spawn(move || {

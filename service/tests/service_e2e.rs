@@ -305,22 +305,13 @@ fn a_double_forked_daemon_keeps_its_view() {
 fn a_reused_pid_does_not_get_a_dead_member_view() {
     let svc = Service::start("repo");
     // root waits on stdin; a member touches /spfs, prints its pid, sleeps
-    let mut root = Kill(
-        svc.command(BIN)
-            .args(["run", "fixture/base", "--", "sh", "-c"])
-            .arg(format!(
-                "sh -c 'ls {} > /dev/null; echo $$; exec sleep 30' & wait; read x",
-                svc.mnt.display()
-            ))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let (mut root, line) = spawn_in_base(
+        &svc,
+        &format!(
+            "sh -c 'ls {} > /dev/null; echo $$; exec sleep 30' & wait; read x",
+            svc.mnt.display()
+        ),
     );
-    let mut line = String::new();
-    BufReader::new(root.0.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
     let member: u32 = line.trim().parse().unwrap();
     unsafe { libc::kill(member as i32, libc::SIGKILL) };
     // the root shell's `wait` reaps it, freeing the pid
@@ -480,23 +471,28 @@ fn shutdown_with_a_file_open_leaves_no_mount() {
 /// A process in a runtime on `fixture/base` holding `rel` open (killed on
 /// drop); returns once the file is open.
 fn hold_open(svc: &Service, rel: &str) -> Kill {
-    let mut holder = Kill(
+    let script = format!("exec 3< {}/{rel}; echo open; sleep 30", svc.mnt.display());
+    let (holder, line) = spawn_in_base(svc, &script);
+    assert_eq!(line.trim(), "open");
+    holder
+}
+
+/// `sh -c SCRIPT` in a runtime on `fixture/base` (killed on drop, stdin
+/// piped); returns once it printed its first line, and that line.
+fn spawn_in_base(svc: &Service, script: &str) -> (Kill, String) {
+    let mut child = Kill(
         svc.command(BIN)
-            .args(["run", "fixture/base", "--", "sh", "-c"])
-            .arg(format!(
-                "exec 3< {}/{rel}; echo open; sleep 30",
-                svc.mnt.display()
-            ))
+            .args(["run", "fixture/base", "--", "sh", "-c", script])
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap(),
     );
     let mut line = String::new();
-    BufReader::new(holder.0.stdout.as_mut().unwrap())
+    BufReader::new(child.0.stdout.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(line.trim(), "open");
-    holder
+    (child, line)
 }
 
 trait SignalOrNone {

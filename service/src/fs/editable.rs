@@ -20,7 +20,7 @@ use fuser::{
 };
 
 use super::{inode, TTL_ROOT, TTL_VIEW};
-use crate::overlay::{attr_of, Caller, Index, Overlay, SetAttr};
+use crate::overlay::{attr_of, Caller, Index, Listed, Overlay, SetAttr};
 use crate::runtimes::RuntimeView;
 use crate::sys;
 
@@ -33,7 +33,7 @@ pub const DIR_HANDLE_BIT: u64 = 1 << 63;
 pub struct Snapshot {
     view: Arc<RuntimeView>,
     dir: Index,
-    entries: Vec<(Index, FileType, Box<[u8]>)>,
+    entries: Vec<Listed>,
 }
 
 /// Open directories of editable runtimes.

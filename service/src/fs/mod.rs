@@ -22,16 +22,25 @@
 mod editable;
 pub mod inode;
 
-/// Answers the request from an editable runtime's overlay when `ino`
-/// belongs to one, and returns.
+/// Resolves `ino` once: answers from an editable runtime's overlay (and
+/// returns) when it belongs to one, replies the error if it is invalid, and
+/// otherwise evaluates to the read-only view and node (`None`: the empty
+/// root of a caller outside any runtime).
 macro_rules! editable {
     ($self:ident, $req:ident, $ino:expr, $reply:ident, |$t:pat_param| $body:expr) => {
-        match $self.editable($req, $ino) {
-            Ok(Some($t)) => return $body,
-            Ok(None) => {}
+        match $self.resolve($req, $ino) {
+            Ok(Resolved::Editable($t)) => return $body,
+            Ok(Resolved::ReadOnly(at)) => at,
             Err(e) => return $reply.error(e),
         }
     };
+}
+
+/// What an inode number means to a caller.
+enum Resolved {
+    /// A node of a read-only view; `None`: the empty root.
+    ReadOnly(Option<Located>),
+    Editable(editable::Target),
 }
 
 use std::ffi::OsStr;
@@ -86,29 +95,40 @@ impl SpfsFs {
         self.runtimes.view_for_caller(req.pid(), req.uid())
     }
 
-    /// The editable view and node behind `ino`, if its runtime is editable
-    /// (the root: the caller's runtime).
-    fn editable(&self, req: &Request, ino: INodeNo) -> Result<Option<editable::Target>, Errno> {
-        let (view, idx) = if ino.0 == inode::ROOT {
+    /// What `ino` means to the caller: the root resolves to the caller's
+    /// runtime, any other inode to the view its slot names. One route per
+    /// request at most.
+    fn resolve(&self, req: &Request, ino: INodeNo) -> Result<Resolved, Errno> {
+        let (view, raw) = if ino.0 == inode::ROOT {
             match self.caller_view(req) {
-                Some(v) => (v, 0),
-                None => return Ok(None),
+                Some(v) => (v, NodeId::ROOT.0),
+                None => return Ok(Resolved::ReadOnly(None)),
             }
         } else {
             let (slot, node) = inode::decode(ino.0).ok_or(Errno::ESTALE)?;
             let view = self.runtimes.view_for_slot(slot).ok_or(Errno::ESTALE)?;
             (view, node.0)
         };
-        let Some(overlay) = &view.overlay else {
-            return Ok(None);
-        };
-        if view.uid != req.uid() && req.uid() != 0 {
-            return Err(Errno::EACCES);
+        match &view.overlay {
+            Some(overlay) => {
+                if view.uid != req.uid() && req.uid() != 0 {
+                    return Err(Errno::EACCES);
+                }
+                if !overlay.contains(raw) {
+                    return Err(Errno::ESTALE);
+                }
+                Ok(Resolved::Editable((view, raw)))
+            }
+            None => {
+                if view.uid != req.uid() {
+                    return Err(Errno::EACCES);
+                }
+                if raw as usize >= view.view.len() {
+                    return Err(Errno::ESTALE);
+                }
+                Ok(Resolved::ReadOnly(Some((view, NodeId(raw)))))
+            }
         }
-        if !overlay.contains(idx) {
-            return Err(Errno::ESTALE);
-        }
-        Ok(Some((view, idx)))
     }
 
     /// The view and node of an inode below the root.
@@ -122,16 +142,6 @@ impl SpfsFs {
             return Err(Errno::ESTALE);
         }
         Ok((view, node))
-    }
-
-    /// Like `node`, but the root resolves to the caller's view (`None`:
-    /// the caller sees the empty root).
-    fn dir_or_root(&self, req: &Request, ino: INodeNo) -> Result<Option<Located>, Errno> {
-        if ino.0 == inode::ROOT {
-            Ok(self.caller_view(req).map(|v| (v, NodeId::ROOT)))
-        } else {
-            self.node(req, ino).map(Some)
-        }
     }
 
     fn attr(&self, view: &RuntimeView, id: NodeId) -> FileAttr {
@@ -257,15 +267,12 @@ impl Filesystem for SpfsFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        editable!(self, req, parent, reply, |t| editable::lookup(
+        let at = editable!(self, req, parent, reply, |t| editable::lookup(
             &t, parent, name, reply
         ));
-        let dir = match self.dir_or_root(req, parent) {
-            Ok(Some(d)) => d,
-            Ok(None) => return reply.error(Errno::ENOENT),
-            Err(e) => return reply.error(e),
+        let Some((view, dir)) = at else {
+            return reply.error(Errno::ENOENT);
         };
-        let (view, dir) = dir;
         let entry_ttl = if parent.0 == inode::ROOT {
             TTL_ROOT
         } else {
@@ -286,26 +293,20 @@ impl Filesystem for SpfsFs {
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        editable!(self, req, ino, reply, |t| editable::getattr(
+        let at = editable!(self, req, ino, reply, |t| editable::getattr(
             &t, ino, fh, reply
         ));
-        if ino.0 == inode::ROOT {
-            return match self.caller_view(req) {
-                Some(v) => reply.attr(&TTL_ROOT, &self.attr(&v, NodeId::ROOT)),
-                None => reply.attr(&TTL_ROOT, &self.empty_root_attr()),
-            };
-        }
-        match self.node(req, ino) {
-            Ok((v, id)) => reply.attr(&TTL_VIEW, &self.attr(&v, id)),
-            Err(e) => reply.error(e),
+        match at {
+            Some((v, id)) if ino.0 == inode::ROOT => reply.attr(&TTL_ROOT, &self.attr(&v, id)),
+            Some((v, id)) => reply.attr(&TTL_VIEW, &self.attr(&v, id)),
+            None => reply.attr(&TTL_ROOT, &self.empty_root_attr()),
         }
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
-        editable!(self, req, ino, reply, |t| editable::readlink(&t, reply));
-        let (view, id) = match self.node(req, ino) {
-            Ok(x) => x,
-            Err(e) => return reply.error(e),
+        let at = editable!(self, req, ino, reply, |t| editable::readlink(&t, reply));
+        let Some((view, id)) = at else {
+            return reply.error(Errno::EINVAL);
         };
         let n = view.view.get(id).expect("checked");
         if n.kind() != NodeKind::Symlink {
@@ -324,15 +325,12 @@ impl Filesystem for SpfsFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        editable!(self, req, ino, reply, |t| editable::open(
+        let at = editable!(self, req, ino, reply, |t| editable::open(
             &t, flags.0, reply
         ));
-        let (view, id) = match self.node(req, ino) {
-            Ok(x) => x,
-            Err(e) if ino.0 == inode::ROOT => {
-                return reply.error(if e == Errno::ESTALE { Errno::EISDIR } else { e })
-            }
-            Err(e) => return reply.error(e),
+        // None: the empty root, a directory.
+        let Some((view, id)) = at else {
+            return reply.error(Errno::EISDIR);
         };
         let n = view.view.get(id).expect("checked");
         if n.kind() == NodeKind::Dir {
@@ -402,11 +400,11 @@ impl Filesystem for SpfsFs {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        editable!(self, req, ino, reply, |t| editable::opendir(
+        let at = editable!(self, req, ino, reply, |t| editable::opendir(
             &self.dirs, &t, reply
         ));
-        match self.dir_or_root(req, ino) {
-            Ok(Some((view, id))) => {
+        match at {
+            Some((view, id)) => {
                 if view.view.get(id).is_some_and(|n| n.kind() != NodeKind::Dir) {
                     return reply.error(Errno::ENOTDIR);
                 }
@@ -417,8 +415,7 @@ impl Filesystem for SpfsFs {
                 };
                 reply.opened(FileHandle(fh), FopenFlags::empty())
             }
-            Ok(None) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Err(e) => reply.error(e),
+            None => reply.opened(FileHandle(0), FopenFlags::empty()),
         }
     }
 
@@ -506,16 +503,14 @@ impl Filesystem for SpfsFs {
     }
 
     fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        editable!(
+        let at = editable!(
             self,
             req,
             INodeNo(inode::ROOT),
             reply,
             |t| editable::statfs(&t, reply)
         );
-        let stats = self
-            .caller_view(req)
-            .and_then(|v| sys::fd::statvfs(v.repos.primary().root()));
+        let stats = at.and_then(|(v, _)| sys::fd::statvfs(v.repos.primary().root()));
         match stats {
             Some(s) => reply.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
@@ -526,16 +521,13 @@ impl Filesystem for SpfsFs {
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         // Editable runtimes: the kernel checks (default_permissions).
-        editable!(self, req, ino, reply, |_t| reply.ok());
+        let at = editable!(self, req, ino, reply, |_t| reply.ok());
         if mask.contains(AccessFlags::W_OK) {
             return reply.error(Errno::EROFS);
         }
-        let located = match self.dir_or_root(req, ino) {
-            Ok(Some(x)) => x,
-            Ok(None) => return reply.ok(),
-            Err(e) => return reply.error(e),
+        let Some((view, id)) = at else {
+            return reply.ok();
         };
-        let (view, id) = located;
         let perm = view.view.get(id).expect("checked").permissions();
         let need = |bit: u32| perm & (bit << 6) != 0 || req.uid() == 0 && perm & (bit * 0o111) != 0;
         if mask.contains(AccessFlags::X_OK) && !need(1)
@@ -550,20 +542,17 @@ impl Filesystem for SpfsFs {
         editable!(self, req, ino, reply, |t| editable::getxattr(
             &t, name, size, reply
         ));
-        match self.dir_or_root(req, ino) {
-            Ok(_) => reply.error(Errno::NO_XATTR),
-            Err(e) => reply.error(e),
-        }
+        reply.error(Errno::NO_XATTR);
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         editable!(self, req, ino, reply, |t| editable::listxattr(
             &t, size, reply
         ));
-        match self.dir_or_root(req, ino) {
-            Ok(_) if size == 0 => reply.size(0),
-            Ok(_) => reply.data(&[]),
-            Err(e) => reply.error(e),
+        if size == 0 {
+            reply.size(0)
+        } else {
+            reply.data(&[])
         }
     }
 
@@ -674,9 +663,11 @@ impl Filesystem for SpfsFs {
             req,
             parent,
             reply,
-            |t| match self.editable(req, new_parent) {
-                Ok(Some(n)) => editable::rename(&t, name, &n, new_name, flags.bits(), reply),
-                Ok(None) => reply.error(Errno::EXDEV),
+            |t| match self.resolve(req, new_parent) {
+                Ok(Resolved::Editable(n)) => {
+                    editable::rename(&t, name, &n, new_name, flags.bits(), reply)
+                }
+                Ok(Resolved::ReadOnly(_)) => reply.error(Errno::EXDEV),
                 Err(e) => reply.error(e),
             }
         );

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs::Metadata;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -83,7 +83,7 @@ pub struct Overlay {
     copying: Mutex<()>,
 }
 
-/// What the kernel may cache about a listing entry.
+/// One entry of a merged listing: node, kind, name.
 pub type Listed = (Index, FileType, Box<[u8]>);
 
 pub(crate) fn io_errno(e: io::Error) -> Errno {
@@ -475,8 +475,6 @@ impl Overlay {
         }
     }
 }
-
-use std::os::unix::ffi::OsStringExt;
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use fuser::{Errno, FileAttr, FileType};
+use fuser::{Errno, FileAttr};
 
 use super::copyup::Content;
 use super::{io_errno, Index, Location, Overlay};
@@ -435,11 +435,6 @@ impl Overlay {
             Location::Upper(p, _) => sys::file::remove_xattr(&p, name).map_err(io_errno),
             Location::Lower(_) => Err(Errno::NO_XATTR),
         }
-    }
-
-    /// The caller-independent kind of node `idx`, for listings.
-    pub fn kind(&self, idx: Index) -> Result<FileType, Errno> {
-        Ok(self.getattr(idx)?.kind)
     }
 }
 
