@@ -106,6 +106,21 @@ pub fn mount_runtime(
 ) -> (
     spfs_fuse_macos::mount::Mounted,
     std::sync::Arc<spfs_fuse_macos::runtimes::Runtime>,
+    std::sync::Arc<spfs_fuse_macos::runtimes::Runtimes>,
+) {
+    mount_runtime_with(set, layers, mnt, None)
+}
+
+/// Like [`mount_runtime`], editable when given a scratch directory.
+pub fn mount_runtime_with(
+    set: std::sync::Arc<spfs_fuse_macos::repo::RepositorySet>,
+    layers: Vec<Digest>,
+    mnt: &std::path::Path,
+    scratch: Option<std::sync::Arc<spfs_fuse_macos::scratch::Scratch>>,
+) -> (
+    spfs_fuse_macos::mount::Mounted,
+    std::sync::Arc<spfs_fuse_macos::runtimes::Runtime>,
+    std::sync::Arc<spfs_fuse_macos::runtimes::Runtimes>,
 ) {
     use spfs_fuse_macos::runtimes::{NewRuntime, Runtimes};
     let spec = layers
@@ -136,10 +151,11 @@ pub fn mount_runtime(
             stack: stack.into_iter().map(|s| s.digest).collect(),
             view,
             repos: set,
-            scratch: None,
+            scratch,
+            token: spfs_fuse_macos::runtimes::new_token(),
         })
         .unwrap();
-    (mounted, rt)
+    (mounted, rt, runtimes)
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ fn setup() -> Setup {
         TagAuthor("bench@host".into()),
     ));
     let mnt = tmp.path().join("mnt");
-    let (mounted, rt) = spfs_benches::mount_runtime(set.clone(), vec![layer], &mnt);
+    let (mounted, rt, _) = spfs_benches::mount_runtime(set.clone(), vec![layer], &mnt);
     let current = rt.view();
     let view = &current.view;
     let payload = |rel: &str| {

@@ -146,7 +146,7 @@ fn bench(c: &mut Criterion) {
     ));
 
     let spfs_mnt = tmp.path().join("spfs");
-    let (_mounted, _rt): (Mounted, _) =
+    let (_mounted, _rt, _): (Mounted, _, _) =
         spfs_benches::mount_runtime(set, vec![base_layer, top_layer], &spfs_mnt);
     let ovl_mnt = tmp.path().join("overlay");
     let _overlay = Overlay::mount(&[&top, &base], &ovl_mnt);

@@ -10,6 +10,7 @@ pub mod control;
 pub mod fs;
 pub mod mount;
 pub mod overlay;
+pub mod records;
 pub mod repo;
 pub mod router;
 pub mod runtimes;

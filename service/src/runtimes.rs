@@ -80,6 +80,14 @@ pub struct NewRuntime {
     pub repos: Arc<RepositorySet>,
     /// Editable runtimes: where the edits go.
     pub scratch: Option<Arc<Scratch>>,
+    /// Exported to the runtime's processes; from [`new_token`], or kept
+    /// from a record when a restarted service re-attaches the runtime.
+    pub token: String,
+}
+
+/// A fresh runtime token.
+pub fn new_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Why a runtime could not be started.
@@ -153,7 +161,7 @@ impl Runtimes {
             return Err(StartError::NameTaken(new.name));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let token = format!("{}-{id}", uuid::Uuid::new_v4().simple());
+        let token = new.token;
         self.router.register_root(new.root_pid, id, &token)?;
         let created = SystemTime::now();
         let view = self.new_view(

@@ -7,17 +7,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spfs_shared::protocol::{
-    self, CommitKind, CommitRequest, MountRequest, Request, Response, RuntimeEvent, RuntimeInfo,
-    ServiceStatus,
+    self, CommitKind, CommitRequest, MountRequest, RepositoryLocation, Request, Response,
+    RuntimeEvent, RuntimeInfo, ServiceStatus,
 };
 
 use crate::control::{ControlSocket, Handler, Reply};
 use crate::fs::SpfsFs;
 use crate::mount::Mounted;
+use crate::records::{RuntimeRecord, RECORD_VERSION};
 use crate::repo::commit;
 use crate::repo::tags::{TagAuthor, TagSpec};
 use crate::repo::{EnvSpec, FsRepository, RepositorySet, View};
-use crate::runtimes::{Change, NewRuntime, Runtime, Runtimes};
+use crate::runtimes::{self, Change, NewRuntime, Runtime, Runtimes};
 use crate::scratch::Scratch;
 use crate::sys;
 use crate::sys::peer::Peer;
@@ -124,18 +125,35 @@ impl State {
             Ok(x) => x,
             Err(e) => return error(e),
         };
+        let token = runtimes::new_token();
         let scratch = if req.editable {
             let dir = self.scratch_root.join(format!(
                 "{name}-{}",
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ));
-            match Scratch::open(&dir) {
+            let record = RuntimeRecord {
+                version: RECORD_VERSION,
+                name: name.clone(),
+                uid: proc.uid,
+                gid: peer.gid,
+                root_pid: req.root_pid,
+                root_start_time: proc.start_time,
+                env_spec: req.env_spec.clone(),
+                stack: stack.iter().map(|d| d.to_string()).collect(),
+                repositories: req.repositories.clone(),
+                token: token.clone(),
+                created_unix: unix_now(),
+            };
+            // The record goes first: a restarted service can always find
+            // the edits of a runtime that has any.
+            match Scratch::open(&dir).and_then(|s| record.write(&dir).map(|()| s)) {
                 Ok(s) => Some(Arc::new(s)),
                 Err(e) => {
+                    let _ = crate::scratch::remove_all(&dir);
                     return error(format!(
                         "cannot create the scratch directory {}: {e}",
                         dir.display()
-                    ))
+                    ));
                 }
             }
         } else {
@@ -151,6 +169,7 @@ impl State {
             view,
             repos: Arc::new(repos),
             scratch: scratch.clone(),
+            token,
         });
         match started {
             Ok(rt) => Reply::One(Response::Mounted {
@@ -205,12 +224,7 @@ impl State {
                 for t in &tags {
                     repo.push_tag(t, digest, repos.author())?;
                 }
-                let spec = stack
-                    .iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join("+");
-                let items = repos.resolve_stack(&EnvSpec::parse(&spec)?)?;
+                let items = repos.resolve_stack(&EnvSpec::parse(&stack_spec(&stack))?)?;
                 let view = View::build(&repos.read_stack_manifests(&items)?)?;
                 Ok((digest, stack, view))
             };
@@ -219,7 +233,14 @@ impl State {
             Err(e) => return error(format!("commit of runtime '{}' failed: {e}", rt.name)),
         };
         // The new stack shows the edits already; then the scratch empties.
-        self.runtimes.replace_view(&rt, Arc::new(view), Some(stack));
+        self.runtimes
+            .replace_view(&rt, Arc::new(view), Some(stack.clone()));
+        if let Err(e) = update_record(scratch.root(), &stack) {
+            // Only matters if the service restarts: then the runtime would
+            // come back on its old stack, with the committed edits still in
+            // its scratch. Say so, but the commit itself is done.
+            tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime record");
+        }
         if let Err(e) = scratch.clear() {
             return error(format!(
                 "committed {digest}, but the scratch directory {} could not be emptied: {e}",
@@ -279,8 +300,16 @@ impl State {
 fn load(
     req: &MountRequest,
 ) -> crate::repo::Result<(RepositorySet, Vec<crate::repo::Digest>, View)> {
-    let mut opened = Vec::with_capacity(req.repositories.len());
-    for loc in &req.repositories {
+    load_spec(&req.repositories, &req.env_spec)
+}
+
+/// Opens `locations` (the primary first) and builds the view of `spec`.
+fn load_spec(
+    locations: &[RepositoryLocation],
+    spec: &str,
+) -> crate::repo::Result<(RepositorySet, Vec<crate::repo::Digest>, View)> {
+    let mut opened = Vec::with_capacity(locations.len());
+    for loc in locations {
         opened.push(FsRepository::open(&loc.root)?.with_tag_namespace(loc.tag_namespace.clone()));
     }
     if opened.is_empty() {
@@ -291,10 +320,146 @@ fn load(
     }
     let primary = opened.remove(0);
     let repos = RepositorySet::new(primary, opened, TagAuthor("spfs-fuse-macos".into()));
-    let spec = EnvSpec::parse(&req.env_spec)?;
+    let spec = EnvSpec::parse(spec)?;
     let stack = repos.resolve_stack(&spec)?;
     let view = View::build(&repos.read_stack_manifests(&stack)?)?;
     Ok((repos, stack.into_iter().map(|s| s.digest).collect(), view))
+}
+
+/// Records a runtime's new stack (after a commit).
+fn update_record(dir: &std::path::Path, stack: &[crate::repo::Digest]) -> std::io::Result<()> {
+    let Some(mut record) = RuntimeRecord::read(dir).map_err(std::io::Error::other)? else {
+        return Ok(());
+    };
+    record.stack = stack.iter().map(|d| d.to_string()).collect();
+    record.write(dir)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Brings back the editable runtimes of an earlier run of the service
+/// (which crashed, was killed or was upgraded) from the records in their
+/// scratch directories, and empties every work directory:
+/// - a runtime whose root process (same start time) or any process carrying
+///   its token still lives is started again, edits and all;
+/// - a runtime whose processes are all gone ends as it would have while the
+///   service ran: its scratch directory is removed;
+/// - directories without a readable record are left alone (only a work
+///   directory of a scratch layout is emptied), so a mistaken scratch root
+///   never loses anything.
+///
+/// Returns the runtimes re-attached.
+pub fn recover(runtimes: &Runtimes, scratch_root: &std::path::Path) -> Vec<Arc<Runtime>> {
+    let entries = match std::fs::read_dir(scratch_root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(path = %scratch_root.display(), error = %e, "cannot read the scratch root");
+            return Vec::new();
+        }
+    };
+    let mut back = Vec::new();
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let record = match RuntimeRecord::read(&dir) {
+            Ok(Some(r)) => r,
+            Ok(None) | Err(_) if !(dir.join("upper").is_dir() && dir.join("work").is_dir()) => {
+                continue
+            }
+            other => {
+                if let Err(e) = other {
+                    tracing::warn!(error = %e, "scratch directory kept as it is");
+                }
+                if let Err(e) = Scratch::open(&dir) {
+                    tracing::warn!(path = %dir.display(), error = %e, "cannot empty the work directory");
+                }
+                continue;
+            }
+        };
+        match reattach(runtimes, &dir, &record) {
+            Ok(Some(rt)) => {
+                tracing::info!(runtime = %rt.name, root = rt.root_pid, "editable runtime re-attached");
+                back.push(rt);
+            }
+            Ok(None) => {
+                tracing::info!(runtime = %record.name, path = %dir.display(), "runtime ended while the service was down; removing its edits");
+                if let Err(e) = crate::scratch::remove_all(&dir) {
+                    tracing::warn!(path = %dir.display(), error = %e, "cannot remove the scratch directory");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(runtime = %record.name, path = %dir.display(), error = %e, "cannot re-attach the runtime; its edits are kept");
+                let _ = Scratch::open(&dir);
+            }
+        }
+    }
+    back
+}
+
+/// Starts the runtime of `record` again if any of its processes lives;
+/// None if none does.
+fn reattach(
+    runtimes: &Runtimes,
+    dir: &std::path::Path,
+    record: &RuntimeRecord,
+) -> Result<Option<Arc<Runtime>>, String> {
+    let ours = |p: &sys::process::ProcInfo| p.uid == record.uid;
+    let root = sys::process::proc_info(record.root_pid)
+        .filter(|p| ours(p) && p.start_time == record.root_start_time)
+        .map(|p| p.pid)
+        .or_else(|| {
+            sys::process::all_pids().into_iter().find(|&pid| {
+                sys::process::environ_var(pid, crate::router::TOKEN_ENV).as_deref()
+                    == Some(record.token.as_str())
+                    && sys::process::proc_info(pid).is_some_and(|p| ours(&p))
+            })
+        });
+    let Some(root) = root else {
+        return Ok(None);
+    };
+    let spec = record.stack.join("+");
+    let (repos, stack, view) = load_spec(&record.repositories, &spec).map_err(|e| e.to_string())?;
+    let scratch = Scratch::open(dir).map_err(|e| e.to_string())?;
+    let rt = runtimes
+        .start(NewRuntime {
+            name: record.name.clone(),
+            uid: record.uid,
+            gid: record.gid,
+            root_pid: root,
+            spec: record.env_spec.clone(),
+            stack,
+            view,
+            repos: Arc::new(repos),
+            scratch: Some(Arc::new(scratch)),
+            token: record.token.clone(),
+        })
+        .map_err(|e| e.to_string())?;
+    if root != record.root_pid {
+        let mut moved = record.clone();
+        moved.root_pid = root;
+        moved.root_start_time = sys::process::proc_info(root).map_or(0, |p| p.start_time);
+        if let Err(e) = moved.write(dir) {
+            tracing::warn!(runtime = %record.name, error = %e, "cannot update the runtime record");
+        }
+    }
+    Ok(Some(rt))
+}
+
+/// The stack as an env spec of digests.
+fn stack_spec(stack: &[crate::repo::Digest]) -> String {
+    stack
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 impl Handler for State {
@@ -432,6 +597,7 @@ pub fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
             }
         });
     }
+    recover(&runtimes, &opts.scratch_root);
     let state = Arc::new(State {
         runtimes: runtimes.clone(),
         mountpoint: mounted.mountpoint().to_owned(),

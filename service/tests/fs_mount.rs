@@ -45,6 +45,7 @@ fn a_runtime_sees_its_view_and_outsiders_see_nothing() {
             view,
             repos: set,
             scratch: None,
+            token: spfs_fuse_macos::runtimes::new_token(),
         })
         .unwrap();
     child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();

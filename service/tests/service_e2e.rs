@@ -7,182 +7,12 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::service::*;
 use common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_spfs-fuse-macos");
-
-/// Prints a tree as the fixture's TSV lines (path, kind, perm, size, sha256|target).
-const WALKER: &str = r#"
-import hashlib, os, stat, sys
-root = sys.argv[1]
-out = []
-for d, dirs, files in os.walk(root):
-    for name in dirs + files:
-        p = os.path.join(d, name)
-        rel = os.path.relpath(p, root)
-        st = os.lstat(p)
-        perm = format(stat.S_IMODE(st.st_mode), "o")
-        if stat.S_ISLNK(st.st_mode):
-            out.append(f"{rel}\tsymlink\t{perm}\t{st.st_size}\t{os.readlink(p)}")
-        elif stat.S_ISDIR(st.st_mode):
-            out.append(f"{rel}\tdir\t{perm}\t-\t-")
-        else:
-            with open(p, "rb") as f:
-                h = hashlib.sha256(f.read()).hexdigest()
-            out.append(f"{rel}\tfile\t{perm}\t{st.st_size}\t{h}")
-print("\n".join(sorted(out)))
-"#;
-
-/// A running service on a private mountpoint.
-struct Service {
-    child: Child,
-    dir: tempfile::TempDir,
-    mnt: PathBuf,
-    sock: PathBuf,
-    repo: PathBuf,
-}
-
-impl Service {
-    fn start(repo: &str) -> Self {
-        Self::start_with(repo, false)
-    }
-
-    /// A service whose repository is a private copy of fixture `repo`.
-    fn start_writable(repo: &str) -> Self {
-        Self::start_with(repo, true)
-    }
-
-    fn start_with(repo: &str, copy: bool) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mnt = dir.path().join("spfs");
-        let sock = dir.path().join("run/control.sock");
-        let repo = if copy {
-            let r = dir.path().join("repo");
-            copy_tree(&fixtures().join(repo), &r);
-            r
-        } else {
-            fixtures().join(repo)
-        };
-        let child = Command::new(BIN)
-            .args(["service", "--threads", "2"])
-            .env("SPFS_FUSE_MOUNTPOINT", &mnt)
-            .env("SPFS_FUSE_SOCKET", &sock)
-            .env("SPFS_FUSE_SCRATCH_ROOT", dir.path().join("scratch"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut s = Self {
-            child,
-            mnt,
-            sock,
-            repo,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if s.cli(&["status"]).status.success() {
-                return s;
-            }
-            if let Ok(Some(status)) = s.child.try_wait() {
-                panic!("service exited: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        s.stop();
-        panic!("service did not become ready");
-    }
-
-    /// A command for this service's clients, with a clean environment.
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap())
-            .env("HOME", self.dir.path())
-            .env("SPFS_STORAGE_ROOT", &self.repo)
-            .env("SPFS_FUSE_MOUNTPOINT", &self.mnt)
-            .env("SPFS_FUSE_SOCKET", &self.sock);
-        c
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        self.command(BIN).args(args).output().unwrap()
-    }
-
-    /// `run SPEC -- CMD...`, its output.
-    fn run(&self, spec: &str, cmd: &[&str]) -> Output {
-        let mut args = vec!["run", spec, "--"];
-        args.extend_from_slice(cmd);
-        self.cli(&args)
-    }
-
-    fn walk(&self, spec: &str) -> Vec<String> {
-        let mnt = self.mnt.to_str().unwrap();
-        let o = self.run(spec, &["python3", "-c", WALKER, mnt]);
-        assert!(
-            o.status.success(),
-            "{spec}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn stop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if is_mounted(&self.mnt) {
-            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn is_mounted(p: &Path) -> bool {
-    std::fs::read_to_string("/proc/self/mounts")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(1) == Some(p.to_str().unwrap()))
-}
-
-fn text(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-/// A process killed when dropped.
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn every_recorded_ref_shows_the_recorded_view() {
@@ -468,33 +298,6 @@ fn shutdown_with_a_file_open_leaves_no_mount() {
     assert!(!svc.sock.exists());
 }
 
-/// A process in a runtime on `fixture/base` holding `rel` open (killed on
-/// drop); returns once the file is open.
-fn hold_open(svc: &Service, rel: &str) -> Kill {
-    let script = format!("exec 3< {}/{rel}; echo open; sleep 30", svc.mnt.display());
-    let (holder, line) = spawn_in_base(svc, &script);
-    assert_eq!(line.trim(), "open");
-    holder
-}
-
-/// `sh -c SCRIPT` in a runtime on `fixture/base` (killed on drop, stdin
-/// piped); returns once it printed its first line, and that line.
-fn spawn_in_base(svc: &Service, script: &str) -> (Kill, String) {
-    let mut child = Kill(
-        svc.command(BIN)
-            .args(["run", "fixture/base", "--", "sh", "-c", script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (child, line)
-}
-
 trait SignalOrNone {
     fn signal_or_none(&self) -> Option<i32>;
 }
@@ -568,17 +371,6 @@ fn third_file(rel: &str) -> Vec<u8> {
 
 fn third_recreated() -> Vec<u8> {
     third_file("share/doc/recreated.txt")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {}: {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    text(o)
 }
 
 #[test]

@@ -1,0 +1,254 @@
+//! A real `spfs-fuse-macos service` on a private mountpoint, socket and
+//! scratch root, stopped (and its mount removed) when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{copy_tree, fixtures};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_spfs-fuse-macos");
+
+/// Prints a tree as the fixture's TSV lines (path, kind, perm, size, sha256|target).
+pub const WALKER: &str = r#"
+import hashlib, os, stat, sys
+root = sys.argv[1]
+out = []
+for d, dirs, files in os.walk(root):
+    for name in dirs + files:
+        p = os.path.join(d, name)
+        rel = os.path.relpath(p, root)
+        st = os.lstat(p)
+        perm = format(stat.S_IMODE(st.st_mode), "o")
+        if stat.S_ISLNK(st.st_mode):
+            out.append(f"{rel}\tsymlink\t{perm}\t{st.st_size}\t{os.readlink(p)}")
+        elif stat.S_ISDIR(st.st_mode):
+            out.append(f"{rel}\tdir\t{perm}\t-\t-")
+        else:
+            with open(p, "rb") as f:
+                h = hashlib.sha256(f.read()).hexdigest()
+            out.append(f"{rel}\tfile\t{perm}\t{st.st_size}\t{h}")
+print("\n".join(sorted(out)))
+"#;
+
+/// A running service on a private mountpoint.
+pub struct Service {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub mnt: PathBuf,
+    pub sock: PathBuf,
+    pub repo: PathBuf,
+}
+
+impl Service {
+    pub fn start(repo: &str) -> Self {
+        Self::start_with(repo, false)
+    }
+
+    /// A service whose repository is a private copy of fixture `repo`.
+    pub fn start_writable(repo: &str) -> Self {
+        Self::start_with(repo, true)
+    }
+
+    pub fn start_with(repo: &str, copy: bool) -> Self {
+        Self::start_prepared(repo, copy, |_| {})
+    }
+
+    /// Like `start_with`, calling `prepare` with the service's private
+    /// directory (the scratch root is its `scratch/`) before it starts.
+    pub fn start_prepared(repo: &str, copy: bool, prepare: impl FnOnce(&Path)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("spfs");
+        let sock = dir.path().join("run/control.sock");
+        let repo = if copy {
+            let r = dir.path().join("repo");
+            copy_tree(&fixtures().join(repo), &r);
+            r
+        } else {
+            fixtures().join(repo)
+        };
+        prepare(dir.path());
+        let child = spawn_service(dir.path(), &mnt, &sock);
+        let mut s = Self {
+            child,
+            mnt,
+            sock,
+            repo,
+            dir,
+        };
+        s.wait_ready();
+        s
+    }
+
+    /// The scratch root the service keeps editable runtimes in.
+    pub fn scratch_root(&self) -> PathBuf {
+        self.dir.path().join("scratch")
+    }
+
+    /// Kills the service with SIGKILL: its mount is left behind, dead.
+    pub fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the service again on the same mountpoint, socket and
+    /// scratch root (after `sigkill` or a stop).
+    pub fn restart(&mut self) {
+        self.sigkill();
+        self.child = spawn_service(self.dir.path(), &self.mnt, &self.sock);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.cli(&["status"]).status.success() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("service exited: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop();
+        panic!("service did not become ready");
+    }
+
+    /// A command for this service's clients, with a clean environment.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", self.dir.path())
+            .env("SPFS_STORAGE_ROOT", &self.repo)
+            .env("SPFS_FUSE_MOUNTPOINT", &self.mnt)
+            .env("SPFS_FUSE_SOCKET", &self.sock);
+        c
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command(BIN).args(args).output().unwrap()
+    }
+
+    /// `run SPEC -- CMD...`, its output.
+    pub fn run(&self, spec: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["run", spec, "--"];
+        args.extend_from_slice(cmd);
+        self.cli(&args)
+    }
+
+    pub fn walk(&self, spec: &str) -> Vec<String> {
+        let mnt = self.mnt.to_str().unwrap();
+        let o = self.run(spec, &["python3", "-c", WALKER, mnt]);
+        assert!(
+            o.status.success(),
+            "{spec}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn stop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if is_mounted(&self.mnt) {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
+    }
+}
+
+fn spawn_service(dir: &Path, mnt: &Path, sock: &Path) -> Child {
+    Command::new(BIN)
+        .args(["service", "--threads", "2"])
+        .env("SPFS_FUSE_MOUNTPOINT", mnt)
+        .env("SPFS_FUSE_SOCKET", sock)
+        .env("SPFS_FUSE_SCRATCH_ROOT", dir.join("scratch"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("service.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn is_mounted(p: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(p.to_str().unwrap()))
+}
+
+pub fn text(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// A process killed when dropped.
+pub struct Kill(pub Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process in a runtime on `fixture/base` holding `rel` open (killed on
+/// drop); returns once the file is open.
+pub fn hold_open(svc: &Service, rel: &str) -> Kill {
+    let script = format!("exec 3< {}/{rel}; echo open; sleep 30", svc.mnt.display());
+    let (holder, line) = spawn_in_base(svc, &script);
+    assert_eq!(line.trim(), "open");
+    holder
+}
+
+/// `sh -c SCRIPT` in a runtime on `fixture/base` (killed on drop, stdin
+/// piped); returns once it printed its first line, and that line.
+pub fn spawn_in_base(svc: &Service, script: &str) -> (Kill, String) {
+    let mut child = Kill(
+        svc.command(BIN)
+            .args(["run", "fixture/base", "--", "sh", "-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
+}
+
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {}: {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    text(o)
+}

@@ -1,0 +1,311 @@
+//! Copy-up under fire: writers and the service killed with SIGKILL in the
+//! middle of copying up a large file, a restart of the service, and a
+//! scratch directory that runs out of space. In every case a runtime sees
+//! the old file or the whole new one, never part of one.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::service::*;
+
+const MIB: usize = 1 << 20;
+
+/// Writes `mib` MiB (each MiB different, so a misplaced or missing part
+/// shows) to `dir/huge.bin` and commits `dir` as a layer tagged `big`.
+fn commit_big_layer(svc: &Service, mib: usize) -> PathBuf {
+    let src = svc.dir.path().join("big-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let file = src.join("huge.bin");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    for i in 0..mib {
+        let chunk: Vec<u8> = (0..MIB)
+            .map(|j| (j as u32 * 31 + i as u32 * 7) as u8)
+            .collect();
+        f.write_all(&chunk).unwrap();
+    }
+    f.flush().unwrap();
+    drop(f);
+    ok(&svc.cli(&["commit", "--path", src.to_str().unwrap(), "-t", "big"]));
+    file
+}
+
+/// A shell in an editable runtime that runs the lines it is sent.
+struct RuntimeShell {
+    _child: Kill,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl RuntimeShell {
+    fn start(svc: &Service, name: &str, spec: &str) -> RuntimeShell {
+        let mut child = svc
+            .command(BIN)
+            .args([
+                "run",
+                "--edit",
+                "--runtime-name",
+                name,
+                spec,
+                "--",
+                "sh",
+                "-c",
+            ])
+            .arg("while read -r line; do eval \"$line\"; echo '--end--'; done")
+            .env("M", &svc.mnt)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut sh = RuntimeShell {
+            _child: Kill(child),
+            stdin,
+            stdout,
+        };
+        assert_eq!(sh.eval("echo ready"), ["ready"]);
+        sh
+    }
+
+    /// Runs `line` in the runtime; its output lines.
+    fn eval(&mut self, line: &str) -> Vec<String> {
+        writeln!(self.stdin, "{line}").unwrap();
+        let mut out = Vec::new();
+        loop {
+            let mut l = String::new();
+            assert!(self.stdout.read_line(&mut l).unwrap() > 0, "shell ended");
+            let l = l.trim_end().to_owned();
+            if l == "--end--" {
+                return out;
+            }
+            out.push(l);
+        }
+    }
+
+    /// What the runtime sees of `/huge.bin`: its size, and whether its
+    /// first `len` bytes are those of `src`.
+    fn huge(&mut self, src: &Path, len: u64) -> (u64, bool) {
+        let out = self.eval(&format!(
+            "wc -c < \"$M/huge.bin\"; cmp -n {len} \"$M/huge.bin\" {} >/dev/null && echo same",
+            src.display()
+        ));
+        (
+            out[0].trim().parse().unwrap(),
+            out.get(1).map(String::as_str) == Some("same"),
+        )
+    }
+}
+
+/// The one scratch directory under the service's scratch root.
+fn scratch_dir(svc: &Service) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(svc.scratch_root())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+fn entries(dir: &Path) -> Vec<(PathBuf, u64)> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| {
+                let e = e.unwrap();
+                (e.path(), e.metadata().map(|m| m.len()).unwrap_or(0))
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until a copy-up of `huge.bin` is staged in `work` and part-way
+/// through: between a quarter and three quarters of `size` copied.
+fn wait_mid_copy(work: &Path, size: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(&(_, len)) = entries(work).first() {
+            if len >= size / 4 && len <= size * 3 / 4 {
+                return len;
+            }
+            assert!(len < size, "the copy finished before it could be caught");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    panic!("no copy-up was staged in {}", work.display());
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Old or whole new: the upper copy of `huge.bin` is absent or complete.
+fn assert_upper_whole(scratch: &Path, size: u64) {
+    if let Ok(m) = std::fs::metadata(scratch.join("upper/huge.bin")) {
+        assert!(
+            m.len() == size || m.len() == size + 1,
+            "a partial copy is visible: {} of {size} bytes",
+            m.len()
+        );
+    }
+}
+
+#[test]
+fn sigkill_of_a_writer_or_the_service_mid_copy_up_never_shows_part_of_a_file() {
+    let mut svc = Service::start_writable("repo");
+    let src = commit_big_layer(&svc, 384);
+    let size = (384 * MIB) as u64;
+    let mut sh = RuntimeShell::start(&svc, "k", "fixture/base+big");
+    let scratch = scratch_dir(&svc);
+    let work = scratch.join("work");
+
+    // A writer killed while its open copies the file up.
+    let pid: i32 = sh.eval("sh -c 'printf X >> \"$M/huge.bin\"' & echo $!")[0]
+        .parse()
+        .unwrap();
+    let at = wait_mid_copy(&work, size);
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    eprintln!("writer killed with {at} of {size} bytes staged");
+    wait_until("the copy-up ends", || entries(&work).is_empty());
+    assert_upper_whole(&scratch, size);
+    let (seen, same) = sh.huge(&src, size);
+    assert!(
+        seen == size || seen == size + 1,
+        "runtime sees {seen} bytes"
+    );
+    assert!(same, "content differs from the layer's");
+
+    // The service killed the same way; edits made before survive it.
+    ok(&svc.cli(&["reset", "--runtime", "k"]));
+    assert_eq!(
+        sh.eval("echo kept > \"$M/kept.txt\" && rm \"$M/hello.txt\" && echo edited"),
+        ["edited"]
+    );
+    sh.eval("sh -c 'printf X >> \"$M/huge.bin\"' 2>/dev/null &");
+    let at = wait_mid_copy(&work, size);
+    svc.sigkill();
+    eprintln!("service killed with {at} of {size} bytes staged");
+    assert!(!entries(&work).is_empty(), "the interrupted copy is staged");
+    assert_upper_whole(&scratch, size);
+
+    // The restarted service cleans the work directory and brings the
+    // runtime back with its edits, to the same (still running) shell.
+    svc.restart();
+    assert!(
+        entries(&work).is_empty(),
+        "work dir not cleaned: {:?}",
+        entries(&work)
+    );
+    assert_upper_whole(&scratch, size);
+    let ls = ok(&svc.cli(&["runtime", "ls"]));
+    assert!(
+        ls.lines().any(|l| l.split_whitespace().next() == Some("k")),
+        "{ls}"
+    );
+    let (seen, same) = sh.huge(&src, size);
+    assert!(
+        seen == size || seen == size + 1,
+        "runtime sees {seen} bytes"
+    );
+    assert!(same, "content differs from the layer's");
+    assert_eq!(sh.eval("cat \"$M/kept.txt\""), ["kept"]);
+    assert_eq!(
+        sh.eval("test -e \"$M/hello.txt\" || echo deleted"),
+        ["deleted"]
+    );
+    assert_eq!(
+        sh.eval("cat \"$M/etc/conf.d/b.conf\" > /dev/null && echo read"),
+        ["read"]
+    );
+}
+
+#[test]
+fn a_runtime_whose_processes_died_with_the_service_is_cleaned_on_restart() {
+    let mut svc = Service::start_writable("repo");
+    let sh = RuntimeShell::start(&svc, "gone", "fixture/base");
+    let scratch = scratch_dir(&svc);
+    std::fs::write(scratch.join("work/stage-leftover"), b"x").unwrap();
+    svc.sigkill();
+    drop(sh);
+    // A directory that is not a scratch directory is never touched.
+    let stranger = svc.scratch_root().join("not-a-scratch");
+    std::fs::create_dir_all(stranger.join("work")).unwrap();
+    std::fs::write(stranger.join("work/keep"), b"mine").unwrap();
+    svc.restart();
+    assert!(!scratch.exists(), "the ended runtime's scratch is left");
+    assert_eq!(std::fs::read(stranger.join("work/keep")).unwrap(), b"mine");
+    let ls = ok(&svc.cli(&["runtime", "ls", "--json"]));
+    assert!(!ls.contains("\"gone\""), "{ls}");
+}
+
+/// A tmpfs of `mib` MiB at `path`, lazily unmounted when dropped.
+struct Tmpfs(PathBuf);
+impl Tmpfs {
+    fn mount(path: &Path, mib: usize) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m"),
+                "spfs-test-scratch",
+            ])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cannot mount a tmpfs (the tests run as root)");
+        Tmpfs(path.to_owned())
+    }
+}
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_scratch_gives_enospc_and_leaves_no_partial_file() {
+    let mut tmpfs = None;
+    let svc = Service::start_prepared("repo", true, |dir| {
+        tmpfs = Some(Tmpfs::mount(&dir.join("scratch"), 16));
+    });
+    let _tmpfs = tmpfs;
+    let src = commit_big_layer(&svc, 24);
+    let size = (24 * MIB) as u64;
+    let mut sh = RuntimeShell::start(&svc, "full", "fixture/base+big");
+    let scratch = scratch_dir(&svc);
+
+    let out = sh.eval("(printf X >> \"$M/huge.bin\") 2>&1; echo \"status $?\"");
+    assert!(
+        out.iter().any(|l| l.contains("No space left on device")),
+        "{out:?}"
+    );
+    assert_ne!(out.last().unwrap(), "status 0", "{out:?}");
+    assert!(
+        !scratch.join("upper/huge.bin").exists(),
+        "partial copy in upper"
+    );
+    assert!(
+        entries(&scratch.join("work")).is_empty(),
+        "stage left in work"
+    );
+    assert_eq!(sh.huge(&src, size), (size, true));
+
+    // A new file that does not fit: the writer sees ENOSPC too...
+    let out = sh.eval("head -c 20000000 /dev/zero 2>&1 > \"$M/new.bin\"; echo \"status $?\"");
+    assert_ne!(out.last().unwrap(), "status 0", "{out:?}");
+    assert!(out.iter().any(|l| l.contains("No space left")), "{out:?}");
+    // ...and once it is gone, small edits work again.
+    assert_eq!(
+        sh.eval("rm \"$M/new.bin\" && echo small > \"$M/small.txt\" && cat \"$M/small.txt\""),
+        ["small"]
+    );
+}
