@@ -276,6 +276,9 @@ impl Runtimes {
     /// `stack`, if given, replaces the runtime's stack.
     pub fn replace_view(&self, rt: &Runtime, view: Arc<View>, stack: Option<Vec<Digest>>) {
         let old = rt.view();
+        if let Some(s) = &rt.scratch {
+            s.next_generation();
+        }
         let new = self.new_view(
             view,
             old.repos.clone(),

@@ -12,7 +12,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Names starting with this are whiteouts; users may not create them.
 pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -40,6 +40,13 @@ pub struct Usage {
     pub files: u64,
 }
 
+/// An operation admitted by [`Scratch::enter`].
+#[derive(Debug)]
+pub struct Entered<'a> {
+    _edit: Option<RwLockReadGuard<'a, ()>>,
+    _view: RwLockReadGuard<'a, ()>,
+}
+
 /// One runtime's scratch directory.
 #[derive(Debug)]
 pub struct Scratch {
@@ -49,6 +56,12 @@ pub struct Scratch {
     next_stage: AtomicU64,
     dirty: AtomicBool,
     usage: Mutex<Usage>,
+    /// Held shared by each edit, exclusively by a commit or reset.
+    edits: RwLock<()>,
+    /// Held shared by each operation, exclusively while the view switches.
+    views: RwLock<()>,
+    /// Bumped whenever the runtime moves to a new view.
+    generation: AtomicU64,
 }
 
 impl Scratch {
@@ -72,8 +85,51 @@ impl Scratch {
             next_stage: AtomicU64::new(0),
             dirty: AtomicBool::new(true),
             usage: Mutex::new(Usage::default()),
+            edits: RwLock::new(()),
+            views: RwLock::new(()),
+            generation: AtomicU64::new(0),
         };
         Ok(s)
+    }
+
+    /// The view generation edits are admitted for.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Starts a new view generation: edits through views of older ones
+    /// are refused from now on (their inodes are gone).
+    pub fn next_generation(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Enters one operation through a view of generation `generation`,
+    /// held for as long as the guard lives; `None` if that view has been
+    /// replaced (the caller answers ESTALE, and the kernel looks the path
+    /// up afresh). An `edit` waits while a commit or reset runs; other
+    /// operations only wait for the moment the view is switched.
+    pub fn enter(&self, generation: u64, edit: bool) -> Option<Entered<'_>> {
+        // Always edits, then views: the order commits and resets take them.
+        let edit = edit.then(|| self.edits.read().unwrap_or_else(|p| p.into_inner()));
+        let view = self.views.read().unwrap_or_else(|p| p.into_inner());
+        (self.generation() == generation).then_some(Entered {
+            _edit: edit,
+            _view: view,
+        })
+    }
+
+    /// Phase one of a commit or reset: waits for edits in progress and
+    /// holds off new ones, so it sees exactly the edits made before it.
+    /// Reads go on.
+    pub fn hold_edits(&self) -> RwLockWriteGuard<'_, ()> {
+        self.edits.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Phase two (with phase one held): holds off every operation while
+    /// the edits leave the scratch and the view is switched, so nothing
+    /// sees the edits gone from the scratch but not yet in the layers.
+    pub fn hold_all(&self) -> RwLockWriteGuard<'_, ()> {
+        self.views.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The scratch directory itself.
@@ -111,12 +167,26 @@ impl Scratch {
     /// directory (one rename, so the runtime never sees half of it), a new
     /// empty one takes its place, and the old one is deleted.
     pub fn clear(&self) -> io::Result<()> {
+        let trash = self.detach()?;
+        remove_all(&trash)
+    }
+
+    /// Moves every edit out of the way at once (see `clear`) and returns
+    /// where they went, inside the work directory: the caller deletes them
+    /// (or a restart does).
+    pub fn detach(&self) -> io::Result<PathBuf> {
         let trash = self.stage_path();
         std::fs::rename(&self.upper, &trash)?;
-        std::fs::create_dir(&self.upper)?;
-        copy_owner_and_mode(&trash, &self.upper)?;
+        let fresh = std::fs::create_dir(&self.upper)
+            .and_then(|()| copy_owner_and_mode(&trash, &self.upper));
         self.touched();
-        remove_all(&trash)
+        if let Err(e) = fresh {
+            // Put the edits back rather than lose the upper directory.
+            let _ = remove_all(&self.upper);
+            std::fs::rename(&trash, &self.upper)?;
+            return Err(e);
+        }
+        Ok(trash)
     }
 
     /// Discards the edits of one path (relative to the runtime's root):

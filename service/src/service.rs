@@ -207,8 +207,10 @@ impl State {
             Ok(t) => t,
             Err(e) => return error(e),
         };
-        // One commit or reset of a runtime at a time.
+        // One commit or reset of a runtime at a time, and no edit while it
+        // runs: each edit lands before the snapshot or in the new view.
         let _busy = rt.editing.lock().unwrap_or_else(|p| p.into_inner());
+        let _edits = scratch.hold_edits();
         let current = rt.view();
         let repos = current.repos.clone();
         let run =
@@ -232,23 +234,37 @@ impl State {
             Ok(x) => x,
             Err(e) => return error(format!("commit of runtime '{}' failed: {e}", rt.name)),
         };
-        // The new stack shows the edits already; then the scratch empties.
-        self.runtimes
-            .replace_view(&rt, Arc::new(view), Some(stack.clone()));
+        // The edits leave the scratch and the new stack takes over as one
+        // step for every reader; deleting them can wait.
+        let detached = {
+            let _all = scratch.hold_all();
+            let detached = scratch.detach();
+            self.runtimes
+                .replace_view(&rt, Arc::new(view), Some(stack.clone()));
+            detached
+        };
         if let Err(e) = update_record(scratch.root(), &stack) {
             // Only matters if the service restarts: then the runtime would
             // come back on its old stack, with the committed edits still in
             // its scratch. Say so, but the commit itself is done.
             tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime record");
         }
-        if let Err(e) = scratch.clear() {
-            return error(format!(
-                "committed {digest}, but the scratch directory {} could not be emptied: {e}",
-                scratch.root().display()
-            ));
+        match detached {
+            Ok(trash) => {
+                if let Err(e) = crate::scratch::remove_all(&trash) {
+                    // The next start of the service empties the work dir.
+                    tracing::warn!(path = %trash.display(), error = %e, "cannot delete committed edits");
+                }
+            }
+            // The edits stay in the scratch, over the same content in the
+            // new layer: the view is right, the scratch is not empty.
+            Err(e) => {
+                return error(format!(
+                    "committed {digest}, but the scratch directory {} could not be emptied: {e}",
+                    scratch.root().display()
+                ))
+            }
         }
-        self.runtimes
-            .replace_view(&rt, rt.view().view.clone(), None);
         tracing::info!(runtime = %rt.name, %digest, "committed");
         Reply::One(Response::Committed {
             digest: digest.to_string(),
@@ -262,18 +278,24 @@ impl State {
             Err(e) => return error(e),
         };
         let _busy = rt.editing.lock().unwrap_or_else(|p| p.into_inner());
-        let done = if paths.is_empty() {
-            scratch.clear()
-        } else {
-            paths
-                .iter()
-                .try_for_each(|p| scratch.reset_path(&self.relative(p)))
+        let _edits = scratch.hold_edits();
+        let done = {
+            let _all = scratch.hold_all();
+            let done = if paths.is_empty() {
+                scratch.clear()
+            } else {
+                paths
+                    .iter()
+                    .try_for_each(|p| scratch.reset_path(&self.relative(p)))
+            };
+            // Even after a failure some edits may be gone: a fresh view.
+            self.runtimes
+                .replace_view(&rt, rt.view().view.clone(), None);
+            done
         };
         if let Err(e) = done {
             return error(format!("reset of runtime '{}' failed: {e}", rt.name));
         }
-        self.runtimes
-            .replace_view(&rt, rt.view().view.clone(), None);
         Reply::One(Response::Reset {
             runtime: runtime_info(&rt),
         })

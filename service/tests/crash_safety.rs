@@ -1,7 +1,8 @@
-//! Copy-up under fire: writers and the service killed with SIGKILL in the
-//! middle of copying up a large file, a restart of the service, and a
-//! scratch directory that runs out of space. In every case a runtime sees
-//! the old file or the whole new one, never part of one.
+//! Edits under fire: writers and the service killed with SIGKILL in the
+//! middle of copying up a large file, a restart of the service, a scratch
+//! directory that runs out of space, and commits racing with writers. A
+//! runtime sees the old file or the whole new one, never part of one, and
+//! no edit is silently lost.
 
 mod common;
 
@@ -54,7 +55,7 @@ impl RuntimeShell {
                 "sh",
                 "-c",
             ])
-            .arg("while read -r line; do eval \"$line\"; echo '--end--'; done")
+            .arg("while read -r line; do eval \"$(echo \"$line\" | base64 -d)\"; echo '--end--'; done")
             .env("M", &svc.mnt)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -71,8 +72,9 @@ impl RuntimeShell {
         sh
     }
 
-    /// Runs `line` in the runtime; its output lines.
-    fn eval(&mut self, line: &str) -> Vec<String> {
+    /// Runs `script` (any number of lines) in the runtime; its output lines.
+    fn eval(&mut self, script: &str) -> Vec<String> {
+        let line = data_encoding::BASE64.encode(script.as_bytes());
         writeln!(self.stdin, "{line}").unwrap();
         let mut out = Vec::new();
         loop {
@@ -307,5 +309,66 @@ fn a_full_scratch_gives_enospc_and_leaves_no_partial_file() {
     assert_eq!(
         sh.eval("rm \"$M/new.bin\" && echo small > \"$M/small.txt\" && cat \"$M/small.txt\""),
         ["small"]
+    );
+}
+
+#[test]
+fn a_commit_racing_with_writers_loses_no_edit() {
+    let svc = Service::start_writable("repo");
+    let mut sh = RuntimeShell::start(&svc, "race", "fixture/base");
+    // 2,000 creates in a loop; the commit starts once 100 are done.
+    let out = sh.eval(&format!(
+        "mkdir \"$M/loop\"
+         (i=0; while [ $i -lt 2000 ]; do echo $i > \"$M/loop/f$i\" || echo FAIL $i; i=$((i+1)); done) &
+         while [ ! -e \"$M/loop/f100\" ]; do :; done
+         {BIN} commit; wait
+         ls \"$M/loop\" | wc -l"
+    ));
+    // A write into a file created just before the switch fails loudly
+    // (its handle belongs to the replaced view); nothing fails silently.
+    let failed: Vec<usize> = out
+        .iter()
+        .filter_map(|l| l.strip_prefix("FAIL ").map(|n| n.parse().unwrap()))
+        .collect();
+    assert!(failed.len() <= 2, "{out:?}");
+    let digest = out.iter().find(|l| l.len() > 50).expect("a digest");
+    assert_eq!(out.last().unwrap().trim(), "2000", "{out:?}");
+    // The commit really landed mid-loop: its layer holds part of the files.
+    let mnt = svc.mnt.display().to_string();
+    let committed = ok(&svc.run(
+        &format!("fixture/base+{digest}"),
+        &["sh", "-c", &format!("ls {mnt}/loop | wc -l")],
+    ));
+    let n: usize = committed.trim().parse().unwrap();
+    assert!((101..2000).contains(&n), "committed {n} files");
+    // Every other file is whole, in the layer or in the scratch.
+    let bad: Vec<usize> = sh
+        .eval(
+            "i=0; while [ $i -lt 2000 ]; do [ \"$(cat \"$M/loop/f$i\")\" = $i ] || echo $i; i=$((i+1)); done",
+        )
+        .iter()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(bad, failed, "files neither whole nor reported");
+}
+
+#[test]
+fn a_file_held_open_across_a_commit_refuses_further_writes() {
+    let svc = Service::start_writable("repo");
+    let mut sh = RuntimeShell::start(&svc, "held", "fixture/base");
+    let out = sh.eval(&format!(
+        "exec 3>\"$M/open.txt\"; echo before >&3
+         {BIN} commit >/dev/null
+         (echo after >&3) 2>&1; echo \"status $?\"; exec 3>&-
+         cat \"$M/open.txt\"
+         echo later >> \"$M/open.txt\" && cat \"$M/open.txt\""
+    ));
+    // The write after the commit fails (EIO): its file left the scratch
+    // for the new layer, which keeps what was written before.
+    assert!(out[0].ends_with("I/O error"), "{out:?}");
+    assert_eq!(
+        &out[1..],
+        ["status 1", "before", "before", "later"],
+        "{out:?}"
     );
 }

@@ -77,6 +77,16 @@ fn ov(t: &Target) -> &Overlay {
     t.0.overlay.as_ref().expect("targets are editable views")
 }
 
+/// The scratch directory behind a target.
+pub fn scratch(t: &Target) -> Arc<crate::scratch::Scratch> {
+    ov(t).scratch().clone()
+}
+
+/// The view generation of a target.
+pub fn generation(t: &Target) -> u64 {
+    ov(t).generation()
+}
+
 fn entry_ttl(parent: INodeNo) -> &'static std::time::Duration {
     if parent.0 == inode::ROOT {
         &TTL_ROOT

@@ -26,10 +26,25 @@ pub mod inode;
 /// returns) when it belongs to one, replies the error if it is invalid, and
 /// otherwise evaluates to the read-only view and node (`None`: the empty
 /// root of a caller outside any runtime).
+///
+/// An editable view's operation runs entered in its scratch (see
+/// `Scratch::enter`): with `edit = true` it waits while a commit or reset
+/// runs, and any operation through a view that was replaced meanwhile
+/// answers ESTALE, which makes the kernel look the path up again.
 macro_rules! editable {
     ($self:ident, $req:ident, $ino:expr, $reply:ident, |$t:pat_param| $body:expr) => {
+        editable!(edit = false, $self, $req, $ino, $reply, |$t| $body)
+    };
+    (edit = $edit:expr, $self:ident, $req:ident, $ino:expr, $reply:ident, |$t:pat_param| $body:expr) => {
         match $self.resolve($req, $ino) {
-            Ok(Resolved::Editable($t)) => return $body,
+            Ok(Resolved::Editable(target)) => {
+                let scratch = editable::scratch(&target);
+                let Some(_entered) = scratch.enter(editable::generation(&target), $edit) else {
+                    return $reply.error(Errno::ESTALE);
+                };
+                let $t = target;
+                return $body;
+            }
             Ok(Resolved::ReadOnly(at)) => at,
             Err(e) => return $reply.error(e),
         }
@@ -325,7 +340,8 @@ impl Filesystem for SpfsFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let at = editable!(self, req, ino, reply, |t| editable::open(
+        let write = crate::overlay::is_write(flags.0);
+        let at = editable!(edit = write, self, req, ino, reply, |t| editable::open(
             &t, flags.0, reply
         ));
         // None: the empty root, a directory.
@@ -585,7 +601,9 @@ impl Filesystem for SpfsFs {
             mtime: mtime.map(set_time),
             handle: fh.map(|h| h.0),
         };
-        editable!(self, req, ino, reply, |t| editable::setattr(&t, set, reply));
+        editable!(edit = true, self, req, ino, reply, |t| editable::setattr(
+            &t, set, reply
+        ));
         reply.error(Errno::EROFS);
     }
 
@@ -599,7 +617,7 @@ impl Filesystem for SpfsFs {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        editable!(self, req, parent, reply, |t| editable::mknod(
+        editable!(edit = true, self, req, parent, reply, |t| editable::mknod(
             &t, req, parent, name, mode, umask, reply
         ));
         reply.error(Errno::EROFS);
@@ -614,21 +632,21 @@ impl Filesystem for SpfsFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        editable!(self, req, parent, reply, |t| editable::mkdir(
+        editable!(edit = true, self, req, parent, reply, |t| editable::mkdir(
             &t, req, parent, name, mode, umask, reply
         ));
         reply.error(Errno::EROFS);
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        editable!(self, req, parent, reply, |t| editable::unlink(
+        editable!(edit = true, self, req, parent, reply, |t| editable::unlink(
             &t, name, reply
         ));
         reply.error(Errno::EROFS);
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        editable!(self, req, parent, reply, |t| editable::rmdir(
+        editable!(edit = true, self, req, parent, reply, |t| editable::rmdir(
             &t, name, reply
         ));
         reply.error(Errno::EROFS);
@@ -642,9 +660,14 @@ impl Filesystem for SpfsFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        editable!(self, req, parent, reply, |t| editable::symlink(
-            &t, req, parent, name, target, reply
-        ));
+        editable!(
+            edit = true,
+            self,
+            req,
+            parent,
+            reply,
+            |t| editable::symlink(&t, req, parent, name, target, reply)
+        );
         reply.error(Errno::EROFS);
     }
 
@@ -659,6 +682,7 @@ impl Filesystem for SpfsFs {
         reply: ReplyEmpty,
     ) {
         editable!(
+            edit = true,
             self,
             req,
             parent,
@@ -692,7 +716,7 @@ impl Filesystem for SpfsFs {
         _lo: Option<fuser::LockOwner>,
         reply: ReplyWrite,
     ) {
-        editable!(self, req, ino, reply, |t| editable::write(
+        editable!(edit = true, self, req, ino, reply, |t| editable::write(
             &t, fh, offset, data, reply
         ));
         reply.error(Errno::EROFS);
@@ -722,7 +746,7 @@ impl Filesystem for SpfsFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        editable!(self, req, parent, reply, |t| editable::create(
+        editable!(edit = true, self, req, parent, reply, |t| editable::create(
             &t, req, parent, name, mode, umask, flags, reply
         ));
         reply.error(Errno::EROFS);
@@ -738,16 +762,16 @@ impl Filesystem for SpfsFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        editable!(self, req, ino, reply, |t| editable::setxattr(
+        editable!(edit = true, self, req, ino, reply, |t| editable::setxattr(
             &t, name, value, flags, reply
         ));
         reply.error(Errno::EROFS);
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        editable!(self, req, ino, reply, |t| editable::removexattr(
-            &t, name, reply
-        ));
+        editable!(edit = true, self, req, ino, reply, |t| {
+            editable::removexattr(&t, name, reply)
+        });
         reply.error(Errno::EROFS);
     }
 }

@@ -39,7 +39,7 @@ use crate::repo::{NodeId, NodeKind, RepositorySet, View};
 use crate::scratch::{self, Scratch};
 
 pub use copyup::Content;
-pub use write::{set_time, Caller, Created, SetAttr};
+pub use write::{is_write, set_time, Caller, Created, SetAttr};
 
 /// Index of a node in an overlay's table; 0 is the root.
 pub type Index = u32;
@@ -81,6 +81,8 @@ pub struct Overlay {
     nodes: RwLock<Nodes>,
     /// Serialises copy-ups so that concurrent opens copy a file once.
     copying: Mutex<()>,
+    /// The scratch's view generation when this view was made.
+    generation: u64,
 }
 
 /// One entry of a merged listing: node, kind, name.
@@ -164,6 +166,7 @@ impl Overlay {
             detached: false,
         };
         Overlay {
+            generation: scratch.generation(),
             lower,
             repos,
             scratch,
@@ -177,6 +180,12 @@ impl Overlay {
             }),
             copying: Mutex::new(()),
         }
+    }
+
+    /// The scratch's view generation this view belongs to (see
+    /// [`Scratch::enter`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The scratch directory behind this view.

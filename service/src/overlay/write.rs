@@ -56,7 +56,8 @@ fn check_name(name: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
-fn is_write(flags: i32) -> bool {
+/// Whether opening with `flags` may change the file.
+pub fn is_write(flags: i32) -> bool {
     flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
 }
 
