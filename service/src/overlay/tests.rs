@@ -170,6 +170,38 @@ fn rename_files_and_directories() {
 }
 
 #[test]
+fn concurrent_opens_copy_once_and_earlier_readers_keep_their_view() {
+    use std::io::Read;
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let f = fixture();
+    let (dir, _) = f.ov.lookup(0, b"dir").unwrap();
+    let (b, _) = f.ov.lookup(dir, b"b.txt").unwrap();
+    let mut reader = f.ov.open(b, libc::O_RDONLY).unwrap();
+    let barrier = std::sync::Barrier::new(8);
+    let inodes: Vec<u64> = std::thread::scope(|s| {
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let w = f.ov.open(b, libc::O_RDWR).unwrap();
+                    w.metadata().unwrap().ino()
+                })
+            })
+            .collect();
+        opens.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // one copy: every writer got the same upper file
+    assert!(inodes.iter().all(|&i| i == inodes[0]), "{inodes:?}");
+    let w = f.ov.open(b, libc::O_WRONLY).unwrap();
+    w.write_all_at(b"UPPER", 0).unwrap();
+    assert_eq!(read(&f.ov, b), b"UPPER b");
+    // the reader that opened the lower file before still reads it whole
+    let mut old = Vec::new();
+    reader.read_to_end(&mut old).unwrap();
+    assert_eq!(old, b"lower b");
+}
+
+#[test]
 fn chmod_copies_up_metadata_and_keeps_content() {
     let f = fixture();
     let (dir, _) = f.ov.lookup(0, b"dir").unwrap();
