@@ -6,10 +6,13 @@
 //!   writing (which copies it up: clone where possible, else
 //!   copy_file_range) versus `cp` of the same payload file;
 //! - `create_5000`: creating 5,000 small files (open, write 100 bytes,
-//!   close) in a new directory of the runtime versus in a plain directory.
+//!   close) in a new directory of the runtime versus in a plain directory;
+//!   once in the temp dir (the disk) and once in `/dev/shm` (tmpfs), where
+//!   no disk noise hides the cost of the FUSE round trips.
 //!
-//! Prints the ratios (runtime / plain). `cargo test --benches` runs each
-//! once with a small file instead of 1 GiB.
+//! Prints the ratios (runtime / plain) of medians of interleaved runs, so
+//! both sides see the same state of the disk. `cargo test --benches` runs
+//! each once with a small file instead of 1 GiB.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -39,8 +42,8 @@ struct Setup {
 
 /// A repository whose one layer holds `files` (name, MiB), an editable
 /// runtime of it mounted at `<tmp>/mnt` with this process as its root.
-fn setup(files: &[(&str, u64)]) -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
+fn setup(files: &[(&str, u64)], base: &Path) -> Setup {
+    let tmp = tempfile::tempdir_in(base).unwrap();
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     for (name, mib) in files {
@@ -132,9 +135,57 @@ fn total(iters: u64, mut f: impl FnMut() -> Duration) -> Duration {
     (0..iters).map(|_| f()).sum()
 }
 
+/// Medians of `n` interleaved runs of `a` and `b`, and their ratio.
+fn paired(n: usize, a: impl Fn() -> Duration, b: impl Fn() -> Duration) -> (Duration, Duration) {
+    let (mut ta, mut tb): (Vec<Duration>, Vec<Duration>) = (0..n).map(|_| (a(), b())).unzip();
+    ta.sort();
+    tb.sort();
+    (ta[n / 2], tb[n / 2])
+}
+
+fn print_ratio(what: &str, (a, b): (Duration, Duration), names: (&str, &str)) {
+    println!(
+        "ratio {what}: {:.2}x ({} {a:?} vs {} {b:?})",
+        a.as_secs_f64() / b.as_secs_f64(),
+        names.0,
+        names.1
+    );
+}
+
+/// Creating 5,000 files in the runtime of `s` and in a plain directory
+/// beside its scratch: the criterion group `name`, then the ratio.
+fn bench_creates(c: &mut Criterion, s: &Setup, name: &str) {
+    let plain_root = s.tmp.path().join("plain");
+    std::fs::create_dir_all(&plain_root).unwrap();
+    let runtime_create = || {
+        s.reset();
+        create_files(&s.mnt.join("new"), 5000)
+    };
+    let plain_create = || {
+        let d = plain_root.join("new");
+        let _ = std::fs::remove_dir_all(&d);
+        create_files(&d, 5000)
+    };
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10);
+    g.bench_function("runtime", |b| b.iter_custom(|n| total(n, runtime_create)));
+    g.bench_function("plain_dir", |b| b.iter_custom(|n| total(n, plain_create)));
+    g.finish();
+    if measuring() {
+        print_ratio(
+            name,
+            paired(9, runtime_create, plain_create),
+            ("runtime", "plain dir"),
+        );
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let big_mib = if measuring() { 1024 } else { 4 };
-    let s = setup(&[("f64.bin", 64), ("big.bin", big_mib)]);
+    let s = setup(
+        &[("f64.bin", 64), ("big.bin", big_mib)],
+        &std::env::temp_dir(),
+    );
     let big_name = if measuring() {
         "copy_up_1GiB"
     } else {
@@ -151,57 +202,22 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_function("cp", |b| b.iter_custom(|n| total(n, || s.cp(rel))));
         g.finish();
-    }
-
-    let plain_root = s.tmp.path().join("plain");
-    std::fs::create_dir_all(&plain_root).unwrap();
-    let runtime_create = || {
-        s.reset();
-        create_files(&s.mnt.join("new"), 5000)
-    };
-    let plain_create = || {
-        let d = plain_root.join("new");
-        let _ = std::fs::remove_dir_all(&d);
-        create_files(&d, 5000)
-    };
-    let mut g = c.benchmark_group("create_5000");
-    g.sample_size(10);
-    g.bench_function("runtime", |b| b.iter_custom(|n| total(n, runtime_create)));
-    g.bench_function("plain_dir", |b| b.iter_custom(|n| total(n, plain_create)));
-    g.finish();
-
-    if measuring() {
-        let ratio = |what: &str, a: Duration, b: Duration, names: (&str, &str)| {
-            println!(
-                "ratio {what}: {:.2}x ({} {a:?} vs {} {b:?})",
-                a.as_secs_f64() / b.as_secs_f64(),
-                names.0,
-                names.1
+        if measuring() {
+            let n = if rel == "big.bin" { 5 } else { 9 };
+            print_ratio(
+                group,
+                paired(n, || s.copy_up(rel), || s.cp(rel)),
+                ("runtime", "cp"),
             );
-        };
-        let med = |n, f: &dyn Fn() -> Duration| {
-            let mut t: Vec<Duration> = (0..n).map(|_| f()).collect();
-            t.sort();
-            t[n / 2]
-        };
-        ratio(
-            "copy-up 64 MiB",
-            med(9, &|| s.copy_up("f64.bin")),
-            med(9, &|| s.cp("f64.bin")),
-            ("runtime", "cp"),
-        );
-        ratio(
-            "copy-up 1 GiB",
-            med(5, &|| s.copy_up("big.bin")),
-            med(5, &|| s.cp("big.bin")),
-            ("runtime", "cp"),
-        );
-        ratio(
-            "create 5,000 files",
-            med(7, &runtime_create),
-            med(7, &plain_create),
-            ("runtime", "plain dir"),
-        );
+        }
+    }
+    bench_creates(c, &s, "create_5000");
+    drop(s);
+
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        let s = setup(&[("f64.bin", 1)], shm);
+        bench_creates(c, &s, "create_5000_tmpfs");
     }
 }
 

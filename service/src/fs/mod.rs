@@ -698,6 +698,22 @@ impl Filesystem for SpfsFs {
         reply.error(Errno::EROFS);
     }
 
+    /// No file here is a terminal or takes ioctls; answering ENOTTY at
+    /// once keeps `isatty` (every Python `open`) to one quiet round trip.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
+    }
+
     fn link(&self, req: &Request, ino: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
         // Hard links are not kept by layers; tools fall back to copies.
         editable!(self, req, ino, reply, |_t| reply.error(Errno::EPERM));
