@@ -105,6 +105,8 @@ pub enum StartError {
 #[derive(Clone, Debug)]
 pub enum Change {
     Started(Arc<Runtime>),
+    /// Its stack or its edits changed.
+    Updated(Arc<Runtime>),
     Ended(Arc<Runtime>),
 }
 
@@ -339,6 +341,21 @@ impl Runtimes {
         let (tx, rx) = std::sync::mpsc::channel();
         self.listeners.write().expect("runtimes lock").push(tx);
         rx
+    }
+
+    /// Tells subscribers that `rt`'s stack or edits changed.
+    pub fn updated(&self, rt: &Arc<Runtime>) {
+        self.notify(Change::Updated(rt.clone()));
+    }
+
+    /// Tells subscribers about each runtime whose edits changed since the
+    /// last call (the service calls it once a second).
+    pub fn report_edits(&self) {
+        for rt in self.list() {
+            if rt.scratch.as_ref().is_some_and(|s| s.take_changed()) {
+                self.updated(&rt);
+            }
+        }
     }
 
     fn notify(&self, change: Change) {

@@ -55,6 +55,8 @@ pub struct Scratch {
     work: PathBuf,
     next_stage: AtomicU64,
     dirty: AtomicBool,
+    /// Changed since the service last told subscribers.
+    unreported: AtomicBool,
     usage: Mutex<Usage>,
     /// Held shared by each edit, exclusively by a commit or reset.
     edits: RwLock<()>,
@@ -84,6 +86,7 @@ impl Scratch {
             work,
             next_stage: AtomicU64::new(0),
             dirty: AtomicBool::new(true),
+            unreported: AtomicBool::new(false),
             usage: Mutex::new(Usage::default()),
             edits: RwLock::new(()),
             views: RwLock::new(()),
@@ -152,6 +155,12 @@ impl Scratch {
     /// Records that the edits changed (usage is recounted when asked).
     pub fn touched(&self) {
         self.dirty.store(true, Ordering::Release);
+        self.unreported.store(true, Ordering::Release);
+    }
+
+    /// Whether the edits changed since the last call.
+    pub fn take_changed(&self) -> bool {
+        self.unreported.swap(false, Ordering::AcqRel)
     }
 
     /// Bytes and files in the edits, recounted if anything changed.

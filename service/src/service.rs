@@ -25,6 +25,8 @@ use crate::sys::peer::Peer;
 
 /// How often exited runtimes are looked for.
 const REAP_INTERVAL: Duration = Duration::from_millis(100);
+/// How often subscribers hear of edits (scratch sizes) at most.
+const EDITS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where and how the service runs.
 #[derive(Clone, Debug)]
@@ -243,6 +245,8 @@ impl State {
                 .replace_view(&rt, Arc::new(view), Some(stack.clone()));
             detached
         };
+        scratch.take_changed();
+        self.runtimes.updated(&rt);
         if let Err(e) = update_record(scratch.root(), &stack) {
             // Only matters if the service restarts: then the runtime would
             // come back on its old stack, with the committed edits still in
@@ -293,6 +297,8 @@ impl State {
                 .replace_view(&rt, rt.view().view.clone(), None);
             done
         };
+        scratch.take_changed();
+        self.runtimes.updated(&rt);
         if let Err(e) = done {
             return error(format!("reset of runtime '{}' failed: {e}", rt.name));
         }
@@ -545,6 +551,12 @@ impl Handler for State {
                                 };
                                 (rt, e)
                             }
+                            Change::Updated(rt) => {
+                                let e = RuntimeEvent::Updated {
+                                    runtime: runtime_info(&rt),
+                                };
+                                (rt, e)
+                            }
                             Change::Ended(rt) => {
                                 let e = RuntimeEvent::Ended {
                                     name: rt.name.clone(),
@@ -613,8 +625,13 @@ pub fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
         let runtimes = runtimes.clone();
         let stopping = stopping.clone();
         std::thread::spawn(move || {
+            let mut reported = Instant::now();
             while !stopping.load(Ordering::Relaxed) {
                 runtimes.reap();
+                if reported.elapsed() >= EDITS_INTERVAL {
+                    runtimes.report_edits();
+                    reported = Instant::now();
+                }
                 std::thread::sleep(REAP_INTERVAL);
             }
         });

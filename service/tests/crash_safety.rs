@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::service::*;
@@ -34,72 +34,17 @@ fn commit_big_layer(svc: &Service, mib: usize) -> PathBuf {
     file
 }
 
-/// A shell in an editable runtime that runs the lines it is sent.
-struct RuntimeShell {
-    _child: Kill,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl RuntimeShell {
-    fn start(svc: &Service, name: &str, spec: &str) -> RuntimeShell {
-        let mut child = svc
-            .command(BIN)
-            .args([
-                "run",
-                "--edit",
-                "--runtime-name",
-                name,
-                spec,
-                "--",
-                "sh",
-                "-c",
-            ])
-            .arg("while read -r line; do eval \"$(echo \"$line\" | base64 -d)\"; echo '--end--'; done")
-            .env("M", &svc.mnt)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut sh = RuntimeShell {
-            _child: Kill(child),
-            stdin,
-            stdout,
-        };
-        assert_eq!(sh.eval("echo ready"), ["ready"]);
-        sh
-    }
-
-    /// Runs `script` (any number of lines) in the runtime; its output lines.
-    fn eval(&mut self, script: &str) -> Vec<String> {
-        let line = data_encoding::BASE64.encode(script.as_bytes());
-        writeln!(self.stdin, "{line}").unwrap();
-        let mut out = Vec::new();
-        loop {
-            let mut l = String::new();
-            assert!(self.stdout.read_line(&mut l).unwrap() > 0, "shell ended");
-            let l = l.trim_end().to_owned();
-            if l == "--end--" {
-                return out;
-            }
-            out.push(l);
-        }
-    }
-
-    /// What the runtime sees of `/huge.bin`: its size, and whether its
-    /// first `len` bytes are those of `src`.
-    fn huge(&mut self, src: &Path, len: u64) -> (u64, bool) {
-        let out = self.eval(&format!(
-            "wc -c < \"$M/huge.bin\"; cmp -n {len} \"$M/huge.bin\" {} >/dev/null && echo same",
-            src.display()
-        ));
-        (
-            out[0].trim().parse().unwrap(),
-            out.get(1).map(String::as_str) == Some("same"),
-        )
-    }
+/// What the runtime sees of `/huge.bin`: its size, and whether its
+/// first `len` bytes are those of `src`.
+fn huge(sh: &mut RuntimeShell, src: &Path, len: u64) -> (u64, bool) {
+    let out = sh.eval(&format!(
+        "wc -c < \"$M/huge.bin\"; cmp -n {len} \"$M/huge.bin\" {} >/dev/null && echo same",
+        src.display()
+    ));
+    (
+        out[0].trim().parse().unwrap(),
+        out.get(1).map(String::as_str) == Some("same"),
+    )
 }
 
 /// The one scratch directory under the service's scratch root.
@@ -177,7 +122,7 @@ fn sigkill_of_a_writer_or_the_service_mid_copy_up_never_shows_part_of_a_file() {
     eprintln!("writer killed with {at} of {size} bytes staged");
     wait_until("the copy-up ends", || entries(&work).is_empty());
     assert_upper_whole(&scratch, size);
-    let (seen, same) = sh.huge(&src, size);
+    let (seen, same) = huge(&mut sh, &src, size);
     assert!(
         seen == size || seen == size + 1,
         "runtime sees {seen} bytes"
@@ -211,7 +156,7 @@ fn sigkill_of_a_writer_or_the_service_mid_copy_up_never_shows_part_of_a_file() {
         ls.lines().any(|l| l.split_whitespace().next() == Some("k")),
         "{ls}"
     );
-    let (seen, same) = sh.huge(&src, size);
+    let (seen, same) = huge(&mut sh, &src, size);
     assert!(
         seen == size || seen == size + 1,
         "runtime sees {seen} bytes"
@@ -299,7 +244,7 @@ fn a_full_scratch_gives_enospc_and_leaves_no_partial_file() {
         entries(&scratch.join("work")).is_empty(),
         "stage left in work"
     );
-    assert_eq!(sh.huge(&src, size), (size, true));
+    assert_eq!(huge(&mut sh, &src, size), (size, true));
 
     // A new file that does not fit: the writer sees ENOSPC too...
     let out = sh.eval("head -c 20000000 /dev/zero 2>&1 > \"$M/new.bin\"; echo \"status $?\"");

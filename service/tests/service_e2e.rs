@@ -601,3 +601,50 @@ fn read_only_runtimes_refuse_writes_with_erofs() {
     let out = ok(&svc.run("fixture/base", &["sh", "-c", &script]));
     assert_eq!(out.lines().filter(|l| *l == "erofs").count(), 5, "{out}");
 }
+
+#[test]
+fn scratch_size_is_current_in_listings_and_subscriptions() {
+    let svc = Service::start_writable("repo");
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut events = BufReader::new(s.try_clone().unwrap());
+    s.write_all(b"{\"version\":1,\"request\":\"subscribe\"}\n")
+        .unwrap();
+    let mut next_event = || -> serde_json::Value {
+        let mut line = String::new();
+        events.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    };
+    assert_eq!(next_event()["response"], "subscribed");
+    let mut sh = RuntimeShell::start(&svc, "sized", "fixture/base");
+    assert_eq!(next_event()["event"], "started");
+    let listed = |svc: &Service| -> (u64, u64) {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&svc.cli(&["runtime", "ls", "--json"]))).unwrap();
+        let rt = &v.as_array().expect("a list")[0];
+        (
+            rt["scratch_bytes"].as_u64().unwrap(),
+            rt["scratch_files"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(listed(&svc), (0, 0));
+
+    // 1,000 + 24 bytes in two new files; a deletion adds no file.
+    sh.eval("head -c 1000 /dev/zero > \"$M/a.bin\"; head -c 24 /dev/zero > \"$M/etc/b.bin\"; rm \"$M/hello.txt\"");
+    assert_eq!(listed(&svc), (1024, 2));
+    // Subscribers hear of it within about a second, without asking.
+    let started = Instant::now();
+    let v = next_event();
+    assert_eq!(v["event"], "updated", "{v}");
+    assert_eq!(v["runtime"]["scratch_bytes"], 1024, "{v}");
+    assert_eq!(v["runtime"]["scratch_files"], 2, "{v}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // A commit empties the scratch and grows the stack.
+    sh.eval(&format!("{BIN} commit > /dev/null"));
+    let v = next_event();
+    assert_eq!(v["event"], "updated", "{v}");
+    assert_eq!(v["runtime"]["scratch_bytes"], 0, "{v}");
+    assert_eq!(v["runtime"]["stack"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(listed(&svc), (0, 0));
+}

@@ -177,8 +177,19 @@ pub struct RuntimeInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RuntimeEvent {
-    Started { runtime: RuntimeInfo },
-    Ended { name: String, id: u64 },
+    Started {
+        runtime: RuntimeInfo,
+    },
+    /// Its stack changed (a commit) or its edits did (scratch size):
+    /// sent after each commit or reset, and at most once a second while
+    /// edits go on.
+    Updated {
+        runtime: RuntimeInfo,
+    },
+    Ended {
+        name: String,
+        id: u64,
+    },
 }
 
 /// Why a frame could not be read.

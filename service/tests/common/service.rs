@@ -1,9 +1,9 @@
 //! A real `spfs-fuse-macos service` on a private mountpoint, socket and
 //! scratch root, stopped (and its mount removed) when dropped.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{copy_tree, fixtures};
@@ -251,4 +251,59 @@ pub fn ok(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     text(o)
+}
+
+/// A shell in an editable runtime that runs the lines it is sent.
+pub struct RuntimeShell {
+    _child: Kill,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl RuntimeShell {
+    pub fn start(svc: &Service, name: &str, spec: &str) -> RuntimeShell {
+        let mut child = svc
+            .command(BIN)
+            .args([
+                "run",
+                "--edit",
+                "--runtime-name",
+                name,
+                spec,
+                "--",
+                "sh",
+                "-c",
+            ])
+            .arg("while read -r line; do eval \"$(echo \"$line\" | base64 -d)\"; echo '--end--'; done")
+            .env("M", &svc.mnt)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut sh = RuntimeShell {
+            _child: Kill(child),
+            stdin,
+            stdout,
+        };
+        assert_eq!(sh.eval("echo ready"), ["ready"]);
+        sh
+    }
+
+    /// Runs `script` (any number of lines) in the runtime; its output lines.
+    pub fn eval(&mut self, script: &str) -> Vec<String> {
+        let line = data_encoding::BASE64.encode(script.as_bytes());
+        writeln!(self.stdin, "{line}").unwrap();
+        let mut out = Vec::new();
+        loop {
+            let mut l = String::new();
+            assert!(self.stdout.read_line(&mut l).unwrap() > 0, "shell ended");
+            let l = l.trim_end().to_owned();
+            if l == "--end--" {
+                return out;
+            }
+            out.push(l);
+        }
+    }
 }
