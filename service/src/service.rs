@@ -50,6 +50,14 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
+    #[error("another service uses the scratch root {0}; stop it (spfs-fuse-macos shutdown) or give this one its own --scratch-root")]
+    ScratchInUse(PathBuf),
+    #[error("cannot use the scratch root {path}: {source}")]
+    ScratchRoot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot unmount {path}: {source}")]
     Unmount {
         path: PathBuf,
@@ -354,6 +362,30 @@ fn load_spec(
     Ok((repos, stack.into_iter().map(|s| s.digest).collect(), view))
 }
 
+/// Creates the scratch root and locks it for this process (the lock goes
+/// with the returned file).
+fn lock_scratch_root(root: &std::path::Path) -> Result<std::fs::File, ServiceError> {
+    let io_err = |source| ServiceError::ScratchRoot {
+        path: root.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(root).map_err(io_err)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join(SCRATCH_LOCK))
+        .map_err(io_err)?;
+    match sys::file::try_lock_exclusive(&file) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(ServiceError::ScratchInUse(root.to_owned())),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// Held by the running service in its scratch root.
+const SCRATCH_LOCK: &str = "service.lock";
+
 /// Records a runtime's new stack (after a commit).
 fn update_record(dir: &std::path::Path, stack: &[crate::repo::Digest]) -> std::io::Result<()> {
     let Some(mut record) = RuntimeRecord::read(dir).map_err(std::io::Error::other)? else {
@@ -586,6 +618,9 @@ impl Handler for State {
 /// Runs the service in the foreground until SIGTERM, SIGINT or a shutdown
 /// request; then unmounts (also with files open) and removes the socket.
 pub fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
+    // One service per scratch root: a second one would "recover" the
+    // first one's live runtimes and empty its work directories.
+    let _scratch_lock = lock_scratch_root(&opts.scratch_root)?;
     let control = ControlSocket::bind(&opts.socket)?;
     let socket_path = control.path().to_owned();
     let runtimes = Arc::new(Runtimes::new());

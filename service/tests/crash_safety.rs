@@ -52,6 +52,7 @@ fn scratch_dir(svc: &Service) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(svc.scratch_root())
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs[0].clone()
@@ -316,4 +317,28 @@ fn a_file_held_open_across_a_commit_refuses_further_writes() {
         ["status 1", "before", "before", "later"],
         "{out:?}"
     );
+}
+
+#[test]
+fn a_second_service_on_the_same_scratch_root_refuses_to_start() {
+    let svc = Service::start_writable("repo");
+    let mut sh = RuntimeShell::start(&svc, "first", "fixture/base");
+    sh.eval("echo kept > \"$M/kept.txt\"");
+    let other = svc.dir.path().join("other");
+    let out = Command::new(BIN)
+        .args(["service", "--threads", "1"])
+        .env("SPFS_FUSE_MOUNTPOINT", other.join("spfs"))
+        .env("SPFS_FUSE_SOCKET", other.join("control.sock"))
+        .env("SPFS_FUSE_SCRATCH_ROOT", svc.scratch_root())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another service uses the scratch root"),
+        "{err}"
+    );
+    // The first service's runtime and its edits are untouched.
+    assert_eq!(sh.eval("cat \"$M/kept.txt\""), ["kept"]);
+    ok(&svc.cli(&["status"]));
 }

@@ -191,6 +191,24 @@ fn create_new(dst: &Path) -> io::Result<File> {
         .open(dst)
 }
 
+/// Takes an exclusive advisory lock on `file` without waiting; false if
+/// another open file (of any process) holds it. Released when the file is
+/// closed, also when the process dies.
+pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this File owns for the whole call.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
