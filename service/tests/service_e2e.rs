@@ -307,14 +307,19 @@ impl SignalOrNone for std::process::ExitStatus {
     }
 }
 
+/// A subscription to `svc`'s runtime changes (10 s read timeout).
+fn subscribe(svc: &Service) -> BufReader<UnixStream> {
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"{\"version\":1,\"request\":\"subscribe\"}\n")
+        .unwrap();
+    BufReader::new(s)
+}
+
 #[test]
 fn subscribers_see_runtimes_start_and_end() {
     let svc = Service::start("repo");
-    let mut s = UnixStream::connect(&svc.sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut reader = BufReader::new(s.try_clone().unwrap());
-    s.write_all(b"{\"version\":1,\"request\":\"subscribe\"}\n")
-        .unwrap();
+    let mut reader = subscribe(&svc);
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
     assert!(
@@ -605,11 +610,7 @@ fn read_only_runtimes_refuse_writes_with_erofs() {
 #[test]
 fn scratch_size_is_current_in_listings_and_subscriptions() {
     let svc = Service::start_writable("repo");
-    let mut s = UnixStream::connect(&svc.sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut events = BufReader::new(s.try_clone().unwrap());
-    s.write_all(b"{\"version\":1,\"request\":\"subscribe\"}\n")
-        .unwrap();
+    let mut events = subscribe(&svc);
     let mut next_event = || -> serde_json::Value {
         let mut line = String::new();
         events.read_line(&mut line).unwrap();
