@@ -11,6 +11,7 @@ pub mod fs;
 pub mod mount;
 pub mod overlay;
 pub mod records;
+pub mod recovery;
 pub mod repo;
 pub mod router;
 pub mod runtimes;

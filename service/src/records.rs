@@ -66,6 +66,16 @@ impl RuntimeRecord {
         std::fs::rename(&tmp, dir.join(RECORD_FILE))
     }
 
+    /// Records a runtime's new stack (after a commit) in scratch directory
+    /// `dir`, if it has a record.
+    pub fn update_stack(dir: &Path, stack: &[String]) -> io::Result<()> {
+        let Some(mut record) = RuntimeRecord::read(dir).map_err(io::Error::other)? else {
+            return Ok(());
+        };
+        record.stack = stack.to_vec();
+        record.write(dir)
+    }
+
     /// The record of scratch directory `dir`, or None if it has none.
     pub fn read(dir: &Path) -> Result<Option<RuntimeRecord>, RecordError> {
         let path = dir.join(RECORD_FILE);

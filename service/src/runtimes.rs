@@ -275,8 +275,9 @@ impl Runtimes {
 
     /// Moves runtime `rt` to a new view (after a commit or a reset): a new
     /// inode slot, so nothing the kernel cached of the old view is reused.
-    /// `stack`, if given, replaces the runtime's stack.
-    pub fn replace_view(&self, rt: &Runtime, view: Arc<View>, stack: Option<Vec<Digest>>) {
+    /// `stack`, if given, replaces the runtime's stack. Subscribers hear
+    /// of it (with the scratch's size as it is now).
+    pub fn replace_view(&self, rt: &Arc<Runtime>, view: Arc<View>, stack: Option<Vec<Digest>>) {
         let old = rt.view();
         if let Some(s) = &rt.scratch {
             s.next_generation();
@@ -296,6 +297,10 @@ impl Runtimes {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&old.slot);
+        if let Some(s) = &rt.scratch {
+            s.take_changed();
+        }
+        self.updated(rt);
     }
 
     /// Ends runtime `id`: its view goes, and its processes see an empty /spfs.

@@ -15,6 +15,7 @@ use crate::control::{ControlSocket, Handler, Reply};
 use crate::fs::SpfsFs;
 use crate::mount::Mounted;
 use crate::records::{RuntimeRecord, RECORD_VERSION};
+use crate::recovery;
 use crate::repo::commit;
 use crate::repo::tags::{TagAuthor, TagSpec};
 use crate::repo::{EnvSpec, FsRepository, RepositorySet, View};
@@ -83,7 +84,7 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
         uid: rt.uid,
         root_pid: rt.root_pid,
         env_spec: rt.spec.clone(),
-        stack: rt.stack().iter().map(|d| d.to_string()).collect(),
+        stack: stack_strings(&rt.stack()),
         editable: rt.editable,
         created_unix: rt
             .created
@@ -131,7 +132,7 @@ impl State {
             .runtime_name
             .clone()
             .unwrap_or_else(|| format!("rt-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
-        let (repos, stack, view) = match load(&req) {
+        let (repos, stack, view) = match load_spec(&req.repositories, &req.env_spec) {
             Ok(x) => x,
             Err(e) => return error(e),
         };
@@ -149,7 +150,7 @@ impl State {
                 root_pid: req.root_pid,
                 root_start_time: proc.start_time,
                 env_spec: req.env_spec.clone(),
-                stack: stack.iter().map(|d| d.to_string()).collect(),
+                stack: stack_strings(&stack),
                 repositories: req.repositories.clone(),
                 token: token.clone(),
                 created_unix: unix_now(),
@@ -236,7 +237,8 @@ impl State {
                 for t in &tags {
                     repo.push_tag(t, digest, repos.author())?;
                 }
-                let items = repos.resolve_stack(&EnvSpec::parse(&stack_spec(&stack))?)?;
+                let items =
+                    repos.resolve_stack(&EnvSpec::parse(&stack_strings(&stack).join("+"))?)?;
                 let view = View::build(&repos.read_stack_manifests(&items)?)?;
                 Ok((digest, stack, view))
             };
@@ -253,9 +255,7 @@ impl State {
                 .replace_view(&rt, Arc::new(view), Some(stack.clone()));
             detached
         };
-        scratch.take_changed();
-        self.runtimes.updated(&rt);
-        if let Err(e) = update_record(scratch.root(), &stack) {
+        if let Err(e) = RuntimeRecord::update_stack(scratch.root(), &stack_strings(&stack)) {
             // Only matters if the service restarts: then the runtime would
             // come back on its old stack, with the committed edits still in
             // its scratch. Say so, but the commit itself is done.
@@ -305,8 +305,6 @@ impl State {
                 .replace_view(&rt, rt.view().view.clone(), None);
             done
         };
-        scratch.take_changed();
-        self.runtimes.updated(&rt);
         if let Err(e) = done {
             return error(format!("reset of runtime '{}' failed: {e}", rt.name));
         }
@@ -332,15 +330,8 @@ impl State {
     }
 }
 
-/// Opens the client's repositories and builds the view of its env spec.
-fn load(
-    req: &MountRequest,
-) -> crate::repo::Result<(RepositorySet, Vec<crate::repo::Digest>, View)> {
-    load_spec(&req.repositories, &req.env_spec)
-}
-
 /// Opens `locations` (the primary first) and builds the view of `spec`.
-fn load_spec(
+pub(crate) fn load_spec(
     locations: &[RepositoryLocation],
     spec: &str,
 ) -> crate::repo::Result<(RepositorySet, Vec<crate::repo::Digest>, View)> {
@@ -362,39 +353,6 @@ fn load_spec(
     Ok((repos, stack.into_iter().map(|s| s.digest).collect(), view))
 }
 
-/// Creates the scratch root and locks it for this process (the lock goes
-/// with the returned file).
-fn lock_scratch_root(root: &std::path::Path) -> Result<std::fs::File, ServiceError> {
-    let io_err = |source| ServiceError::ScratchRoot {
-        path: root.to_owned(),
-        source,
-    };
-    std::fs::create_dir_all(root).map_err(io_err)?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(root.join(SCRATCH_LOCK))
-        .map_err(io_err)?;
-    match sys::file::try_lock_exclusive(&file) {
-        Ok(true) => Ok(file),
-        Ok(false) => Err(ServiceError::ScratchInUse(root.to_owned())),
-        Err(e) => Err(io_err(e)),
-    }
-}
-
-/// Held by the running service in its scratch root.
-const SCRATCH_LOCK: &str = "service.lock";
-
-/// Records a runtime's new stack (after a commit).
-fn update_record(dir: &std::path::Path, stack: &[crate::repo::Digest]) -> std::io::Result<()> {
-    let Some(mut record) = RuntimeRecord::read(dir).map_err(std::io::Error::other)? else {
-        return Ok(());
-    };
-    record.stack = stack.iter().map(|d| d.to_string()).collect();
-    record.write(dir)
-}
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -402,124 +360,9 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Brings back the editable runtimes of an earlier run of the service
-/// (which crashed, was killed or was upgraded) from the records in their
-/// scratch directories, and empties every work directory:
-/// - a runtime whose root process (same start time) or any process carrying
-///   its token still lives is started again, edits and all;
-/// - a runtime whose processes are all gone ends as it would have while the
-///   service ran: its scratch directory is removed;
-/// - directories without a readable record are left alone (only a work
-///   directory of a scratch layout is emptied), so a mistaken scratch root
-///   never loses anything.
-///
-/// Returns the runtimes re-attached.
-pub fn recover(runtimes: &Runtimes, scratch_root: &std::path::Path) -> Vec<Arc<Runtime>> {
-    let entries = match std::fs::read_dir(scratch_root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            tracing::warn!(path = %scratch_root.display(), error = %e, "cannot read the scratch root");
-            return Vec::new();
-        }
-    };
-    let mut back = Vec::new();
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        if !dir.is_dir() {
-            continue;
-        }
-        let record = match RuntimeRecord::read(&dir) {
-            Ok(Some(r)) => r,
-            Ok(None) | Err(_) if !(dir.join("upper").is_dir() && dir.join("work").is_dir()) => {
-                continue
-            }
-            other => {
-                if let Err(e) = other {
-                    tracing::warn!(error = %e, "scratch directory kept as it is");
-                }
-                if let Err(e) = Scratch::open(&dir) {
-                    tracing::warn!(path = %dir.display(), error = %e, "cannot empty the work directory");
-                }
-                continue;
-            }
-        };
-        match reattach(runtimes, &dir, &record) {
-            Ok(Some(rt)) => {
-                tracing::info!(runtime = %rt.name, root = rt.root_pid, "editable runtime re-attached");
-                back.push(rt);
-            }
-            Ok(None) => {
-                tracing::info!(runtime = %record.name, path = %dir.display(), "runtime ended while the service was down; removing its edits");
-                if let Err(e) = crate::scratch::remove_all(&dir) {
-                    tracing::warn!(path = %dir.display(), error = %e, "cannot remove the scratch directory");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(runtime = %record.name, path = %dir.display(), error = %e, "cannot re-attach the runtime; its edits are kept");
-                let _ = Scratch::open(&dir);
-            }
-        }
-    }
-    back
-}
-
-/// Starts the runtime of `record` again if any of its processes lives;
-/// None if none does.
-fn reattach(
-    runtimes: &Runtimes,
-    dir: &std::path::Path,
-    record: &RuntimeRecord,
-) -> Result<Option<Arc<Runtime>>, String> {
-    let ours = |p: &sys::process::ProcInfo| p.uid == record.uid;
-    let root = sys::process::proc_info(record.root_pid)
-        .filter(|p| ours(p) && p.start_time == record.root_start_time)
-        .map(|p| p.pid)
-        .or_else(|| {
-            sys::process::all_pids().into_iter().find(|&pid| {
-                sys::process::environ_var(pid, crate::router::TOKEN_ENV).as_deref()
-                    == Some(record.token.as_str())
-                    && sys::process::proc_info(pid).is_some_and(|p| ours(&p))
-            })
-        });
-    let Some(root) = root else {
-        return Ok(None);
-    };
-    let spec = record.stack.join("+");
-    let (repos, stack, view) = load_spec(&record.repositories, &spec).map_err(|e| e.to_string())?;
-    let scratch = Scratch::open(dir).map_err(|e| e.to_string())?;
-    let rt = runtimes
-        .start(NewRuntime {
-            name: record.name.clone(),
-            uid: record.uid,
-            gid: record.gid,
-            root_pid: root,
-            spec: record.env_spec.clone(),
-            stack,
-            view,
-            repos: Arc::new(repos),
-            scratch: Some(Arc::new(scratch)),
-            token: record.token.clone(),
-        })
-        .map_err(|e| e.to_string())?;
-    if root != record.root_pid {
-        let mut moved = record.clone();
-        moved.root_pid = root;
-        moved.root_start_time = sys::process::proc_info(root).map_or(0, |p| p.start_time);
-        if let Err(e) = moved.write(dir) {
-            tracing::warn!(runtime = %record.name, error = %e, "cannot update the runtime record");
-        }
-    }
-    Ok(Some(rt))
-}
-
-/// The stack as an env spec of digests.
-fn stack_spec(stack: &[crate::repo::Digest]) -> String {
-    stack
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("+")
+/// The stack's digests as text, bottom-up.
+fn stack_strings(stack: &[crate::repo::Digest]) -> Vec<String> {
+    stack.iter().map(|d| d.to_string()).collect()
 }
 
 impl Handler for State {
@@ -620,7 +463,7 @@ impl Handler for State {
 pub fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
     // One service per scratch root: a second one would "recover" the
     // first one's live runtimes and empty its work directories.
-    let _scratch_lock = lock_scratch_root(&opts.scratch_root)?;
+    let _scratch_lock = recovery::lock_scratch_root(&opts.scratch_root)?;
     let control = ControlSocket::bind(&opts.socket)?;
     let socket_path = control.path().to_owned();
     let runtimes = Arc::new(Runtimes::new());
@@ -671,7 +514,7 @@ pub fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
             }
         });
     }
-    recover(&runtimes, &opts.scratch_root);
+    recovery::recover(&runtimes, &opts.scratch_root);
     let state = Arc::new(State {
         runtimes: runtimes.clone(),
         mountpoint: mounted.mountpoint().to_owned(),

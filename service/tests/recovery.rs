@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 
 use common::fixtures;
 use spfs_fuse_macos::records::{RuntimeRecord, RECORD_VERSION};
+use spfs_fuse_macos::recovery::recover;
 use spfs_fuse_macos::runtimes::Runtimes;
-use spfs_fuse_macos::service::recover;
 use spfs_fuse_macos::sys::process::proc_info;
 use spfs_shared::protocol::RepositoryLocation;
 

@@ -77,14 +77,10 @@ fn ov(t: &Target) -> &Overlay {
     t.0.overlay.as_ref().expect("targets are editable views")
 }
 
-/// The scratch directory behind a target.
-pub fn scratch(t: &Target) -> Arc<crate::scratch::Scratch> {
-    ov(t).scratch().clone()
-}
-
-/// The view generation of a target.
-pub fn generation(t: &Target) -> u64 {
-    ov(t).generation()
+/// Enters an operation on `t` in its scratch (see `Scratch::enter`);
+/// `None`: its view has been replaced.
+pub fn enter(t: &Target, edit: bool) -> Option<crate::scratch::Entered<'_>> {
+    ov(t).scratch().enter(ov(t).generation(), edit)
 }
 
 fn entry_ttl(parent: INodeNo) -> &'static std::time::Duration {

@@ -38,11 +38,10 @@ macro_rules! editable {
     (edit = $edit:expr, $self:ident, $req:ident, $ino:expr, $reply:ident, |$t:pat_param| $body:expr) => {
         match $self.resolve($req, $ino) {
             Ok(Resolved::Editable(target)) => {
-                let scratch = editable::scratch(&target);
-                let Some(_entered) = scratch.enter(editable::generation(&target), $edit) else {
+                let Some(_entered) = editable::enter(&target, $edit) else {
                     return $reply.error(Errno::ESTALE);
                 };
-                let $t = target;
+                let $t = &target;
                 return $body;
             }
             Ok(Resolved::ReadOnly(at)) => at,
@@ -283,7 +282,7 @@ impl Filesystem for SpfsFs {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let at = editable!(self, req, parent, reply, |t| editable::lookup(
-            &t, parent, name, reply
+            t, parent, name, reply
         ));
         let Some((view, dir)) = at else {
             return reply.error(Errno::ENOENT);
@@ -309,7 +308,7 @@ impl Filesystem for SpfsFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let at = editable!(self, req, ino, reply, |t| editable::getattr(
-            &t, ino, fh, reply
+            t, ino, fh, reply
         ));
         match at {
             Some((v, id)) if ino.0 == inode::ROOT => reply.attr(&TTL_ROOT, &self.attr(&v, id)),
@@ -319,7 +318,7 @@ impl Filesystem for SpfsFs {
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
-        let at = editable!(self, req, ino, reply, |t| editable::readlink(&t, reply));
+        let at = editable!(self, req, ino, reply, |t| editable::readlink(t, reply));
         let Some((view, id)) = at else {
             return reply.error(Errno::EINVAL);
         };
@@ -342,7 +341,7 @@ impl Filesystem for SpfsFs {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = crate::overlay::is_write(flags.0);
         let at = editable!(edit = write, self, req, ino, reply, |t| editable::open(
-            &t, flags.0, reply
+            t, flags.0, reply
         ));
         // None: the empty root, a directory.
         let Some((view, id)) = at else {
@@ -417,7 +416,7 @@ impl Filesystem for SpfsFs {
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let at = editable!(self, req, ino, reply, |t| editable::opendir(
-            &self.dirs, &t, reply
+            &self.dirs, t, reply
         ));
         match at {
             Some((view, id)) => {
@@ -524,7 +523,7 @@ impl Filesystem for SpfsFs {
             req,
             INodeNo(inode::ROOT),
             reply,
-            |t| editable::statfs(&t, reply)
+            |t| editable::statfs(t, reply)
         );
         let stats = at.and_then(|(v, _)| sys::fd::statvfs(v.repos.primary().root()));
         match stats {
@@ -556,14 +555,14 @@ impl Filesystem for SpfsFs {
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         editable!(self, req, ino, reply, |t| editable::getxattr(
-            &t, name, size, reply
+            t, name, size, reply
         ));
         reply.error(Errno::NO_XATTR);
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         editable!(self, req, ino, reply, |t| editable::listxattr(
-            &t, size, reply
+            t, size, reply
         ));
         if size == 0 {
             reply.size(0)
@@ -602,7 +601,7 @@ impl Filesystem for SpfsFs {
             handle: fh.map(|h| h.0),
         };
         editable!(edit = true, self, req, ino, reply, |t| editable::setattr(
-            &t, set, reply
+            t, set, reply
         ));
         reply.error(Errno::EROFS);
     }
@@ -618,7 +617,7 @@ impl Filesystem for SpfsFs {
         reply: ReplyEntry,
     ) {
         editable!(edit = true, self, req, parent, reply, |t| editable::mknod(
-            &t, req, parent, name, mode, umask, reply
+            t, req, parent, name, mode, umask, reply
         ));
         reply.error(Errno::EROFS);
     }
@@ -633,21 +632,21 @@ impl Filesystem for SpfsFs {
         reply: ReplyEntry,
     ) {
         editable!(edit = true, self, req, parent, reply, |t| editable::mkdir(
-            &t, req, parent, name, mode, umask, reply
+            t, req, parent, name, mode, umask, reply
         ));
         reply.error(Errno::EROFS);
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         editable!(edit = true, self, req, parent, reply, |t| editable::unlink(
-            &t, name, reply
+            t, name, reply
         ));
         reply.error(Errno::EROFS);
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         editable!(edit = true, self, req, parent, reply, |t| editable::rmdir(
-            &t, name, reply
+            t, name, reply
         ));
         reply.error(Errno::EROFS);
     }
@@ -666,7 +665,7 @@ impl Filesystem for SpfsFs {
             req,
             parent,
             reply,
-            |t| editable::symlink(&t, req, parent, name, target, reply)
+            |t| editable::symlink(t, req, parent, name, target, reply)
         );
         reply.error(Errno::EROFS);
     }
@@ -689,7 +688,7 @@ impl Filesystem for SpfsFs {
             reply,
             |t| match self.resolve(req, new_parent) {
                 Ok(Resolved::Editable(n)) => {
-                    editable::rename(&t, name, &n, new_name, flags.bits(), reply)
+                    editable::rename(t, name, &n, new_name, flags.bits(), reply)
                 }
                 Ok(Resolved::ReadOnly(_)) => reply.error(Errno::EXDEV),
                 Err(e) => reply.error(e),
@@ -733,7 +732,7 @@ impl Filesystem for SpfsFs {
         reply: ReplyWrite,
     ) {
         editable!(edit = true, self, req, ino, reply, |t| editable::write(
-            &t, fh, offset, data, reply
+            t, fh, offset, data, reply
         ));
         reply.error(Errno::EROFS);
     }
@@ -763,7 +762,7 @@ impl Filesystem for SpfsFs {
         reply: ReplyCreate,
     ) {
         editable!(edit = true, self, req, parent, reply, |t| editable::create(
-            &t, req, parent, name, mode, umask, flags, reply
+            t, req, parent, name, mode, umask, flags, reply
         ));
         reply.error(Errno::EROFS);
     }
@@ -779,14 +778,14 @@ impl Filesystem for SpfsFs {
         reply: ReplyEmpty,
     ) {
         editable!(edit = true, self, req, ino, reply, |t| editable::setxattr(
-            &t, name, value, flags, reply
+            t, name, value, flags, reply
         ));
         reply.error(Errno::EROFS);
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         editable!(edit = true, self, req, ino, reply, |t| {
-            editable::removexattr(&t, name, reply)
+            editable::removexattr(t, name, reply)
         });
         reply.error(Errno::EROFS);
     }

@@ -1,0 +1,147 @@
+//! Starting again after a crash, a kill or an upgrade: the scratch root is
+//! locked to one service, and the editable runtimes recorded in it (see
+//! [`crate::records`]) are given back to their processes or cleaned up.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::records::RuntimeRecord;
+use crate::runtimes::{NewRuntime, Runtime, Runtimes};
+use crate::scratch::Scratch;
+use crate::service::{load_spec, ServiceError};
+use crate::sys;
+
+/// Held by the running service in its scratch root.
+const SCRATCH_LOCK: &str = "service.lock";
+
+/// Creates the scratch root and locks it for this process (the lock goes
+/// with the returned file).
+pub fn lock_scratch_root(root: &Path) -> Result<std::fs::File, ServiceError> {
+    let io_err = |source| ServiceError::ScratchRoot {
+        path: root.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(root).map_err(io_err)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join(SCRATCH_LOCK))
+        .map_err(io_err)?;
+    match sys::file::try_lock_exclusive(&file) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(ServiceError::ScratchInUse(root.to_owned())),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// Brings back the editable runtimes of an earlier run of the service
+/// (which crashed, was killed or was upgraded) from the records in their
+/// scratch directories, and empties every work directory:
+/// - a runtime whose root process (same start time) or any process carrying
+///   its token still lives is started again, edits and all;
+/// - a runtime whose processes are all gone ends as it would have while the
+///   service ran: its scratch directory is removed;
+/// - directories without a readable record are left alone (only a work
+///   directory of a scratch layout is emptied), so a mistaken scratch root
+///   never loses anything.
+///
+/// Returns the runtimes re-attached.
+pub fn recover(runtimes: &Runtimes, scratch_root: &Path) -> Vec<Arc<Runtime>> {
+    let entries = match std::fs::read_dir(scratch_root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(path = %scratch_root.display(), error = %e, "cannot read the scratch root");
+            return Vec::new();
+        }
+    };
+    let mut back = Vec::new();
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let record = match RuntimeRecord::read(&dir) {
+            Ok(Some(r)) => r,
+            Ok(None) | Err(_) if !(dir.join("upper").is_dir() && dir.join("work").is_dir()) => {
+                continue
+            }
+            other => {
+                if let Err(e) = other {
+                    tracing::warn!(error = %e, "scratch directory kept as it is");
+                }
+                if let Err(e) = Scratch::open(&dir) {
+                    tracing::warn!(path = %dir.display(), error = %e, "cannot empty the work directory");
+                }
+                continue;
+            }
+        };
+        match reattach(runtimes, &dir, &record) {
+            Ok(Some(rt)) => {
+                tracing::info!(runtime = %rt.name, root = rt.root_pid, "editable runtime re-attached");
+                back.push(rt);
+            }
+            Ok(None) => {
+                tracing::info!(runtime = %record.name, path = %dir.display(), "runtime ended while the service was down; removing its edits");
+                if let Err(e) = crate::scratch::remove_all(&dir) {
+                    tracing::warn!(path = %dir.display(), error = %e, "cannot remove the scratch directory");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(runtime = %record.name, path = %dir.display(), error = %e, "cannot re-attach the runtime; its edits are kept");
+                let _ = Scratch::open(&dir);
+            }
+        }
+    }
+    back
+}
+
+/// Starts the runtime of `record` again if any of its processes lives;
+/// None if none does.
+fn reattach(
+    runtimes: &Runtimes,
+    dir: &Path,
+    record: &RuntimeRecord,
+) -> Result<Option<Arc<Runtime>>, String> {
+    let ours = |p: &sys::process::ProcInfo| p.uid == record.uid;
+    let root = sys::process::proc_info(record.root_pid)
+        .filter(|p| ours(p) && p.start_time == record.root_start_time)
+        .map(|p| p.pid)
+        .or_else(|| {
+            sys::process::all_pids().into_iter().find(|&pid| {
+                sys::process::environ_var(pid, crate::router::TOKEN_ENV).as_deref()
+                    == Some(record.token.as_str())
+                    && sys::process::proc_info(pid).is_some_and(|p| ours(&p))
+            })
+        });
+    let Some(root) = root else {
+        return Ok(None);
+    };
+    let spec = record.stack.join("+");
+    let (repos, stack, view) = load_spec(&record.repositories, &spec).map_err(|e| e.to_string())?;
+    let scratch = Scratch::open(dir).map_err(|e| e.to_string())?;
+    let rt = runtimes
+        .start(NewRuntime {
+            name: record.name.clone(),
+            uid: record.uid,
+            gid: record.gid,
+            root_pid: root,
+            spec: record.env_spec.clone(),
+            stack,
+            view,
+            repos: Arc::new(repos),
+            scratch: Some(Arc::new(scratch)),
+            token: record.token.clone(),
+        })
+        .map_err(|e| e.to_string())?;
+    if root != record.root_pid {
+        let mut moved = record.clone();
+        moved.root_pid = root;
+        moved.root_start_time = sys::process::proc_info(root).map_or(0, |p| p.start_time);
+        if let Err(e) = moved.write(dir) {
+            tracing::warn!(runtime = %record.name, error = %e, "cannot update the runtime record");
+        }
+    }
+    Ok(Some(rt))
+}
