@@ -19,7 +19,7 @@ use fuser::{
     ReplyWrite, ReplyXattr, Request,
 };
 
-use super::{inode, TTL_ROOT, TTL_VIEW};
+use super::{inode, TTL_ROOT_ENTRY, TTL_VIEW};
 use crate::overlay::{attr_of, Caller, Index, Listed, Overlay, SetAttr};
 use crate::runtimes::RuntimeView;
 use crate::sys;
@@ -85,7 +85,7 @@ pub fn enter(t: &Target, edit: bool) -> Option<crate::scratch::Entered<'_>> {
 
 fn entry_ttl(parent: INodeNo) -> &'static std::time::Duration {
     if parent.0 == inode::ROOT {
-        &TTL_ROOT
+        &TTL_ROOT_ENTRY
     } else {
         &TTL_VIEW
     }

@@ -7,7 +7,7 @@
 //! | reply | timeout | why |
 //! |---|---|---|
 //! | entries in the root | 0 | the same name means another inode to another runtime |
-//! | attributes of the root | 0 | its owner differs per runtime |
+//! | attributes of the root | 1 day | they are the same for every caller ([`SpfsFs::root_attr`]) |
 //! | everything deeper, negative entries too | 1 day | the inode belongs to one immutable view |
 //! | file pages | kept across opens (`FOPEN_KEEP_CACHE`) | content never changes under an inode |
 //!
@@ -17,7 +17,7 @@
 //!
 //! Requests on inodes below the root are not routed: the inode names its
 //! view, and the caller only has to be the view's user. Only lookups in
-//! the root, its attributes and its listing depend on who asks.
+//! the root and its listing depend on who asks.
 
 mod editable;
 pub mod inode;
@@ -75,10 +75,11 @@ use crate::repo::{NodeId, NodeKind};
 use crate::runtimes::{RuntimeView, Runtimes};
 use crate::sys;
 
-/// Kernel cache lifetime of anything below the root.
+/// Kernel cache lifetime of anything below the root, and of the root's
+/// attributes.
 const TTL_VIEW: Duration = Duration::from_secs(24 * 60 * 60);
-/// Kernel cache lifetime of the root's entries and attributes.
-const TTL_ROOT: Duration = Duration::ZERO;
+/// Kernel cache lifetime of names in the root.
+const TTL_ROOT_ENTRY: Duration = Duration::ZERO;
 
 /// The filesystem: runtimes and the identity of the empty root.
 pub struct SpfsFs {
@@ -184,7 +185,15 @@ impl SpfsFs {
         }
     }
 
-    fn empty_root_attr(&self) -> FileAttr {
+    /// The root's attributes, the same for every caller: the kernel keeps
+    /// one copy for all processes, and checks permissions against it
+    /// (`default_permissions`), so caller-dependent attributes would leak
+    /// from one runtime to another and cost a `GETATTR` on every path walk.
+    /// Owned by the service's user, mode 0755; a service run by root may
+    /// serve runtimes of several users, so its root is 1777 (like `/tmp`)
+    /// and each user's editable runtime can add top-level entries. Writes
+    /// outside editable runtimes are refused by the service, not by mode.
+    pub fn root_attr(&self) -> FileAttr {
         FileAttr {
             ino: INodeNo(inode::ROOT),
             size: 0,
@@ -194,7 +203,7 @@ impl SpfsFs {
             ctime: self.mounted,
             crtime: self.mounted,
             kind: FileType::Directory,
-            perm: 0o555,
+            perm: if self.owner.0 == 0 { 0o1777 } else { 0o755 },
             nlink: 2,
             uid: self.owner.0,
             gid: self.owner.1,
@@ -288,7 +297,7 @@ impl Filesystem for SpfsFs {
             return reply.error(Errno::ENOENT);
         };
         let entry_ttl = if parent.0 == inode::ROOT {
-            TTL_ROOT
+            TTL_ROOT_ENTRY
         } else {
             TTL_VIEW
         };
@@ -299,7 +308,7 @@ impl Filesystem for SpfsFs {
             None if parent.0 == inode::ROOT => reply.error(Errno::ENOENT),
             None => {
                 // A negative entry: the kernel remembers the name is missing.
-                let mut attr = self.empty_root_attr();
+                let mut attr = self.root_attr();
                 attr.ino = INodeNo(0);
                 reply.entry_with_ttls(&TTL_VIEW, &TTL_VIEW, &attr, Generation(0))
             }
@@ -307,13 +316,17 @@ impl Filesystem for SpfsFs {
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        // Not routed: the root looks the same to everyone.
+        if ino.0 == inode::ROOT {
+            return reply.attr(&TTL_VIEW, &self.root_attr());
+        }
         let at = editable!(self, req, ino, reply, |t| editable::getattr(
             t, ino, fh, reply
         ));
         match at {
-            Some((v, id)) if ino.0 == inode::ROOT => reply.attr(&TTL_ROOT, &self.attr(&v, id)),
             Some((v, id)) => reply.attr(&TTL_VIEW, &self.attr(&v, id)),
-            None => reply.attr(&TTL_ROOT, &self.empty_root_attr()),
+            // Only the root resolves to no view, and it was answered above.
+            None => reply.error(Errno::ESTALE),
         }
     }
 
@@ -478,7 +491,7 @@ impl Filesystem for SpfsFs {
             Err(e) => return reply.error(e),
         };
         let entry_ttl = if ino.0 == inode::ROOT {
-            TTL_ROOT
+            TTL_ROOT_ENTRY
         } else {
             TTL_VIEW
         };
@@ -486,8 +499,7 @@ impl Filesystem for SpfsFs {
         for (i, (child, _kind, name)) in listing.into_iter().enumerate().skip(offset as usize) {
             let attr = match (&dir, inode::decode(child)) {
                 (Some((view, _)), Some((_, id))) => self.attr(view, id),
-                (Some((view, _)), None) => self.attr(view, NodeId::ROOT),
-                (None, _) => self.empty_root_attr(),
+                (_, None) | (None, _) => self.root_attr(),
             };
             if reply.add(
                 INodeNo(child),
@@ -600,9 +612,14 @@ impl Filesystem for SpfsFs {
             mtime: mtime.map(set_time),
             handle: fh.map(|h| h.0),
         };
-        editable!(edit = true, self, req, ino, reply, |t| editable::setattr(
-            t, set, reply
-        ));
+        editable!(edit = true, self, req, ino, reply, |t| {
+            if ino.0 == inode::ROOT {
+                // Shared by all runtimes: see `root_attr`.
+                reply.error(Errno::EPERM)
+            } else {
+                editable::setattr(t, set, reply)
+            }
+        });
         reply.error(Errno::EROFS);
     }
 
