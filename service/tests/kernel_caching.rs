@@ -6,7 +6,6 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 
 use common::service::*;
 
@@ -53,72 +52,76 @@ fn the_root_looks_the_same_to_every_runtime_and_to_outsiders() {
     assert_eq!(std::fs::read_dir(&svc.mnt).unwrap().count(), 0);
 }
 
+/// Counting the requests the kernel sends, with its FUSE tracepoints.
 #[cfg(target_os = "linux")]
-/// A private tracefs instance recording `fuse_request_send`; removed on
-/// drop, with tracefs itself if this mounted it.
-struct FuseTrace {
-    dir: PathBuf,
-    mounted: Option<&'static Path>,
-}
+mod counted {
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
 
-#[cfg(target_os = "linux")]
-impl FuseTrace {
-    fn new() -> FuseTrace {
-        let tracing = Path::new("/sys/kernel/tracing");
-        let mut mounted = None;
-        if !tracing.join("instances").exists() {
-            let st = std::process::Command::new("mount")
-                .args(["-t", "tracefs", "nodev"])
-                .arg(tracing)
-                .status()
-                .unwrap();
-            assert!(st.success(), "this test needs tracefs (root, Linux)");
-            mounted = Some(tracing);
+    use super::common::service::*;
+
+    /// A private tracefs instance recording `fuse_request_send`; removed on
+    /// drop, with tracefs itself if this mounted it.
+    struct FuseTrace {
+        dir: PathBuf,
+        mounted: Option<&'static Path>,
+    }
+
+    impl FuseTrace {
+        fn new() -> FuseTrace {
+            let tracing = Path::new("/sys/kernel/tracing");
+            let mut mounted = None;
+            if !tracing.join("instances").exists() {
+                let st = std::process::Command::new("mount")
+                    .args(["-t", "tracefs", "nodev"])
+                    .arg(tracing)
+                    .status()
+                    .unwrap();
+                assert!(st.success(), "this test needs tracefs (root, Linux)");
+                mounted = Some(tracing);
+            }
+            let dir = tracing.join(format!("instances/spfs-test-{}", std::process::id()));
+            std::fs::create_dir(&dir).expect("a tracefs instance (needs root)");
+            let trace = FuseTrace { dir, mounted };
+            assert!(
+                trace.dir.join("events/fuse/fuse_request_send").exists(),
+                "the kernel has no FUSE tracepoints"
+            );
+            trace
         }
-        let dir = tracing.join(format!("instances/spfs-test-{}", std::process::id()));
-        std::fs::create_dir(&dir).expect("a tracefs instance (needs root)");
-        let trace = FuseTrace { dir, mounted };
-        assert!(
-            trace.dir.join("events/fuse/fuse_request_send").exists(),
-            "the kernel has no FUSE tracepoints"
-        );
-        trace
-    }
 
-    /// The opcode names of requests sent on connection `conn`.
-    fn requests(&self, conn: u64) -> Vec<String> {
-        let text = std::fs::read_to_string(self.dir.join("trace")).unwrap();
-        let tag = format!(" connection {conn} ");
-        text.lines()
-            .filter(|l| l.contains(&tag))
-            .filter_map(|l| {
-                let name = l.split('(').nth(1)?.split(')').next()?;
-                Some(name.to_owned())
-            })
-            .collect()
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl Drop for FuseTrace {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.dir.join("events/fuse/fuse_request_send/enable"), "0");
-        let _ = std::fs::remove_dir(&self.dir);
-        if let Some(m) = self.mounted {
-            let _ = std::process::Command::new("umount").arg(m).status();
+        /// The opcode names of requests sent on connection `conn`.
+        fn requests(&self, conn: u64) -> Vec<String> {
+            let text = std::fs::read_to_string(self.dir.join("trace")).unwrap();
+            let tag = format!(" connection {conn} ");
+            text.lines()
+                .filter(|l| l.contains(&tag))
+                .filter_map(|l| {
+                    let name = l.split('(').nth(1)?.split(')').next()?;
+                    Some(name.to_owned())
+                })
+                .collect()
         }
     }
-}
 
-#[cfg(target_os = "linux")]
-#[test]
-fn a_warm_path_walk_sends_one_lookup_of_its_top_level_name() {
-    let svc = Service::start("repo");
-    let trace = FuseTrace::new();
-    let conn = libc::minor(std::fs::metadata(&svc.mnt).unwrap().dev()) as u64;
-    // Warm up, then 1,000 path walks: half to a file three levels deep,
-    // half to missing names (negative entries) below a top-level directory.
-    let script = r#"
+    impl Drop for FuseTrace {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.dir.join("events/fuse/fuse_request_send/enable"), "0");
+            let _ = std::fs::remove_dir(&self.dir);
+            if let Some(m) = self.mounted {
+                let _ = std::process::Command::new("umount").arg(m).status();
+            }
+        }
+    }
+
+    #[test]
+    fn a_warm_path_walk_sends_one_lookup_of_its_top_level_name() {
+        let svc = Service::start("repo");
+        let trace = FuseTrace::new();
+        let conn = libc::minor(std::fs::metadata(&svc.mnt).unwrap().dev()) as u64;
+        // Warm up, then 1,000 path walks: half to a file three levels deep,
+        // half to missing names (negative entries) below a top-level directory.
+        let script = r#"
 import os, sys
 mnt, enable = sys.argv[1], sys.argv[2]
 paths = [f"{mnt}/etc/conf.d/a.conf", *(f"{mnt}/etc/missing_{i}" for i in range(50))]
@@ -132,15 +135,16 @@ with open(enable, "w") as f: f.write("1")
 walk()
 with open(enable, "w") as f: f.write("0")
 "#;
-    let enable = trace.dir.join("events/fuse/fuse_request_send/enable");
-    let mnt = svc.mnt.to_str().unwrap();
-    ok(&svc.run(
-        "fixture/base",
-        &["python3", "-c", script, mnt, enable.to_str().unwrap()],
-    ));
-    let requests = trace.requests(conn);
-    let lookups = requests.iter().filter(|r| *r == "FUSE_LOOKUP").count();
-    let others: Vec<_> = requests.iter().filter(|r| *r != "FUSE_LOOKUP").collect();
-    assert_eq!(lookups, 1000, "one lookup per path walk");
-    assert!(others.is_empty(), "nothing else: {others:?}");
+        let enable = trace.dir.join("events/fuse/fuse_request_send/enable");
+        let mnt = svc.mnt.to_str().unwrap();
+        ok(&svc.run(
+            "fixture/base",
+            &["python3", "-c", script, mnt, enable.to_str().unwrap()],
+        ));
+        let requests = trace.requests(conn);
+        let lookups = requests.iter().filter(|r| *r == "FUSE_LOOKUP").count();
+        let others: Vec<_> = requests.iter().filter(|r| *r != "FUSE_LOOKUP").collect();
+        assert_eq!(lookups, 1000, "one lookup per path walk");
+        assert!(others.is_empty(), "nothing else: {others:?}");
+    }
 }
