@@ -63,18 +63,24 @@ fn the_root_looks_the_same_to_every_runtime_and_to_outsiders() {
 mod counted {
     use std::os::unix::fs::MetadataExt;
     use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, MutexGuard};
 
     use super::common::service::*;
 
     /// A private tracefs instance recording `fuse_request_send`; removed on
-    /// drop, with tracefs itself if this mounted it.
+    /// drop, with tracefs itself if this mounted it. One at a time (tests
+    /// run in parallel; tracefs is mounted once for all).
     struct FuseTrace {
         dir: PathBuf,
         mounted: Option<&'static Path>,
+        _one_at_a_time: MutexGuard<'static, ()>,
     }
+
+    static TRACING: Mutex<()> = Mutex::new(());
 
     impl FuseTrace {
         fn new() -> FuseTrace {
+            let guard = TRACING.lock().unwrap_or_else(|p| p.into_inner());
             let tracing = Path::new("/sys/kernel/tracing");
             let mut mounted = None;
             if !tracing.join("instances").exists() {
@@ -88,7 +94,11 @@ mod counted {
             }
             let dir = tracing.join(format!("instances/spfs-test-{}", std::process::id()));
             std::fs::create_dir(&dir).expect("a tracefs instance (needs root)");
-            let trace = FuseTrace { dir, mounted };
+            let trace = FuseTrace {
+                dir,
+                mounted,
+                _one_at_a_time: guard,
+            };
             assert!(
                 trace.dir.join("events/fuse/fuse_request_send").exists(),
                 "the kernel has no FUSE tracepoints"
@@ -152,5 +162,36 @@ with open(enable, "w") as f: f.write("0")
         let others: Vec<_> = requests.iter().filter(|r| *r != "FUSE_LOOKUP").collect();
         assert_eq!(lookups, 1000, "one lookup per path walk");
         assert!(others.is_empty(), "nothing else: {others:?}");
+    }
+
+    #[test]
+    fn a_warm_tree_walk_reads_listings_from_the_kernel_cache() {
+        let svc = Service::start("repo");
+        let trace = FuseTrace::new();
+        let conn = libc::minor(std::fs::metadata(&svc.mnt).unwrap().dev()) as u64;
+        // The first `find` reads every listing from the service, the
+        // second refreshes the directories' atimes; the third is counted.
+        let enable = trace.dir.join("events/fuse/fuse_request_send/enable");
+        let script = "find \"$M\" -ls >/dev/null; find \"$M\" -ls >/dev/null
+                      echo 1 > \"$E\"; find \"$M\" -ls >/dev/null; echo 0 > \"$E\"
+                      find \"$M\" -type d | wc -l";
+        let out = svc
+            .command(BIN)
+            .args(["run", "fixture/base", "--", "sh", "-c", script])
+            .env("M", &svc.mnt)
+            .env("E", &enable)
+            .output()
+            .unwrap();
+        let dirs: usize = ok(&out).trim().parse().unwrap();
+        assert!(dirs > 10, "{dirs} directories");
+        let requests = trace.requests(conn);
+        let count = |op: &str| requests.iter().filter(|r| *r == op).count();
+        // Only the root's listing (per caller) is read again: one
+        // READDIRPLUS with the entries, one READDIR finding the end.
+        assert!(
+            count("FUSE_READDIRPLUS") + count("FUSE_READDIR") <= 2,
+            "{requests:?}"
+        );
+        assert_eq!(count("FUSE_OPENDIR"), dirs, "{requests:?}");
     }
 }

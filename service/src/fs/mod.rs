@@ -10,6 +10,7 @@
 //! | attributes of the root | 1 day | they are the same for every caller ([`SpfsFs::root_attr`]) |
 //! | everything deeper, negative entries too | 1 day | the inode belongs to one immutable view |
 //! | file pages | kept across opens (`FOPEN_KEEP_CACHE`) | content never changes under an inode |
+//! | listings of read-only directories below the root | kept across opens (`FOPEN_CACHE_DIR`) | the same |
 //!
 //! The cost: each path walk through `/spfs/<name>` asks the service for
 //! `<name>` again (one routed lookup); nothing deeper does. A runtime whose
@@ -436,12 +437,15 @@ impl Filesystem for SpfsFs {
                 if view.view.get(id).is_some_and(|n| n.kind() != NodeKind::Dir) {
                     return reply.error(Errno::ENOTDIR);
                 }
-                let fh = if ino.0 == inode::ROOT {
-                    u64::from(view.slot)
-                } else {
-                    0
-                };
-                reply.opened(FileHandle(fh), FopenFlags::empty())
+                if ino.0 == inode::ROOT {
+                    return reply.opened(FileHandle(u64::from(view.slot)), FopenFlags::empty());
+                }
+                // A directory below the root never changes under its inode:
+                // the kernel may keep its listing across opens.
+                reply.opened(
+                    FileHandle(0),
+                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+                )
             }
             None => reply.opened(FileHandle(0), FopenFlags::empty()),
         }
