@@ -82,7 +82,7 @@ const TTL_VIEW: Duration = Duration::from_secs(24 * 60 * 60);
 /// Kernel cache lifetime of names in the root.
 const TTL_ROOT_ENTRY: Duration = Duration::ZERO;
 
-/// The filesystem: runtimes and the identity of the empty root.
+/// The filesystem: runtimes and the identity of the shared root.
 pub struct SpfsFs {
     runtimes: Arc<Runtimes>,
     dirs: editable::DirHandles,
@@ -97,7 +97,7 @@ fn errno(e: &crate::repo::Error) -> Errno {
 }
 
 impl SpfsFs {
-    /// A filesystem serving `runtimes`; the empty root is owned by `owner`.
+    /// A filesystem serving `runtimes`; its root is owned by `owner`.
     pub fn new(runtimes: Arc<Runtimes>, owner: (u32, u32)) -> Self {
         Self {
             runtimes,
