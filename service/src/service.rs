@@ -86,11 +86,7 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
         env_spec: rt.spec.clone(),
         stack: stack_strings(&rt.stack()),
         editable: rt.editable,
-        created_unix: rt
-            .created
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        created_unix: unix_secs(rt.created),
         entries: rt.view().view.len() as u64 - 1,
         scratch_bytes: usage.bytes,
         scratch_files: usage.files,
@@ -153,7 +149,7 @@ impl State {
                 stack: stack_strings(&stack),
                 repositories: req.repositories.clone(),
                 token: token.clone(),
-                created_unix: unix_now(),
+                created_unix: unix_secs(SystemTime::now()),
             };
             // The record goes first: a restarted service can always find
             // the edits of a runtime that has any.
@@ -353,11 +349,9 @@ pub(crate) fn load_spec(
     Ok((repos, stack.into_iter().map(|s| s.digest).collect(), view))
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// Seconds since the Unix epoch (0 for earlier times).
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The stack's digests as text, bottom-up.
