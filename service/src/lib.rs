@@ -4,6 +4,8 @@
 //! Today the crate holds the repository library ([`repo`]) and the user
 //! commands built on it ([`cli`]).
 
+pub use spfs_repo as repo;
+
 pub mod cli;
 pub mod client;
 pub mod control;
@@ -12,7 +14,6 @@ pub mod mount;
 pub mod overlay;
 pub mod records;
 pub mod recovery;
-pub mod repo;
 pub mod router;
 pub mod runtimes;
 pub mod scratch;

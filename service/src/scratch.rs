@@ -14,22 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// Names starting with this are whiteouts; users may not create them.
-pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
-/// The marker of an opaque directory.
-pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
-
-/// True for names reserved by the scratch format.
-pub fn is_reserved(name: &[u8]) -> bool {
-    name.starts_with(WHITEOUT_PREFIX)
-}
-
-/// The whiteout file name that deletes `name`.
-pub fn whiteout_name(name: &[u8]) -> Vec<u8> {
-    let mut w = WHITEOUT_PREFIX.to_vec();
-    w.extend_from_slice(name);
-    w
-}
+pub use crate::repo::whiteout::{is_reserved, whiteout_name, OPAQUE_MARKER, WHITEOUT_PREFIX};
 
 /// How much a scratch directory holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -298,13 +283,5 @@ mod tests {
         s.clear().unwrap();
         assert_eq!(std::fs::read_dir(s.upper()).unwrap().count(), 0);
         assert_eq!(s.usage(), Usage::default());
-    }
-
-    #[test]
-    fn reserved_names() {
-        assert!(is_reserved(b".wh.x"));
-        assert!(is_reserved(OPAQUE_MARKER.as_bytes()));
-        assert!(!is_reserved(b".whx"));
-        assert_eq!(whiteout_name(b"a"), b".wh.a");
     }
 }

@@ -3,6 +3,6 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        spfs_fuse_macos::repo::fuzz_env_spec(text);
+        spfs_repo::fuzz_env_spec(text);
     }
 });

@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    spfs_fuse_macos::repo::fuzz_object(data);
+    spfs_repo::fuzz_object(data);
 });

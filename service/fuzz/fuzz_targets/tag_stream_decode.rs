@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = spfs_fuse_macos::repo::tags::decode_stream(data);
+    let _ = spfs_repo::tags::decode_stream(data);
 });

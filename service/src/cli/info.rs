@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::repo::env_spec::EnvSpecItem;
 use crate::repo::object::Object;
-use crate::repo::{NodeKind, Result, StackItem, View};
+use crate::repo::{NodeId, NodeKind, Result, StackItem, View};
 
 use super::{human_bytes, Loaded};
 
@@ -91,7 +91,7 @@ fn write_stack(stack: &[StackItem], out: &mut String) {
 
 fn write_summary(view: &View, loaded: &Loaded, out: &mut String) {
     let (mut files, mut dirs, mut links, mut bytes) = (0u64, 0u64, 0u64, 0u64);
-    for id in view.walk(view.root().id()) {
+    for id in view.walk(NodeId::ROOT) {
         let n = view.get(id).expect("walk yields valid ids");
         match n.kind() {
             NodeKind::Dir => dirs += 1,

@@ -4,7 +4,6 @@
 pub mod daemon;
 pub mod fd;
 pub mod file;
-pub mod flatbuffers;
 pub mod mount;
 pub mod peer;
 pub mod process;
