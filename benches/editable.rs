@@ -80,16 +80,18 @@ fn setup(files: &[(&str, u64)], base: &Path) -> Setup {
 impl Setup {
     /// Discards the edits, as `reset` does (a new inode generation).
     fn reset(&self) {
-        self.scratch.clear().unwrap();
-        let view = self.rt.view().view.clone();
-        self.runtimes.replace_view(&self.rt, view, None);
+        let ed = self.rt.editable().unwrap();
+        self.runtimes
+            .reset(&self.rt, ed, |scratch| scratch.clear())
+            .unwrap();
     }
 
     fn payload(&self, rel: &str) -> PathBuf {
-        let current = self.rt.view();
-        let id = current.view.resolve_path(rel).unwrap();
+        let tree = self.rt.tree();
+        let view = tree.layers();
+        let id = view.resolve_path(rel).unwrap();
         self.set
-            .payload_path(&current.view.get(id).unwrap().payload().unwrap())
+            .payload_path(&view.get(id).unwrap().payload().unwrap())
             .unwrap()
     }
 
@@ -101,7 +103,7 @@ impl Setup {
         let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
         drop(f);
         let t = start.elapsed();
-        assert!(self.scratch.upper().join(rel).exists(), "no copy-up");
+        assert!(self.scratch.upper_path().join(rel).exists(), "no copy-up");
         t
     }
 

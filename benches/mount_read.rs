@@ -39,8 +39,8 @@ fn setup() -> Setup {
     ));
     let mnt = tmp.path().join("mnt");
     let (mounted, rt, _) = spfs_benches::mount_runtime(set.clone(), vec![layer], &mnt);
-    let current = rt.view();
-    let view = &current.view;
+    let tree = rt.tree();
+    let view = tree.layers();
     let payload = |rel: &str| {
         let id = view.resolve_path(rel).unwrap();
         set.payload_path(&view.get(id).unwrap().payload().unwrap())

@@ -1,8 +1,12 @@
 //! SPFS for macOS: the service that mounts `/spfs` and routes every request
-//! to the runtime of the calling process tree.
+//! to the runtime of the calling process tree, its control socket, and the
+//! command line. The repository library is the `spfs-repo` crate,
+//! re-exported as [`repo`].
 //!
-//! Today the crate holds the repository library ([`repo`]) and the user
-//! commands built on it ([`cli`]).
+//! No request may panic: `unwrap`/`expect` are refused outside tests, and
+//! `unsafe` lives only in [`sys`].
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub use spfs_repo as repo;
 
@@ -18,4 +22,6 @@ pub mod router;
 pub mod runtimes;
 pub mod scratch;
 pub mod service;
+pub mod stack;
+#[allow(unsafe_code)]
 pub mod sys;

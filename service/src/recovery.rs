@@ -5,19 +5,38 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
 use crate::records::RuntimeRecord;
 use crate::runtimes::{NewRuntime, Runtime, Runtimes};
 use crate::scratch::Scratch;
-use crate::service::{load_spec, ServiceError};
+use crate::stack;
 use crate::sys;
 
 /// Held by the running service in its scratch root.
 const SCRATCH_LOCK: &str = "service.lock";
 
+/// Why the scratch root cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScratchRootError {
+    /// Another service holds its lock.
+    #[error("another service uses the scratch root {0}; stop it (spfs-fuse-macos shutdown) or give this one its own --scratch-root")]
+    InUse(PathBuf),
+    /// It cannot be created or locked.
+    #[error("cannot use the scratch root {path}: {source}")]
+    Io {
+        /// The scratch root.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Creates the scratch root and locks it for this process (the lock goes
 /// with the returned file).
-pub fn lock_scratch_root(root: &Path) -> Result<std::fs::File, ServiceError> {
-    let io_err = |source| ServiceError::ScratchRoot {
+pub fn lock_scratch_root(root: &Path) -> Result<std::fs::File, ScratchRootError> {
+    let io_err = |source| ScratchRootError::Io {
         path: root.to_owned(),
         source,
     };
@@ -30,7 +49,7 @@ pub fn lock_scratch_root(root: &Path) -> Result<std::fs::File, ServiceError> {
         .map_err(io_err)?;
     match sys::file::try_lock_exclusive(&file) {
         Ok(true) => Ok(file),
-        Ok(false) => Err(ServiceError::ScratchInUse(root.to_owned())),
+        Ok(false) => Err(ScratchRootError::InUse(root.to_owned())),
         Err(e) => Err(io_err(e)),
     }
 }
@@ -118,8 +137,9 @@ fn reattach(
     let Some(root) = root else {
         return Ok(None);
     };
-    let spec = record.stack.join("+");
-    let (repos, stack, view) = load_spec(&record.repositories, &spec).map_err(|e| e.to_string())?;
+    let repos = stack::open_repositories(&record.repositories).map_err(|e| e.to_string())?;
+    let stack = stack::parse(&record.stack).map_err(|e| e.to_string())?;
+    let view = stack::view(&repos, &stack).map_err(|e| e.to_string())?;
     let scratch = Scratch::open(dir).map_err(|e| e.to_string())?;
     let rt = runtimes
         .start(NewRuntime {

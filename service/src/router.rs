@@ -16,7 +16,9 @@
 //! runtime.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use crate::sys::process::{self, ProcInfo, ProcessWatch};
 
@@ -90,7 +92,7 @@ impl Router {
     ) -> Result<ProcInfo, RegisterError> {
         let (watch, info) = ProcessWatch::open(pid).ok_or(RegisterError::NoSuchProcess(pid))?;
         {
-            let mut roots = self.roots.write().expect("router lock");
+            let mut roots = self.roots.write();
             if roots.get(&pid).is_some_and(|r| r.watch.alive()) {
                 return Err(RegisterError::AlreadyRoot(pid));
             }
@@ -102,38 +104,23 @@ impl Router {
                 },
             );
         }
-        self.tokens
-            .write()
-            .expect("router lock")
-            .insert(token.to_owned(), id);
+        self.tokens.write().insert(token.to_owned(), id);
         // Processes seen outside any runtime may now be inside this one.
-        self.cache
-            .write()
-            .expect("router lock")
-            .retain(|_, e| e.runtime.is_some());
+        self.cache.write().retain(|_, e| e.runtime.is_some());
         Ok(info)
     }
 
     /// Forgets runtime `id`: its root, its token and its members.
     pub fn unregister(&self, id: RuntimeId) {
-        self.roots
-            .write()
-            .expect("router lock")
-            .retain(|_, r| r.id != id);
-        self.tokens
-            .write()
-            .expect("router lock")
-            .retain(|_, r| *r != id);
-        self.cache
-            .write()
-            .expect("router lock")
-            .retain(|_, e| e.runtime != Some(id));
+        self.roots.write().retain(|_, r| r.id != id);
+        self.tokens.write().retain(|_, r| *r != id);
+        self.cache.write().retain(|_, e| e.runtime != Some(id));
     }
 
     /// The runtime of the thread `tid`, if any. The hot path of every request.
     pub fn route(&self, tid: u32) -> Option<RuntimeId> {
         {
-            let cache = self.cache.read().expect("router lock");
+            let cache = self.cache.read();
             if let Some(e) = cache.get(&tid) {
                 if e.watch.alive() && process::thread_in_group(e.tgid, tid) {
                     return e.runtime;
@@ -166,7 +153,6 @@ impl Router {
             let root = self
                 .roots
                 .read()
-                .expect("router lock")
                 .get(&pid)
                 .filter(|r| r.watch.alive())
                 .map(|r| r.id);
@@ -183,14 +169,10 @@ impl Router {
         // Not traceable through its ancestors: try the runtime token.
         let own = walked.or_else(|| {
             let token = process::environ_var(tgid, TOKEN_ENV)?;
-            self.tokens
-                .read()
-                .expect("router lock")
-                .get(&token)
-                .copied()
+            self.tokens.read().get(&token).copied()
         });
 
-        let mut cache = self.cache.write().expect("router lock");
+        let mut cache = self.cache.write();
         for (info, watch) in visited {
             let runtime = if info.pid == tgid { own } else { walked };
             if info.pid == tgid && tid != tgid {
@@ -217,7 +199,7 @@ impl Router {
 
     /// A valid cached answer for process `pid`.
     fn cached_process(&self, pid: u32) -> Option<Option<RuntimeId>> {
-        let cache = self.cache.read().expect("router lock");
+        let cache = self.cache.read();
         cache
             .get(&pid)
             .filter(|e| e.tgid == pid && e.watch.alive())
@@ -228,7 +210,7 @@ impl Router {
     /// have a live root or a live known member.
     pub fn prune(&self) -> HashSet<RuntimeId> {
         let mut live = HashSet::new();
-        self.cache.write().expect("router lock").retain(|_, e| {
+        self.cache.write().retain(|_, e| {
             let alive = e.watch.alive();
             if alive {
                 if let Some(id) = e.runtime {
@@ -237,7 +219,7 @@ impl Router {
             }
             alive
         });
-        for r in self.roots.read().expect("router lock").values() {
+        for r in self.roots.read().values() {
             if r.watch.alive() {
                 live.insert(r.id);
             }
@@ -258,7 +240,7 @@ impl Router {
                 continue;
             }
             if let Some((watch, _)) = ProcessWatch::open(pid) {
-                self.cache.write().expect("router lock").insert(
+                self.cache.write().insert(
                     pid,
                     Entry {
                         tgid: pid,
@@ -277,12 +259,11 @@ impl Router {
         let mut pids: Vec<u32> = self
             .roots
             .read()
-            .expect("router lock")
             .iter()
             .filter(|(_, r)| r.id == id && r.watch.alive())
             .map(|(pid, _)| *pid)
             .collect();
-        for (key, e) in self.cache.read().expect("router lock").iter() {
+        for (key, e) in self.cache.read().iter() {
             if e.runtime == Some(id) && e.tgid == *key && e.watch.alive() && !pids.contains(key) {
                 pids.push(*key);
             }
@@ -293,6 +274,6 @@ impl Router {
 
     /// Number of cached processes and threads (for status and tests).
     pub fn cached(&self) -> usize {
-        self.cache.read().expect("router lock").len()
+        self.cache.read().len()
     }
 }

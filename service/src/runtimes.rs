@@ -1,82 +1,174 @@
-//! The runtimes the service knows: their views, their processes, their
+//! The runtimes the service knows: their trees, their processes, their
 //! lifecycle.
 //!
-//! Each runtime shows one [`RuntimeView`]: an immutable merged view plus
-//! the inode *slot* its inode numbers are made from. Slots are never
-//! reused while the service runs, so a runtime whose view changes wholesale
-//! (a commit, a reset) moves to a new slot, and no kernel cache entry of an
-//! old view can be mistaken for the new one.
+//! A runtime shows one [`Tree`]: a read-only merged view, or an editable
+//! overlay of its layers and scratch. Each tree has an inode *slot*, the
+//! high half of all its inode numbers. Slots are never reused while the
+//! service runs, so an editable runtime whose tree changes wholesale (a
+//! commit, a reset) moves to a new slot, and no kernel cache entry of an
+//! old tree can be mistaken for the new one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
 use std::time::SystemTime;
+
+use parking_lot::{Mutex, RwLock};
 
 use crate::overlay::Overlay;
 use crate::repo::{Digest, RepositorySet, View};
 use crate::router::{RegisterError, Router, RuntimeId};
 use crate::scratch::Scratch;
 
-/// What one runtime shows, at one slot.
+/// What a read-only runtime shows, at one slot.
 #[derive(Debug)]
-pub struct RuntimeView {
+pub struct ReadOnlyView {
     /// High 32 bits of every inode number of this view.
     pub slot: u32,
-    /// The merged layers (the lower view, when editable).
+    /// The merged layers.
     pub view: Arc<View>,
+    /// Where the payloads are.
     pub repos: Arc<RepositorySet>,
-    /// Editable runtimes: the layers under the scratch directory.
-    pub overlay: Option<Overlay>,
     /// Owner of every file shown.
     pub uid: u32,
+    /// Group of every file shown.
     pub gid: u32,
     /// Times reported for every file (the runtime's start).
     pub time: SystemTime,
 }
 
+/// The inodes of one slot: a read-only view or an editable overlay.
+#[derive(Clone, Debug)]
+pub enum Tree {
+    /// The layers as they are.
+    ReadOnly(Arc<ReadOnlyView>),
+    /// The layers under a scratch directory.
+    Editable(Arc<Overlay>),
+}
+
+impl Tree {
+    /// The slot the tree's inode numbers are made from.
+    pub fn slot(&self) -> u32 {
+        match self {
+            Tree::ReadOnly(v) => v.slot,
+            Tree::Editable(o) => o.slot(),
+        }
+    }
+
+    /// The merged layers (under the edits, when editable).
+    pub fn layers(&self) -> &Arc<View> {
+        match self {
+            Tree::ReadOnly(v) => &v.view,
+            Tree::Editable(o) => o.lower(),
+        }
+    }
+
+    /// The runtime's user, who owns what the tree shows.
+    pub fn uid(&self) -> u32 {
+        match self {
+            Tree::ReadOnly(v) => v.uid,
+            Tree::Editable(o) => o.owner().0,
+        }
+    }
+}
+
+/// The editable part of a runtime: its scratch and its current overlay.
+#[derive(Debug)]
+pub struct Editable {
+    scratch: Arc<Scratch>,
+    overlay: RwLock<Arc<Overlay>>,
+    /// One commit or reset at a time.
+    busy: Mutex<()>,
+}
+
+impl Editable {
+    /// The runtime's edits.
+    pub fn scratch(&self) -> &Arc<Scratch> {
+        &self.scratch
+    }
+
+    /// The overlay shown now.
+    pub fn overlay(&self) -> Arc<Overlay> {
+        self.overlay.read().clone()
+    }
+}
+
+/// A runtime's tree, fixed at its start: read-only, or editable.
+#[derive(Debug)]
+pub enum RuntimeTree {
+    /// Never changes.
+    ReadOnly(Arc<ReadOnlyView>),
+    /// Changes with commits and resets.
+    Editable(Editable),
+}
+
 /// A runtime: a process tree and the environment it sees at /spfs.
 #[derive(Debug)]
 pub struct Runtime {
+    /// Its identity inside the service.
     pub id: RuntimeId,
+    /// Its name, unique among its user's runtimes.
     pub name: String,
+    /// Its user.
     pub uid: u32,
+    /// Its user's group.
+    pub gid: u32,
+    /// The process whose tree it is.
     pub root_pid: u32,
     /// The env spec as the user gave it.
     pub spec: String,
-    /// Layers (or manifests) of the stack, bottom-up; a commit adds one.
-    stack: RwLock<Vec<Digest>>,
-    pub editable: bool,
-    /// The edits of an editable runtime.
-    pub scratch: Option<Arc<Scratch>>,
-    /// Held while the edits are committed or reset.
-    pub editing: std::sync::Mutex<()>,
+    /// When it started.
     pub created: SystemTime,
     /// Exported to the runtime's processes (see `router::TOKEN_ENV`).
     pub token: String,
-    view: RwLock<Arc<RuntimeView>>,
+    /// Where its layers are.
+    pub repos: Arc<RepositorySet>,
+    /// Layers (or manifests) of the stack, bottom-up; a commit adds one.
+    stack: RwLock<Vec<Digest>>,
+    tree: RuntimeTree,
 }
 
 impl Runtime {
-    /// The view the runtime shows now.
-    pub fn view(&self) -> Arc<RuntimeView> {
-        self.view.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The tree the runtime shows now.
+    pub fn tree(&self) -> Tree {
+        match &self.tree {
+            RuntimeTree::ReadOnly(v) => Tree::ReadOnly(v.clone()),
+            RuntimeTree::Editable(e) => Tree::Editable(e.overlay()),
+        }
+    }
+
+    /// Its editable part; `None` for a read-only runtime.
+    pub fn editable(&self) -> Option<&Editable> {
+        match &self.tree {
+            RuntimeTree::ReadOnly(_) => None,
+            RuntimeTree::Editable(e) => Some(e),
+        }
     }
 
     /// Layers (or manifests) of the stack, bottom-up.
     pub fn stack(&self) -> Vec<Digest> {
-        self.stack.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.stack.read().clone()
     }
 }
 
 /// Everything needed to start a runtime.
 pub struct NewRuntime {
+    /// Its name.
     pub name: String,
+    /// Its user.
     pub uid: u32,
+    /// Its user's group.
     pub gid: u32,
+    /// The process whose tree it is.
     pub root_pid: u32,
+    /// The env spec as the user gave it.
     pub spec: String,
+    /// The stack, bottom-up.
     pub stack: Vec<Digest>,
+    /// The merged view of the stack.
     pub view: View,
+    /// Where the layers are.
     pub repos: Arc<RepositorySet>,
     /// Editable runtimes: where the edits go.
     pub scratch: Option<Arc<Scratch>>,
@@ -93,10 +185,13 @@ pub fn new_token() -> String {
 /// Why a runtime could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The user has a runtime of that name.
     #[error("a runtime named '{0}' is already running; choose another --runtime-name")]
     NameTaken(String),
+    /// Not a name a runtime can have.
     #[error("invalid runtime name '{0}': use letters, digits, '.', '_' and '-' (at most 64)")]
     BadName(String),
+    /// The root process cannot be a root.
     #[error(transparent)]
     Register(#[from] RegisterError),
 }
@@ -104,9 +199,11 @@ pub enum StartError {
 /// A change to the set of runtimes.
 #[derive(Clone, Debug)]
 pub enum Change {
+    /// A runtime started.
     Started(Arc<Runtime>),
     /// Its stack or its edits changed.
     Updated(Arc<Runtime>),
+    /// A runtime ended.
     Ended(Arc<Runtime>),
 }
 
@@ -115,10 +212,10 @@ pub enum Change {
 pub struct Runtimes {
     router: Router,
     by_id: RwLock<HashMap<RuntimeId, Arc<Runtime>>>,
-    slots: RwLock<HashMap<u32, Arc<RuntimeView>>>,
+    slots: RwLock<HashMap<u32, Tree>>,
     next_id: AtomicU64,
     next_slot: AtomicU32,
-    listeners: RwLock<Vec<std::sync::mpsc::Sender<Change>>>,
+    listeners: Mutex<Vec<Sender<Change>>>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -150,12 +247,16 @@ impl Runtimes {
         }
     }
 
+    fn new_slot(&self) -> u32 {
+        self.next_slot.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Starts a runtime rooted at `new.root_pid`.
     pub fn start(&self, new: NewRuntime) -> Result<Arc<Runtime>, StartError> {
         if !valid_name(&new.name) {
             return Err(StartError::BadName(new.name));
         }
-        let mut by_id = self.by_id.write().expect("runtimes lock");
+        let mut by_id = self.by_id.write();
         if by_id
             .values()
             .any(|r| r.name == new.name && r.uid == new.uid)
@@ -163,30 +264,46 @@ impl Runtimes {
             return Err(StartError::NameTaken(new.name));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let token = new.token;
-        self.router.register_root(new.root_pid, id, &token)?;
+        self.router.register_root(new.root_pid, id, &new.token)?;
         let created = SystemTime::now();
-        let view = self.new_view(
-            Arc::new(new.view),
-            new.repos,
-            new.scratch.clone(),
-            (new.uid, new.gid),
-            created,
-        );
+        let slot = self.new_slot();
+        let view = Arc::new(new.view);
+        let tree = match new.scratch {
+            None => RuntimeTree::ReadOnly(Arc::new(ReadOnlyView {
+                slot,
+                view,
+                repos: new.repos.clone(),
+                uid: new.uid,
+                gid: new.gid,
+                time: created,
+            })),
+            Some(scratch) => RuntimeTree::Editable(Editable {
+                overlay: RwLock::new(Arc::new(Overlay::new(
+                    view,
+                    new.repos.clone(),
+                    scratch.clone(),
+                    slot,
+                    (new.uid, new.gid),
+                    created,
+                ))),
+                scratch,
+                busy: Mutex::new(()),
+            }),
+        };
         let runtime = Arc::new(Runtime {
             id,
             name: new.name,
             uid: new.uid,
+            gid: new.gid,
             root_pid: new.root_pid,
             spec: new.spec,
-            stack: RwLock::new(new.stack),
-            editable: new.scratch.is_some(),
-            scratch: new.scratch,
-            editing: std::sync::Mutex::new(()),
             created,
-            token,
-            view: RwLock::new(view),
+            token: new.token,
+            repos: new.repos,
+            stack: RwLock::new(new.stack),
+            tree,
         });
+        self.slots.write().insert(slot, runtime.tree());
         by_id.insert(id, runtime.clone());
         drop(by_id);
         tracing::info!(runtime = %runtime.name, id, root = runtime.root_pid, spec = %runtime.spec, "runtime started");
@@ -194,67 +311,36 @@ impl Runtimes {
         Ok(runtime)
     }
 
-    fn new_view(
-        &self,
-        view: Arc<View>,
-        repos: Arc<RepositorySet>,
-        scratch: Option<Arc<Scratch>>,
-        (uid, gid): (u32, u32),
-        time: SystemTime,
-    ) -> Arc<RuntimeView> {
-        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
-        let overlay =
-            scratch.map(|s| Overlay::new(view.clone(), repos.clone(), s, slot, (uid, gid), time));
-        let rv = Arc::new(RuntimeView {
-            slot,
-            view,
-            repos,
-            overlay,
-            uid,
-            gid,
-            time,
-        });
-        self.slots
-            .write()
-            .expect("runtimes lock")
-            .insert(slot, rv.clone());
-        rv
-    }
-
-    /// The view a caller (thread id, user id) sees; `None` outside any
+    /// The runtime of a caller (thread id, user id); `None` outside any
     /// runtime, or in a runtime of another user.
-    pub fn view_for_caller(&self, tid: u32, uid: u32) -> Option<Arc<RuntimeView>> {
-        let id = self.router.route(tid)?;
-        let rt = self.by_id.read().expect("runtimes lock").get(&id)?.clone();
-        (rt.uid == uid).then(|| rt.view())
-    }
-
-    /// The runtime of a caller, if any (same rules as `view_for_caller`).
     pub fn runtime_for_caller(&self, tid: u32, uid: u32) -> Option<Arc<Runtime>> {
         let id = self.router.route(tid)?;
-        let rt = self.by_id.read().expect("runtimes lock").get(&id)?.clone();
+        let rt = self.by_id.read().get(&id)?.clone();
         (rt.uid == uid).then_some(rt)
     }
 
-    /// The view that owns inode slot `slot`.
-    pub fn view_for_slot(&self, slot: u32) -> Option<Arc<RuntimeView>> {
-        self.slots
-            .read()
-            .expect("runtimes lock")
-            .get(&slot)
-            .cloned()
+    /// The tree a caller sees (same rules as `runtime_for_caller`).
+    pub fn tree_for_caller(&self, tid: u32, uid: u32) -> Option<Tree> {
+        let id = self.router.route(tid)?;
+        let by_id = self.by_id.read();
+        let rt = by_id.get(&id)?;
+        (rt.uid == uid).then(|| rt.tree())
+    }
+
+    /// The tree that owns inode slot `slot`.
+    pub fn tree_for_slot(&self, slot: u32) -> Option<Tree> {
+        self.slots.read().get(&slot).cloned()
     }
 
     /// A runtime by id.
     pub fn get(&self, id: RuntimeId) -> Option<Arc<Runtime>> {
-        self.by_id.read().expect("runtimes lock").get(&id).cloned()
+        self.by_id.read().get(&id).cloned()
     }
 
     /// A runtime by name, among those of user `uid` (any user if `None`).
     pub fn find(&self, name: &str, uid: Option<u32>) -> Option<Arc<Runtime>> {
         self.by_id
             .read()
-            .expect("runtimes lock")
             .values()
             .find(|r| r.name == name && uid.is_none_or(|u| u == r.uid))
             .cloned()
@@ -262,59 +348,105 @@ impl Runtimes {
 
     /// All runtimes, oldest first.
     pub fn list(&self) -> Vec<Arc<Runtime>> {
-        let mut v: Vec<_> = self
-            .by_id
-            .read()
-            .expect("runtimes lock")
-            .values()
-            .cloned()
-            .collect();
+        let mut v: Vec<_> = self.by_id.read().values().cloned().collect();
         v.sort_by_key(|r| r.id);
         v
     }
 
-    /// Moves runtime `rt` to a new view (after a commit or a reset): a new
-    /// inode slot, so nothing the kernel cached of the old view is reused.
-    /// `stack`, if given, replaces the runtime's stack. Subscribers hear
-    /// of it (with the scratch's size as it is now).
-    pub fn replace_view(&self, rt: &Arc<Runtime>, view: Arc<View>, stack: Option<Vec<Digest>>) {
-        let old = rt.view();
-        if let Some(s) = &rt.scratch {
-            s.next_generation();
-        }
-        let new = self.new_view(
-            view,
-            old.repos.clone(),
-            rt.scratch.clone(),
-            (old.uid, old.gid),
-            old.time,
-        );
-        *rt.view.write().unwrap_or_else(|p| p.into_inner()) = new;
-        if let Some(stack) = stack {
-            *rt.stack.write().unwrap_or_else(|p| p.into_inner()) = stack;
-        }
-        self.slots
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&old.slot);
-        if let Some(s) = &rt.scratch {
-            s.take_changed();
-        }
+    /// Commits the edits of `rt` (editable part `ed`): with every edit
+    /// held off, `make` turns the edits into what it returns, the new
+    /// merged view and the new stack; then, for the moment it takes to
+    /// move the edits out of the scratch, every operation is held off and
+    /// the runtime moves to the new view at a new slot.
+    ///
+    /// The lock order, for every commit and reset: `busy`, then the
+    /// scratch's edits, then its views. If `make` fails nothing changes.
+    /// The inner result says whether the committed edits could be removed
+    /// from the scratch (if not, they stay, over the same content in the
+    /// new layer).
+    pub fn commit<T, E>(
+        &self,
+        rt: &Arc<Runtime>,
+        ed: &Editable,
+        make: impl FnOnce(&Overlay) -> Result<(T, View, Vec<Digest>), E>,
+    ) -> Result<(T, std::io::Result<()>), E> {
+        let _busy = ed.busy.lock();
+        let _edits = ed.scratch.hold_edits();
+        let (made, view, stack) = make(&ed.overlay())?;
+        let detached = {
+            let _all = ed.scratch.hold_all();
+            let detached = ed.scratch.detach();
+            self.switch(rt, ed, Arc::new(view));
+            *rt.stack.write() = stack;
+            detached
+        };
         self.updated(rt);
+        let emptied = detached.map(|trash| {
+            // Deleting the committed copies can wait until the view moved.
+            if let Err(e) = ed.scratch.remove_staged(&trash) {
+                // The next start of the service empties the work dir.
+                tracing::warn!(runtime = %rt.name, error = %e, "cannot delete committed edits");
+            }
+        });
+        Ok((made, emptied))
+    }
+
+    /// Discards edits of `rt` with `discard` (all, or some paths), then
+    /// moves the runtime to a fresh view of the same layers. Same locks as
+    /// [`Runtimes::commit`].
+    pub fn reset(
+        &self,
+        rt: &Arc<Runtime>,
+        ed: &Editable,
+        discard: impl FnOnce(&Scratch) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let _busy = ed.busy.lock();
+        let _edits = ed.scratch.hold_edits();
+        let done = {
+            let _all = ed.scratch.hold_all();
+            let done = discard(&ed.scratch);
+            // Even after a failure some edits may be gone: a fresh view.
+            let layers = ed.overlay().lower().clone();
+            self.switch(rt, ed, layers);
+            done
+        };
+        self.updated(rt);
+        done
+    }
+
+    /// Installs a new overlay of `view` for `ed` at a new slot (its
+    /// scratch's views held by the caller).
+    fn switch(&self, rt: &Runtime, ed: &Editable, view: Arc<View>) {
+        let old = ed.overlay();
+        ed.scratch.next_generation();
+        let slot = self.new_slot();
+        let new = Arc::new(Overlay::new(
+            view,
+            old.repos().clone(),
+            ed.scratch.clone(),
+            slot,
+            (rt.uid, rt.gid),
+            rt.created,
+        ));
+        *ed.overlay.write() = new.clone();
+        let mut slots = self.slots.write();
+        slots.remove(&old.slot());
+        slots.insert(slot, Tree::Editable(new));
+        drop(slots);
+        ed.scratch.take_changed();
     }
 
     /// Ends runtime `id`: its view goes, and its processes see an empty /spfs.
     pub fn end(&self, id: RuntimeId) -> bool {
-        let Some(rt) = self.by_id.write().expect("runtimes lock").remove(&id) else {
+        let Some(rt) = self.by_id.write().remove(&id) else {
             return false;
         };
         self.router.unregister(id);
-        let slot = rt.view().slot;
-        self.slots.write().expect("runtimes lock").remove(&slot);
-        if let Some(scratch) = &rt.scratch {
+        self.slots.write().remove(&rt.tree().slot());
+        if let Some(ed) = rt.editable() {
             // As upstream's runtimes: edits not committed end with them.
-            if let Err(e) = scratch.remove() {
-                tracing::warn!(runtime = %rt.name, error = %e, path = %scratch.root().display(), "could not remove the scratch directory");
+            if let Err(e) = ed.scratch.remove() {
+                tracing::warn!(runtime = %rt.name, error = %e, path = %ed.scratch.root().display(), "could not remove the scratch directory");
             }
         }
         tracing::info!(runtime = %rt.name, id, "runtime ended");
@@ -329,7 +461,6 @@ impl Runtimes {
         let dead: Vec<Arc<Runtime>> = self
             .by_id
             .read()
-            .expect("runtimes lock")
             .values()
             .filter(|rt| !live.contains(&rt.id))
             .cloned()
@@ -342,9 +473,9 @@ impl Runtimes {
     }
 
     /// Receives every later change.
-    pub fn subscribe(&self) -> std::sync::mpsc::Receiver<Change> {
+    pub fn subscribe(&self) -> Receiver<Change> {
         let (tx, rx) = std::sync::mpsc::channel();
-        self.listeners.write().expect("runtimes lock").push(tx);
+        self.listeners.lock().push(tx);
         rx
     }
 
@@ -357,7 +488,7 @@ impl Runtimes {
     /// last call (the service calls it once a second).
     pub fn report_edits(&self) {
         for rt in self.list() {
-            if rt.scratch.as_ref().is_some_and(|s| s.take_changed()) {
+            if rt.editable().is_some_and(|e| e.scratch.take_changed()) {
                 self.updated(&rt);
             }
         }
@@ -365,8 +496,7 @@ impl Runtimes {
 
     fn notify(&self, change: Change) {
         self.listeners
-            .write()
-            .expect("runtimes lock")
+            .lock()
             .retain(|tx| tx.send(change.clone()).is_ok());
     }
 

@@ -1,6 +1,7 @@
 //! A runtime's scratch directory: the edits of an editable runtime, kept in
-//! overlayfs's upper-directory layout with aufs-style whiteouts so they
-//! survive a restart of the service and can be committed as a layer.
+//! overlayfs's upper-directory layout with aufs-style whiteouts (see
+//! [`crate::repo::whiteout`]) so they survive a restart of the service and
+//! can be committed as a layer.
 //!
 //! ```text
 //! <scratch>/upper/            the edits: new and copied-up files, dirs, symlinks
@@ -8,13 +9,20 @@
 //! <scratch>/upper/d/.wh..wh..opq  `d` hides every lower entry (deleted, then re-created)
 //! <scratch>/work/             copy-ups being staged; emptied on every start
 //! ```
+//!
+//! The runtime's user owns these directories and may change them behind
+//! the service's back, so everything inside `upper/` and `work/` is
+//! reached through [`Dir`] (never following a symlink).
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use crate::repo::whiteout::{is_reserved, whiteout_name, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use crate::sys::dir::{is_not_beneath, Dir, Kind};
 
 /// How much a scratch directory holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,12 +40,20 @@ pub struct Entered<'a> {
     _view: RwLockReadGuard<'a, ()>,
 }
 
+/// The two phases of a commit or reset, held in order (see
+/// [`Scratch::hold_edits`] and [`Scratch::hold_all`]).
+pub type Held<'a> = RwLockWriteGuard<'a, ()>;
+
 /// One runtime's scratch directory.
 #[derive(Debug)]
 pub struct Scratch {
     root: PathBuf,
-    upper: PathBuf,
-    work: PathBuf,
+    upper_path: PathBuf,
+    /// `root/` itself, where `upper/` is swapped when edits are detached.
+    root_dir: Dir,
+    /// `upper/`; replaced (under `views`) when the edits are detached.
+    upper: RwLock<Arc<Dir>>,
+    work: Dir,
     next_stage: AtomicU64,
     dirty: AtomicBool,
     /// Changed since the service last told subscribers.
@@ -56,18 +72,24 @@ impl Scratch {
     /// empties its work directory: anything there is a copy-up or a reset
     /// that a crash interrupted, never visible in the runtime.
     pub fn open(root: &Path) -> io::Result<Scratch> {
-        let upper = root.join("upper");
-        let work = root.join("work");
-        for d in [root, &upper] {
-            std::fs::create_dir_all(d)?;
+        std::fs::create_dir_all(root)?;
+        let root_dir = Dir::open(root)?;
+        for d in [&b"upper"[..], b"work"] {
+            match root_dir.mkdir(d, 0o755) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                r => r?,
+            }
         }
-        if work.exists() {
-            remove_all(&work)?;
+        let work = root_dir.sub([&b"work"[..]])?;
+        for name in work.names()? {
+            work.remove_all(&name)?;
         }
-        std::fs::create_dir(&work)?;
-        let s = Scratch {
+        let upper = root_dir.sub([&b"upper"[..]])?;
+        Ok(Scratch {
             root: root.to_owned(),
-            upper,
+            upper_path: root.join("upper"),
+            root_dir,
+            upper: RwLock::new(Arc::new(upper)),
             work,
             next_stage: AtomicU64::new(0),
             dirty: AtomicBool::new(true),
@@ -76,8 +98,7 @@ impl Scratch {
             edits: RwLock::new(()),
             views: RwLock::new(()),
             generation: AtomicU64::new(0),
-        };
-        Ok(s)
+        })
     }
 
     /// The view generation edits are admitted for.
@@ -98,8 +119,8 @@ impl Scratch {
     /// operations only wait for the moment the view is switched.
     pub fn enter(&self, generation: u64, edit: bool) -> Option<Entered<'_>> {
         // Always edits, then views: the order commits and resets take them.
-        let edit = edit.then(|| self.edits.read().unwrap_or_else(|p| p.into_inner()));
-        let view = self.views.read().unwrap_or_else(|p| p.into_inner());
+        let edit = edit.then(|| self.edits.read());
+        let view = self.views.read();
         (self.generation() == generation).then_some(Entered {
             _edit: edit,
             _view: view,
@@ -109,15 +130,15 @@ impl Scratch {
     /// Phase one of a commit or reset: waits for edits in progress and
     /// holds off new ones, so it sees exactly the edits made before it.
     /// Reads go on.
-    pub fn hold_edits(&self) -> RwLockWriteGuard<'_, ()> {
-        self.edits.write().unwrap_or_else(|p| p.into_inner())
+    pub fn hold_edits(&self) -> Held<'_> {
+        self.edits.write()
     }
 
     /// Phase two (with phase one held): holds off every operation while
     /// the edits leave the scratch and the view is switched, so nothing
     /// sees the edits gone from the scratch but not yet in the layers.
-    pub fn hold_all(&self) -> RwLockWriteGuard<'_, ()> {
-        self.views.write().unwrap_or_else(|p| p.into_inner())
+    pub fn hold_all(&self) -> Held<'_> {
+        self.views.write()
     }
 
     /// The scratch directory itself.
@@ -125,16 +146,27 @@ impl Scratch {
         &self.root
     }
 
-    /// The edits, in upper-directory layout.
-    pub fn upper(&self) -> &Path {
-        &self.upper
+    /// Where the edits are, in upper-directory layout (for reading them
+    /// into a layer).
+    pub fn upper_path(&self) -> &Path {
+        &self.upper_path
     }
 
-    /// A fresh path in the work directory (same filesystem as `upper`,
+    /// The edits' directory, to change them.
+    pub fn upper(&self) -> Arc<Dir> {
+        self.upper.read().clone()
+    }
+
+    /// The work directory, where copies are staged.
+    pub fn work(&self) -> &Dir {
+        &self.work
+    }
+
+    /// A fresh name in the work directory (same filesystem as `upper`,
     /// so a rename moves a staged file into place atomically).
-    pub fn stage_path(&self) -> PathBuf {
+    pub fn stage_name(&self) -> Vec<u8> {
         let n = self.next_stage.fetch_add(1, Ordering::Relaxed);
-        self.work.join(format!("stage-{n}"))
+        format!("stage-{n}").into_bytes()
     }
 
     /// Records that the edits changed (usage is recounted when asked).
@@ -150,9 +182,11 @@ impl Scratch {
 
     /// Bytes and files in the edits, recounted if anything changed.
     pub fn usage(&self) -> Usage {
-        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let mut usage = self.usage.lock();
         if self.dirty.swap(false, Ordering::AcqRel) {
-            *usage = count(&self.upper);
+            let mut counted = Usage::default();
+            count(&self.upper(), &mut counted, 0);
+            *usage = counted;
         }
         *usage
     }
@@ -162,49 +196,71 @@ impl Scratch {
     /// empty one takes its place, and the old one is deleted.
     pub fn clear(&self) -> io::Result<()> {
         let trash = self.detach()?;
-        remove_all(&trash)
+        self.remove_staged(&trash)
     }
 
     /// Moves every edit out of the way at once (see `clear`) and returns
-    /// where they went, inside the work directory: the caller deletes them
-    /// (or a restart does).
-    pub fn detach(&self) -> io::Result<PathBuf> {
-        let trash = self.stage_path();
-        std::fs::rename(&self.upper, &trash)?;
-        let fresh = std::fs::create_dir(&self.upper)
-            .and_then(|()| copy_owner_and_mode(&trash, &self.upper));
+    /// the name they went to in the work directory: the caller removes it
+    /// with [`Scratch::remove_staged`] (or a restart does).
+    pub fn detach(&self) -> io::Result<Vec<u8>> {
+        let trash = self.stage_name();
+        let old = self.upper();
+        self.root_dir.rename(b"upper", &self.work, &trash, 0)?;
+        let fresh = self
+            .root_dir
+            .mkdir(b"upper", 0o755)
+            .and_then(|()| self.root_dir.sub([&b"upper"[..]]))
+            .and_then(|d| copy_owner_and_mode(&old, &self.root_dir).map(|()| d));
         self.touched();
-        if let Err(e) = fresh {
-            // Put the edits back rather than lose the upper directory.
-            let _ = remove_all(&self.upper);
-            std::fs::rename(&trash, &self.upper)?;
-            return Err(e);
+        match fresh {
+            Ok(d) => {
+                *self.upper.write() = Arc::new(d);
+                Ok(trash)
+            }
+            Err(e) => {
+                // Put the edits back rather than lose the upper directory.
+                let _ = self.root_dir.remove_all(b"upper");
+                self.work.rename(&trash, &self.root_dir, b"upper", 0)?;
+                Err(e)
+            }
         }
-        Ok(trash)
+    }
+
+    /// Deletes what [`Scratch::detach`] moved aside.
+    pub fn remove_staged(&self, name: &[u8]) -> io::Result<()> {
+        self.work.remove_all(name)
     }
 
     /// Discards the edits of one path (relative to the runtime's root):
     /// the entry, everything below it, and its whiteout.
     pub fn reset_path(&self, rel: &Path) -> io::Result<()> {
         use std::os::unix::ffi::OsStrExt;
-        if rel
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{}: give a path inside the runtime, without '..'",
-                    rel.display()
-                ),
-            ));
+        let mut names = Vec::new();
+        for c in rel.components() {
+            match c {
+                std::path::Component::Normal(n) => names.push(n.as_bytes()),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "{}: give a path inside the runtime, without '..'",
+                            rel.display()
+                        ),
+                    ))
+                }
+            }
         }
-        let Some(name) = rel.file_name() else {
+        let Some((name, parents)) = names.split_last() else {
             return self.clear();
         };
-        let dir = self.upper.join(rel.parent().unwrap_or(Path::new("")));
-        remove_all(&self.upper.join(rel))?;
-        remove_all(&dir.join(std::ffi::OsStr::from_bytes(&whiteout_name(name.as_bytes()))))?;
+        let dir = match self.upper().sub(parents.iter().copied()) {
+            Ok(d) => d,
+            // No edits below a parent that is not in the scratch.
+            Err(e) if e.kind() == io::ErrorKind::NotFound || is_not_beneath(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        dir.remove_all(name)?;
+        dir.remove_all(&whiteout_name(name))?;
         self.touched();
         Ok(())
     }
@@ -215,17 +271,18 @@ impl Scratch {
     }
 }
 
-fn copy_owner_and_mode(from: &Path, to: &Path) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(from)?;
-    std::fs::set_permissions(to, m.permissions())?;
+/// Gives `root/upper` the owner and mode the old upper directory had.
+fn copy_owner_and_mode(old: &Dir, root: &Dir) -> io::Result<()> {
+    let m = old.meta()?;
+    root.chmod(b"upper", m.perm)?;
     if crate::sys::user::is_root() {
-        std::os::unix::fs::chown(to, Some(m.uid()), Some(m.gid()))?;
+        root.chown(b"upper", Some(m.uid), Some(m.gid))?;
     }
     Ok(())
 }
 
-/// Removes a file or a whole tree, tolerating what is already gone.
+/// Removes a file or a whole tree the service chose the path of (a
+/// scratch directory), tolerating what is already gone.
 pub fn remove_all(path: &Path) -> io::Result<()> {
     let r = match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
@@ -238,28 +295,27 @@ pub fn remove_all(path: &Path) -> io::Result<()> {
     }
 }
 
-fn count(dir: &Path) -> Usage {
-    let mut usage = Usage::default();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
+/// Deeper than this is not counted (a loop the user made, or a joke).
+const MAX_COUNT_DEPTH: usize = 256;
+
+fn count(dir: &Dir, usage: &mut Usage, depth: usize) {
+    let Ok(names) = dir.names() else { return };
+    for name in names {
+        if is_reserved(&name) {
             continue;
-        };
-        for e in entries.flatten() {
-            use std::os::unix::ffi::OsStrExt;
-            if is_reserved(e.file_name().as_bytes()) {
-                continue;
+        }
+        let Ok(m) = dir.stat(&name) else { continue };
+        if m.kind == Kind::Dir {
+            if depth < MAX_COUNT_DEPTH {
+                if let Ok(sub) = dir.sub([&name[..]]) {
+                    count(&sub, usage, depth + 1);
+                }
             }
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else {
-                usage.files += 1;
-                usage.bytes += m.len();
-            }
+        } else {
+            usage.files += 1;
+            usage.bytes += m.size;
         }
     }
-    usage
 }
 
 #[cfg(test)]
@@ -270,18 +326,39 @@ mod tests {
     fn open_cleans_work_and_counts_usage() {
         let d = tempfile::tempdir().unwrap();
         let s = Scratch::open(d.path()).unwrap();
-        std::fs::write(s.stage_path(), b"partial").unwrap();
-        std::fs::create_dir(s.upper().join("dir")).unwrap();
-        std::fs::write(s.upper().join("dir/a"), b"12345").unwrap();
-        std::fs::write(s.upper().join(".wh.gone"), b"").unwrap();
+        std::fs::write(d.path().join("work/stage-0"), b"partial").unwrap();
+        std::fs::create_dir(d.path().join("upper/dir")).unwrap();
+        std::fs::write(d.path().join("upper/dir/a"), b"12345").unwrap();
+        std::fs::write(d.path().join("upper/.wh.gone"), b"").unwrap();
         s.touched();
         assert_eq!(s.usage(), Usage { bytes: 5, files: 1 });
         drop(s);
         let s = Scratch::open(d.path()).unwrap();
         assert_eq!(std::fs::read_dir(d.path().join("work")).unwrap().count(), 0);
-        assert!(s.upper().join(".wh.gone").exists(), "whiteouts survive");
+        assert!(
+            d.path().join("upper/.wh.gone").exists(),
+            "whiteouts survive"
+        );
         s.clear().unwrap();
-        assert_eq!(std::fs::read_dir(s.upper()).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(d.path().join("upper")).unwrap().count(),
+            0
+        );
         assert_eq!(s.usage(), Usage::default());
+        // the new upper directory is the one used from now on
+        s.upper().mkdir(b"x", 0o755).unwrap();
+        assert!(d.path().join("upper/x").is_dir());
+    }
+
+    #[test]
+    fn reset_path_does_not_follow_a_swapped_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("f"), b"keep").unwrap();
+        let s = Scratch::open(&d.path().join("s")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("s/upper/d")).unwrap();
+        s.reset_path(Path::new("d/f")).unwrap();
+        assert_eq!(std::fs::read(outside.path().join("f")).unwrap(), b"keep");
+        assert!(s.reset_path(Path::new("../x")).is_err());
     }
 }

@@ -28,7 +28,8 @@ fn scratch(dir: &Path, name: &str, pid: u32, start_time: u64, repo: &Path) {
         root_pid: pid,
         root_start_time: start_time,
         env_spec: "fixture/base".into(),
-        stack: vec!["fixture/base".into()],
+        // Records hold digests: fixture/base's layer.
+        stack: vec![base_layer(&fixtures().join("repo"))],
         repositories: vec![RepositoryLocation {
             root: repo.display().to_string(),
             tag_namespace: None,
@@ -38,6 +39,12 @@ fn scratch(dir: &Path, name: &str, pid: u32, start_time: u64, repo: &Path) {
     }
     .write(dir)
     .unwrap();
+}
+
+fn base_layer(repo: &Path) -> String {
+    let repo = spfs_fuse_macos::repo::FsRepository::open(repo).unwrap();
+    let tag = spfs_fuse_macos::repo::TagSpec::parse("fixture/base").unwrap();
+    repo.resolve_tag(&tag).unwrap().unwrap().target.to_string()
 }
 
 struct Kill(std::process::Child);
@@ -85,7 +92,7 @@ fn live_runtimes_come_back_dead_ones_go_and_unreadable_ones_stay() {
     let names: Vec<&str> = back.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["live"]);
     assert_eq!(back[0].root_pid, pid);
-    assert!(back[0].editable);
+    assert!(back[0].editable().is_some());
     assert_eq!(back[0].token, "token-live");
 
     let live_dir = root.path().join("live-1");

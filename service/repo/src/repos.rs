@@ -216,6 +216,17 @@ impl RepositorySet {
         Ok(stack)
     }
 
+    /// The stack of layers `digests` name (layers, manifests or
+    /// platforms, bottom-up), expanded as [`RepositorySet::resolve_stack`]
+    /// does: for stacks already resolved once (a runtime's, a record's).
+    pub fn resolve_digests(&self, digests: &[Digest]) -> Result<Vec<StackItem>> {
+        let mut stack = Vec::new();
+        for d in digests {
+            self.push_digest(&d.to_string(), *d, &mut stack, 0)?;
+        }
+        Ok(stack)
+    }
+
     fn push_item(
         &self,
         item: &EnvSpecItem,

@@ -91,8 +91,11 @@ fn write_stack(stack: &[StackItem], out: &mut String) {
 
 fn write_summary(view: &View, loaded: &Loaded, out: &mut String) {
     let (mut files, mut dirs, mut links, mut bytes) = (0u64, 0u64, 0u64, 0u64);
-    for id in view.walk(NodeId::ROOT) {
-        let n = view.get(id).expect("walk yields valid ids");
+    for n in view
+        .walk(NodeId::ROOT)
+        .into_iter()
+        .filter_map(|id| view.get(id))
+    {
         match n.kind() {
             NodeKind::Dir => dirs += 1,
             NodeKind::File => {

@@ -30,8 +30,8 @@ pub fn run(args: Args) -> Result<()> {
         path: format!("/spfs/{path}"),
         env: loaded.spec.to_string(),
     })?;
-    let start_node = view.get(start).expect("resolved ids are valid");
-    let ids: Vec<_> = match (start_node.kind(), args.recursive) {
+    let start_kind = view.get(start).map_or(NodeKind::File, |n| n.kind());
+    let ids: Vec<_> = match (start_kind, args.recursive) {
         (NodeKind::Dir, true) => view.walk(start),
         (NodeKind::Dir, false) => view.children(start).collect(),
         _ => vec![start],
@@ -39,8 +39,7 @@ pub fn run(args: Args) -> Result<()> {
     let base = view.path_of(start);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for id in ids {
-        let node = view.get(id).expect("listed ids are valid");
+    for (id, node) in ids.into_iter().filter_map(|id| Some((id, view.get(id)?))) {
         let full = view.path_of(id);
         let mut name = if id == start {
             node.name().to_owned()

@@ -3,18 +3,14 @@
 //! (cloned where the filesystem can), mode, owner, times — and renamed into
 //! place, so a crash at any moment leaves either no copy or a whole one.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::io::Read;
 
 use fuser::Errno;
 
-use super::{io_errno, Index, Location, Overlay};
+use super::{io_errno, Index, Location, Overlay, Upper};
 use crate::repo::{NodeId, NodeKind};
-use crate::scratch::remove_all;
 use crate::sys;
-use crate::sys::file::SetTime;
+use crate::sys::dir::{Dir, OpenHow, SetTime};
 
 /// Whether a copy-up brings the file's content along.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,89 +22,117 @@ pub enum Content {
 }
 
 impl Overlay {
-    /// Makes sure node `idx` exists in the upper directory, copying it (and
-    /// its missing parent directories) up. Returns its upper path.
-    pub fn copy_up(&self, idx: Index, content: Content) -> Result<PathBuf, Errno> {
-        if let Location::Upper(p, _) = self.locate(idx)? {
-            return Ok(p);
+    /// Makes sure node `idx` (not the root) exists in the upper directory,
+    /// copying it (and its missing parent directories) up. Returns its
+    /// upper entry.
+    pub fn copy_up(&self, idx: Index, content: Content) -> Result<Upper, Errno> {
+        if let Location::Upper(u) = self.locate(idx)? {
+            return Ok(u);
         }
-        let _one_at_a_time = self.copying.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = self.copying.lock();
         self.copy_up_locked(idx, content)
     }
 
-    fn copy_up_locked(&self, idx: Index, content: Content) -> Result<PathBuf, Errno> {
+    /// Makes sure directory node `idx` exists in the upper directory (the
+    /// root always does) and opens it.
+    pub fn copy_up_dir(&self, idx: Index) -> Result<Dir, Errno> {
+        if idx == 0 {
+            return self.scratch.upper().try_clone().map_err(io_errno);
+        }
+        let u = self.copy_up(idx, Content::Keep)?;
+        if !u.meta.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        u.dir.sub([&u.name[..]]).map_err(io_errno)
+    }
+
+    fn copy_up_locked(&self, idx: Index, content: Content) -> Result<Upper, Errno> {
         // Another opener may have copied it while we waited.
         let lower = match self.locate(idx)? {
-            Location::Upper(p, _) => return Ok(p),
+            Location::Upper(u) => return Ok(u),
             Location::Lower(l) => l,
         };
-        if idx != 0 {
-            self.copy_up_locked(self.parent(idx), Content::Keep)?;
-        }
-        let dst = self.upper_path(idx)?;
-        let stage = self.scratch.stage_path();
-        let made = self.stage(lower, &stage, content);
-        let placed = made.and_then(|()| std::fs::rename(&stage, &dst).map_err(io_errno));
+        let (parent, name) = self.nodes.parent_and_name(idx)?.ok_or(Errno::EINVAL)?;
+        let dir = if parent == 0 {
+            self.scratch.upper().try_clone().map_err(io_errno)?
+        } else {
+            let p = match self.locate(parent)? {
+                Location::Upper(u) => u,
+                Location::Lower(_) => self.copy_up_locked(parent, Content::Keep)?,
+            };
+            p.dir.sub([&p.name[..]]).map_err(io_errno)?
+        };
+        let work = self.scratch.work();
+        let stage = self.scratch.stage_name();
+        let placed = self
+            .stage(lower, work, &stage, content)
+            .and_then(|()| work.rename(&stage, &dir, &name, 0).map_err(io_errno));
         if placed.is_err() {
-            let _ = remove_all(&stage);
+            let _ = work.remove_all(&stage);
         }
         placed?;
         self.scratch.touched();
-        Ok(dst)
+        let meta = dir.stat(&name).map_err(io_errno)?;
+        Ok(Upper { dir, name, meta })
     }
 
-    /// Builds the copy of lower entry `id` at `stage`.
-    fn stage(&self, id: NodeId, stage: &Path, content: Content) -> Result<(), Errno> {
+    /// Builds the copy of lower entry `id` as `stage` in `work`.
+    fn stage(&self, id: NodeId, work: &Dir, stage: &[u8], content: Content) -> Result<(), Errno> {
         let n = self.lower.get(id).ok_or(Errno::ESTALE)?;
-        let payload = || {
-            n.payload().ok_or(Errno::EIO).and_then(|d| {
-                self.repos
-                    .payload_path(&d)
-                    .map_err(|e| Errno::from_i32(e.errno()))
-            })
-        };
+        let perm = n.permissions();
         match n.kind() {
             NodeKind::Dir => {
-                std::fs::create_dir(stage).map_err(io_errno)?;
-                std::fs::set_permissions(stage, PermissionsExt::from_mode(n.permissions()))
-                    .map_err(io_errno)?;
+                work.mkdir(stage, 0o700).map_err(io_errno)?;
+                // Owner first: a chown clears set-id bits.
+                self.own(work, stage)?;
+                work.chmod(stage, perm).map_err(io_errno)?;
             }
             NodeKind::Symlink => {
-                let target = std::fs::read(payload()?).map_err(io_errno)?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target), stage).map_err(io_errno)?;
+                let mut target = Vec::new();
+                self.open_payload(id)?
+                    .read_to_end(&mut target)
+                    .map_err(io_errno)?;
+                work.symlink(&target, stage).map_err(io_errno)?;
+                self.own(work, stage)?;
             }
             NodeKind::File => {
                 let file = match content {
                     Content::Keep => {
-                        sys::file::clone_or_copy(&payload()?, stage)
+                        work.clone_from(&self.open_payload(id)?, stage)
                             .map_err(io_errno)?
                             .0
                     }
-                    Content::Truncate => std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(stage)
+                    Content::Truncate => work
+                        .open_file(
+                            stage,
+                            OpenHow {
+                                write: true,
+                                create_new: Some(0o600),
+                                ..OpenHow::default()
+                            },
+                        )
                         .map_err(io_errno)?,
                 };
-                file.set_permissions(PermissionsExt::from_mode(n.permissions()))
+                use std::os::unix::fs::PermissionsExt;
+                self.own(work, stage)?;
+                file.set_permissions(std::fs::Permissions::from_mode(perm))
                     .map_err(io_errno)?;
             }
         }
-        self.own(stage)?;
-        sys::file::set_times(stage, SetTime::At(self.time), SetTime::At(self.time))
+        work.set_times(stage, SetTime::At(self.time), SetTime::At(self.time))
             .map_err(io_errno)
     }
 
-    /// Gives `path` to the runtime's owner (when the service may).
-    pub(super) fn own(&self, path: &Path) -> Result<(), Errno> {
-        self.chown(path, self.uid, self.gid)
+    /// Gives `name` in `dir` to the runtime's owner (when the service may).
+    pub(super) fn own(&self, dir: &Dir, name: &[u8]) -> Result<(), Errno> {
+        self.chown(dir, name, self.uid, self.gid)
     }
 
-    /// Gives `path` to `uid:gid` when the service runs as root; otherwise
-    /// everything the service makes is already the user's.
-    pub(super) fn chown(&self, path: &Path, uid: u32, gid: u32) -> Result<(), Errno> {
+    /// Gives `name` in `dir` to `uid:gid` when the service runs as root;
+    /// otherwise everything the service makes is already the user's.
+    pub(super) fn chown(&self, dir: &Dir, name: &[u8], uid: u32, gid: u32) -> Result<(), Errno> {
         if sys::user::is_root() {
-            std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io_errno)?;
+            dir.chown(name, Some(uid), Some(gid)).map_err(io_errno)?;
         }
         Ok(())
     }

@@ -16,55 +16,57 @@
 //! number change type. Inode numbers are `slot << 32 | (index + 1)` as for
 //! read-only views (index 0 is the root).
 //!
+//! The upper directory is only ever touched through [`Dir`]: a node's
+//! directory is opened beneath the scratch without following symlinks,
+//! then the one name is acted on with the `*at` calls.
+//!
 //! All changes reach the scratch directory through this module, so the
 //! kernel's caches of this runtime's inodes stay true without timeouts.
 
 mod copyup;
+mod nodes;
 mod write;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::fs::Metadata;
+use std::fs::File;
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use fuser::{Errno, FileAttr, FileType, INodeNo};
+use parking_lot::Mutex;
 
 use crate::fs::inode;
 use crate::repo::{NodeId, NodeKind, RepositorySet, View};
-use crate::scratch::{self, Scratch};
+use crate::scratch::{self, Entered, Scratch};
+use crate::sys::dir::{is_not_beneath, Dir, Kind, Meta};
 
 pub use copyup::Content;
+use nodes::Nodes;
 pub use write::{is_write, set_time, Caller, Created, SetAttr};
 
 /// Index of a node in an overlay's table; 0 is the root.
 pub type Index = u32;
 
-#[derive(Debug)]
-struct Node {
-    parent: Index,
-    name: Box<[u8]>,
-    /// The lower entry this node shows or merges with.
-    lower: Option<NodeId>,
-    /// Unlinked, removed or replaced: the name now means something else.
-    detached: bool,
-}
-
-#[derive(Debug, Default)]
-struct Nodes {
-    list: Vec<Node>,
-    index: HashMap<(Index, Box<[u8]>), Index>,
-}
-
 /// Where a node's content is now.
 #[derive(Debug)]
 pub enum Location {
-    Upper(PathBuf, Metadata),
+    /// In the upper directory: `name` in `dir`, with these attributes.
+    Upper(Upper),
+    /// Only in the layers.
     Lower(NodeId),
+}
+
+/// A node's entry in the upper directory.
+#[derive(Debug)]
+pub struct Upper {
+    /// The directory holding it.
+    pub dir: Dir,
+    /// Its name there.
+    pub name: Box<[u8]>,
+    /// Its attributes.
+    pub meta: Meta,
 }
 
 /// An editable runtime's view.
@@ -78,7 +80,7 @@ pub struct Overlay {
     uid: u32,
     gid: u32,
     time: SystemTime,
-    nodes: RwLock<Nodes>,
+    nodes: Nodes,
     /// Serialises copy-ups so that concurrent opens copy a file once.
     copying: Mutex<()>,
     /// The scratch's view generation when this view was made.
@@ -88,26 +90,20 @@ pub struct Overlay {
 /// One entry of a merged listing: node, kind, name.
 pub type Listed = (Index, FileType, Box<[u8]>);
 
+/// The errno of a failed system call (EIO when it carries none).
 pub(crate) fn io_errno(e: io::Error) -> Errno {
     Errno::from(e)
 }
 
-fn file_type(m: &Metadata) -> FileType {
-    let t = m.file_type();
-    if t.is_dir() {
-        FileType::Directory
-    } else if t.is_symlink() {
-        FileType::Symlink
-    } else if t.is_fifo() {
-        FileType::NamedPipe
-    } else if t.is_socket() {
-        FileType::Socket
-    } else if t.is_char_device() {
-        FileType::CharDevice
-    } else if t.is_block_device() {
-        FileType::BlockDevice
-    } else {
-        FileType::RegularFile
+fn file_type(k: Kind) -> FileType {
+    match k {
+        Kind::Dir => FileType::Directory,
+        Kind::Symlink => FileType::Symlink,
+        Kind::Fifo => FileType::NamedPipe,
+        Kind::Socket => FileType::Socket,
+        Kind::CharDevice => FileType::CharDevice,
+        Kind::BlockDevice => FileType::BlockDevice,
+        Kind::File => FileType::RegularFile,
     }
 }
 
@@ -119,32 +115,27 @@ fn lower_type(k: NodeKind) -> FileType {
     }
 }
 
-fn system_time(secs: i64, nsecs: i64) -> SystemTime {
-    if secs >= 0 {
-        SystemTime::UNIX_EPOCH + Duration::new(secs as u64, nsecs as u32)
-    } else {
-        SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-            + Duration::from_nanos(nsecs as u64)
-    }
+fn missing(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || is_not_beneath(e)
 }
 
 /// Attributes of a real file, under inode number `ino`.
-pub fn attr_of(ino: u64, m: &Metadata) -> FileAttr {
+pub fn attr_of(ino: u64, m: &Meta) -> FileAttr {
     FileAttr {
         ino: INodeNo(ino),
-        size: m.len(),
-        blocks: m.blocks(),
-        atime: system_time(m.atime(), m.atime_nsec()),
-        mtime: system_time(m.mtime(), m.mtime_nsec()),
-        ctime: system_time(m.ctime(), m.ctime_nsec()),
-        crtime: system_time(m.ctime(), m.ctime_nsec()),
-        kind: file_type(m),
-        perm: (m.mode() & 0o7777) as u16,
-        nlink: m.nlink() as u32,
-        uid: m.uid(),
-        gid: m.gid(),
-        rdev: m.rdev() as u32,
-        blksize: m.blksize() as u32,
+        size: m.size,
+        blocks: m.blocks,
+        atime: m.atime,
+        mtime: m.mtime,
+        ctime: m.ctime,
+        crtime: m.ctime,
+        kind: file_type(m.kind),
+        perm: m.perm as u16,
+        nlink: u32::try_from(m.nlink).unwrap_or(u32::MAX),
+        uid: m.uid,
+        gid: m.gid,
+        rdev: m.rdev as u32,
+        blksize: m.blksize,
         flags: 0,
     }
 }
@@ -159,12 +150,6 @@ impl Overlay {
         owner: (u32, u32),
         time: SystemTime,
     ) -> Overlay {
-        let root = Node {
-            parent: 0,
-            name: Box::default(),
-            lower: Some(NodeId::ROOT),
-            detached: false,
-        };
         Overlay {
             generation: scratch.generation(),
             lower,
@@ -174,12 +159,29 @@ impl Overlay {
             uid: owner.0,
             gid: owner.1,
             time,
-            nodes: RwLock::new(Nodes {
-                list: vec![root],
-                index: HashMap::new(),
-            }),
+            nodes: Nodes::new(),
             copying: Mutex::new(()),
         }
+    }
+
+    /// The merged layers under the edits.
+    pub fn lower(&self) -> &Arc<View> {
+        &self.lower
+    }
+
+    /// The repositories the layers come from.
+    pub fn repos(&self) -> &Arc<RepositorySet> {
+        &self.repos
+    }
+
+    /// The inode slot of this view.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// The runtime's owner.
+    pub fn owner(&self) -> (u32, u32) {
+        (self.uid, self.gid)
     }
 
     /// The scratch's view generation this view belongs to (see
@@ -193,12 +195,12 @@ impl Overlay {
         &self.scratch
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Nodes> {
-        self.nodes.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write_nodes(&self) -> RwLockWriteGuard<'_, Nodes> {
-        self.nodes.write().unwrap_or_else(|p| p.into_inner())
+    /// Enters one operation on this view (see [`Scratch::enter`]); ESTALE
+    /// if the view has been replaced.
+    pub fn enter(&self, edit: bool) -> Result<Entered<'_>, Errno> {
+        self.scratch
+            .enter(self.generation, edit)
+            .ok_or(Errno::ESTALE)
     }
 
     /// The inode number of node `idx`.
@@ -208,55 +210,57 @@ impl Overlay {
 
     /// True if `idx` names a node of this overlay.
     pub fn contains(&self, idx: Index) -> bool {
-        (idx as usize) < self.read().list.len()
+        self.nodes.contains(idx)
     }
 
-    /// The path of node `idx` in the upper directory (whether or not it
-    /// exists there); ESTALE once the node or a parent is detached.
-    pub fn upper_path(&self, idx: Index) -> Result<PathBuf, Errno> {
-        let nodes = self.read();
-        let mut names: Vec<&[u8]> = Vec::new();
-        let mut at = idx;
-        while at != 0 {
-            let n = nodes.list.get(at as usize).ok_or(Errno::ESTALE)?;
-            if n.detached {
-                return Err(Errno::ESTALE);
-            }
-            names.push(&n.name);
-            at = n.parent;
-        }
-        let mut p = self.scratch.upper().to_owned();
-        for name in names.iter().rev() {
-            p.push(OsStr::from_bytes(name));
-        }
-        Ok(p)
+    /// The parent of node `idx` (the root is its own parent).
+    pub fn parent(&self, idx: Index) -> Index {
+        self.nodes.parent(idx)
     }
 
-    fn node_lower(&self, idx: Index) -> Option<NodeId> {
-        self.read().list.get(idx as usize).and_then(|n| n.lower)
-    }
-
-    /// Where node `idx` is: its upper file, else its lower entry.
-    pub fn locate(&self, idx: Index) -> Result<Location, Errno> {
-        let path = self.upper_path(idx)?;
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) => Ok(Location::Upper(path, m)),
-            Err(e)
-                if e.kind() == io::ErrorKind::NotFound
-                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
-            {
-                self.node_lower(idx)
-                    .map(Location::Lower)
-                    .ok_or(Errno::ENOENT)
-            }
+    /// Node `idx`'s own directory in the upper directory; `None` when it
+    /// is not there (only in the layers).
+    fn upper_dir(&self, idx: Index) -> Result<Option<Dir>, Errno> {
+        let names = self.nodes.path(idx)?;
+        match self.scratch.upper().sub(names.iter().map(|n| &n[..])) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if missing(&e) => Ok(None),
             Err(e) => Err(io_errno(e)),
+        }
+    }
+
+    /// Node `idx`'s entry in the upper directory, if it has one.
+    fn upper_entry(&self, idx: Index) -> Result<Option<Upper>, Errno> {
+        let Some((parent, name)) = self.nodes.parent_and_name(idx)? else {
+            return Ok(None);
+        };
+        let Some(dir) = self.upper_dir(parent)? else {
+            return Ok(None);
+        };
+        match dir.try_stat(&name) {
+            Ok(Some(meta)) => Ok(Some(Upper { dir, name, meta })),
+            Ok(None) => Ok(None),
+            Err(e) => Err(io_errno(e)),
+        }
+    }
+
+    /// Where node `idx` is: its upper entry, else its lower entry. The
+    /// root is always in the upper directory.
+    pub fn locate(&self, idx: Index) -> Result<Location, Errno> {
+        match self.upper_entry(idx)? {
+            Some(u) => Ok(Location::Upper(u)),
+            None => self
+                .nodes
+                .lower(idx)
+                .map(Location::Lower)
+                .ok_or(Errno::ENOENT),
         }
     }
 
     /// The attributes of node `idx` at `loc`.
     pub fn attr(&self, idx: Index, loc: &Location) -> FileAttr {
         match loc {
-            Location::Upper(_, m) => attr_of(self.ino(idx), m),
+            Location::Upper(u) => attr_of(self.ino(idx), &u.meta),
             Location::Lower(id) => self.lower_attr(idx, *id),
         }
     }
@@ -294,7 +298,8 @@ impl Overlay {
     /// The lower entry `name` in directory `dir` would merge with, if the
     /// directory merges with a lower one at all.
     fn lower_child(&self, dir: Index, name: &[u8]) -> Option<NodeId> {
-        self.node_lower(dir)
+        self.nodes
+            .lower(dir)
             .and_then(|l| self.lower.lookup(l, name))
     }
 
@@ -304,41 +309,36 @@ impl Overlay {
             .is_some_and(|n| n.kind() == NodeKind::Dir)
     }
 
-    /// The node for `name` in `dir`, created if needed.
-    fn intern(&self, dir: Index, name: &[u8], lower: Option<NodeId>) -> Index {
-        let key = (dir, Box::<[u8]>::from(name));
-        if let Some(&i) = self.read().index.get(&key) {
-            return i;
-        }
-        let mut nodes = self.write_nodes();
-        if let Some(&i) = nodes.index.get(&key) {
-            return i;
-        }
-        let i = nodes.list.len() as Index;
-        nodes.list.push(Node {
-            parent: dir,
-            name: key.1.clone(),
-            lower,
-            detached: false,
-        });
-        nodes.index.insert(key, i);
-        i
+    /// Whether the upper directory `name` in `dir` hides what is below it.
+    fn is_opaque(dir: &Dir, name: &[u8]) -> bool {
+        dir.sub([name])
+            .and_then(|d| d.try_stat(scratch::OPAQUE_MARKER.as_bytes()))
+            .is_ok_and(|m| m.is_some())
     }
 
-    /// Detaches the node for `name` in `dir`, if any: the name will mean a
-    /// new file from now on.
-    fn detach(&self, dir: Index, name: &[u8]) {
-        let mut nodes = self.write_nodes();
-        if let Some(i) = nodes.index.remove(&(dir, Box::<[u8]>::from(name))) {
-            nodes.list[i as usize].detached = true;
+    /// The lower directory an upper directory `name` in `dir` merges with.
+    fn merged_lower(&self, dir: Index, updir: &Dir, name: &[u8], meta: &Meta) -> Option<NodeId> {
+        if meta.is_dir() && !Self::is_opaque(updir, name) {
+            self.lower_child(dir, name)
+                .filter(|&l| self.lower_is_dir(l))
+        } else {
+            None
         }
     }
 
-    fn dir_path(&self, dir: Index) -> Result<PathBuf, Errno> {
-        match self.locate(dir)? {
-            Location::Upper(p, m) if m.is_dir() => Ok(p),
-            Location::Lower(id) if self.lower_is_dir(id) => self.upper_path(dir),
-            _ => Err(Errno::ENOTDIR),
+    /// Directory node `dir` in the upper directory (`None` if only in the
+    /// layers); ENOTDIR if it is not a directory at all.
+    fn dir_handle(&self, dir: Index) -> Result<Option<Dir>, Errno> {
+        if let Some(d) = self.upper_dir(dir)? {
+            return Ok(Some(d));
+        }
+        match self.nodes.lower(dir) {
+            Some(l) if self.lower_is_dir(l) => Ok(None),
+            Some(_) => Err(Errno::ENOTDIR),
+            None => match self.upper_entry(dir)? {
+                Some(_) => Err(Errno::ENOTDIR),
+                None => Err(Errno::ENOENT),
+            },
         }
     }
 
@@ -347,36 +347,26 @@ impl Overlay {
         if scratch::is_reserved(name) {
             return Err(Errno::ENOENT);
         }
-        let dpath = self.dir_path(dir)?;
-        let path = dpath.join(OsStr::from_bytes(name));
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) => {
-                let lower = if m.is_dir() && !path.join(scratch::OPAQUE_MARKER).exists() {
-                    self.lower_child(dir, name)
-                        .filter(|&l| self.lower_is_dir(l))
-                } else {
-                    None
-                };
-                let idx = self.intern(dir, name, lower);
-                Ok((idx, Location::Upper(path, m)))
+        let updir = self.dir_handle(dir)?;
+        if let Some(d) = &updir {
+            if let Some(meta) = d.try_stat(name).map_err(io_errno)? {
+                let lower = self.merged_lower(dir, d, name, &meta);
+                let idx = self.nodes.intern(dir, name, lower);
+                let dir = d.try_clone().map_err(io_errno)?;
+                let name = name.into();
+                return Ok((idx, Location::Upper(Upper { dir, name, meta })));
             }
-            Err(e)
-                if e.kind() == io::ErrorKind::NotFound
-                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
-            {
-                if self.whited_out(&dpath, name) {
-                    return Err(Errno::ENOENT);
-                }
-                let l = self.lower_child(dir, name).ok_or(Errno::ENOENT)?;
-                Ok((self.intern(dir, name, Some(l)), Location::Lower(l)))
+            if Self::whited_out(d, name) {
+                return Err(Errno::ENOENT);
             }
-            Err(e) => Err(io_errno(e)),
         }
+        let l = self.lower_child(dir, name).ok_or(Errno::ENOENT)?;
+        Ok((self.nodes.intern(dir, name, Some(l)), Location::Lower(l)))
     }
 
-    fn whited_out(&self, dpath: &std::path::Path, name: &[u8]) -> bool {
-        let w = dpath.join(OsStr::from_bytes(&scratch::whiteout_name(name)));
-        std::fs::symlink_metadata(w).is_ok()
+    fn whited_out(dir: &Dir, name: &[u8]) -> bool {
+        dir.try_stat(&scratch::whiteout_name(name))
+            .is_ok_and(|m| m.is_some())
     }
 
     /// Looks `name` up in `dir`: its node and attributes.
@@ -388,38 +378,25 @@ impl Overlay {
     /// The merged listing of directory `dir`, sorted by name ("." and ".."
     /// not included).
     pub fn listing(&self, dir: Index) -> Result<Vec<Listed>, Errno> {
-        let dpath = self.dir_path(dir)?;
         let mut names: BTreeMap<Box<[u8]>, (Index, FileType)> = BTreeMap::new();
         let mut whiteouts: Vec<Box<[u8]>> = Vec::new();
-        match std::fs::read_dir(&dpath) {
-            Ok(entries) => {
-                for e in entries {
-                    let e = e.map_err(io_errno)?;
-                    let name = e.file_name();
-                    let name = name.as_bytes();
-                    if let Some(hidden) = name.strip_prefix(scratch::WHITEOUT_PREFIX) {
-                        whiteouts.push(hidden.into());
-                        continue;
-                    }
-                    let m = match e.metadata() {
-                        Ok(m) => m,
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(io_errno(e)),
-                    };
-                    let lower = if m.is_dir() && !e.path().join(scratch::OPAQUE_MARKER).exists() {
-                        self.lower_child(dir, name)
-                            .filter(|&l| self.lower_is_dir(l))
-                    } else {
-                        None
-                    };
-                    let idx = self.intern(dir, name, lower);
-                    names.insert(name.into(), (idx, file_type(&m)));
+        if let Some(d) = self.dir_handle(dir)? {
+            for name in d.names().map_err(io_errno)? {
+                if let Some(hidden) = name.strip_prefix(scratch::WHITEOUT_PREFIX) {
+                    whiteouts.push(hidden.into());
+                    continue;
                 }
+                let meta = match d.try_stat(&name) {
+                    Ok(Some(m)) => m,
+                    Ok(None) => continue,
+                    Err(e) => return Err(io_errno(e)),
+                };
+                let lower = self.merged_lower(dir, &d, &name, &meta);
+                let idx = self.nodes.intern(dir, &name, lower);
+                names.insert(name.into(), (idx, file_type(meta.kind)));
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_errno(e)),
         }
-        if let Some(l) = self.node_lower(dir) {
+        if let Some(l) = self.nodes.lower(dir) {
             for child in self.lower.children(l) {
                 let Some(n) = self.lower.get(child) else {
                     continue;
@@ -428,7 +405,7 @@ impl Overlay {
                 if names.contains_key(name) || whiteouts.iter().any(|w| &**w == name) {
                     continue;
                 }
-                let idx = self.intern(dir, name, Some(child));
+                let idx = self.nodes.intern(dir, name, Some(child));
                 names.insert(name.into(), (idx, lower_type(n.kind())));
             }
         }
@@ -438,32 +415,32 @@ impl Overlay {
             .collect())
     }
 
-    /// The parent of node `idx` (the root is its own parent).
-    pub fn parent(&self, idx: Index) -> Index {
-        self.read()
-            .list
-            .get(idx as usize)
-            .map(|n| n.parent)
-            .unwrap_or(0)
+    /// Opens lower file `id`'s payload for reading.
+    fn open_payload(&self, id: NodeId) -> Result<File, Errno> {
+        let n = self.lower.get(id).ok_or(Errno::ESTALE)?;
+        let payload = n.payload().ok_or(Errno::EIO)?;
+        self.repos
+            .open_payload(&payload)
+            .map_err(|e| Errno::from_i32(e.errno()))
     }
 
     /// The target of symlink `idx`.
     pub fn readlink(&self, idx: Index) -> Result<Vec<u8>, Errno> {
         match self.locate(idx)? {
-            Location::Upper(p, m) if m.file_type().is_symlink() => std::fs::read_link(p)
-                .map(|t| t.into_os_string().into_vec())
-                .map_err(io_errno),
+            Location::Upper(u) if u.meta.kind == Kind::Symlink => {
+                u.dir.read_link(&u.name).map_err(io_errno)
+            }
             Location::Lower(id) => {
                 let n = self.lower.get(id).ok_or(Errno::ESTALE)?;
-                let payload = n.payload().filter(|_| n.kind() == NodeKind::Symlink);
-                let payload = payload.ok_or(Errno::EINVAL)?;
-                let p = self
-                    .repos
-                    .payload_path(&payload)
-                    .map_err(|e| Errno::from_i32(e.errno()))?;
-                std::fs::read(p).map_err(io_errno)
+                if n.kind() != NodeKind::Symlink {
+                    return Err(Errno::EINVAL);
+                }
+                let mut target = Vec::new();
+                io::Read::read_to_end(&mut self.open_payload(id)?, &mut target)
+                    .map_err(io_errno)?;
+                Ok(target)
             }
-            Location::Upper(..) => Err(Errno::EINVAL),
+            Location::Upper(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -471,7 +448,7 @@ impl Overlay {
     /// none).
     pub fn getxattr(&self, idx: Index, name: &OsStr) -> Result<Vec<u8>, Errno> {
         match self.locate(idx)? {
-            Location::Upper(p, _) => crate::sys::file::get_xattr(&p, name).map_err(io_errno),
+            Location::Upper(u) => u.dir.get_xattr(&u.name, name).map_err(io_errno),
             Location::Lower(_) => Err(Errno::NO_XATTR),
         }
     }
@@ -479,7 +456,7 @@ impl Overlay {
     /// Names of node `idx`'s extended attributes, NUL-terminated.
     pub fn listxattr(&self, idx: Index) -> Result<Vec<u8>, Errno> {
         match self.locate(idx)? {
-            Location::Upper(p, _) => crate::sys::file::list_xattr(&p).map_err(io_errno),
+            Location::Upper(u) => u.dir.list_xattr(&u.name).map_err(io_errno),
             Location::Lower(_) => Ok(Vec::new()),
         }
     }

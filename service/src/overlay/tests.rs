@@ -77,7 +77,9 @@ fn lower_entries_show_through() {
     assert_eq!(f.ov.lookup(0, b"nope").unwrap_err(), Errno::ENOENT);
     // nothing was copied up by reading
     assert_eq!(
-        std::fs::read_dir(f.ov.scratch().upper()).unwrap().count(),
+        std::fs::read_dir(f.ov.scratch().upper_path())
+            .unwrap()
+            .count(),
         0
     );
 }
@@ -92,7 +94,7 @@ fn writing_a_lower_file_copies_it_up_once() {
     // same node, same inode
     let (b2, _) = f.ov.lookup(dir, b"b.txt").unwrap();
     assert_eq!(b, b2);
-    let upper = f.ov.scratch().upper().join("dir/b.txt");
+    let upper = f.ov.scratch().upper_path().join("dir/b.txt");
     assert_eq!(std::fs::read(&upper).unwrap(), b"lower b");
     let after = f.ov.getattr(b).unwrap();
     assert_eq!(after.perm, before.perm);
@@ -119,7 +121,7 @@ fn delete_and_recreate() {
     let (dir, _) = f.ov.lookup(0, b"dir").unwrap();
     f.ov.unlink(dir, b"b.txt").unwrap();
     assert_eq!(f.ov.lookup(dir, b"b.txt").unwrap_err(), Errno::ENOENT);
-    assert!(f.ov.scratch().upper().join("dir/.wh.b.txt").exists());
+    assert!(f.ov.scratch().upper_path().join("dir/.wh.b.txt").exists());
     assert_eq!(names(&f.ov, dir), ["sub"]);
     assert_eq!(f.ov.rmdir(0, b"dir").unwrap_err(), Errno::ENOTEMPTY);
     let (sub, _) = f.ov.lookup(dir, b"sub").unwrap();
@@ -131,8 +133,13 @@ fn delete_and_recreate() {
     let d2 = f.ov.mkdir(0, b"dir", 0o755, WHO).unwrap();
     assert_ne!(d2.idx, dir);
     assert!(names(&f.ov, d2.idx).is_empty());
-    assert!(f.ov.scratch().upper().join("dir/.wh..wh..opq").exists());
-    assert!(!f.ov.scratch().upper().join(".wh.dir").exists());
+    assert!(f
+        .ov
+        .scratch()
+        .upper_path()
+        .join("dir/.wh..wh..opq")
+        .exists());
+    assert!(!f.ov.scratch().upper_path().join(".wh.dir").exists());
     assert_eq!(
         f.ov.mkdir(0, b".wh.x", 0o755, WHO).unwrap_err(),
         Errno::EINVAL
@@ -213,6 +220,7 @@ fn chmod_copies_up_metadata_and_keeps_content() {
                 mode: Some(0o600),
                 ..Default::default()
             },
+            None,
         )
         .unwrap();
     assert_eq!(attr.perm, 0o600);

@@ -5,43 +5,48 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 
 use fuser::{Errno, FileAttr};
 
 use super::copyup::Content;
-use super::{io_errno, Index, Location, Overlay};
-use crate::scratch::{self, remove_all};
-use crate::sys;
-use crate::sys::file::SetTime;
+use super::{io_errno, Index, Location, Overlay, Upper};
+use crate::scratch;
+use crate::sys::dir::{Dir, Kind, OpenHow, SetTime, RENAME_EXCHANGE, RENAME_NOREPLACE};
 
 /// A new file and where to find it.
 #[derive(Debug)]
 pub struct Created {
+    /// Its node.
     pub idx: Index,
+    /// Its attributes.
     pub attr: FileAttr,
 }
 
 /// The changes of a `setattr` request.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SetAttr {
+    /// New permission bits.
     pub mode: Option<u32>,
+    /// New owner.
     pub uid: Option<u32>,
+    /// New group.
     pub gid: Option<u32>,
+    /// New size.
     pub size: Option<u64>,
+    /// New access time.
     pub atime: Option<SetTime>,
+    /// New modification time.
     pub mtime: Option<SetTime>,
-    /// An open handle of the file, if the change came through one.
-    pub handle: Option<u64>,
 }
 
 /// Who asks: new files are theirs.
 #[derive(Clone, Copy, Debug)]
 pub struct Caller {
+    /// The caller's user.
     pub uid: u32,
+    /// The caller's group.
     pub gid: u32,
+    /// The caller's umask.
     pub umask: u32,
 }
 
@@ -53,6 +58,9 @@ fn check_name(name: &[u8]) -> Result<(), Errno> {
     if name.len() > 255 {
         return Err(Errno::ENAMETOOLONG);
     }
+    if !crate::sys::dir::valid_name(name) {
+        return Err(Errno::EINVAL);
+    }
     Ok(())
 }
 
@@ -61,41 +69,50 @@ pub fn is_write(flags: i32) -> bool {
     flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
 }
 
-/// Opens an upper file as the kernel asked (creation flags removed).
-fn open_upper(path: &Path, flags: i32) -> Result<File, Errno> {
+/// How to open an upper file as the kernel asked (creation flags removed;
+/// the kernel applies `O_APPEND` itself by the offsets it sends).
+fn open_how(flags: i32) -> OpenHow {
     let acc = flags & libc::O_ACCMODE;
-    let keep =
-        flags & !(libc::O_ACCMODE | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_APPEND);
-    std::fs::OpenOptions::new()
-        .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
-        .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
-        .custom_flags(keep)
-        .open(path)
-        .map_err(io_errno)
+    OpenHow {
+        read: acc == libc::O_RDONLY || acc == libc::O_RDWR,
+        write: acc == libc::O_WRONLY || acc == libc::O_RDWR,
+        truncate: flags & libc::O_TRUNC != 0,
+        extra: flags & PASSED_FLAGS,
+        ..OpenHow::default()
+    }
+}
+
+/// Open flags passed on to the upper file as they are.
+#[cfg(target_os = "linux")]
+const PASSED_FLAGS: i32 = libc::O_SYNC | libc::O_DSYNC | libc::O_NOATIME | libc::O_DIRECT;
+#[cfg(not(target_os = "linux"))]
+const PASSED_FLAGS: i32 = libc::O_SYNC | libc::O_DSYNC;
+
+fn is_dir_at(ov: &Overlay, loc: &Location) -> bool {
+    match loc {
+        Location::Upper(u) => u.meta.is_dir(),
+        Location::Lower(l) => ov.lower_is_dir(*l),
+    }
 }
 
 impl Overlay {
-    fn whiteout_path(dpath: &Path, name: &[u8]) -> PathBuf {
-        dpath.join(OsStr::from_bytes(&scratch::whiteout_name(name)))
-    }
-
-    /// Records that `name` of a lower layer is deleted from `dpath`.
-    fn make_whiteout(&self, dpath: &Path, name: &[u8]) -> Result<(), Errno> {
-        let w = Self::whiteout_path(dpath, name);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o000)
-            .open(&w)
-        {
+    /// Records that `name` of a lower layer is deleted from `dir`.
+    fn make_whiteout(&self, dir: &Dir, name: &[u8]) -> Result<(), Errno> {
+        let how = OpenHow {
+            write: true,
+            create_new: Some(0o000),
+            ..OpenHow::default()
+        };
+        match dir.open_file(&scratch::whiteout_name(name), how) {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(io_errno(e)),
         }
     }
 
-    fn drop_whiteout(&self, dpath: &Path, name: &[u8]) -> Result<(), Errno> {
-        remove_all(&Self::whiteout_path(dpath, name)).map_err(io_errno)
+    fn drop_whiteout(&self, dir: &Dir, name: &[u8]) -> Result<(), Errno> {
+        dir.remove_all(&scratch::whiteout_name(name))
+            .map_err(io_errno)
     }
 
     /// Whether `name` in `dir` exists in the merged view.
@@ -109,18 +126,19 @@ impl Overlay {
 
     /// Prepares `dir` for a new entry `name`: the directory in the upper
     /// directory, and the name free.
-    fn prepare_new(&self, dir: Index, name: &[u8]) -> Result<PathBuf, Errno> {
+    fn prepare_new(&self, dir: Index, name: &[u8]) -> Result<Dir, Errno> {
         check_name(name)?;
         if self.exists(dir, name)?.is_some() {
             return Err(Errno::EEXIST);
         }
-        self.copy_up(dir, Content::Keep)
+        self.copy_up_dir(dir)
     }
 
-    /// Finishes a new entry at `dpath/name`: whiteout gone, node fresh.
-    fn finish_new(&self, dir: Index, dpath: &Path, name: &[u8]) -> Result<Created, Errno> {
-        self.drop_whiteout(dpath, name)?;
-        self.detach(dir, name);
+    /// Finishes a new entry `name` in `dir` (upper directory `updir`):
+    /// whiteout gone, node fresh.
+    fn finish_new(&self, dir: Index, updir: &Dir, name: &[u8]) -> Result<Created, Errno> {
+        self.drop_whiteout(updir, name)?;
+        self.nodes.detach(dir, name);
         self.scratch.touched();
         let (idx, attr) = self.lookup(dir, name)?;
         Ok(Created { idx, attr })
@@ -135,18 +153,16 @@ impl Overlay {
         flags: i32,
         who: Caller,
     ) -> Result<(Created, File), Errno> {
-        let dpath = self.prepare_new(dir, name)?;
-        let path = dpath.join(OsStr::from_bytes(name));
-        let acc = flags & libc::O_ACCMODE;
-        let file = std::fs::OpenOptions::new()
-            .read(acc != libc::O_WRONLY)
-            .write(true)
-            .create_new(true)
-            .mode(mode & 0o7777 & !who.umask)
-            .open(&path)
-            .map_err(io_errno)?;
-        self.chown(&path, who.uid, who.gid)?;
-        let created = self.finish_new(dir, &dpath, name)?;
+        let updir = self.prepare_new(dir, name)?;
+        let how = OpenHow {
+            read: flags & libc::O_ACCMODE != libc::O_WRONLY,
+            write: true,
+            create_new: Some(mode & 0o7777 & !who.umask),
+            ..open_how(flags & !libc::O_TRUNC)
+        };
+        let file = updir.open_file(name, how).map_err(io_errno)?;
+        self.chown(&updir, name, who.uid, who.gid)?;
+        let created = self.finish_new(dir, &updir, name)?;
         Ok((created, file))
     }
 
@@ -157,48 +173,53 @@ impl Overlay {
         if kind != libc::S_IFREG as u32 && kind != libc::S_IFIFO as u32 && kind != 0 {
             return Err(Errno::EPERM);
         }
-        let dpath = self.prepare_new(dir, name)?;
-        let path = dpath.join(OsStr::from_bytes(name));
+        let updir = self.prepare_new(dir, name)?;
         let perm = mode & 0o7777 & !who.umask;
         if kind == libc::S_IFIFO as u32 {
-            sys::file::mkfifo(&path, perm).map_err(io_errno)?;
+            updir.mknod(name, Kind::Fifo, perm, 0).map_err(io_errno)?;
         } else {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(perm)
-                .open(&path)
-                .map_err(io_errno)?;
+            let how = OpenHow {
+                write: true,
+                create_new: Some(perm),
+                ..OpenHow::default()
+            };
+            updir.open_file(name, how).map_err(io_errno)?;
         }
-        self.chown(&path, who.uid, who.gid)?;
-        self.finish_new(dir, &dpath, name)
+        self.chown(&updir, name, who.uid, who.gid)?;
+        self.finish_new(dir, &updir, name)
     }
 
     /// Creates a directory. Over a deleted lower entry it is opaque: what
     /// was below stays deleted.
     pub fn mkdir(&self, dir: Index, name: &[u8], mode: u32, who: Caller) -> Result<Created, Errno> {
-        let dpath = self.prepare_new(dir, name)?;
-        let path = dpath.join(OsStr::from_bytes(name));
+        let updir = self.prepare_new(dir, name)?;
         let hides_lower = self.lower_child(dir, name).is_some();
-        let stage = self.scratch.stage_path();
+        let work = self.scratch.work();
+        let stage = self.scratch.stage_name();
         let made = (|| {
-            std::fs::create_dir(&stage).map_err(io_errno)?;
+            work.mkdir(&stage, 0o700).map_err(io_errno)?;
             if hides_lower {
-                File::create(stage.join(scratch::OPAQUE_MARKER)).map_err(io_errno)?;
+                let inside = work.sub([&stage[..]]).map_err(io_errno)?;
+                let how = OpenHow {
+                    write: true,
+                    create_new: Some(0o644),
+                    ..OpenHow::default()
+                };
+                inside
+                    .open_file(scratch::OPAQUE_MARKER.as_bytes(), how)
+                    .map_err(io_errno)?;
             }
-            std::fs::set_permissions(
-                &stage,
-                PermissionsExt::from_mode(mode & 0o7777 & !who.umask),
-            )
-            .map_err(io_errno)?;
-            self.chown(&stage, who.uid, who.gid)?;
-            std::fs::rename(&stage, &path).map_err(io_errno)
+            self.chown(work, &stage, who.uid, who.gid)?;
+            work.chmod(&stage, mode & 0o7777 & !who.umask)
+                .map_err(io_errno)?;
+            work.rename(&stage, &updir, name, RENAME_NOREPLACE)
+                .map_err(io_errno)
         })();
         if let Err(e) = made {
-            let _ = remove_all(&stage);
+            let _ = work.remove_all(&stage);
             return Err(e);
         }
-        self.finish_new(dir, &dpath, name)
+        self.finish_new(dir, &updir, name)
     }
 
     /// Creates a symlink.
@@ -206,24 +227,19 @@ impl Overlay {
         &self,
         dir: Index,
         name: &[u8],
-        target: &Path,
+        target: &[u8],
         who: Caller,
     ) -> Result<Created, Errno> {
-        let dpath = self.prepare_new(dir, name)?;
-        let path = dpath.join(OsStr::from_bytes(name));
-        std::os::unix::fs::symlink(target, &path).map_err(io_errno)?;
-        self.chown(&path, who.uid, who.gid)?;
-        self.finish_new(dir, &dpath, name)
+        let updir = self.prepare_new(dir, name)?;
+        updir.symlink(target, name).map_err(io_errno)?;
+        self.chown(&updir, name, who.uid, who.gid)?;
+        self.finish_new(dir, &updir, name)
     }
 
     /// Removes a non-directory.
     pub fn unlink(&self, dir: Index, name: &[u8]) -> Result<(), Errno> {
         let (_, loc) = self.find(dir, name)?;
-        let is_dir = match &loc {
-            Location::Upper(_, m) => m.is_dir(),
-            Location::Lower(l) => self.lower_is_dir(*l),
-        };
-        if is_dir {
+        if is_dir_at(self, &loc) {
             return Err(Errno::EISDIR);
         }
         self.remove(dir, name, loc)
@@ -232,11 +248,7 @@ impl Overlay {
     /// Removes an empty directory.
     pub fn rmdir(&self, dir: Index, name: &[u8]) -> Result<(), Errno> {
         let (idx, loc) = self.find(dir, name)?;
-        let is_dir = match &loc {
-            Location::Upper(_, m) => m.is_dir(),
-            Location::Lower(l) => self.lower_is_dir(*l),
-        };
-        if !is_dir {
+        if !is_dir_at(self, &loc) {
             return Err(Errno::ENOTDIR);
         }
         if !self.listing(idx)?.is_empty() {
@@ -249,13 +261,13 @@ impl Overlay {
     /// name, then the upper entry (which holds at most whiteouts).
     fn remove(&self, dir: Index, name: &[u8], loc: Location) -> Result<(), Errno> {
         if self.lower_child(dir, name).is_some() {
-            let dpath = self.copy_up(dir, Content::Keep)?;
-            self.make_whiteout(&dpath, name)?;
+            let updir = self.copy_up_dir(dir)?;
+            self.make_whiteout(&updir, name)?;
         }
-        if let Location::Upper(p, _) = loc {
-            remove_all(&p).map_err(io_errno)?;
+        if let Location::Upper(u) = loc {
+            u.dir.remove_all(&u.name).map_err(io_errno)?;
         }
-        self.detach(dir, name);
+        self.nodes.detach(dir, name);
         self.scratch.touched();
         Ok(())
     }
@@ -271,28 +283,21 @@ impl Overlay {
         new_name: &[u8],
         flags: u32,
     ) -> Result<(), Errno> {
-        if flags & sys::file::RENAME_EXCHANGE != 0 {
+        if flags & RENAME_EXCHANGE != 0 {
             return Err(Errno::EINVAL);
         }
         check_name(new_name)?;
         let (src, src_loc) = self.find(dir, name)?;
-        let src_is_dir = match &src_loc {
-            Location::Upper(_, m) => m.is_dir(),
-            Location::Lower(l) => self.lower_is_dir(*l),
-        };
+        let src_is_dir = is_dir_at(self, &src_loc);
         let dst = self.exists(new_dir, new_name)?;
         if let Some((dst_idx, dst_loc)) = &dst {
             if *dst_idx == src {
                 return Ok(());
             }
-            if flags & sys::file::RENAME_NOREPLACE != 0 {
+            if flags & RENAME_NOREPLACE != 0 {
                 return Err(Errno::EEXIST);
             }
-            let dst_is_dir = match dst_loc {
-                Location::Upper(_, m) => m.is_dir(),
-                Location::Lower(l) => self.lower_is_dir(*l),
-            };
-            match (src_is_dir, dst_is_dir) {
+            match (src_is_dir, is_dir_at(self, dst_loc)) {
                 (true, false) => return Err(Errno::ENOTDIR),
                 (false, true) => return Err(Errno::EISDIR),
                 (true, true) if !self.listing(*dst_idx)?.is_empty() => {
@@ -301,77 +306,83 @@ impl Overlay {
                 _ => {}
             }
         }
-        if src_is_dir && self.node_lower(src).is_some() {
+        if src_is_dir && self.nodes.lower(src).is_some() {
             return Err(Errno::EXDEV);
         }
         let from = self.copy_up(src, Content::Keep)?;
-        let to_dir = self.copy_up(new_dir, Content::Keep)?;
-        let to = to_dir.join(OsStr::from_bytes(new_name));
-        if let Some((_, Location::Upper(p, m))) = &dst {
-            if m.is_dir() {
+        let to_dir = self.copy_up_dir(new_dir)?;
+        if let Some((_, Location::Upper(u))) = &dst {
+            if u.meta.is_dir() {
                 // An empty merged directory: only whiteouts inside.
-                remove_all(p).map_err(io_errno)?;
+                u.dir.remove_all(&u.name).map_err(io_errno)?;
             }
         }
         if src_is_dir && self.lower_child(new_dir, new_name).is_some() {
-            File::create(from.join(scratch::OPAQUE_MARKER)).map_err(io_errno)?;
+            let inside = from.dir.sub([&from.name[..]]).map_err(io_errno)?;
+            let how = OpenHow {
+                write: true,
+                create_new: Some(0o644),
+                ..OpenHow::default()
+            };
+            match inside.open_file(scratch::OPAQUE_MARKER.as_bytes(), how) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io_errno(e)),
+                _ => {}
+            }
         }
-        std::fs::rename(&from, &to).map_err(io_errno)?;
+        from.dir
+            .rename(&from.name, &to_dir, new_name, 0)
+            .map_err(io_errno)?;
         self.drop_whiteout(&to_dir, new_name)?;
         if self.lower_child(dir, name).is_some() {
-            let from_dir = self.copy_up(dir, Content::Keep)?;
+            let from_dir = self.copy_up_dir(dir)?;
             self.make_whiteout(&from_dir, name)?;
         }
-        let mut nodes = self.write_nodes();
-        if let Some(old) = nodes.index.remove(&(new_dir, Box::<[u8]>::from(new_name))) {
-            nodes.list[old as usize].detached = true;
-        }
-        nodes.index.remove(&(dir, Box::<[u8]>::from(name)));
-        let n = &mut nodes.list[src as usize];
-        n.parent = new_dir;
-        n.name = new_name.into();
-        n.lower = None;
-        nodes.index.insert((new_dir, new_name.into()), src);
-        drop(nodes);
+        self.nodes.moved(src, dir, name, new_dir, new_name);
         self.scratch.touched();
         Ok(())
     }
 
     /// Changes attributes; a lower entry is copied up first (without its
-    /// content when it is being truncated to nothing).
-    pub fn setattr(&self, idx: Index, set: SetAttr) -> Result<FileAttr, Errno> {
+    /// content when it is being truncated to nothing). A size change
+    /// through an open handle goes to `handle`.
+    pub fn setattr(
+        &self,
+        idx: Index,
+        set: SetAttr,
+        handle: Option<&File>,
+    ) -> Result<FileAttr, Errno> {
         let content = if set.size == Some(0) {
             Content::Truncate
         } else {
             Content::Keep
         };
-        let path = self.copy_up(idx, content)?;
-        let is_link = std::fs::symlink_metadata(&path)
-            .map_err(io_errno)?
-            .file_type()
-            .is_symlink();
+        let Upper { dir, name, meta } = self.copy_up(idx, content)?;
+        if set.uid.is_some() || set.gid.is_some() {
+            dir.chown(&name, set.uid, set.gid).map_err(io_errno)?;
+        }
         if let Some(mode) = set.mode {
-            if !is_link {
-                std::fs::set_permissions(&path, PermissionsExt::from_mode(mode & 0o7777))
-                    .map_err(io_errno)?;
+            if meta.kind != Kind::Symlink {
+                dir.chmod(&name, mode & 0o7777).map_err(io_errno)?;
             }
         }
-        if set.uid.is_some() || set.gid.is_some() {
-            std::os::unix::fs::lchown(&path, set.uid, set.gid).map_err(io_errno)?;
-        }
         if let Some(size) = set.size {
-            match set.handle {
-                Some(h) => sys::fd::with_handle(h, |f| f.set_len(size)),
-                None => std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
+            match handle {
+                Some(f) => f.set_len(size),
+                None => dir
+                    .open_file(
+                        &name,
+                        OpenHow {
+                            write: true,
+                            ..OpenHow::default()
+                        },
+                    )
                     .and_then(|f| f.set_len(size)),
             }
             .map_err(io_errno)?;
         }
         if set.atime.is_some() || set.mtime.is_some() {
-            sys::file::set_times(
-                &path,
+            dir.set_times(
+                &name,
                 set.atime.unwrap_or(SetTime::Omit),
                 set.mtime.unwrap_or(SetTime::Omit),
             )
@@ -384,25 +395,14 @@ impl Overlay {
     /// Opens node `idx`. Reading a lower file opens its payload; anything
     /// that may write copies it up first (`O_TRUNC`: without content).
     pub fn open(&self, idx: Index, flags: i32) -> Result<File, Errno> {
-        let loc = self.locate(idx)?;
-        let path = match loc {
-            Location::Upper(p, m) => {
-                if m.is_dir() {
-                    return Err(Errno::EISDIR);
-                }
-                p
-            }
+        let upper = match self.locate(idx)? {
+            Location::Upper(u) => u,
             Location::Lower(l) => {
                 if self.lower_is_dir(l) {
                     return Err(Errno::EISDIR);
                 }
                 if !is_write(flags) {
-                    let n = self.lower.get(l).ok_or(Errno::ESTALE)?;
-                    let payload = n.payload().ok_or(Errno::EIO)?;
-                    return self
-                        .repos
-                        .open_payload(&payload)
-                        .map_err(|e| Errno::from_i32(e.errno()));
+                    return self.open_payload(l);
                 }
                 let content = if flags & libc::O_TRUNC != 0 {
                     Content::Truncate
@@ -412,10 +412,16 @@ impl Overlay {
                 self.copy_up(idx, content)?
             }
         };
+        if upper.meta.is_dir() {
+            return Err(Errno::EISDIR);
+        }
         if is_write(flags) {
             self.scratch.touched();
         }
-        open_upper(&path, flags)
+        upper
+            .dir
+            .open_file(&upper.name, open_how(flags))
+            .map_err(io_errno)
     }
 
     /// Sets an extended attribute (copying a lower entry up first).
@@ -426,14 +432,16 @@ impl Overlay {
         value: &[u8],
         flags: i32,
     ) -> Result<(), Errno> {
-        let path = self.copy_up(idx, Content::Keep)?;
-        sys::file::set_xattr(&path, name, value, flags).map_err(io_errno)
+        let u = self.copy_up(idx, Content::Keep)?;
+        u.dir
+            .set_xattr(&u.name, name, value, flags)
+            .map_err(io_errno)
     }
 
     /// Removes an extended attribute.
     pub fn removexattr(&self, idx: Index, name: &OsStr) -> Result<(), Errno> {
         match self.locate(idx)? {
-            Location::Upper(p, _) => sys::file::remove_xattr(&p, name).map_err(io_errno),
+            Location::Upper(u) => u.dir.remove_xattr(&u.name, name).map_err(io_errno),
             Location::Lower(_) => Err(Errno::NO_XATTR),
         }
     }

@@ -58,8 +58,8 @@ impl ProcessWatch {
         if fd < 0 {
             return None;
         }
-        // SAFETY: the syscall returned a fresh fd that nothing else owns.
         let watch = Self {
+            // SAFETY: the syscall returned a fresh fd that nothing else owns.
             pidfd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
         };
         let info = proc_info(pid)?;

@@ -17,6 +17,8 @@ use spfs_shared::protocol::{self, FrameError, Request, Response};
 
 use crate::sys::peer::{self, Peer};
 
+pub mod handlers;
+
 /// How a request is answered.
 pub enum Reply {
     /// One response.

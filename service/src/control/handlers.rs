@@ -1,0 +1,419 @@
+//! What the service does for each control request. Every handler returns
+//! a `Result` with a [`ControlError`]; the socket server turns an error
+//! into one `error` response line.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use spfs_shared::protocol::{
+    self, CommitKind, CommitRequest, MountRequest, Request, Response, RuntimeEvent, RuntimeInfo,
+    ServiceStatus,
+};
+
+use super::{Handler, Reply};
+use crate::records::{RuntimeRecord, RECORD_VERSION};
+use crate::repo::commit;
+use crate::repo::tags::TagSpec;
+use crate::runtimes::{self, Change, NewRuntime, Runtime, Runtimes, StartError};
+use crate::scratch::Scratch;
+use crate::stack;
+use crate::sys;
+use crate::sys::peer::Peer;
+
+/// Why a control request failed; the message is what the client prints.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The process to root a runtime at is gone.
+    #[error("process {0} does not exist")]
+    NoSuchProcess(u32),
+    /// The process belongs to another user.
+    #[error(
+        "process {0} belongs to another user; a runtime can only be started for your own processes"
+    )]
+    NotYourProcess(u32),
+    /// No runtime of that name for this user.
+    #[error("no runtime named '{0}'")]
+    NoSuchRuntime(String),
+    /// Commit or reset of a runtime without edits.
+    #[error("runtime '{0}' is read-only; only runtimes started with --edit have edits")]
+    ReadOnly(String),
+    /// The environment could not be loaded.
+    #[error(transparent)]
+    Repo(#[from] crate::repo::Error),
+    /// The runtime could not be started.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// Making the scratch directory failed.
+    #[error("cannot create the scratch directory {path}: {source}")]
+    Scratch {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing the layer (or a tag) failed; nothing changed.
+    #[error("commit of runtime '{runtime}' failed: {source}")]
+    Commit {
+        /// The runtime.
+        runtime: String,
+        /// Why.
+        #[source]
+        source: crate::repo::Error,
+    },
+    /// The layer was made, but its edits are still in the scratch.
+    #[error("committed {digest}, but the scratch directory {path} could not be emptied: {source}")]
+    NotEmptied {
+        /// What was committed.
+        digest: String,
+        /// The scratch directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Discarding edits failed part-way.
+    #[error("reset of runtime '{runtime}' failed: {source}")]
+    Reset {
+        /// The runtime.
+        runtime: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Seconds since the Unix epoch (0 for earlier times).
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Converts a runtime for the protocol.
+pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
+    let usage = rt
+        .editable()
+        .map(|e| e.scratch().usage())
+        .unwrap_or_default();
+    RuntimeInfo {
+        name: rt.name.clone(),
+        id: rt.id,
+        uid: rt.uid,
+        root_pid: rt.root_pid,
+        env_spec: rt.spec.clone(),
+        stack: stack::strings(&rt.stack()),
+        editable: rt.editable().is_some(),
+        created_unix: unix_secs(rt.created),
+        entries: rt.tree().layers().len().saturating_sub(1) as u64,
+        scratch_bytes: usage.bytes,
+        scratch_files: usage.files,
+    }
+}
+
+/// The service's side of the control socket.
+pub struct Handlers {
+    runtimes: Arc<Runtimes>,
+    mountpoint: PathBuf,
+    started: Instant,
+    shutdown: Mutex<Sender<()>>,
+    scratch_root: PathBuf,
+}
+
+impl Handlers {
+    /// Handlers for `runtimes`; a shutdown request sends on `shutdown`.
+    pub fn new(
+        runtimes: Arc<Runtimes>,
+        mountpoint: PathBuf,
+        scratch_root: PathBuf,
+        shutdown: Sender<()>,
+    ) -> Self {
+        Handlers {
+            runtimes,
+            mountpoint,
+            started: Instant::now(),
+            shutdown: Mutex::new(shutdown),
+            scratch_root,
+        }
+    }
+
+    fn visible(peer: &Peer, rt: &Runtime) -> bool {
+        peer.uid == 0 || rt.uid == peer.uid
+    }
+
+    /// The runtimes `peer` may see, oldest first.
+    fn visible_runtimes(&self, peer: &Peer) -> Vec<RuntimeInfo> {
+        self.runtimes
+            .list()
+            .iter()
+            .filter(|r| Self::visible(peer, r))
+            .map(|r| runtime_info(r))
+            .collect()
+    }
+
+    fn find(&self, peer: &Peer, name: &str) -> Result<Arc<Runtime>, ControlError> {
+        self.runtimes
+            .find(name, (peer.uid != 0).then_some(peer.uid))
+            .ok_or_else(|| ControlError::NoSuchRuntime(name.to_owned()))
+    }
+
+    fn dispatch(&self, peer: Peer, request: Request) -> Result<Reply, ControlError> {
+        let one = |r| Ok(Reply::One(r));
+        match request {
+            Request::Status => one(Response::Status(self.status(&peer))),
+            Request::Mount(req) => one(self.mount(peer, req)?),
+            Request::ListRuntimes => one(Response::Runtimes {
+                runtimes: self.visible_runtimes(&peer),
+            }),
+            Request::RuntimeInfo { name } => one(Response::Runtime {
+                runtime: runtime_info(&*self.find(&peer, &name)?),
+            }),
+            Request::StopRuntime { name } => one(self.stop(&peer, &name)?),
+            Request::Shutdown => Ok(Reply::ThenShutdown(Response::ShuttingDown)),
+            Request::Commit(req) => one(self.commit(&peer, req)?),
+            Request::Reset { name, paths } => one(self.reset(&peer, &name, &paths)?),
+            Request::Subscribe => Ok(self.subscribe(peer)),
+        }
+    }
+
+    fn status(&self, peer: &Peer) -> ServiceStatus {
+        ServiceStatus {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol: protocol::VERSION,
+            pid: std::process::id(),
+            mountpoint: self.mountpoint.display().to_string(),
+            runtimes: self.visible_runtimes(peer).len(),
+            uptime_secs: self.started.elapsed().as_secs(),
+        }
+    }
+
+    fn mount(&self, peer: Peer, req: MountRequest) -> Result<Response, ControlError> {
+        let proc = sys::process::proc_info(req.root_pid)
+            .ok_or(ControlError::NoSuchProcess(req.root_pid))?;
+        if peer.uid != 0 && proc.uid != peer.uid {
+            return Err(ControlError::NotYourProcess(req.root_pid));
+        }
+        let name = req
+            .runtime_name
+            .clone()
+            .unwrap_or_else(|| format!("rt-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+        let (repos, stack, view) = stack::load(&req.repositories, &req.env_spec)?;
+        let token = runtimes::new_token();
+        let scratch = if req.editable {
+            let dir = self.scratch_root.join(format!(
+                "{name}-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ));
+            let record = RuntimeRecord {
+                version: RECORD_VERSION,
+                name: name.clone(),
+                uid: proc.uid,
+                gid: peer.gid,
+                root_pid: req.root_pid,
+                root_start_time: proc.start_time,
+                env_spec: req.env_spec.clone(),
+                stack: stack::strings(&stack),
+                repositories: req.repositories.clone(),
+                token: token.clone(),
+                created_unix: unix_secs(SystemTime::now()),
+            };
+            // The record goes first: a restarted service can always find
+            // the edits of a runtime that has any.
+            match Scratch::open(&dir).and_then(|s| record.write(&dir).map(|()| s)) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(source) => {
+                    let _ = crate::scratch::remove_all(&dir);
+                    return Err(ControlError::Scratch { path: dir, source });
+                }
+            }
+        } else {
+            None
+        };
+        let started = self.runtimes.start(NewRuntime {
+            name,
+            uid: proc.uid,
+            gid: peer.gid,
+            root_pid: req.root_pid,
+            spec: req.env_spec.clone(),
+            stack,
+            view,
+            repos: Arc::new(repos),
+            scratch: scratch.clone(),
+            token,
+        });
+        match started {
+            Ok(rt) => Ok(Response::Mounted {
+                runtime: runtime_info(&rt),
+                token: rt.token.clone(),
+            }),
+            Err(e) => {
+                if let Some(s) = scratch {
+                    let _ = s.remove();
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn stop(&self, peer: &Peer, name: &str) -> Result<Response, ControlError> {
+        let rt = self.find(peer, name)?;
+        let mut signalled = Vec::new();
+        for pid in self.runtimes.members(rt.id) {
+            // Only signal processes of the runtime's owner.
+            if sys::process::proc_info(pid).is_some_and(|p| p.uid == rt.uid)
+                && sys::process::signal(pid, libc::SIGTERM).is_ok()
+            {
+                signalled.push(pid);
+            }
+        }
+        if signalled.is_empty() {
+            self.runtimes.end(rt.id);
+        }
+        Ok(Response::Stopping {
+            runtime: rt.name.clone(),
+            signalled,
+        })
+    }
+
+    fn commit(&self, peer: &Peer, req: CommitRequest) -> Result<Response, ControlError> {
+        let rt = self.find(peer, &req.name)?;
+        let ed = rt
+            .editable()
+            .ok_or_else(|| ControlError::ReadOnly(rt.name.clone()))?;
+        let tags = req
+            .tags
+            .iter()
+            .map(|t| TagSpec::parse(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let repos = rt.repos.clone();
+        let upper = ed.scratch().upper_path().to_owned();
+        let committed = self.runtimes.commit(&rt, ed, |overlay| {
+            let repo = repos.primary();
+            let layer = commit::commit_scratch(repo, &upper, overlay.lower())?.layer;
+            let mut stack = rt.stack();
+            stack.push(layer);
+            let digest = match req.kind {
+                CommitKind::Layer => layer,
+                CommitKind::Platform => commit::commit_platform(repo, stack.clone())?,
+            };
+            for t in &tags {
+                repo.push_tag(t, digest, repos.author())?;
+            }
+            let view = stack::view(&repos, &stack)?;
+            Ok((digest, view, stack))
+        });
+        let (digest, emptied) = committed.map_err(|source| ControlError::Commit {
+            runtime: rt.name.clone(),
+            source,
+        })?;
+        if let Err(e) =
+            RuntimeRecord::update_stack(ed.scratch().root(), &stack::strings(&rt.stack()))
+        {
+            // Only matters if the service restarts: then the runtime would
+            // come back on its old stack, with the committed edits still in
+            // its scratch. Say so, but the commit itself is done.
+            tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime record");
+        }
+        emptied.map_err(|source| ControlError::NotEmptied {
+            digest: digest.to_string(),
+            path: ed.scratch().root().to_owned(),
+            source,
+        })?;
+        tracing::info!(runtime = %rt.name, %digest, "committed");
+        Ok(Response::Committed {
+            digest: digest.to_string(),
+            runtime: runtime_info(&rt),
+        })
+    }
+
+    fn reset(&self, peer: &Peer, name: &str, paths: &[String]) -> Result<Response, ControlError> {
+        let rt = self.find(peer, name)?;
+        let ed = rt
+            .editable()
+            .ok_or_else(|| ControlError::ReadOnly(rt.name.clone()))?;
+        self.runtimes
+            .reset(&rt, ed, |scratch| {
+                if paths.is_empty() {
+                    scratch.clear()
+                } else {
+                    paths
+                        .iter()
+                        .try_for_each(|p| scratch.reset_path(&self.relative(p)))
+                }
+            })
+            .map_err(|source| ControlError::Reset {
+                runtime: rt.name.clone(),
+                source,
+            })?;
+        Ok(Response::Reset {
+            runtime: runtime_info(&rt),
+        })
+    }
+
+    /// A path given as `/spfs/x`, `/x` or `x`, relative to the mount.
+    fn relative(&self, p: &str) -> PathBuf {
+        let path = Path::new(p);
+        let rel = path
+            .strip_prefix(&self.mountpoint)
+            .or_else(|_| path.strip_prefix("/"))
+            .unwrap_or(path);
+        rel.to_owned()
+    }
+
+    fn subscribe(&self, peer: Peer) -> Reply {
+        let changes = self.runtimes.subscribe();
+        let first = Response::Subscribed {
+            runtimes: self.visible_runtimes(&peer),
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for change in changes {
+                let (rt, event) = match change {
+                    Change::Started(rt) => {
+                        let e = RuntimeEvent::Started {
+                            runtime: runtime_info(&rt),
+                        };
+                        (rt, e)
+                    }
+                    Change::Updated(rt) => {
+                        let e = RuntimeEvent::Updated {
+                            runtime: runtime_info(&rt),
+                        };
+                        (rt, e)
+                    }
+                    Change::Ended(rt) => {
+                        let e = RuntimeEvent::Ended {
+                            name: rt.name.clone(),
+                            id: rt.id,
+                        };
+                        (rt, e)
+                    }
+                };
+                if !Self::visible(&peer, &rt) {
+                    continue;
+                }
+                if tx.send(Response::Event(event)).is_err() {
+                    break;
+                }
+            }
+        });
+        Reply::Stream(first, rx)
+    }
+}
+
+impl Handler for Handlers {
+    fn handle(&self, peer: Peer, request: Request) -> Reply {
+        match self.dispatch(peer, request) {
+            Ok(reply) => reply,
+            Err(e) => Reply::One(Response::Error {
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = self.shutdown.lock().send(());
+    }
+}

@@ -1,0 +1,153 @@
+//! One table for every open file and directory.
+//!
+//! A handle is a number the kernel gives back with each later request on
+//! the open file. Numbers are never reused while the service runs (a
+//! counter, not a file descriptor), and each handle remembers the inode it
+//! was opened on: a request that names another inode gets EBADF, so a
+//! stale or forged handle can never reach another file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use fuser::{Errno, FileType};
+use parking_lot::RwLock;
+
+use crate::overlay::{Index, Listed, Overlay};
+use crate::repo::NodeId;
+use crate::runtimes::ReadOnlyView;
+
+/// What a handle holds open.
+#[derive(Debug)]
+pub(crate) enum Open {
+    /// A file: a payload of the layers, or an editable runtime's file.
+    File(File),
+    /// A directory of a read-only view (`None`: the empty root a process
+    /// outside any runtime sees).
+    ReadOnlyDir(Option<(Arc<ReadOnlyView>, NodeId)>),
+    /// A directory of an editable runtime, listed when it was opened so
+    /// that offsets stay valid while it changes.
+    EditableDir(Snapshot),
+}
+
+/// An editable directory's listing at `opendir`.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) overlay: Arc<Overlay>,
+    pub(crate) dir: Index,
+    pub(crate) entries: Vec<Listed>,
+}
+
+impl Snapshot {
+    /// (node, kind, name) rows, "." and ".." first.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (Index, FileType, &[u8])> {
+        [
+            (self.dir, FileType::Directory, &b"."[..]),
+            (
+                self.overlay.parent(self.dir),
+                FileType::Directory,
+                &b".."[..],
+            ),
+        ]
+        .into_iter()
+        .chain(self.entries.iter().map(|(i, k, n)| (*i, *k, &n[..])))
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Handle {
+    ino: u64,
+    pub(crate) open: Open,
+}
+
+/// The open files and directories.
+#[derive(Debug)]
+pub(crate) struct Handles {
+    next: AtomicU64,
+    open: RwLock<HashMap<u64, Arc<Handle>>>,
+}
+
+impl Default for Handles {
+    fn default() -> Self {
+        Handles {
+            // 0 is never a handle.
+            next: AtomicU64::new(1),
+            open: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl Handles {
+    /// Keeps `open` for inode `ino`; returns its handle.
+    pub(crate) fn insert(&self, ino: u64, open: Open) -> u64 {
+        let fh = self.next.fetch_add(1, Ordering::Relaxed);
+        self.open.write().insert(fh, Arc::new(Handle { ino, open }));
+        fh
+    }
+
+    /// The handle `fh`, which must have been opened on `ino`.
+    pub(crate) fn get(&self, fh: u64, ino: u64) -> Result<Arc<Handle>, Errno> {
+        match self.open.read().get(&fh) {
+            Some(h) if h.ino == ino => Ok(h.clone()),
+            _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// The open file behind `fh` (EBADF for a directory).
+    pub(crate) fn file(&self, fh: u64, ino: u64) -> Result<Arc<Handle>, Errno> {
+        let h = self.get(fh, ino)?;
+        match h.open {
+            Open::File(_) => Ok(h),
+            _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// Forgets handle `fh` (the kernel released it).
+    pub(crate) fn remove(&self, fh: u64, ino: u64) -> Result<(), Errno> {
+        let mut open = self.open.write();
+        match open.get(&fh) {
+            Some(h) if h.ino == ino => {
+                open.remove(&fh);
+                Ok(())
+            }
+            _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// Handles open now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.open.read().len()
+    }
+}
+
+impl Handle {
+    /// The open file (None for directories).
+    pub(crate) fn as_file(&self) -> Option<&File> {
+        match &self.open {
+            Open::File(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_checked_against_their_inode_and_never_reused() {
+        let t = Handles::default();
+        let a = t.insert(10, Open::ReadOnlyDir(None));
+        assert!(t.get(a, 10).is_ok());
+        assert_eq!(t.get(a, 11).unwrap_err(), Errno::EBADF);
+        assert_eq!(t.file(a, 10).unwrap_err(), Errno::EBADF, "not a file");
+        assert_eq!(t.remove(a, 11).unwrap_err(), Errno::EBADF);
+        t.remove(a, 10).unwrap();
+        assert_eq!(t.get(a, 10).unwrap_err(), Errno::EBADF);
+        let b = t.insert(10, Open::ReadOnlyDir(None));
+        assert_ne!(a, b);
+        assert_eq!(t.len(), 1);
+    }
+}

@@ -1,0 +1,164 @@
+//! The node table of an overlay: which (parent, name) each inode stands
+//! for, and the lower entry it shows or merges with.
+
+use std::collections::HashMap;
+
+use fuser::Errno;
+use parking_lot::RwLock;
+
+use super::Index;
+use crate::repo::NodeId;
+
+#[derive(Debug)]
+struct Node {
+    parent: Index,
+    name: Box<[u8]>,
+    /// The lower entry this node shows or merges with.
+    lower: Option<NodeId>,
+    /// Unlinked, removed or replaced: the name now means something else.
+    detached: bool,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    list: Vec<Node>,
+    index: HashMap<(Index, Box<[u8]>), Index>,
+}
+
+/// A node's parent and its name there.
+pub(super) type Named = (Index, Box<[u8]>);
+
+/// Deeper than this is a corrupt table, not a tree.
+const MAX_DEPTH: usize = 4096;
+
+/// The nodes of one overlay; index 0 is the root.
+#[derive(Debug)]
+pub(super) struct Nodes {
+    table: RwLock<Table>,
+}
+
+impl Nodes {
+    pub(super) fn new() -> Self {
+        let root = Node {
+            parent: 0,
+            name: Box::default(),
+            lower: Some(NodeId::ROOT),
+            detached: false,
+        };
+        Nodes {
+            table: RwLock::new(Table {
+                list: vec![root],
+                index: HashMap::new(),
+            }),
+        }
+    }
+
+    pub(super) fn contains(&self, idx: Index) -> bool {
+        (idx as usize) < self.table.read().list.len()
+    }
+
+    pub(super) fn parent(&self, idx: Index) -> Index {
+        self.table
+            .read()
+            .list
+            .get(idx as usize)
+            .map_or(0, |n| n.parent)
+    }
+
+    pub(super) fn lower(&self, idx: Index) -> Option<NodeId> {
+        self.table
+            .read()
+            .list
+            .get(idx as usize)
+            .and_then(|n| n.lower)
+    }
+
+    /// The names from the root down to node `idx` (empty for the root);
+    /// ESTALE once the node or a parent is detached.
+    pub(super) fn path(&self, idx: Index) -> Result<Vec<Box<[u8]>>, Errno> {
+        let table = self.table.read();
+        let mut names = Vec::new();
+        let mut at = idx;
+        while at != 0 {
+            let n = table.list.get(at as usize).ok_or(Errno::ESTALE)?;
+            if n.detached || names.len() > MAX_DEPTH {
+                return Err(Errno::ESTALE);
+            }
+            names.push(n.name.clone());
+            at = n.parent;
+        }
+        names.reverse();
+        Ok(names)
+    }
+
+    /// (parent, name) of node `idx`; `None` for the root; ESTALE once it
+    /// is detached.
+    pub(super) fn parent_and_name(&self, idx: Index) -> Result<Option<Named>, Errno> {
+        if idx == 0 {
+            return Ok(None);
+        }
+        let table = self.table.read();
+        let n = table.list.get(idx as usize).ok_or(Errno::ESTALE)?;
+        if n.detached {
+            return Err(Errno::ESTALE);
+        }
+        Ok(Some((n.parent, n.name.clone())))
+    }
+
+    /// The node for `name` in `dir`, created if needed.
+    pub(super) fn intern(&self, dir: Index, name: &[u8], lower: Option<NodeId>) -> Index {
+        let key = (dir, Box::<[u8]>::from(name));
+        if let Some(&i) = self.table.read().index.get(&key) {
+            return i;
+        }
+        let mut table = self.table.write();
+        if let Some(&i) = table.index.get(&key) {
+            return i;
+        }
+        let i = table.list.len() as Index;
+        table.list.push(Node {
+            parent: dir,
+            name: key.1.clone(),
+            lower,
+            detached: false,
+        });
+        table.index.insert(key, i);
+        i
+    }
+
+    /// Detaches the node for `name` in `dir`, if any: the name will mean a
+    /// new file from now on.
+    pub(super) fn detach(&self, dir: Index, name: &[u8]) {
+        let mut table = self.table.write();
+        if let Some(i) = table.index.remove(&(dir, Box::<[u8]>::from(name))) {
+            if let Some(n) = table.list.get_mut(i as usize) {
+                n.detached = true;
+            }
+        }
+    }
+
+    /// Node `src` is now `new_name` in `new_dir` (what was there is
+    /// detached), entirely in the upper directory.
+    pub(super) fn moved(
+        &self,
+        src: Index,
+        dir: Index,
+        name: &[u8],
+        new_dir: Index,
+        new_name: &[u8],
+    ) {
+        let mut table = self.table.write();
+        if let Some(old) = table.index.remove(&(new_dir, Box::<[u8]>::from(new_name))) {
+            if let Some(n) = table.list.get_mut(old as usize) {
+                n.detached = true;
+            }
+        }
+        table.index.remove(&(dir, Box::<[u8]>::from(name)));
+        if let Some(n) = table.list.get_mut(src as usize) {
+            n.parent = new_dir;
+            n.name = new_name.into();
+            n.lower = None;
+        }
+        table.index.insert((new_dir, new_name.into()), src);
+    }
+}

@@ -1,0 +1,61 @@
+//! From what a client sends (repository locations, an env spec) to what a
+//! runtime shows: the repositories, the stack as digests, the merged view.
+//! Stacks stay digests from here on (records, commits, restarts).
+
+use spfs_shared::protocol::RepositoryLocation;
+
+use crate::repo::tags::TagAuthor;
+use crate::repo::{Digest, EnvSpec, Error, FsRepository, RepositorySet, Result, View};
+
+/// Opens `locations`, the primary first.
+pub fn open_repositories(locations: &[RepositoryLocation]) -> Result<RepositorySet> {
+    let mut opened = Vec::with_capacity(locations.len());
+    for loc in locations {
+        opened.push(FsRepository::open(&loc.root)?.with_tag_namespace(loc.tag_namespace.clone()));
+    }
+    if opened.is_empty() {
+        return Err(Error::Config {
+            source_name: "mount request".into(),
+            reason: "no repository given".into(),
+        });
+    }
+    let primary = opened.remove(0);
+    Ok(RepositorySet::new(
+        primary,
+        opened,
+        TagAuthor("spfs-fuse-macos".into()),
+    ))
+}
+
+/// The stack `spec` names, bottom-up.
+pub fn resolve(repos: &RepositorySet, spec: &str) -> Result<Vec<Digest>> {
+    let stack = repos.resolve_stack(&EnvSpec::parse(spec)?)?;
+    Ok(stack.into_iter().map(|s| s.digest).collect())
+}
+
+/// The merged view of `stack` (layers, manifests or platforms, bottom-up).
+pub fn view(repos: &RepositorySet, stack: &[Digest]) -> Result<View> {
+    let items = repos.resolve_digests(stack)?;
+    View::build(&repos.read_stack_manifests(&items)?)
+}
+
+/// Everything a runtime needs from its request: repositories, stack, view.
+pub fn load(
+    locations: &[RepositoryLocation],
+    spec: &str,
+) -> Result<(RepositorySet, Vec<Digest>, View)> {
+    let repos = open_repositories(locations)?;
+    let items = repos.resolve_stack(&EnvSpec::parse(spec)?)?;
+    let view = View::build(&repos.read_stack_manifests(&items)?)?;
+    Ok((repos, items.into_iter().map(|s| s.digest).collect(), view))
+}
+
+/// The stack's digests as text, bottom-up.
+pub fn strings(stack: &[Digest]) -> Vec<String> {
+    stack.iter().map(|d| d.to_string()).collect()
+}
+
+/// Digests written as text (a record's stack).
+pub fn parse(stack: &[String]) -> Result<Vec<Digest>> {
+    stack.iter().map(|s| Digest::parse(s)).collect()
+}
