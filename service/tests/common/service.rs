@@ -39,6 +39,8 @@ pub struct Service {
     pub mnt: PathBuf,
     pub sock: PathBuf,
     pub repo: PathBuf,
+    /// Extra environment of the service process (kept for restarts).
+    pub env: Vec<(String, String)>,
 }
 
 impl Service {
@@ -58,6 +60,25 @@ impl Service {
     /// Like `start_with`, calling `prepare` with the service's private
     /// directory (the scratch root is its `scratch/`) before it starts.
     pub fn start_prepared(repo: &str, copy: bool, prepare: impl FnOnce(&Path)) -> Self {
+        Self::start_full(repo, copy, prepare, &[])
+    }
+
+    /// A service on a private copy of fixture `repo` (if `copy`) with
+    /// `env` added to its environment.
+    pub fn start_env(repo: &str, copy: bool, env: &[(&str, &str)]) -> Self {
+        Self::start_full(repo, copy, |_| {}, env)
+    }
+
+    pub fn start_full(
+        repo: &str,
+        copy: bool,
+        prepare: impl FnOnce(&Path),
+        env: &[(&str, &str)],
+    ) -> Self {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let mnt = dir.path().join("spfs");
         let sock = dir.path().join("run/control.sock");
@@ -69,13 +90,14 @@ impl Service {
             fixtures().join(repo)
         };
         prepare(dir.path());
-        let child = spawn_service(dir.path(), &mnt, &sock);
+        let child = spawn_service(dir.path(), &mnt, &sock, &env);
         let mut s = Self {
             child,
             mnt,
             sock,
             repo,
             dir,
+            env,
         };
         s.wait_ready();
         s
@@ -96,7 +118,7 @@ impl Service {
     /// scratch root (after `sigkill` or a stop).
     pub fn restart(&mut self) {
         self.sigkill();
-        self.child = spawn_service(self.dir.path(), &self.mnt, &self.sock);
+        self.child = spawn_service(self.dir.path(), &self.mnt, &self.sock, &self.env);
         self.wait_ready();
     }
 
@@ -171,17 +193,31 @@ impl Service {
     }
 }
 
-fn spawn_service(dir: &Path, mnt: &Path, sock: &Path) -> Child {
+fn spawn_service(dir: &Path, mnt: &Path, sock: &Path, env: &[(String, String)]) -> Child {
     Command::new(BIN)
         .args(["service", "--threads", "2"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("SPFS_FUSE_MOUNTPOINT", mnt)
         .env("SPFS_FUSE_SOCKET", sock)
         .env("SPFS_FUSE_SCRATCH_ROOT", dir.join("scratch"))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("service.log")).unwrap())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("service.log"))
+                .unwrap(),
+        )
         .spawn()
         .unwrap()
+}
+
+impl Service {
+    /// What the service logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("service.log")).unwrap_or_default()
+    }
 }
 
 impl Drop for Service {
