@@ -47,7 +47,7 @@ pub fn lock_scratch_root(root: &Path) -> Result<std::fs::File, ScratchRootError>
         .write(true)
         .open(root.join(SCRATCH_LOCK))
         .map_err(io_err)?;
-    match sys::file::try_lock_exclusive(&file) {
+    match sys::lock::try_lock_exclusive(&file) {
         Ok(true) => Ok(file),
         Ok(false) => Err(ScratchRootError::InUse(root.to_owned())),
         Err(e) => Err(io_err(e)),

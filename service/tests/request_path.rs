@@ -11,10 +11,11 @@ use common::service::*;
 
 #[test]
 fn a_request_that_panics_is_answered_eio_and_the_service_keeps_serving() {
-    assert!(
-        cfg!(feature = "fault-injection"),
-        "this test needs the service built with --features fault-injection (scripts/test does)"
-    );
+    if !cfg!(feature = "fault-injection") {
+        panic!(
+            "this test needs the service built with --features fault-injection (scripts/test does)"
+        );
+    }
     let svc = Service::start_env(
         "repo",
         false,
@@ -145,6 +146,10 @@ fn a_scratch_directory_swapped_for_a_symlink_never_leads_outside() {
     stop.store(true, Ordering::Relaxed);
     let swaps = swapper.join().unwrap();
     assert!(swaps > 10, "the swapper barely ran ({swaps} swaps)");
-    assert_eq!(tree(&outside), before, "something outside the scratch changed");
+    assert_eq!(
+        tree(&outside),
+        before,
+        "something outside the scratch changed"
+    );
     assert!(!Path::new("/outside").exists());
 }

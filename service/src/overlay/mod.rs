@@ -318,12 +318,14 @@ impl Overlay {
 
     /// The lower directory an upper directory `name` in `dir` merges with.
     fn merged_lower(&self, dir: Index, updir: &Dir, name: &[u8], meta: &Meta) -> Option<NodeId> {
-        if meta.is_dir() && !Self::is_opaque(updir, name) {
-            self.lower_child(dir, name)
-                .filter(|&l| self.lower_is_dir(l))
-        } else {
-            None
+        if !meta.is_dir() {
+            return None;
         }
+        // The table first: only a name that has a lower directory needs
+        // the opaque marker looked for.
+        self.lower_child(dir, name)
+            .filter(|&l| self.lower_is_dir(l))
+            .filter(|_| !Self::is_opaque(updir, name))
     }
 
     /// Directory node `dir` in the upper directory (`None` if only in the
@@ -347,16 +349,14 @@ impl Overlay {
         if scratch::is_reserved(name) {
             return Err(Errno::ENOENT);
         }
-        let updir = self.dir_handle(dir)?;
-        if let Some(d) = &updir {
+        if let Some(d) = self.dir_handle(dir)? {
             if let Some(meta) = d.try_stat(name).map_err(io_errno)? {
-                let lower = self.merged_lower(dir, d, name, &meta);
+                let lower = self.merged_lower(dir, &d, name, &meta);
                 let idx = self.nodes.intern(dir, name, lower);
-                let dir = d.try_clone().map_err(io_errno)?;
                 let name = name.into();
-                return Ok((idx, Location::Upper(Upper { dir, name, meta })));
+                return Ok((idx, Location::Upper(Upper { dir: d, name, meta })));
             }
-            if Self::whited_out(d, name) {
+            if Self::whited_out(&d, name) {
                 return Err(Errno::ENOENT);
             }
         }

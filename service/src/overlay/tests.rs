@@ -170,7 +170,7 @@ fn rename_files_and_directories() {
         Errno::EISDIR
     );
     assert_eq!(
-        f.ov.rename(0, b"link", 0, b"newer", crate::sys::file::RENAME_NOREPLACE)
+        f.ov.rename(0, b"link", 0, b"newer", crate::sys::dir::RENAME_NOREPLACE)
             .unwrap_err(),
         Errno::EEXIST
     );

@@ -111,8 +111,10 @@ impl Overlay {
     }
 
     fn drop_whiteout(&self, dir: &Dir, name: &[u8]) -> Result<(), Errno> {
-        dir.remove_all(&scratch::whiteout_name(name))
-            .map_err(io_errno)
+        match dir.unlink(&scratch::whiteout_name(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_errno(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Whether `name` in `dir` exists in the merged view.
@@ -128,10 +130,19 @@ impl Overlay {
     /// directory, and the name free.
     fn prepare_new(&self, dir: Index, name: &[u8]) -> Result<Dir, Errno> {
         check_name(name)?;
-        if self.exists(dir, name)?.is_some() {
-            return Err(Errno::EEXIST);
+        let lower = self.lower_child(dir, name).is_some();
+        match self.dir_handle(dir)? {
+            Some(d) => {
+                if d.try_stat(name).map_err(io_errno)?.is_some()
+                    || lower && !Self::whited_out(&d, name)
+                {
+                    return Err(Errno::EEXIST);
+                }
+                Ok(d)
+            }
+            None if lower => Err(Errno::EEXIST),
+            None => self.copy_up_dir(dir),
         }
-        self.copy_up_dir(dir)
     }
 
     /// Finishes a new entry `name` in `dir` (upper directory `updir`):
@@ -140,8 +151,13 @@ impl Overlay {
         self.drop_whiteout(updir, name)?;
         self.nodes.detach(dir, name);
         self.scratch.touched();
-        let (idx, attr) = self.lookup(dir, name)?;
-        Ok(Created { idx, attr })
+        let meta = updir.stat(name).map_err(io_errno)?;
+        let lower = self.merged_lower(dir, updir, name, &meta);
+        let idx = self.nodes.intern(dir, name, lower);
+        Ok(Created {
+            idx,
+            attr: super::attr_of(self.ino(idx), &meta),
+        })
     }
 
     /// Creates and opens a regular file.

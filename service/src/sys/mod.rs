@@ -6,7 +6,7 @@
 pub mod daemon;
 pub mod dir;
 pub mod fd;
-pub mod file;
+pub mod lock;
 pub mod mount;
 pub mod peer;
 pub mod process;
