@@ -61,11 +61,17 @@ pub(crate) struct Handle {
     pub(crate) open: Open,
 }
 
+/// Shards of the table: every open and release writes to it, from all
+/// request threads, and one lock for all measurably slowed small reads.
+const SHARDS: usize = 16;
+
+type Shard = RwLock<HashMap<u64, Arc<Handle>>>;
+
 /// The open files and directories.
 #[derive(Debug)]
 pub(crate) struct Handles {
     next: AtomicU64,
-    open: RwLock<HashMap<u64, Arc<Handle>>>,
+    shards: [Shard; SHARDS],
 }
 
 impl Default for Handles {
@@ -73,22 +79,28 @@ impl Default for Handles {
         Handles {
             // 0 is never a handle.
             next: AtomicU64::new(1),
-            open: RwLock::new(HashMap::new()),
+            shards: std::array::from_fn(|_| RwLock::new(HashMap::new())),
         }
     }
 }
 
 impl Handles {
+    fn shard(&self, fh: u64) -> &Shard {
+        &self.shards[(fh % SHARDS as u64) as usize]
+    }
+
     /// Keeps `open` for inode `ino`; returns its handle.
     pub(crate) fn insert(&self, ino: u64, open: Open) -> u64 {
         let fh = self.next.fetch_add(1, Ordering::Relaxed);
-        self.open.write().insert(fh, Arc::new(Handle { ino, open }));
+        self.shard(fh)
+            .write()
+            .insert(fh, Arc::new(Handle { ino, open }));
         fh
     }
 
     /// The handle `fh`, which must have been opened on `ino`.
     pub(crate) fn get(&self, fh: u64, ino: u64) -> Result<Arc<Handle>, Errno> {
-        match self.open.read().get(&fh) {
+        match self.shard(fh).read().get(&fh) {
             Some(h) if h.ino == ino => Ok(h.clone()),
             _ => Err(Errno::EBADF),
         }
@@ -105,10 +117,13 @@ impl Handles {
 
     /// Forgets handle `fh` (the kernel released it).
     pub(crate) fn remove(&self, fh: u64, ino: u64) -> Result<(), Errno> {
-        let mut open = self.open.write();
+        let mut open = self.shard(fh).write();
         match open.get(&fh) {
             Some(h) if h.ino == ino => {
-                open.remove(&fh);
+                let gone = open.remove(&fh);
+                drop(open);
+                // The file is closed here, outside the lock.
+                drop(gone);
                 Ok(())
             }
             _ => Err(Errno::EBADF),
@@ -118,7 +133,7 @@ impl Handles {
     /// Handles open now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.open.read().len()
+        self.shards.iter().map(|s| s.read().len()).sum()
     }
 }
 
