@@ -29,7 +29,6 @@ fn main() -> ExitCode {
     match Settings::load(&path) {
         Ok(s) => {
             println!("settings: {}", path.display());
-            println!("  always on: {}", if s.always_on { "yes" } else { "no" });
             match s.idle_timeout_minutes {
                 0 => println!("  idle timeout: never"),
                 m => println!("  idle timeout: {m} minutes"),

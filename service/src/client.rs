@@ -6,10 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use spfs_shared::protocol::{self, Request, RequestFrame, Response};
+use spfs_shared::protocol::{self, ErrorCode, Request, RequestFrame, Response};
+
+use crate::sys::daemon::Started;
 
 /// How long to wait for a service started in the background.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a stopping service may take to go.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Why talking to the service failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +32,12 @@ pub enum ClientError {
     Service(String),
     #[error("unexpected reply from the service: {0}")]
     Protocol(String),
-    #[error("the service did not start within {} s; its log {log} ends with: {tail}", START_TIMEOUT.as_secs())]
+    #[error("the service did not start; its log {log} ends with: {tail}")]
     Start { log: PathBuf, tail: String },
+    #[error("the service could not start: {reason} (log: {log})")]
+    Failed { reason: String, log: PathBuf },
+    #[error("{0}")]
+    ShuttingDown(String),
 }
 
 /// A connection to the service.
@@ -69,7 +77,11 @@ impl Client {
             },
         )?;
         match self.receive()? {
-            Some(Response::Error { message }) => Err(ClientError::Service(message)),
+            Some(Response::Error {
+                message,
+                code: Some(ErrorCode::ShuttingDown),
+            }) => Err(ClientError::ShuttingDown(message)),
+            Some(Response::Error { message, .. }) => Err(ClientError::Service(message)),
             Some(r) => Ok(r),
             None => Err(ClientError::Protocol(
                 "the service closed the connection".into(),
@@ -92,17 +104,51 @@ impl Client {
 }
 
 /// Connects to the service, starting it in the background first if none
-/// answers (detached, logging to `log`).
+/// answers (detached, logging to `log`). A service on its way out (idle)
+/// is waited for, then replaced.
 pub fn connect_or_start(
     socket: &Path,
     mountpoint: &Path,
     log: &Path,
 ) -> Result<Client, ClientError> {
     if let Ok(mut c) = Client::connect(socket) {
-        if c.call(Request::Status).is_ok() {
-            return Ok(c);
+        match c.call(Request::Status) {
+            Ok(_) => return Ok(c),
+            Err(ClientError::ShuttingDown(_)) => wait_gone(socket),
+            Err(_) => {}
         }
     }
+    start(socket, mountpoint, log)?;
+    let mut c = Client::connect(socket)?;
+    c.call(Request::Status)?;
+    Ok(c)
+}
+
+/// Waits (a few seconds at most) until process `pid` (a service asked
+/// to stop) has exited; true if it has. (Connecting to find out would
+/// start a socket-activated service again.)
+pub fn wait_exit(pid: u32) -> bool {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while crate::sys::process::is_running(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Waits (a few seconds at most) until the service at `socket` is gone.
+pub fn wait_gone(socket: &Path) {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline && std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Starts the service in the background and waits until it serves; its
+/// own words if it cannot start.
+fn start(socket: &Path, mountpoint: &Path, log: &Path) -> Result<(), ClientError> {
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -123,28 +169,27 @@ pub fn connect_or_start(
         .stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file);
-    crate::sys::daemon::spawn_daemon(&mut cmd)?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    while Instant::now() < deadline {
-        if let Ok(mut c) = Client::connect(socket) {
-            if c.call(Request::Status).is_ok() {
-                return Ok(c);
-            }
+    match crate::sys::daemon::spawn_daemon_reporting(&mut cmd, START_TIMEOUT)? {
+        Started::Ready => Ok(()),
+        Started::Failed(reason) => Err(ClientError::Failed {
+            reason,
+            log: log.to_owned(),
+        }),
+        Started::Exited | Started::TimedOut => {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail = text
+                .lines()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join(" | ");
+            Err(ClientError::Start {
+                log: log.to_owned(),
+                tail,
+            })
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let tail = text
-        .lines()
-        .rev()
-        .take(3)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join(" | ");
-    Err(ClientError::Start {
-        log: log.to_owned(),
-        tail,
-    })
 }

@@ -10,10 +10,12 @@
 
 pub use spfs_repo as repo;
 
+pub mod agent;
 pub mod cli;
 pub mod client;
 pub mod control;
 pub mod fs;
+pub mod lifecycle;
 pub mod mount;
 pub mod overlay;
 pub mod records;
@@ -25,3 +27,4 @@ pub mod service;
 pub mod stack;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod user_settings;

@@ -10,11 +10,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use parking_lot::{Mutex, RwLock};
+use tokio::sync::broadcast;
 
 use crate::overlay::Overlay;
 use crate::repo::{Digest, RepositorySet, View};
@@ -207,15 +207,24 @@ pub enum Change {
     Ended(Arc<Runtime>),
 }
 
+/// Changes a subscriber may fall behind by before it is told to
+/// subscribe again.
+const CHANGES_BUFFERED: usize = 1024;
+
 /// All runtimes, and the router that maps callers to them.
-#[derive(Default)]
 pub struct Runtimes {
     router: Router,
     by_id: RwLock<HashMap<RuntimeId, Arc<Runtime>>>,
     slots: RwLock<HashMap<u32, Tree>>,
     next_id: AtomicU64,
     next_slot: AtomicU32,
-    listeners: Mutex<Vec<Sender<Change>>>,
+    changes: broadcast::Sender<Change>,
+}
+
+impl Default for Runtimes {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -241,9 +250,11 @@ impl Runtimes {
     fn with_router(router: Router) -> Self {
         Self {
             router,
+            by_id: RwLock::default(),
+            slots: RwLock::default(),
             next_id: AtomicU64::new(1),
             next_slot: AtomicU32::new(1),
-            ..Default::default()
+            changes: broadcast::channel(CHANGES_BUFFERED).0,
         }
     }
 
@@ -473,10 +484,8 @@ impl Runtimes {
     }
 
     /// Receives every later change.
-    pub fn subscribe(&self) -> Receiver<Change> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.listeners.lock().push(tx);
-        rx
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
     }
 
     /// Tells subscribers that `rt`'s stack or edits changed.
@@ -495,9 +504,8 @@ impl Runtimes {
     }
 
     fn notify(&self, change: Change) {
-        self.listeners
-            .lock()
-            .retain(|tx| tx.send(change.clone()).is_ok());
+        // No subscriber is not an error.
+        let _ = self.changes.send(change);
     }
 
     /// Live processes of runtime `id`, root first.

@@ -1,40 +1,62 @@
 //! The service: one mount, the control socket, and the runtimes' lifecycle.
+//!
+//! FUSE requests are served by fuser's threads. Everything else — the
+//! control socket and its subscriptions, the reaper of ended runtimes, the
+//! idle clock, settings reloads and signals — runs as tasks on one
+//! current-thread tokio runtime; control handlers that touch the disk run
+//! on its blocking pool.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use crate::control::handlers::Handlers;
-use crate::control::ControlSocket;
+use spfs_shared::protocol::{self, Event, SettingsInfo};
+use spfs_shared::settings::SettingsError;
+use tokio::sync::broadcast;
+
+use crate::control::handlers::{Context, Handlers};
+use crate::control::{ControlSocket, Server};
 use crate::fs::SpfsFs;
+use crate::lifecycle::Lifecycle;
 use crate::mount::Mounted;
 use crate::recovery;
-use crate::runtimes::Runtimes;
+use crate::runtimes::{Change, Runtimes};
 use crate::sys;
+use crate::sys::daemon::ReadyPipe;
+use crate::user_settings::UserSettings;
 
 /// How often exited runtimes are looked for.
 const REAP_INTERVAL: Duration = Duration::from_millis(100);
 /// How often subscribers hear of edits (scratch sizes) at most.
 const EDITS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the settings file is checked for changes.
+const SETTINGS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where and how the service runs.
 #[derive(Clone, Debug)]
 pub struct ServiceOptions {
+    /// Where the filesystem is mounted.
     pub mountpoint: PathBuf,
+    /// The control socket (when not handed over by launchd or systemd).
     pub socket: PathBuf,
     /// FUSE request threads (Linux; macOS uses one).
     pub threads: usize,
     /// Where editable runtimes keep their scratch directories.
     pub scratch_root: PathBuf,
+    /// The user's settings file.
+    pub settings: PathBuf,
+    /// Started at login by launchd or systemd: never stops when idle.
+    pub always_on: bool,
 }
 
 /// Why the service could not run.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each variant's fields are named in its message
 pub enum ServiceError {
     #[error(transparent)]
     Bind(#[from] crate::control::BindError),
+    #[error(transparent)]
+    Activation(#[from] sys::activation::ActivationError),
     #[error("cannot mount {path}: {source} (on macOS, /spfs must exist: see docs/macos.md)")]
     Mount {
         path: PathBuf,
@@ -43,6 +65,10 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Scratch(#[from] recovery::ScratchRootError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("cannot start the service's event loop: {0}")]
+    Runtime(#[source] std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
     #[error("cannot unmount {path}: {source}")]
@@ -53,89 +79,270 @@ pub enum ServiceError {
     },
 }
 
-/// Runs the service in the foreground until SIGTERM, SIGINT or a shutdown
-/// request; then unmounts (also with files open) and removes the socket.
-pub fn run(opts: ServiceOptions) -> Result<(), ServiceError> {
-    // One service per scratch root: a second one would "recover" the
-    // first one's live runtimes and empty its work directories.
-    let _scratch_lock = recovery::lock_scratch_root(&opts.scratch_root)?;
-    let control = ControlSocket::bind(&opts.socket)?;
-    let socket_path = control.path().to_owned();
-    let runtimes = Arc::new(Runtimes::new());
-    let owner = sys::user::effective_ids();
-    let mounted = Mounted::mount(
-        SpfsFs::new(runtimes.clone(), owner),
-        &opts.mountpoint,
-        opts.threads,
-    )
-    .map_err(|source| {
-        ControlSocket::remove(&socket_path);
-        ServiceError::Mount {
-            path: opts.mountpoint.clone(),
-            source,
+/// What the service announces besides runtime changes.
+#[derive(Clone, Debug)]
+pub enum Notice {
+    /// The settings changed.
+    Settings(SettingsInfo),
+    /// Idle or busy, or a new timeout.
+    Lifecycle(protocol::Lifecycle),
+    /// The service is stopping: subscriptions end.
+    Shutdown,
+}
+
+impl Notice {
+    /// The event subscribers get (`None` for [`Notice::Shutdown`]).
+    pub fn event(self) -> Option<Event> {
+        match self {
+            Notice::Settings(settings) => Some(Event::Settings { settings }),
+            Notice::Lifecycle(lifecycle) => Some(Event::Lifecycle { lifecycle }),
+            Notice::Shutdown => None,
         }
-    })?;
-
-    let (tx, rx) = mpsc::channel::<()>();
-    let stopping = Arc::new(AtomicBool::new(false));
-
-    // SIGTERM / SIGINT
-    let mut signals =
-        signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
-            .map_err(ServiceError::Signals)?;
-    let signal_handle = signals.handle();
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                tracing::info!(signal = sig, "shutting down on signal");
-                let _ = tx.send(());
-            }
-        });
     }
-    // runtimes whose processes are all gone
-    {
-        let runtimes = runtimes.clone();
-        let stopping = stopping.clone();
-        std::thread::spawn(move || {
-            let mut reported = Instant::now();
-            while !stopping.load(Ordering::Relaxed) {
-                runtimes.reap();
-                if reported.elapsed() >= EDITS_INTERVAL {
-                    runtimes.report_edits();
-                    reported = Instant::now();
-                }
-                std::thread::sleep(REAP_INTERVAL);
+}
+
+/// Why the service stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Request,
+    Signal(&'static str),
+    Idle,
+}
+
+/// Runs the service in the foreground until SIGTERM, SIGINT, a shutdown
+/// request or the idle timeout; then unmounts (also with files open) and
+/// removes the socket. A starter waiting on `ready` hears when the service
+/// serves, or why it could not start.
+pub fn run(opts: ServiceOptions, ready: Option<ReadyPipe>) -> Result<(), ServiceError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServiceError::Runtime);
+    runtime.and_then(|rt| rt.block_on(serve(opts, ready)))
+}
+
+async fn serve(opts: ServiceOptions, mut ready: Option<ReadyPipe>) -> Result<(), ServiceError> {
+    let started = start(&opts).await;
+    let (control, mounted, cx, _lock) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(r) = ready.take() {
+                r.failed(&e.to_string());
             }
-        });
-    }
-    recovery::recover(&runtimes, &opts.scratch_root);
-    let handlers = Arc::new(Handlers::new(
-        runtimes.clone(),
-        mounted.mountpoint().to_owned(),
-        opts.scratch_root.clone(),
-        tx,
+            return Err(e);
+        }
+    };
+    let lifecycle = cx.lifecycle.clone();
+    let runtimes = cx.runtimes.clone();
+    let notices = cx.notices.clone();
+    let settings = cx.settings.clone();
+    let handlers = Arc::new(Handlers::new(cx));
+    let server = Arc::new(Server::new(
+        handlers.clone(),
+        lifecycle.clone(),
+        notices.clone(),
+        sys::user::effective_ids().0,
     ));
-    std::thread::spawn(move || control.serve(handlers));
+
+    let mut stop_notices = notices.subscribe();
+    let (idle_tx, mut idle_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let tasks = [
+        tokio::spawn(reap(runtimes.clone())),
+        tokio::spawn(watch_settings(settings, handlers.clone())),
+        tokio::spawn(idle_clock(
+            lifecycle.clone(),
+            runtimes.clone(),
+            notices.clone(),
+            idle_tx,
+        )),
+    ];
+    let control = Arc::new(control);
+    let serving = {
+        let control = control.clone();
+        tokio::spawn(async move {
+            if let Err(e) = control.serve(server).await {
+                tracing::error!(error = %e, "the control socket failed");
+            }
+        })
+    };
     tracing::info!(
         mountpoint = %opts.mountpoint.display(),
-        socket = %socket_path.display(),
+        socket = %control.path().display(),
+        activated = control.is_inherited(),
+        always_on = opts.always_on,
+        idle_timeout = %lifecycle.timeout(),
         pid = std::process::id(),
         "service ready"
     );
+    if let Some(r) = ready.take() {
+        r.ready();
+    }
 
-    let _ = rx.recv();
-    stopping.store(true, Ordering::Relaxed);
-    signal_handle.close();
+    let why = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(ServiceError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(ServiceError::Signals)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(ServiceError::Signals)?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break Stop::Signal("SIGTERM"),
+                _ = int.recv() => break Stop::Signal("SIGINT"),
+                _ = hup.recv() => break Stop::Signal("SIGHUP"),
+                _ = idle_rx.recv() => break Stop::Idle,
+                notice = stop_notices.recv() => match notice {
+                    Ok(Notice::Shutdown) | Err(broadcast::error::RecvError::Closed) => break Stop::Request,
+                    _ => continue,
+                },
+            }
+        }
+    };
+    match why {
+        Stop::Request => tracing::info!("shutting down on request"),
+        Stop::Signal(s) => tracing::info!(signal = s, "shutting down on signal"),
+        Stop::Idle => tracing::info!(
+            timeout = %lifecycle.timeout(),
+            "no runtime and no request for the idle timeout; shutting down"
+        ),
+    }
+    lifecycle.stop();
+    let _ = notices.send(Notice::Shutdown);
+    serving.abort();
+    for t in tasks {
+        t.abort();
+    }
     let path = mounted.mountpoint().to_owned();
-    let unmounted = mounted.unmount();
+    let left = runtimes.list().len();
+    let unmounted = tokio::task::spawn_blocking(move || mounted.unmount())
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
     // Clients wait for the socket to go: remove it only once unmounted.
-    ControlSocket::remove(&socket_path);
+    control.remove_file();
     unmounted.map_err(|source| ServiceError::Unmount { path, source })?;
-    tracing::info!(
-        at = ?SystemTime::now(),
-        runtimes = runtimes.list().len(),
-        "service stopped"
-    );
+    tracing::info!(runtimes = left, "service stopped");
     Ok(())
+}
+
+type Started = (ControlSocket, Mounted, Context, std::fs::File);
+
+/// Everything before the service can serve: the scratch lock, the
+/// settings, the control socket, the mount, and the runtimes of an earlier
+/// run of the service.
+async fn start(opts: &ServiceOptions) -> Result<Started, ServiceError> {
+    // One service per scratch root: a second one would "recover" the
+    // first one's live runtimes and empty its work directories.
+    let lock = recovery::lock_scratch_root(&opts.scratch_root)?;
+    let settings = Arc::new(UserSettings::load(&opts.settings, opts.always_on)?);
+    let control = match sys::activation::inherited_listener()? {
+        Some(listener) => ControlSocket::inherited(listener, &opts.socket),
+        None => ControlSocket::bind(&opts.socket)?,
+    };
+    let runtimes = Arc::new(Runtimes::new());
+    let owner = sys::user::effective_ids();
+    let mounted = match Mounted::mount(
+        SpfsFs::new(runtimes.clone(), owner),
+        &opts.mountpoint,
+        opts.threads,
+    ) {
+        Ok(m) => m,
+        Err(source) => {
+            control.remove_file();
+            return Err(ServiceError::Mount {
+                path: opts.mountpoint.clone(),
+                source,
+            });
+        }
+    };
+    recovery::recover(&runtimes, &opts.scratch_root);
+    let (timeout, _) = settings.idle_timeout();
+    let lifecycle = Arc::new(Lifecycle::new(
+        timeout,
+        opts.always_on,
+        control.is_inherited(),
+    ));
+    let (notices, _) = broadcast::channel(256);
+    let cx = Context {
+        runtimes,
+        mountpoint: mounted.mountpoint().to_owned(),
+        scratch_root: opts.scratch_root.clone(),
+        lifecycle,
+        settings,
+        notices,
+    };
+    Ok((control, mounted, cx, lock))
+}
+
+/// Ends runtimes whose processes are gone; tells subscribers of edits.
+async fn reap(runtimes: Arc<Runtimes>) {
+    let mut tick = tokio::time::interval(REAP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let r = runtimes.clone();
+        let report = reported.elapsed() >= EDITS_INTERVAL;
+        // Scanning processes and counting scratch sizes touch the disk.
+        let _ = tokio::task::spawn_blocking(move || {
+            r.reap();
+            if report {
+                r.report_edits();
+            }
+        })
+        .await;
+        if report {
+            reported = tokio::time::Instant::now();
+        }
+    }
+}
+
+/// Applies edits of the settings file made behind the service's back.
+async fn watch_settings(settings: Arc<UserSettings>, handlers: Arc<Handlers>) {
+    let mut tick = tokio::time::interval(SETTINGS_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if settings.reload_if_changed().is_some() {
+            handlers.settings_changed();
+        }
+    }
+}
+
+/// Stops the service once it has been idle for the timeout; tells
+/// subscribers when it becomes idle or busy.
+async fn idle_clock(
+    lifecycle: Arc<Lifecycle>,
+    runtimes: Arc<Runtimes>,
+    notices: broadcast::Sender<Notice>,
+    stop: tokio::sync::mpsc::Sender<()>,
+) {
+    let mut changes = runtimes.subscribe();
+    let mut announced = None;
+    loop {
+        let count = runtimes.list().len();
+        let deadline = lifecycle.deadline(count);
+        // Subscribers hear of each new countdown (or of its end).
+        if deadline != announced {
+            announced = deadline;
+            let _ = notices.send(Notice::Lifecycle(lifecycle.report(count, false)));
+        }
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {
+                if lifecycle.try_stop(runtimes.list().len(), std::time::Instant::now()) {
+                    let _ = stop.send(()).await;
+                    return;
+                }
+            }
+            _ = lifecycle.changed() => {}
+            change = changes.recv() => {
+                if let Ok(Change::Started(_) | Change::Ended(_)) = change {
+                    lifecycle.touch();
+                }
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | control socket | `~/Library/Application Support/SPFS/control.sock` | `$XDG_RUNTIME_DIR/spfs-fuse-macos/control.sock` |
 //! | settings | `~/Library/Application Support/SPFS/settings.json` | `~/.config/spfs-fuse-macos/settings.json` |
-//! | service log | `~/Library/Logs/SPFS/service.log` | `~/.local/state/spfs-fuse-macos/service.log` |
+//! | service log | `~/Library/Logs/spfs/service.log` | `~/.local/state/spfs-fuse-macos/service.log` |
 //! | runtime scratch | `~/Library/Caches/SPFS/scratch` | `~/.cache/spfs-fuse-macos/scratch` |
 //!
 //! `SPFS_FUSE_SOCKET` overrides the socket path.
@@ -49,7 +49,7 @@ pub fn settings_path() -> PathBuf {
 /// The service's log file when it runs in the background.
 pub fn log_path() -> PathBuf {
     #[cfg(target_os = "macos")]
-    let dir = home().join("Library/Logs").join(APP_DIR);
+    let dir = home().join("Library/Logs/spfs");
     #[cfg(not(target_os = "macos"))]
     let dir = dirs::state_dir()
         .unwrap_or_else(|| home().join(".local/state"))

@@ -11,6 +11,8 @@ use std::io::{self, BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::Settings;
+
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
 /// Longest accepted line, in bytes, newline included.
@@ -42,8 +44,9 @@ pub enum Request {
     StopRuntime { name: String },
     /// Unmount and exit.
     Shutdown,
-    /// The current runtimes, then an `event` line for every change.
-    Subscribe,
+    /// The current runtimes, then an `event` line for every change of
+    /// them (and of the settings and the idle state, if asked for).
+    Subscribe(SubscribeRequest),
     /// Turn an editable runtime's edits into a layer (and maybe a platform
     /// of the whole stack); the runtime continues on top of it.
     Commit(CommitRequest),
@@ -53,6 +56,22 @@ pub enum Request {
         #[serde(default)]
         paths: Vec<String>,
     },
+    /// The user's settings and the ones in effect.
+    GetSettings,
+    /// Change one setting (written to the settings file, applied at once).
+    SetSetting { key: String, value: String },
+}
+
+/// Which events a subscription carries besides the runtimes' own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeRequest {
+    /// `settings` events.
+    #[serde(default)]
+    pub settings: bool,
+    /// `lifecycle` events (idle or busy, the countdown).
+    #[serde(default)]
+    pub lifecycle: bool,
 }
 
 /// What `commit` makes.
@@ -126,7 +145,7 @@ pub enum Response {
     Subscribed {
         runtimes: Vec<RuntimeInfo>,
     },
-    Event(RuntimeEvent),
+    Event(Event),
     /// A commit's result: the digest of the layer or platform made.
     Committed {
         digest: String,
@@ -136,9 +155,73 @@ pub enum Response {
     Reset {
         runtime: RuntimeInfo,
     },
+    Settings(SettingsInfo),
     Error {
         message: String,
+        /// What kind of failure, for clients that act on it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<ErrorCode>,
     },
+}
+
+/// Failures a client acts on rather than only shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The service is stopping (idle, or asked to): start a new one once
+    /// its socket is gone.
+    ShuttingDown,
+}
+
+impl Response {
+    /// An error response with just a message.
+    pub fn error(message: impl Into<String>) -> Response {
+        Response::Error {
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+/// The settings file and what is in effect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsInfo {
+    /// What the file holds (defaults filled in).
+    pub settings: Settings,
+    /// The file.
+    pub path: String,
+    /// The idle timeout in effect, in seconds; `None`: never.
+    pub idle_timeout_secs: Option<u64>,
+    /// Where it comes from.
+    pub idle_timeout_source: IdleTimeoutSource,
+}
+
+/// Why the idle timeout in effect is what it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdleTimeoutSource {
+    /// `idle_timeout_minutes` in the settings file.
+    Setting,
+    /// `SPFS_FUSE_IDLE_TIMEOUT` in the service's environment.
+    Environment,
+    /// The service runs always-on (LaunchAgent, systemd unit): never.
+    AlwaysOn,
+}
+
+/// Whether and when the service stops by itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// The idle timeout in effect, in seconds; `None`: never.
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds the service has been idle (no runtime, no request);
+    /// `None` while it is busy.
+    pub idle_secs: Option<u64>,
+    /// Seconds until it stops if nothing happens; `None` if it will not.
+    pub exits_in_secs: Option<u64>,
+    /// Installed as always-on (started by launchd or systemd at login).
+    pub always_on: bool,
+    /// Its control socket was handed over by launchd or systemd.
+    pub socket_activated: bool,
 }
 
 /// The service's state.
@@ -151,6 +234,9 @@ pub struct ServiceStatus {
     pub mountpoint: String,
     pub runtimes: usize,
     pub uptime_secs: u64,
+    /// Idle state and timeout.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
 }
 
 /// One runtime, as clients see it.
@@ -176,7 +262,7 @@ pub struct RuntimeInfo {
 /// A change pushed to subscribers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum RuntimeEvent {
+pub enum Event {
     Started {
         runtime: RuntimeInfo,
     },
@@ -189,6 +275,14 @@ pub enum RuntimeEvent {
     Ended {
         name: String,
         id: u64,
+    },
+    /// The settings changed (by a request or an edit of the file).
+    Settings {
+        settings: SettingsInfo,
+    },
+    /// The service became idle or busy, or its timeout changed.
+    Lifecycle {
+        lifecycle: Lifecycle,
     },
 }
 
@@ -272,7 +366,11 @@ mod tests {
                 }],
             }),
             Request::StopRuntime { name: "x".into() },
-            Request::Subscribe,
+            Request::Subscribe(SubscribeRequest::default()),
+            Request::Subscribe(SubscribeRequest {
+                settings: true,
+                lifecycle: true,
+            }),
         ] {
             let mut buf = Vec::new();
             write_frame(

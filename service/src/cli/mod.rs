@@ -1,7 +1,9 @@
 //! The `spfs-fuse-macos` command line.
 
 mod commit;
+mod config;
 mod info;
+mod launchagent;
 mod ls;
 mod run;
 mod runtime;
@@ -14,6 +16,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::repo::{self, EnvSpec, RepositorySet, StackItem, View};
+
+/// Where the service mounts unless told otherwise.
+pub const DEFAULT_MOUNTPOINT: &str = "/spfs";
 
 /// SPFS runtimes on macOS: one FUSE mount at /spfs, a view per process tree.
 #[derive(Debug, Parser)]
@@ -30,7 +35,7 @@ pub struct Cli {
         long,
         global = true,
         env = "SPFS_FUSE_MOUNTPOINT",
-        default_value = "/spfs",
+        default_value = DEFAULT_MOUNTPOINT,
         value_name = "PATH"
     )]
     mountpoint: PathBuf,
@@ -45,7 +50,7 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    fn connect(&self) -> Result<crate::client::Client, crate::client::ClientError> {
+    pub(crate) fn connect(&self) -> Result<crate::client::Client, crate::client::ClientError> {
         crate::client::Client::connect(&self.socket)
     }
     fn connect_or_start(&self) -> Result<crate::client::Client, crate::client::ClientError> {
@@ -83,6 +88,12 @@ enum Command {
     Commit(commit::CommitArgs),
     /// Discard an editable runtime's edits: all, or those of some paths.
     Reset(commit::ResetArgs),
+    /// Read or change the settings (idle timeout, error reporting).
+    #[command(subcommand)]
+    Config(config::Command),
+    /// Run the service always-on: install or remove its LaunchAgent (systemd unit on Linux).
+    #[command(subcommand)]
+    Launchagent(launchagent::Command),
 }
 
 /// Parses the process arguments and runs the command.
@@ -105,6 +116,8 @@ pub fn run() -> ExitCode {
         Command::Shutdown => status::shutdown(&endpoint),
         Command::Commit(args) => commit::commit(args, &endpoint),
         Command::Reset(args) => commit::reset(args, &endpoint),
+        Command::Config(cmd) => config::run(cmd, &endpoint),
+        Command::Launchagent(cmd) => launchagent::run(cmd, &endpoint),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ use std::process::Command;
 use spfs_shared::protocol::{MountRequest, RepositoryLocation, Request, Response};
 
 use super::{CliResult, Endpoint};
+use crate::client::ClientError;
 use crate::repo::{Config, EnvSpec, RepositorySet};
 use crate::router::TOKEN_ENV;
 
@@ -58,14 +59,24 @@ fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult 
             tag_namespace: r.tag_namespace().map(str::to_owned),
         })
         .collect();
-    let mut client = endpoint.connect_or_start()?;
-    let response = client.call(Request::Mount(MountRequest {
+    let request = Request::Mount(MountRequest {
         root_pid: std::process::id(),
         env_spec: common.env_spec.clone(),
         editable: common.edit,
         runtime_name: common.runtime_name.clone(),
         repositories,
-    }))?;
+    });
+    let mut client = endpoint.connect_or_start()?;
+    let response = match client.call(request.clone()) {
+        // The service began to stop (idle) just now: a new one takes it.
+        Err(ClientError::ShuttingDown(_)) => {
+            drop(client);
+            crate::client::wait_gone(&endpoint.socket);
+            client = endpoint.connect_or_start()?;
+            client.call(request)?
+        }
+        other => other?,
+    };
     let Response::Mounted { runtime, token } = response else {
         return Err(format!("unexpected reply from the service: {response:?}").into());
     };

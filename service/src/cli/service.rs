@@ -11,6 +11,10 @@ pub struct Args {
     /// Where editable runtimes keep their edits [default: the user's cache dir].
     #[arg(long, env = "SPFS_FUSE_SCRATCH_ROOT", value_name = "PATH")]
     scratch_root: Option<std::path::PathBuf>,
+    /// Run always-on (as the LaunchAgent or systemd unit does): never stop
+    /// when idle.
+    #[arg(long)]
+    always_on: bool,
 }
 
 fn default_threads() -> usize {
@@ -18,13 +22,19 @@ fn default_threads() -> usize {
 }
 
 pub fn run(args: Args, endpoint: &Endpoint) -> CliResult {
-    service::run(ServiceOptions {
-        mountpoint: endpoint.mountpoint.clone(),
-        socket: endpoint.socket.clone(),
-        threads: args.threads,
-        scratch_root: args
-            .scratch_root
-            .unwrap_or_else(spfs_shared::paths::scratch_root),
-    })?;
+    let ready = crate::sys::daemon::ReadyPipe::from_environment();
+    service::run(
+        ServiceOptions {
+            mountpoint: endpoint.mountpoint.clone(),
+            socket: endpoint.socket.clone(),
+            threads: args.threads,
+            scratch_root: args
+                .scratch_root
+                .unwrap_or_else(spfs_shared::paths::scratch_root),
+            settings: spfs_shared::paths::settings_path(),
+            always_on: args.always_on,
+        },
+        ready,
+    )?;
     Ok(())
 }

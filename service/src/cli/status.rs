@@ -1,6 +1,9 @@
 //! `status` and `shutdown`.
 
-use spfs_shared::protocol::{Request, Response};
+use std::time::Duration;
+
+use spfs_shared::protocol::{Lifecycle, Request, Response};
+use spfs_shared::settings::human_duration;
 
 use super::{CliResult, Endpoint};
 use crate::client::ClientError;
@@ -24,8 +27,36 @@ pub fn status(args: StatusArgs, endpoint: &Endpoint) -> CliResult {
             "service running: pid {}, version {} (protocol {}), mounted at {}, {} runtime(s), up {} s",
             s.pid, s.version, s.protocol, s.mountpoint, s.runtimes, s.uptime_secs
         );
+        println!("  {}", lifecycle_line(s.runtimes, &s.lifecycle));
     }
     Ok(())
+}
+
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+/// `running, 2 runtimes`, `idle for 3 min, exits in 27 min`, or
+/// `idle timeout: never`.
+pub fn lifecycle_line(runtimes: usize, l: &Lifecycle) -> String {
+    let mins = |secs: u64| human_duration(Duration::from_secs(secs));
+    let mut line = match (l.idle_secs, l.exits_in_secs) {
+        (None, _) => format!("running, {}", plural(runtimes, "runtime")),
+        (Some(idle), Some(exits)) => format!("idle for {}, exits in {}", mins(idle), mins(exits)),
+        (Some(idle), None) => format!("idle for {}", mins(idle)),
+    };
+    if l.idle_timeout_secs.is_none() {
+        line.push_str(if l.always_on {
+            "; idle timeout: never (always on)"
+        } else {
+            "; idle timeout: never"
+        });
+    }
+    line
 }
 
 pub fn shutdown(endpoint: &Endpoint) -> CliResult {
@@ -37,10 +68,25 @@ pub fn shutdown(endpoint: &Endpoint) -> CliResult {
         }
         Err(e) => return Err(e.into()),
     };
+    let pid = match client.call(Request::Status) {
+        Ok(Response::Status(s)) => s.pid,
+        // Already on its way out (idle).
+        Err(ClientError::ShuttingDown(_)) => {
+            crate::client::wait_gone(&endpoint.socket);
+            println!("the service stopped");
+            return Ok(());
+        }
+        Ok(_) => return Err("unexpected reply from the service".into()),
+        Err(e) => return Err(e.into()),
+    };
     client.call(Request::Shutdown)?;
-    // The service closes the socket once it has unmounted.
-    while std::os::unix::net::UnixStream::connect(&endpoint.socket).is_ok() {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    // It exits once it has unmounted and removed its socket.
+    if !crate::client::wait_exit(pid) {
+        return Err(format!(
+            "the service (pid {pid}) was asked to stop but is still running; see its log {}",
+            spfs_shared::paths::log_path().display()
+        )
+        .into());
     }
     println!("the service stopped");
     Ok(())

@@ -4,25 +4,27 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
 use spfs_shared::protocol::{
-    self, CommitKind, CommitRequest, MountRequest, Request, Response, RuntimeEvent, RuntimeInfo,
+    self, CommitKind, CommitRequest, Event, MountRequest, Request, Response, RuntimeInfo,
     ServiceStatus,
 };
+use spfs_shared::settings::SettingsError;
+use tokio::sync::broadcast;
 
-use super::{Handler, Reply};
+use crate::lifecycle::Lifecycle;
 use crate::records::{RuntimeRecord, RECORD_VERSION};
 use crate::repo::commit;
 use crate::repo::tags::TagSpec;
 use crate::runtimes::{self, Change, NewRuntime, Runtime, Runtimes, StartError};
 use crate::scratch::Scratch;
+use crate::service::Notice;
 use crate::stack;
 use crate::sys;
 use crate::sys::peer::Peer;
+use crate::user_settings::UserSettings;
 
 /// Why a control request failed; the message is what the client prints.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,12 @@ pub enum ControlError {
         #[source]
         source: io::Error,
     },
+    /// A setting could not be changed.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// Subscriptions and shutdowns are served by the socket server.
+    #[error("'{0}' is not answered here")]
+    NotHere(&'static str),
     /// Discarding edits failed part-way.
     #[error("reset of runtime '{runtime}' failed: {source}")]
     Reset {
@@ -113,30 +121,80 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
     }
 }
 
+/// Where the service runs, for its handlers.
+pub struct Context {
+    /// The runtimes.
+    pub runtimes: Arc<Runtimes>,
+    /// The mount.
+    pub mountpoint: PathBuf,
+    /// Where editable runtimes keep their edits.
+    pub scratch_root: PathBuf,
+    /// The idle clock.
+    pub lifecycle: Arc<Lifecycle>,
+    /// The user's settings.
+    pub settings: Arc<UserSettings>,
+    /// Where settings and lifecycle changes are announced.
+    pub notices: broadcast::Sender<Notice>,
+}
+
 /// The service's side of the control socket.
 pub struct Handlers {
-    runtimes: Arc<Runtimes>,
-    mountpoint: PathBuf,
+    cx: Context,
     started: Instant,
-    shutdown: Mutex<Sender<()>>,
-    scratch_root: PathBuf,
 }
 
 impl Handlers {
-    /// Handlers for `runtimes`; a shutdown request sends on `shutdown`.
-    pub fn new(
-        runtimes: Arc<Runtimes>,
-        mountpoint: PathBuf,
-        scratch_root: PathBuf,
-        shutdown: Sender<()>,
-    ) -> Self {
+    /// Handlers for the service `cx` describes.
+    pub fn new(cx: Context) -> Self {
         Handlers {
-            runtimes,
-            mountpoint,
+            cx,
             started: Instant::now(),
-            shutdown: Mutex::new(shutdown),
-            scratch_root,
         }
+    }
+
+    /// The runtimes served.
+    pub fn runtimes(&self) -> &Arc<Runtimes> {
+        &self.cx.runtimes
+    }
+
+    /// Answers one request from `peer` (all but subscriptions and
+    /// shutdowns, which the socket server serves).
+    pub fn handle(&self, peer: Peer, request: Request) -> Response {
+        self.dispatch(peer, request)
+            .unwrap_or_else(|e| Response::error(e.to_string()))
+    }
+
+    /// The first message of a subscription: the runtimes `peer` may see.
+    pub fn subscribed(&self, peer: &Peer) -> Response {
+        Response::Subscribed {
+            runtimes: self.visible_runtimes(peer),
+        }
+    }
+
+    /// What `change` means to subscriber `peer` (`None`: not theirs).
+    pub fn event_for(&self, peer: &Peer, change: &Change) -> Option<Event> {
+        let (rt, event) = match change {
+            Change::Started(rt) => (
+                rt,
+                Event::Started {
+                    runtime: runtime_info(rt),
+                },
+            ),
+            Change::Updated(rt) => (
+                rt,
+                Event::Updated {
+                    runtime: runtime_info(rt),
+                },
+            ),
+            Change::Ended(rt) => (
+                rt,
+                Event::Ended {
+                    name: rt.name.clone(),
+                    id: rt.id,
+                },
+            ),
+        };
+        Self::visible(peer, rt).then_some(event)
     }
 
     fn visible(peer: &Peer, rt: &Runtime) -> bool {
@@ -145,7 +203,8 @@ impl Handlers {
 
     /// The runtimes `peer` may see, oldest first.
     fn visible_runtimes(&self, peer: &Peer) -> Vec<RuntimeInfo> {
-        self.runtimes
+        self.cx
+            .runtimes
             .list()
             .iter()
             .filter(|r| Self::visible(peer, r))
@@ -154,28 +213,52 @@ impl Handlers {
     }
 
     fn find(&self, peer: &Peer, name: &str) -> Result<Arc<Runtime>, ControlError> {
-        self.runtimes
+        self.cx
+            .runtimes
             .find(name, (peer.uid != 0).then_some(peer.uid))
             .ok_or_else(|| ControlError::NoSuchRuntime(name.to_owned()))
     }
 
-    fn dispatch(&self, peer: Peer, request: Request) -> Result<Reply, ControlError> {
-        let one = |r| Ok(Reply::One(r));
-        match request {
-            Request::Status => one(Response::Status(self.status(&peer))),
-            Request::Mount(req) => one(self.mount(peer, req)?),
-            Request::ListRuntimes => one(Response::Runtimes {
+    fn dispatch(&self, peer: Peer, request: Request) -> Result<Response, ControlError> {
+        Ok(match request {
+            Request::Status => Response::Status(self.status(&peer)),
+            Request::Mount(req) => self.mount(peer, req)?,
+            Request::ListRuntimes => Response::Runtimes {
                 runtimes: self.visible_runtimes(&peer),
-            }),
-            Request::RuntimeInfo { name } => one(Response::Runtime {
+            },
+            Request::RuntimeInfo { name } => Response::Runtime {
                 runtime: runtime_info(&*self.find(&peer, &name)?),
-            }),
-            Request::StopRuntime { name } => one(self.stop(&peer, &name)?),
-            Request::Shutdown => Ok(Reply::ThenShutdown(Response::ShuttingDown)),
-            Request::Commit(req) => one(self.commit(&peer, req)?),
-            Request::Reset { name, paths } => one(self.reset(&peer, &name, &paths)?),
-            Request::Subscribe => Ok(self.subscribe(peer)),
-        }
+            },
+            Request::StopRuntime { name } => self.stop(&peer, &name)?,
+            Request::Commit(req) => self.commit(&peer, req)?,
+            Request::Reset { name, paths } => self.reset(&peer, &name, &paths)?,
+            Request::GetSettings => Response::Settings(self.cx.settings.info()),
+            Request::SetSetting { key, value } => self.set_setting(&key, &value)?,
+            Request::Subscribe(_) => return Err(ControlError::NotHere("subscribe")),
+            Request::Shutdown => return Err(ControlError::NotHere("shutdown")),
+        })
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<Response, ControlError> {
+        self.cx.settings.set(key, value)?;
+        tracing::info!(key, value, "setting changed");
+        self.settings_changed();
+        Ok(Response::Settings(self.cx.settings.info()))
+    }
+
+    /// Applies the settings in effect and tells subscribers.
+    pub fn settings_changed(&self) {
+        let (timeout, _) = self.cx.settings.idle_timeout();
+        self.cx.lifecycle.set_timeout(timeout);
+        let _ = self
+            .cx
+            .notices
+            .send(Notice::Settings(self.cx.settings.info()));
+        let _ = self.cx.notices.send(Notice::Lifecycle(
+            self.cx
+                .lifecycle
+                .report(self.cx.runtimes.list().len(), false),
+        ));
     }
 
     fn status(&self, peer: &Peer) -> ServiceStatus {
@@ -183,9 +266,13 @@ impl Handlers {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             protocol: protocol::VERSION,
             pid: std::process::id(),
-            mountpoint: self.mountpoint.display().to_string(),
+            mountpoint: self.cx.mountpoint.display().to_string(),
             runtimes: self.visible_runtimes(peer).len(),
             uptime_secs: self.started.elapsed().as_secs(),
+            lifecycle: self
+                .cx
+                .lifecycle
+                .report(self.cx.runtimes.list().len(), true),
         }
     }
 
@@ -202,7 +289,7 @@ impl Handlers {
         let (repos, stack, view) = stack::load(&req.repositories, &req.env_spec)?;
         let token = runtimes::new_token();
         let scratch = if req.editable {
-            let dir = self.scratch_root.join(format!(
+            let dir = self.cx.scratch_root.join(format!(
                 "{name}-{}",
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ));
@@ -231,7 +318,7 @@ impl Handlers {
         } else {
             None
         };
-        let started = self.runtimes.start(NewRuntime {
+        let started = self.cx.runtimes.start(NewRuntime {
             name,
             uid: proc.uid,
             gid: peer.gid,
@@ -260,7 +347,7 @@ impl Handlers {
     fn stop(&self, peer: &Peer, name: &str) -> Result<Response, ControlError> {
         let rt = self.find(peer, name)?;
         let mut signalled = Vec::new();
-        for pid in self.runtimes.members(rt.id) {
+        for pid in self.cx.runtimes.members(rt.id) {
             // Only signal processes of the runtime's owner.
             if sys::process::proc_info(pid).is_some_and(|p| p.uid == rt.uid)
                 && sys::process::signal(pid, libc::SIGTERM).is_ok()
@@ -269,7 +356,7 @@ impl Handlers {
             }
         }
         if signalled.is_empty() {
-            self.runtimes.end(rt.id);
+            self.cx.runtimes.end(rt.id);
         }
         Ok(Response::Stopping {
             runtime: rt.name.clone(),
@@ -289,7 +376,7 @@ impl Handlers {
             .collect::<Result<Vec<_>, _>>()?;
         let repos = rt.repos.clone();
         let upper = ed.scratch().upper_path().to_owned();
-        let committed = self.runtimes.commit(&rt, ed, |overlay| {
+        let committed = self.cx.runtimes.commit(&rt, ed, |overlay| {
             let repo = repos.primary();
             let layer = commit::commit_scratch(repo, &upper, overlay.lower())?.layer;
             let mut stack = rt.stack();
@@ -333,7 +420,8 @@ impl Handlers {
         let ed = rt
             .editable()
             .ok_or_else(|| ControlError::ReadOnly(rt.name.clone()))?;
-        self.runtimes
+        self.cx
+            .runtimes
             .reset(&rt, ed, |scratch| {
                 if paths.is_empty() {
                     scratch.clear()
@@ -356,64 +444,9 @@ impl Handlers {
     fn relative(&self, p: &str) -> PathBuf {
         let path = Path::new(p);
         let rel = path
-            .strip_prefix(&self.mountpoint)
+            .strip_prefix(&self.cx.mountpoint)
             .or_else(|_| path.strip_prefix("/"))
             .unwrap_or(path);
         rel.to_owned()
-    }
-
-    fn subscribe(&self, peer: Peer) -> Reply {
-        let changes = self.runtimes.subscribe();
-        let first = Response::Subscribed {
-            runtimes: self.visible_runtimes(&peer),
-        };
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for change in changes {
-                let (rt, event) = match change {
-                    Change::Started(rt) => {
-                        let e = RuntimeEvent::Started {
-                            runtime: runtime_info(&rt),
-                        };
-                        (rt, e)
-                    }
-                    Change::Updated(rt) => {
-                        let e = RuntimeEvent::Updated {
-                            runtime: runtime_info(&rt),
-                        };
-                        (rt, e)
-                    }
-                    Change::Ended(rt) => {
-                        let e = RuntimeEvent::Ended {
-                            name: rt.name.clone(),
-                            id: rt.id,
-                        };
-                        (rt, e)
-                    }
-                };
-                if !Self::visible(&peer, &rt) {
-                    continue;
-                }
-                if tx.send(Response::Event(event)).is_err() {
-                    break;
-                }
-            }
-        });
-        Reply::Stream(first, rx)
-    }
-}
-
-impl Handler for Handlers {
-    fn handle(&self, peer: Peer, request: Request) -> Reply {
-        match self.dispatch(peer, request) {
-            Ok(reply) => reply,
-            Err(e) => Reply::One(Response::Error {
-                message: e.to_string(),
-            }),
-        }
-    }
-
-    fn shutdown(&self) {
-        let _ = self.shutdown.lock().send(());
     }
 }

@@ -1,56 +1,62 @@
 //! The control socket: a per-user Unix socket (mode 0600, in a 0700
-//! directory) speaking the protocol of `spfs_shared::protocol`.
+//! directory) speaking the protocol of `spfs_shared::protocol`, served on
+//! the service's tokio runtime (one task per connection).
 //!
-//! Each connection is served by its own thread. Only the service's own
-//! user and root may talk to it (checked on the peer's credentials, on top
-//! of the file mode). A malformed, unknown or oversized message gets an
-//! error reply and affects nothing else.
-
-use std::io::{self, BufReader};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::Receiver;
-use std::sync::Arc;
-
-use spfs_shared::protocol::{self, FrameError, Request, Response};
-
-use crate::sys::peer::{self, Peer};
+//! Only the service's own user and root may talk to it (checked on the
+//! peer's credentials, on top of the file mode). A malformed, unknown or
+//! oversized message gets an error reply and affects nothing else.
+//! Connections are bounded, per process and in total: past the bound a
+//! client gets an error reply and its connection is closed.
+//!
+//! The socket is bound by the service, or handed over by launchd or
+//! systemd (socket activation, [`crate::sys::activation`]); a handed-over
+//! socket's file belongs to them and is left in place at exit.
 
 pub mod handlers;
 
-/// How a request is answered.
-pub enum Reply {
-    /// One response.
-    One(Response),
-    /// A response, then every message from `events` until the client leaves.
-    Stream(Response, Receiver<Response>),
-    /// A response, then the service shuts down.
-    ThenShutdown(Response),
-}
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// What serves requests.
-pub trait Handler: Send + Sync + 'static {
-    /// Answers one request from `peer`.
-    fn handle(&self, peer: Peer, request: Request) -> Reply;
-    /// Starts shutting the service down.
-    fn shutdown(&self);
-}
+use parking_lot::Mutex;
+use spfs_shared::protocol::{self, ErrorCode, FrameError, Request, Response, MAX_FRAME};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::broadcast;
 
-/// A bound control socket.
+use crate::lifecycle::Lifecycle;
+use crate::service::Notice;
+use crate::sys::peer::{self, Peer};
+use handlers::Handlers;
+
+/// Connections one process may hold open at once.
+pub const MAX_CONNECTIONS_PER_PROCESS: usize = 32;
+/// Connections the service holds open at once.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// A control socket, bound or handed over.
 pub struct ControlSocket {
     listener: UnixListener,
     path: PathBuf,
+    /// The service made the socket file (and removes it at exit).
+    owned: bool,
 }
 
 /// Why the socket could not be bound.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
+    /// A live service answers there.
     #[error("a service is already listening on {0}")]
     InUse(PathBuf),
+    /// It could not be made.
     #[error("cannot create control socket {path}: {source}")]
     Io {
+        /// The socket path.
         path: PathBuf,
+        /// Why.
         #[source]
         source: io::Error,
     },
@@ -83,7 +89,17 @@ impl ControlSocket {
         Ok(Self {
             listener,
             path: path.to_owned(),
+            owned: true,
         })
+    }
+
+    /// A listening socket launchd or systemd handed over, for `path`.
+    pub fn inherited(listener: UnixListener, path: &Path) -> Self {
+        Self {
+            listener,
+            path: path.to_owned(),
+            owned: false,
+        }
     }
 
     /// Where it listens.
@@ -91,89 +107,275 @@ impl ControlSocket {
         &self.path
     }
 
-    /// Accepts connections until the listener fails; each gets a thread.
-    pub fn serve(self, handler: Arc<dyn Handler>) {
-        let owner = crate::sys::user::effective_ids().0;
-        for stream in self.listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let handler = handler.clone();
-            let spawned = std::thread::Builder::new()
-                .name("control".into())
-                .spawn(move || {
-                    if let Err(e) = serve_connection(stream, owner, &*handler) {
-                        tracing::debug!(error = %e, "control connection ended");
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a control thread");
-            }
+    /// Whether it was handed over (socket activation).
+    pub fn is_inherited(&self) -> bool {
+        !self.owned
+    }
+
+    /// Removes the socket file at exit, if the service made it.
+    pub fn remove_file(&self) {
+        if self.owned {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 
-    /// Removes the socket file (at shutdown).
-    pub fn remove(path: &Path) {
-        let _ = std::fs::remove_file(path);
+    /// Accepts connections until the task is dropped; each one is served
+    /// by a task of its own.
+    pub async fn serve(&self, server: Arc<Server>) -> io::Result<()> {
+        self.listener.set_nonblocking(true)?;
+        let listener = tokio::net::UnixListener::from_std(self.listener.try_clone()?)?;
+        loop {
+            let stream = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // EMFILE and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a control connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let server = server.clone();
+            tokio::spawn(async move {
+                if let Err(e) = server.connection(stream).await {
+                    tracing::debug!(error = %e, "control connection ended");
+                }
+            });
+        }
     }
 }
 
-fn serve_connection(stream: UnixStream, owner: u32, handler: &dyn Handler) -> io::Result<()> {
-    let peer = peer::credentials(&stream)?;
-    let mut writer = stream.try_clone()?;
-    if peer.uid != owner && peer.uid != 0 {
-        tracing::warn!(
-            uid = peer.uid,
-            pid = peer.pid,
-            "refused a control connection from another user"
-        );
-        let message = format!("permission denied: this service belongs to uid {owner}");
-        return protocol::write_frame(&mut writer, &Response::Error { message });
-    }
-    let mut reader = BufReader::new(stream);
-    loop {
-        let line = match protocol::read_frame(&mut reader) {
-            Ok(Some(line)) => line,
-            Ok(None) => return Ok(()),
-            Err(FrameError::Io(e)) => return Err(e),
-            Err(e @ FrameError::TooLong) => {
-                // The rest of the line cannot be told from the next message.
-                let message = format!("{e}; closing the connection");
-                return protocol::write_frame(&mut writer, &Response::Error { message });
+/// What each connection is served with.
+pub struct Server {
+    handlers: Arc<Handlers>,
+    lifecycle: Arc<Lifecycle>,
+    notices: broadcast::Sender<Notice>,
+    owner: u32,
+    open: Mutex<HashMap<u32, usize>>,
+}
+
+/// A connection counted against the bounds while it lives.
+struct Slot<'a> {
+    server: &'a Server,
+    pid: u32,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut open = self.server.open.lock();
+        if let Some(n) = open.get_mut(&self.pid) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.pid);
             }
-            Err(e) => {
-                protocol::write_frame(
-                    &mut writer,
-                    &Response::Error {
-                        message: e.to_string(),
-                    },
-                )?;
-                continue;
-            }
-        };
-        if line.trim().is_empty() {
-            continue;
         }
-        let request = match protocol::parse_request(&line) {
-            Ok(r) => r,
+    }
+}
+
+async fn write_frame<T: serde::Serialize>(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    msg: &T,
+) -> io::Result<()> {
+    let mut line = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    w.flush().await
+}
+
+/// Reads one line (without its newline); `Ok(None)` at end of stream.
+async fn read_frame(r: &mut (impl AsyncBufReadExt + Unpin)) -> Result<Option<String>, FrameError> {
+    let mut buf = Vec::new();
+    let n = (&mut *r)
+        .take(MAX_FRAME as u64)
+        .read_until(b'\n', &mut buf)
+        .await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') {
+        if n >= MAX_FRAME {
+            return Err(FrameError::TooLong);
+        }
+    } else {
+        buf.pop();
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| FrameError::NotUtf8)
+}
+
+impl Server {
+    /// A server of `handlers` for the service's user `owner`.
+    pub fn new(
+        handlers: Arc<Handlers>,
+        lifecycle: Arc<Lifecycle>,
+        notices: broadcast::Sender<Notice>,
+        owner: u32,
+    ) -> Self {
+        Server {
+            handlers,
+            lifecycle,
+            notices,
+            owner,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn admit(&self, pid: u32) -> Result<Slot<'_>, String> {
+        let mut open = self.open.lock();
+        let total: usize = open.values().sum();
+        let mine = open.get(&pid).copied().unwrap_or(0);
+        if total >= MAX_CONNECTIONS {
+            return Err(format!(
+                "too many connections to the service ({MAX_CONNECTIONS}); try again when some have closed"
+            ));
+        }
+        if mine >= MAX_CONNECTIONS_PER_PROCESS {
+            return Err(format!(
+                "process {pid} has {mine} connections to the service already (at most {MAX_CONNECTIONS_PER_PROCESS}); close some"
+            ));
+        }
+        *open.entry(pid).or_default() += 1;
+        Ok(Slot { server: self, pid })
+    }
+
+    async fn connection(&self, stream: tokio::net::UnixStream) -> io::Result<()> {
+        let peer = peer::credentials(stream.as_fd())?;
+        let (read, mut writer) = stream.into_split();
+        if peer.uid != self.owner && peer.uid != 0 {
+            tracing::warn!(
+                uid = peer.uid,
+                pid = peer.pid,
+                "refused a control connection from another user"
+            );
+            let message = format!(
+                "permission denied: this service belongs to uid {}",
+                self.owner
+            );
+            return write_frame(&mut writer, &Response::error(message)).await;
+        }
+        let _slot = match self.admit(peer.pid) {
+            Ok(s) => s,
             Err(message) => {
-                protocol::write_frame(&mut writer, &Response::Error { message })?;
-                continue;
+                tracing::warn!(pid = peer.pid, "{message}");
+                return write_frame(&mut writer, &Response::error(message)).await;
             }
         };
-        tracing::debug!(?request, uid = peer.uid, pid = peer.pid, "control request");
-        match handler.handle(peer, request) {
-            Reply::One(r) => protocol::write_frame(&mut writer, &r)?,
-            Reply::ThenShutdown(r) => {
-                protocol::write_frame(&mut writer, &r)?;
-                handler.shutdown();
-                return Ok(());
-            }
-            Reply::Stream(first, events) => {
-                protocol::write_frame(&mut writer, &first)?;
-                for event in events {
-                    protocol::write_frame(&mut writer, &event)?;
+        let mut reader = BufReader::new(read);
+        loop {
+            let line = match read_frame(&mut reader).await {
+                Ok(Some(line)) => line,
+                Ok(None) => return Ok(()),
+                Err(FrameError::Io(e)) => return Err(e),
+                Err(e @ FrameError::TooLong) => {
+                    // The rest of the line cannot be told from the next message.
+                    let message = format!("{e}; closing the connection");
+                    return write_frame(&mut writer, &Response::error(message)).await;
                 }
-                return Ok(());
+                Err(e) => {
+                    write_frame(&mut writer, &Response::error(e.to_string())).await?;
+                    continue;
+                }
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let request = match protocol::parse_request(&line) {
+                Ok(r) => r,
+                Err(message) => {
+                    write_frame(&mut writer, &Response::error(message)).await?;
+                    continue;
+                }
+            };
+            tracing::debug!(?request, uid = peer.uid, pid = peer.pid, "control request");
+            let in_flight = match self.lifecycle.begin() {
+                Ok(g) => g,
+                Err(e) => {
+                    let refused = Response::Error {
+                        message: e.to_string(),
+                        code: Some(ErrorCode::ShuttingDown),
+                    };
+                    write_frame(&mut writer, &refused).await?;
+                    continue;
+                }
+            };
+            match request {
+                Request::Subscribe(topics) => {
+                    // Subscribing counts as activity once; the stream does not.
+                    let changes = self.handlers.runtimes().subscribe();
+                    let notices = self.notices.subscribe();
+                    let handlers = self.handlers.clone();
+                    let first = blocking(move || handlers.subscribed(&peer)).await?;
+                    drop(in_flight);
+                    write_frame(&mut writer, &first).await?;
+                    return self
+                        .stream_events(peer, topics, changes, notices, &mut reader, &mut writer)
+                        .await;
+                }
+                Request::Shutdown => {
+                    self.lifecycle.stop();
+                    write_frame(&mut writer, &Response::ShuttingDown).await?;
+                    drop(in_flight);
+                    let _ = self.notices.send(Notice::Shutdown);
+                    return Ok(());
+                }
+                request => {
+                    let handlers = self.handlers.clone();
+                    let response = blocking(move || handlers.handle(peer, request)).await?;
+                    drop(in_flight);
+                    write_frame(&mut writer, &response).await?;
+                }
             }
         }
     }
+
+    /// Sends each event `peer` may see until the client leaves.
+    async fn stream_events(
+        &self,
+        peer: Peer,
+        topics: protocol::SubscribeRequest,
+        mut changes: broadcast::Receiver<crate::runtimes::Change>,
+        mut notices: broadcast::Receiver<Notice>,
+        reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+        writer: &mut tokio::net::unix::OwnedWriteHalf,
+    ) -> io::Result<()> {
+        let mut sink = [0u8; 256];
+        loop {
+            let event = tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(change) => {
+                        let handlers = self.handlers.clone();
+                        blocking(move || handlers.event_for(&peer, &change)).await?
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        let message = format!("this subscriber fell {n} events behind; subscribe again");
+                        return write_frame(writer, &Response::error(message)).await;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+                notice = notices.recv() => match notice {
+                    Ok(Notice::Shutdown) | Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    Ok(Notice::Settings(s)) if topics.settings => Notice::Settings(s).event(),
+                    Ok(Notice::Lifecycle(l)) if topics.lifecycle => Notice::Lifecycle(l).event(),
+                    Ok(_) => None,
+                    Err(broadcast::error::RecvError::Lagged(_)) => None,
+                },
+                // The client closing its end (or writing) ends the stream.
+                read = reader.read(&mut sink) => match read {
+                    Ok(0) | Err(_) => return Ok(()),
+                    Ok(_) => None,
+                },
+            };
+            if let Some(event) = event {
+                write_frame(writer, &Response::Event(event)).await?;
+            }
+        }
+    }
+}
+
+/// Runs `f` on tokio's blocking pool: handlers read repositories and
+/// write layers, which must not stall the other connections.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| io::Error::other(format!("a control request failed: {e}")))
 }

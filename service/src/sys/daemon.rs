@@ -1,8 +1,15 @@
-//! Starting the service in the background, detached from the caller.
+//! Starting the service in the background, detached from the caller, and
+//! hearing from it when it is ready (or why it is not) through a pipe.
 
-use std::io;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::time::Duration;
+
+/// Environment variable naming the descriptor a starting service reports
+/// on: `ready` once it serves, or `error: …` and exits.
+pub const READY_FD_ENV: &str = "SPFS_FUSE_READY_FD";
 
 /// Runs `cmd` as a daemon: in a new session, and reparented away from the
 /// caller (double fork), so neither the caller's terminal nor its process
@@ -25,4 +32,87 @@ pub fn spawn_daemon(cmd: &mut Command) -> io::Result<()> {
     let mut intermediate = cmd.spawn()?;
     intermediate.wait()?;
     Ok(())
+}
+
+/// What a service started with [`spawn_daemon_reporting`] said.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Started {
+    /// It serves.
+    Ready,
+    /// It failed at start, for this reason.
+    Failed(String),
+    /// It exited without a word (a crash).
+    Exited,
+    /// Nothing within the wait.
+    TimedOut,
+}
+
+/// Starts `cmd` as a daemon (as [`spawn_daemon`]) with a pipe it reports
+/// on, and waits up to `wait` for the report.
+pub fn spawn_daemon_reporting(cmd: &mut Command, wait: Duration) -> io::Result<Started> {
+    // (No pipe2 on macOS; the CLI has no other thread that could fork
+    // in between.) The daemon inherits the write end, and only it.
+    let (read, write) = rustix::pipe::pipe()?;
+    rustix::io::fcntl_setfd(&read, rustix::io::FdFlags::CLOEXEC)?;
+    cmd.env(READY_FD_ENV, write.as_raw_fd().to_string());
+    let spawned = spawn_daemon(cmd);
+    drop(write);
+    spawned?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::fs::File::from(read).read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    Ok(match rx.recv_timeout(wait) {
+        Ok(text) => {
+            let line = text.lines().next().unwrap_or_default();
+            if line == "ready" {
+                Started::Ready
+            } else if let Some(reason) = line.strip_prefix("error: ") {
+                Started::Failed(reason.to_owned())
+            } else {
+                Started::Exited
+            }
+        }
+        Err(_) => Started::TimedOut,
+    })
+}
+
+/// The pipe a starting service reports on, if its starter gave one.
+#[derive(Debug)]
+pub struct ReadyPipe(OwnedFd);
+
+impl ReadyPipe {
+    /// Takes the pipe named by `SPFS_FUSE_READY_FD` (and forgets the
+    /// variable); `None` if there is none, or it is not a pipe.
+    pub fn from_environment() -> Option<ReadyPipe> {
+        let fd: i32 = std::env::var(READY_FD_ENV).ok()?.trim().parse().ok()?;
+        std::env::remove_var(READY_FD_ENV);
+        if fd < 3 {
+            return None;
+        }
+        // SAFETY: the starter passed this descriptor for us alone; it is
+        // checked to be open and a pipe before it is used.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let st = rustix::fs::fstat(&owned).ok()?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode as _) != rustix::fs::FileType::Fifo {
+            // Not ours after all: do not close it.
+            std::mem::forget(owned);
+            return None;
+        }
+        let _ = rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC);
+        Some(ReadyPipe(owned))
+    }
+
+    /// Says the service serves.
+    pub fn ready(self) {
+        let _ = std::fs::File::from(self.0).write_all(b"ready\n");
+    }
+
+    /// Says why the service could not start.
+    pub fn failed(self, reason: &str) {
+        let line = format!("error: {}\n", reason.replace('\n', " "));
+        let _ = std::fs::File::from(self.0).write_all(line.as_bytes());
+    }
 }

@@ -3,6 +3,7 @@
 //! why it is sound (`SAFETY:`).
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod activation;
 pub mod daemon;
 pub mod dir;
 pub mod fd;

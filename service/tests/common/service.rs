@@ -177,6 +177,14 @@ impl Service {
     }
 
     pub fn stop(&mut self) {
+        // A service a client started on this socket (after an idle exit,
+        // say) is not our child: ask it to stop too.
+        let _ = self
+            .command(BIN)
+            .arg("shutdown")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -196,6 +204,11 @@ impl Service {
 fn spawn_service(dir: &Path, mnt: &Path, sock: &Path, env: &[(String, String)]) -> Child {
     Command::new(BIN)
         .args(["service", "--threads", "2"])
+        // The user's files (settings) are the test's own.
+        .env("HOME", dir)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("SPFS_FUSE_IDLE_TIMEOUT")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("SPFS_FUSE_MOUNTPOINT", mnt)
         .env("SPFS_FUSE_SOCKET", sock)

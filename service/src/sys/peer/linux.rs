@@ -1,13 +1,12 @@
 //! Linux: SO_PEERCRED.
 
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::Peer;
 
 /// The credentials of the process that connected `stream`.
-pub fn credentials(stream: &UnixStream) -> io::Result<Peer> {
+pub fn credentials(stream: BorrowedFd<'_>) -> io::Result<Peer> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,

@@ -1,13 +1,12 @@
 //! macOS: getpeereid and LOCAL_PEERPID.
 
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::Peer;
 
 /// The credentials of the process that connected `stream`.
-pub fn credentials(stream: &UnixStream) -> io::Result<Peer> {
+pub fn credentials(stream: BorrowedFd<'_>) -> io::Result<Peer> {
     let fd = stream.as_raw_fd();
     let (mut uid, mut gid) = (0, 0);
     // SAFETY: both out-pointers are valid.

@@ -24,6 +24,17 @@ pub fn proc_info(pid: u32) -> Option<ProcInfo> {
     })
 }
 
+/// True while process `pid` exists and has not exited (a zombie has).
+pub fn is_running(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state is the first field after the command name's ')'.
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next())
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
 /// The process (thread group) a thread id belongs to. FUSE requests carry
 /// the calling thread's id on Linux.
 pub fn thread_group(tid: u32) -> Option<u32> {

@@ -30,6 +30,13 @@ pub fn proc_info(pid: u32) -> Option<ProcInfo> {
     })
 }
 
+/// True while process `pid` exists and has not exited (a zombie has).
+pub fn is_running(pid: u32) -> bool {
+    // SZOMB from <sys/proc.h>.
+    const SZOMB: u32 = 5;
+    bsdinfo(pid).is_some_and(|i| i.pbi_status != SZOMB)
+}
+
 /// FUSE requests on macOS carry the process id already.
 pub fn thread_group(tid: u32) -> Option<u32> {
     Some(tid)
