@@ -82,6 +82,22 @@ fn a_runtime_keeps_it_alive_and_status_shows_the_countdown() {
 }
 
 #[test]
+fn an_always_on_service_never_stops_when_idle() {
+    let mut svc = Service::start_env(
+        "repo",
+        false,
+        &[
+            ("SPFS_FUSE_IDLE_TIMEOUT", "1s"),
+            ("SPFS_FUSE_ALWAYS_ON", "true"),
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(exited(&mut svc).is_none(), "an always-on service stopped");
+    let s = text(&svc.cli(&["status"]));
+    assert!(s.contains("idle timeout: never (always on)"), "{s}");
+}
+
+#[test]
 fn a_timeout_of_never_says_so() {
     let svc = Service::start_env("repo", false, &[("SPFS_FUSE_IDLE_TIMEOUT", "0")]);
     let s = text(&svc.cli(&["status"]));

@@ -13,7 +13,7 @@ pub struct Args {
     scratch_root: Option<std::path::PathBuf>,
     /// Run always-on (as the LaunchAgent or systemd unit does): never stop
     /// when idle.
-    #[arg(long)]
+    #[arg(long, env = "SPFS_FUSE_ALWAYS_ON")]
     always_on: bool,
 }
 
