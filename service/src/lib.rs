@@ -20,6 +20,7 @@ pub mod mount;
 pub mod overlay;
 pub mod records;
 pub mod recovery;
+pub mod reporting;
 pub mod router;
 pub mod runtimes;
 pub mod scratch;

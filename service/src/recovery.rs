@@ -71,7 +71,7 @@ pub fn recover(runtimes: &Runtimes, scratch_root: &Path) -> Vec<Arc<Runtime>> {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
-            tracing::warn!(path = %scratch_root.display(), error = %e, "cannot read the scratch root");
+            tracing::error!(path = %scratch_root.display(), error = %e, "cannot read the scratch root");
             return Vec::new();
         }
     };
@@ -108,7 +108,7 @@ pub fn recover(runtimes: &Runtimes, scratch_root: &Path) -> Vec<Arc<Runtime>> {
                 }
             }
             Err(e) => {
-                tracing::warn!(runtime = %record.name, path = %dir.display(), error = %e, "cannot re-attach the runtime; its edits are kept");
+                tracing::error!(runtime = %record.name, path = %dir.display(), error = %e, "cannot re-attach the runtime; its edits are kept");
                 let _ = Scratch::open(&dir);
             }
         }

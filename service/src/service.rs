@@ -20,6 +20,7 @@ use crate::fs::SpfsFs;
 use crate::lifecycle::Lifecycle;
 use crate::mount::Mounted;
 use crate::recovery;
+use crate::reporting::Reporting;
 use crate::runtimes::{Change, Runtimes};
 use crate::sys;
 use crate::sys::daemon::ReadyPipe;
@@ -113,16 +114,24 @@ enum Stop {
 /// request or the idle timeout; then unmounts (also with files open) and
 /// removes the socket. A starter waiting on `ready` hears when the service
 /// serves, or why it could not start.
-pub fn run(opts: ServiceOptions, ready: Option<ReadyPipe>) -> Result<(), ServiceError> {
+pub fn run(
+    opts: ServiceOptions,
+    ready: Option<ReadyPipe>,
+    reporting: Arc<Reporting>,
+) -> Result<(), ServiceError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ServiceError::Runtime);
-    runtime.and_then(|rt| rt.block_on(serve(opts, ready)))
+    runtime.and_then(|rt| rt.block_on(serve(opts, ready, reporting)))
 }
 
-async fn serve(opts: ServiceOptions, mut ready: Option<ReadyPipe>) -> Result<(), ServiceError> {
-    let started = start(&opts).await;
+async fn serve(
+    opts: ServiceOptions,
+    mut ready: Option<ReadyPipe>,
+    reporting: Arc<Reporting>,
+) -> Result<(), ServiceError> {
+    let started = start(&opts, reporting).await;
     let (control, mounted, cx, _lock) = match started {
         Ok(s) => s,
         Err(e) => {
@@ -227,11 +236,12 @@ type Started = (ControlSocket, Mounted, Context, std::fs::File);
 /// Everything before the service can serve: the scratch lock, the
 /// settings, the control socket, the mount, and the runtimes of an earlier
 /// run of the service.
-async fn start(opts: &ServiceOptions) -> Result<Started, ServiceError> {
+async fn start(opts: &ServiceOptions, reporting: Arc<Reporting>) -> Result<Started, ServiceError> {
     // One service per scratch root: a second one would "recover" the
     // first one's live runtimes and empty its work directories.
     let lock = recovery::lock_scratch_root(&opts.scratch_root)?;
     let settings = Arc::new(UserSettings::load(&opts.settings, opts.always_on)?);
+    reporting.configure(&settings.settings());
     let control = match sys::activation::inherited_listener()? {
         Some(listener) => ControlSocket::inherited(listener, &opts.socket),
         None => ControlSocket::bind(&opts.socket)?,
@@ -267,6 +277,7 @@ async fn start(opts: &ServiceOptions) -> Result<Started, ServiceError> {
         lifecycle,
         settings,
         notices,
+        reporting,
     };
     Ok((control, mounted, cx, lock))
 }

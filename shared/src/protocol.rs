@@ -237,6 +237,22 @@ pub struct ServiceStatus {
     /// Idle state and timeout.
     #[serde(default)]
     pub lifecycle: Lifecycle,
+    /// Whether errors are reported, and where.
+    #[serde(default)]
+    pub reporting: ReportingStatus,
+}
+
+/// Whether error reports are sent, and to which host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportingStatus {
+    /// Reports are being sent.
+    pub enabled: bool,
+    /// The reporting host (from the DSN; its key is not shown).
+    pub host: Option<String>,
+    /// The build can report at all (the `sentry` feature).
+    pub available: bool,
+    /// One line for people: `on, to sentry.example.com`, or why it is off.
+    pub summary: String,
 }
 
 /// One runtime, as clients see it.

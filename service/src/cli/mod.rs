@@ -100,7 +100,9 @@ enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let is_service = matches!(cli.command, Command::Service(_));
-    init_logging(cli.verbose + u8::from(is_service));
+    // Reporting is set up before logging, so the first errors are seen.
+    let reporting = is_service.then(|| std::sync::Arc::new(crate::reporting::Reporting::init()));
+    init_logging(cli.verbose + u8::from(is_service), is_service);
     let endpoint = Endpoint {
         socket: cli.socket.unwrap_or_else(spfs_shared::paths::socket_path),
         mountpoint: cli.mountpoint,
@@ -108,7 +110,7 @@ pub fn run() -> ExitCode {
     let result: CliResult = match cli.command {
         Command::Info(args) => info::run(args).map_err(Into::into),
         Command::Ls(args) => ls::run(args).map_err(Into::into),
-        Command::Service(args) => service::run(args, &endpoint),
+        Command::Service(args) => service::run(args, &endpoint, reporting.clone()),
         Command::Run(args) => run::run(args, &endpoint),
         Command::Shell(args) => run::shell(args, &endpoint),
         Command::Runtime(cmd) => runtime::run(cmd, &endpoint),
@@ -128,8 +130,13 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
+/// Log lines to stderr; with `report`, error events also become error
+/// reports (whatever the log level shown).
+fn init_logging(verbose: u8, report: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -137,12 +144,16 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_filter(filter);
+    let registry = tracing_subscriber::registry().with(fmt);
+    #[cfg(feature = "sentry")]
+    let registry = registry.with(report.then(crate::reporting::tracing_layer));
+    #[cfg(not(feature = "sentry"))]
+    let _ = report;
+    let _ = registry.try_init();
 }
 
 /// An env spec and the configured repositories it is resolved against.

@@ -21,9 +21,15 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
 }
 
-pub fn run(args: Args, endpoint: &Endpoint) -> CliResult {
+pub fn run(
+    args: Args,
+    endpoint: &Endpoint,
+    reporting: Option<std::sync::Arc<crate::reporting::Reporting>>,
+) -> CliResult {
     let ready = crate::sys::daemon::ReadyPipe::from_environment();
-    service::run(
+    let reporting =
+        reporting.unwrap_or_else(|| std::sync::Arc::new(crate::reporting::Reporting::init()));
+    let result = service::run(
         ServiceOptions {
             mountpoint: endpoint.mountpoint.clone(),
             socket: endpoint.socket.clone(),
@@ -35,6 +41,12 @@ pub fn run(args: Args, endpoint: &Endpoint) -> CliResult {
             always_on: args.always_on,
         },
         ready,
-    )?;
+        reporting.clone(),
+    );
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "the service failed");
+    }
+    reporting.flush();
+    result?;
     Ok(())
 }

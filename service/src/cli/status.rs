@@ -28,6 +28,7 @@ pub fn status(args: StatusArgs, endpoint: &Endpoint) -> CliResult {
             s.pid, s.version, s.protocol, s.mountpoint, s.runtimes, s.uptime_secs
         );
         println!("  {}", lifecycle_line(s.runtimes, &s.lifecycle));
+        println!("  error reporting: {}", s.reporting.summary);
     }
     Ok(())
 }

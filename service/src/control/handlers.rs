@@ -135,6 +135,8 @@ pub struct Context {
     pub settings: Arc<UserSettings>,
     /// Where settings and lifecycle changes are announced.
     pub notices: broadcast::Sender<Notice>,
+    /// Error reports.
+    pub reporting: Arc<crate::reporting::Reporting>,
 }
 
 /// The service's side of the control socket.
@@ -250,6 +252,7 @@ impl Handlers {
     pub fn settings_changed(&self) {
         let (timeout, _) = self.cx.settings.idle_timeout();
         self.cx.lifecycle.set_timeout(timeout);
+        self.cx.reporting.configure(&self.cx.settings.settings());
         let _ = self
             .cx
             .notices
@@ -273,6 +276,7 @@ impl Handlers {
                 .cx
                 .lifecycle
                 .report(self.cx.runtimes.list().len(), true),
+            reporting: self.cx.reporting.status(),
         }
     }
 
@@ -391,9 +395,12 @@ impl Handlers {
             let view = stack::view(&repos, &stack)?;
             Ok((digest, view, stack))
         });
-        let (digest, emptied) = committed.map_err(|source| ControlError::Commit {
-            runtime: rt.name.clone(),
-            source,
+        let (digest, emptied) = committed.map_err(|source| {
+            tracing::error!(runtime = %rt.name, error = %source, "commit failed");
+            ControlError::Commit {
+                runtime: rt.name.clone(),
+                source,
+            }
         })?;
         if let Err(e) =
             RuntimeRecord::update_stack(ed.scratch().root(), &stack::strings(&rt.stack()))

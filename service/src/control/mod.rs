@@ -129,7 +129,7 @@ impl ControlSocket {
                 Ok((s, _)) => s,
                 Err(e) => {
                     // EMFILE and the like: wait a moment rather than spin.
-                    tracing::warn!(error = %e, "cannot accept a control connection");
+                    tracing::error!(error = %e, "cannot accept a control connection");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }

@@ -299,7 +299,7 @@ impl Ops {
                 }
                 let payload = n.payload().ok_or(Errno::EIO)?;
                 let file = v.repos.open_payload(&payload).map_err(|e| {
-                    tracing::warn!(error = %e, "open");
+                    tracing::error!(error = %e, "cannot open a payload");
                     repo_errno(&e)
                 })?;
                 // Payloads never change: pages stay cached across opens,

@@ -67,10 +67,16 @@ impl Overlay {
         let placed = self
             .stage(lower, work, &stage, content)
             .and_then(|()| work.rename(&stage, &dir, &name, 0).map_err(io_errno));
-        if placed.is_err() {
+        if let Err(e) = placed {
             let _ = work.remove_all(&stage);
+            // A full disk or quota is the user's to fix; anything else is ours.
+            if e == Errno::ENOSPC || e == Errno::EDQUOT {
+                tracing::warn!(runtime_slot = self.slot, errno = ?e, "copy-up failed: the scratch is full");
+            } else {
+                tracing::error!(runtime_slot = self.slot, errno = ?e, "copy-up failed");
+            }
+            return Err(e);
         }
-        placed?;
         self.scratch.touched();
         let meta = dir.stat(&name).map_err(io_errno)?;
         Ok(Upper { dir, name, meta })
