@@ -108,6 +108,7 @@ enum Stop {
     Request,
     Signal(&'static str),
     Idle,
+    Failed,
 }
 
 /// Runs the service in the foreground until SIGTERM, SIGINT, a shutdown
@@ -155,25 +156,26 @@ async fn serve(
 
     let mut stop_notices = notices.subscribe();
     let (idle_tx, mut idle_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let tasks = [
-        tokio::spawn(reap(runtimes.clone())),
-        tokio::spawn(watch_settings(settings, handlers.clone())),
-        tokio::spawn(idle_clock(
-            lifecycle.clone(),
-            runtimes.clone(),
-            notices.clone(),
-            idle_tx,
-        )),
-    ];
+    // The service's tasks run until it stops; one that ends before (a
+    // panic, reported like any other) stops the service cleanly.
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(reap(runtimes.clone()));
+    tasks.spawn(watch_settings(settings, handlers.clone()));
+    tasks.spawn(idle_clock(
+        lifecycle.clone(),
+        runtimes.clone(),
+        notices.clone(),
+        idle_tx,
+    ));
     let control = Arc::new(control);
-    let serving = {
+    {
         let control = control.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(e) = control.serve(server).await {
                 tracing::error!(error = %e, "the control socket failed");
             }
-        })
-    };
+        });
+    }
     tracing::info!(
         mountpoint = %opts.mountpoint.display(),
         socket = %control.path().display(),
@@ -198,6 +200,12 @@ async fn serve(
                 _ = int.recv() => break Stop::Signal("SIGINT"),
                 _ = hup.recv() => break Stop::Signal("SIGHUP"),
                 _ = idle_rx.recv() => break Stop::Idle,
+                ended = tasks.join_next() => {
+                    if let Some(Err(e)) = &ended {
+                        tracing::error!(error = %e, "a task of the service failed");
+                    }
+                    break Stop::Failed;
+                }
                 notice = stop_notices.recv() => match notice {
                     Ok(Notice::Shutdown) | Err(broadcast::error::RecvError::Closed) => break Stop::Request,
                     _ => continue,
@@ -208,6 +216,7 @@ async fn serve(
     match why {
         Stop::Request => tracing::info!("shutting down on request"),
         Stop::Signal(s) => tracing::info!(signal = s, "shutting down on signal"),
+        Stop::Failed => tracing::error!("a part of the service stopped; shutting down"),
         Stop::Idle => tracing::info!(
             timeout = %lifecycle.timeout(),
             "no runtime and no request for the idle timeout; shutting down"
@@ -215,10 +224,7 @@ async fn serve(
     }
     lifecycle.stop();
     let _ = notices.send(Notice::Shutdown);
-    serving.abort();
-    for t in tasks {
-        t.abort();
-    }
+    tasks.abort_all();
     let path = mounted.mountpoint().to_owned();
     let left = runtimes.list().len();
     let unmounted = tokio::task::spawn_blocking(move || mounted.unmount())
@@ -345,7 +351,8 @@ async fn idle_clock(
             _ = sleep => {
                 if lifecycle.try_stop(runtimes.list().len(), std::time::Instant::now()) {
                     let _ = stop.send(()).await;
-                    return;
+                    // Tasks never end by themselves (see `serve`).
+                    std::future::pending::<()>().await;
                 }
             }
             _ = lifecycle.changed() => {}
