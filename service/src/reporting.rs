@@ -8,8 +8,8 @@
 use spfs_shared::protocol::ReportingStatus;
 use spfs_shared::settings::Settings;
 
-/// The backend name reports carry (until backends are detected).
-fn backend() -> &'static str {
+/// The backend name reports and `status` carry (until backends are detected).
+pub fn backend() -> &'static str {
     if cfg!(target_os = "macos") {
         "macfuse"
     } else {

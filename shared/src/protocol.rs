@@ -240,6 +240,9 @@ pub struct ServiceStatus {
     /// Whether errors are reported, and where.
     #[serde(default)]
     pub reporting: ReportingStatus,
+    /// The filesystem backend serving the mount (`Linux FUSE`, `macFUSE 5.1`…).
+    #[serde(default)]
+    pub backend: Option<String>,
 }
 
 /// Whether error reports are sent, and to which host.
@@ -273,6 +276,9 @@ pub struct RuntimeInfo {
     /// Bytes and files in the runtime's scratch (0 for read-only runtimes).
     pub scratch_bytes: u64,
     pub scratch_files: u64,
+    /// Where an editable runtime's edits are (its scratch directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_dir: Option<String>,
 }
 
 /// A change pushed to subscribers.

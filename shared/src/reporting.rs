@@ -233,8 +233,20 @@ fn replace_word(s: &str, word: &str, with: &str) -> String {
     out
 }
 
-/// Reports every panic (without waiting for it to be sent), then runs
-/// the hook that was there before.
+/// Whether the panic hook waits for the report to be sent.
+static FLUSH_ON_PANIC: AtomicBool = AtomicBool::new(false);
+
+/// Makes the panic hook wait (at most two seconds) until a panic's report
+/// is sent: for a process that a panic ends, such as the menu bar, whose
+/// panics in GUI callbacks abort rather than unwind. The service does not:
+/// it answers the request that panicked and serves on, and its exit
+/// flushes.
+pub fn flush_on_panic(on: bool) {
+    FLUSH_ON_PANIC.store(on, Ordering::Release);
+}
+
+/// Reports every panic (without waiting for it to be sent, unless
+/// [`flush_on_panic`]), then runs the hook that was there before.
 fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -242,6 +254,11 @@ fn install_panic_hook() {
         let integration = sentry::integrations::panic::PanicIntegration::new();
         std::panic::set_hook(Box::new(move |info| {
             sentry::capture_event(integration.event_from_panic_info(info));
+            if FLUSH_ON_PANIC.load(Ordering::Acquire) {
+                if let Some(client) = sentry::Hub::current().client() {
+                    client.flush(Some(FLUSH_TIMEOUT));
+                }
+            }
             next(info);
         }));
     });

@@ -212,6 +212,13 @@ impl Settings {
         result.map_err(io("write"))
     }
 
+    /// Whether a reporting address is configured: `SPFS_SENTRY_DSN` or the
+    /// `sentry_dsn` setting (the menu bar greys its toggle out without).
+    pub fn reporting_address(&self) -> bool {
+        std::env::var(SENTRY_DSN_ENV).is_ok_and(|d| check_dsn(d.trim()))
+            || self.sentry_dsn.as_deref().is_some_and(check_dsn)
+    }
+
     /// The value of `key` as `config get` prints it.
     pub fn get(&self, key: &str) -> Result<String, SettingsError> {
         Ok(match key {

@@ -15,6 +15,8 @@ use super::{must, run, AgentError, Spec};
 pub const LABEL: &str = "ai.spk.spfs-fuse-macos";
 /// The `Sockets` key the service asks launchd for.
 pub const SOCKET_NAME: &str = "Listeners";
+/// The app bundle's identifier (`SPFS.app`), whose agent this is.
+pub const BUNDLE_ID: &str = "ai.spk.spfs";
 /// Seconds launchd waits before starting a crashed service again.
 pub const THROTTLE_SECS: i64 = 10;
 
@@ -26,7 +28,8 @@ pub fn plist_path() -> PathBuf {
         .join(format!("{LABEL}.plist"))
 }
 
-fn common(d: &mut Dictionary, spec: &Spec) {
+/// Started at load, restarted after a crash but not after a clean exit.
+fn keep_alive(d: &mut Dictionary) {
     d.insert("RunAtLoad".into(), Value::Boolean(true));
     let mut keep = Dictionary::new();
     keep.insert("SuccessfulExit".into(), Value::Boolean(false));
@@ -36,6 +39,10 @@ fn common(d: &mut Dictionary, spec: &Spec) {
         Value::Integer(THROTTLE_SECS.into()),
     );
     d.insert("ProcessType".into(), Value::String("Interactive".into()));
+}
+
+fn common(d: &mut Dictionary, spec: &Spec) {
+    keep_alive(d);
     let log = Value::String(spec.log.display().to_string());
     d.insert("StandardOutPath".into(), log.clone());
     d.insert("StandardErrorPath".into(), log);
@@ -78,24 +85,29 @@ pub fn plist(spec: &Spec) -> Result<Vec<u8>, AgentError> {
     xml(d)
 }
 
-/// The property list inside `SPFS.app/Contents/Library/LaunchAgents/` for
-/// `SMAppService`: the program is named relative to the bundle
-/// (`BundleProgram`), and `spec.program` is not used.
-pub fn bundle_plist(spec: &Spec) -> Result<Vec<u8>, AgentError> {
+/// The property list inside `SPFS.app/Contents/Library/LaunchAgents/`
+/// for `SMAppService`. It is built once, with the app, for every user, so
+/// it names nothing of one user's: the program is named relative to the
+/// bundle (`BundleProgram`), the service binds its default socket itself
+/// (no `Sockets` entry: launchd cannot expand `~`) and appends to the
+/// user's log itself (`--log-to-file`), and no environment is recorded.
+pub fn bundle_plist() -> Result<Vec<u8>, AgentError> {
     let mut d = Dictionary::new();
     d.insert("Label".into(), Value::String(LABEL.into()));
     d.insert(
         "BundleProgram".into(),
         Value::String("Contents/MacOS/spfs-fuse-macos".into()),
     );
-    let mut args = vec![Value::String("spfs-fuse-macos".into())];
-    args.extend(spec.arguments().into_iter().map(Value::String));
-    d.insert("ProgramArguments".into(), Value::Array(args));
+    let args = ["spfs-fuse-macos", "service", "--always-on", "--log-to-file"];
+    d.insert(
+        "ProgramArguments".into(),
+        Value::Array(args.iter().map(|a| Value::String((*a).into())).collect()),
+    );
     d.insert(
         "AssociatedBundleIdentifiers".into(),
-        Value::Array(vec![Value::String("ai.spk.spfs".into())]),
+        Value::Array(vec![Value::String(BUNDLE_ID.into())]),
     );
-    common(&mut d, spec);
+    keep_alive(&mut d);
     xml(d)
 }
 
@@ -206,11 +218,36 @@ mod tests {
             std::fs::write(p, &text).unwrap();
         }
         assert_eq!(text, include_str!("testdata/launchagent.plist"));
-        let bundle = plist::from_bytes::<Value>(&bundle_plist(&spec()).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn the_bundle_plist_names_nothing_of_one_user() {
+        let bytes = bundle_plist().unwrap();
+        let bundle = plist::from_bytes::<Value>(&bytes).unwrap();
         let d = bundle.as_dictionary().unwrap();
         assert_eq!(
             d["BundleProgram"].as_string(),
             Some("Contents/MacOS/spfs-fuse-macos")
+        );
+        let args: Vec<&str> = d["ProgramArguments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_string().unwrap())
+            .collect();
+        assert_eq!(
+            args,
+            ["spfs-fuse-macos", "service", "--always-on", "--log-to-file"]
+        );
+        assert_eq!(d["Label"].as_string(), Some(LABEL));
+        assert_eq!(d["RunAtLoad"].as_boolean(), Some(true));
+        for key in ["Sockets", "StandardErrorPath", "EnvironmentVariables"] {
+            assert!(!d.contains_key(key), "{key}");
+        }
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            !text.contains("/Users/") && !text.contains("/home/"),
+            "{text}"
         );
     }
 }

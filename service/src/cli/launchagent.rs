@@ -15,10 +15,15 @@ pub enum Command {
     /// Stop the always-on service and remove its agent.
     Uninstall,
     /// Whether the agent is installed and loaded, and the service's pid.
-    Status,
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the LaunchAgent property list `install` writes (on any OS).
     Plist {
-        /// The variant inside SPFS.app, for SMAppService.
+        /// The variant inside SPFS.app, for SMAppService (names no user's
+        /// paths: the same for everyone who installs the app).
         #[arg(long)]
         bundle: bool,
     },
@@ -67,11 +72,10 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
     let name = kind_name(agent.kind());
     match cmd {
         Command::Plist { bundle } => {
-            let spec = spec(endpoint)?;
             let bytes = if bundle {
-                launchd::bundle_plist(&spec)?
+                launchd::bundle_plist()?
             } else {
-                launchd::plist(&spec)?
+                launchd::plist(&spec(endpoint)?)?
             };
             print!("{}", String::from_utf8_lossy(&bytes));
         }
@@ -96,8 +100,19 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
                 println!("the {name} is not installed");
             }
         }
-        Command::Status => {
+        Command::Status { json } => {
             let s = agent.status()?;
+            if json {
+                let v = serde_json::json!({
+                    "kind": name,
+                    "file": s.file.display().to_string(),
+                    "installed": s.installed,
+                    "loaded": s.loaded,
+                    "pid": s.pid,
+                });
+                println!("{v}");
+                return Ok(());
+            }
             println!(
                 "{name} {}: {}, {}",
                 s.file.display(),

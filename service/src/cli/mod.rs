@@ -53,7 +53,9 @@ impl Endpoint {
     pub(crate) fn connect(&self) -> Result<crate::client::Client, crate::client::ClientError> {
         crate::client::Client::connect(&self.socket)
     }
-    fn connect_or_start(&self) -> Result<crate::client::Client, crate::client::ClientError> {
+    pub(crate) fn connect_or_start(
+        &self,
+    ) -> Result<crate::client::Client, crate::client::ClientError> {
         crate::client::connect_or_start(
             &self.socket,
             &self.mountpoint,
@@ -82,6 +84,8 @@ enum Command {
     Runtime(runtime::Command),
     /// Show whether the service is running, and its state.
     Status(status::StatusArgs),
+    /// Start the service in the background if it is not running.
+    Start,
     /// Stop the service: unmount /spfs and exit.
     Shutdown,
     /// Commit an editable runtime's edits (or a directory) as a layer.
@@ -100,6 +104,15 @@ enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let is_service = matches!(cli.command, Command::Service(_));
+    if let Command::Service(args) = &cli.command {
+        if args.log_to_file {
+            let log = spfs_shared::paths::log_path();
+            if let Err(e) = crate::sys::daemon::redirect_output(&log) {
+                eprintln!("error: cannot write the log {}: {e}", log.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     // Reporting is set up before logging, so the first errors are seen.
     let reporting = is_service.then(|| std::sync::Arc::new(crate::reporting::Reporting::init()));
     init_logging(cli.verbose + u8::from(is_service), is_service);
@@ -115,6 +128,7 @@ pub fn run() -> ExitCode {
         Command::Shell(args) => run::shell(args, &endpoint),
         Command::Runtime(cmd) => runtime::run(cmd, &endpoint),
         Command::Status(args) => status::status(args, &endpoint),
+        Command::Start => status::start(&endpoint),
         Command::Shutdown => status::shutdown(&endpoint),
         Command::Commit(args) => commit::commit(args, &endpoint),
         Command::Reset(args) => commit::reset(args, &endpoint),

@@ -15,6 +15,10 @@ pub struct Args {
     /// when idle.
     #[arg(long, env = "SPFS_FUSE_ALWAYS_ON")]
     always_on: bool,
+    /// Append output to the user's service log instead of standard error
+    /// (for service managers that cannot name a per-user file).
+    #[arg(long)]
+    pub log_to_file: bool,
 }
 
 fn default_threads() -> usize {

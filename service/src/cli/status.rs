@@ -60,6 +60,18 @@ pub fn lifecycle_line(runtimes: usize, l: &Lifecycle) -> String {
     line
 }
 
+pub fn start(endpoint: &Endpoint) -> CliResult {
+    let mut client = endpoint.connect_or_start()?;
+    let Response::Status(s) = client.call(Request::Status)? else {
+        return Err("unexpected reply from the service".into());
+    };
+    println!(
+        "the service is running: pid {}, mounted at {}",
+        s.pid, s.mountpoint
+    );
+    Ok(())
+}
+
 pub fn shutdown(endpoint: &Endpoint) -> CliResult {
     let mut client = match endpoint.connect() {
         Ok(c) => c,

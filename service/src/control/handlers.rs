@@ -118,6 +118,9 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
         entries: rt.tree().layers().len().saturating_sub(1) as u64,
         scratch_bytes: usage.bytes,
         scratch_files: usage.files,
+        scratch_dir: rt
+            .editable()
+            .map(|e| e.scratch().root().display().to_string()),
     }
 }
 
@@ -277,6 +280,7 @@ impl Handlers {
                 .lifecycle
                 .report(self.cx.runtimes.list().len(), true),
             reporting: self.cx.reporting.status(),
+            backend: Some(crate::reporting::backend().to_owned()),
         }
     }
 

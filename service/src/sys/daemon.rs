@@ -34,6 +34,23 @@ pub fn spawn_daemon(cmd: &mut Command) -> io::Result<()> {
     Ok(())
 }
 
+/// Sends this process's standard output and error to the end of `log`
+/// (made with its directory if missing): for a service started by a
+/// service manager that cannot name a per-user log file (an agent inside
+/// the app bundle, registered with `SMAppService`).
+pub fn redirect_output(log: &std::path::Path) -> io::Result<()> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    rustix::stdio::dup2_stdout(&file)?;
+    rustix::stdio::dup2_stderr(&file)?;
+    Ok(())
+}
+
 /// What a service started with [`spawn_daemon_reporting`] said.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Started {
