@@ -1,50 +1,165 @@
-//! `spfs-menubar`: the menu-bar app of SPFS for macOS.
-//!
-//! The tray interface (active runtimes, stop, always-on, idle timeout,
-//! error reporting) comes with the service's control socket. Until then
-//! this binary shows the settings the app will edit.
+//! `spfs-menubar`: the menu-bar app of SPFS for macOS — see and stop
+//! runtimes, toggle always-on, the idle timeout and error reports. The
+//! decisions are in [`model`]; [`gui`] only shows them.
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod actions;
+mod client;
+mod gui;
+mod icon;
+mod model;
+mod sys;
 
 use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
 
-use spfs_shared::{paths, settings::Settings};
+use spfs_shared::settings::Settings;
+
+use actions::Env;
+use model::{Service, State};
+
+const USAGE: &str = "Usage: spfs-menubar [--print-menu | --write-icns PATH | --version]
+
+The SPFS menu-bar app. With --print-menu it prints the menu it would show
+for the running service, as indented text, and exits.";
+
+/// The app's own error reports (its panics), as the service's: off unless
+/// a reporting address is configured and `error_reporting` is on.
+pub struct Reporting {
+    #[cfg(feature = "sentry")]
+    reporter: spfs_shared::reporting::Reporter,
+}
+
+impl Reporting {
+    fn init(settings: &Settings) -> Reporting {
+        #[cfg(feature = "sentry")]
+        let reporting = {
+            let reporter = spfs_shared::reporting::Reporter::init(
+                "menubar",
+                env!("CARGO_PKG_VERSION"),
+                vec![("os", std::env::consts::OS.to_owned())],
+                spfs_shared::reporting::Scrubber::for_this_user(),
+            );
+            // A panic ends the app (a GTK or AppKit callback cannot unwind):
+            // the report must be sent before it goes.
+            spfs_shared::reporting::flush_on_panic(true);
+            Reporting { reporter }
+        };
+        #[cfg(not(feature = "sentry"))]
+        let reporting = Reporting {};
+        reporting.configure(settings);
+        reporting
+    }
+
+    /// On only with an address and `error_reporting` on.
+    pub fn configure(&self, settings: &Settings) {
+        #[cfg(feature = "sentry")]
+        {
+            let dsn = spfs_shared::reporting::effective_dsn(settings.sentry_dsn.as_deref());
+            self.reporter
+                .configure(dsn.as_deref(), settings.error_reporting);
+        }
+        #[cfg(not(feature = "sentry"))]
+        let _ = settings;
+    }
+}
+
+/// A test hook (builds with the `fault-injection` feature only):
+/// `SPFS_MENUBAR_FAULT_PANIC=MESSAGE` makes the app panic with MESSAGE
+/// once its reporting is set up, to show the panic is reported.
+fn fault_injection() {
+    #[cfg(feature = "fault-injection")]
+    if let Ok(message) = std::env::var("SPFS_MENUBAR_FAULT_PANIC") {
+        panic!("fault injection: {message}");
+    }
+}
+
+fn initial_state(env: &Env, service: Service, settings: Settings) -> State {
+    let reporting_address = match &service {
+        Service::Running(s) => s.status.reporting.host.is_some(),
+        _ => settings.reporting_address(),
+    };
+    State {
+        service,
+        always_on: actions::always_on(env),
+        settings,
+        reporting_address,
+        notice: None,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        log: env.log.clone(),
+    }
+}
+
+/// The settings file; a broken one gives the defaults and a notice for the
+/// menu (the service refuses it too, with the same message).
+fn load_settings(env: &Env) -> (Settings, Option<String>) {
+    match Settings::load(&env.settings) {
+        Ok(s) => (s, None),
+        Err(e) => (Settings::default(), Some(e.to_string())),
+    }
+}
+
+fn print_menu(env: &Env, settings: Settings, notice: Option<String>) -> ExitCode {
+    let service = match client::snapshot(&env.socket) {
+        Ok(s) => Service::Running(Box::new(s)),
+        Err(client::ClientError::NotRunning) => Service::NotRunning,
+        Err(e) => Service::Error(e.to_string()),
+    };
+    let mut state = initial_state(env, service, settings);
+    state.notice = notice;
+    print!(
+        "{}",
+        model::render(&model::menu(&state, SystemTime::now(), Instant::now()))
+    );
+    ExitCode::SUCCESS
+}
 
 fn main() -> ExitCode {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        Some("-V" | "--version") => {
+    sys::prepare_toolkit();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env = Env::for_this_user();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["-V" | "--version"] => {
             println!("spfs-menubar {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Some("-h" | "--help") | None => {}
-        Some(other) => {
-            eprintln!("error: unknown argument '{other}' (try --help)");
-            return ExitCode::from(2);
-        }
-    }
-    if arg.is_some() {
-        println!("Usage: spfs-menubar [--version]\n\nShows the SPFS settings; the menu-bar interface is not built yet.");
-        return ExitCode::SUCCESS;
-    }
-    let path = paths::settings_path();
-    match Settings::load(&path) {
-        Ok(s) => {
-            println!("settings: {}", path.display());
-            match s.idle_timeout_minutes {
-                0 => println!("  idle timeout: never"),
-                m => println!("  idle timeout: {m} minutes"),
-            }
-            println!(
-                "  error reporting: {}",
-                if s.error_reporting { "on" } else { "off" }
-            );
-            println!(
-                "The menu-bar interface is not built yet; this binary only shows the settings."
-            );
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+        ["-h" | "--help"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        ["--print-menu"] => {
+            let (settings, notice) = load_settings(&env);
+            let _reporting = Reporting::init(&settings);
+            fault_injection();
+            print_menu(&env, settings, notice)
+        }
+        ["--write-icns", path] => match icon::icns()
+            .map_err(|e| e.to_string())
+            .and_then(|d| std::fs::write(path, d).map_err(|e| format!("cannot write {path}: {e}")))
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        [] => {
+            let (settings, notice) = load_settings(&env);
+            let reporting = Reporting::init(&settings);
+            fault_injection();
+            let mut state = initial_state(&env, Service::NotRunning, settings);
+            state.notice = notice;
+            gui::run(env, state, reporting)
+        }
+        [other, ..] => {
+            eprintln!("error: unknown argument '{other}' (try --help)");
+            ExitCode::from(2)
         }
     }
 }

@@ -1,0 +1,134 @@
+//! Doing what a click asked for. Requests go to the service; what has no
+//! service to go to (settings while it is not running, always-on, the
+//! file manager) is done here. Each returns a one-line error for the menu.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use spfs_shared::settings::Settings;
+
+use crate::client;
+use crate::model::{request_for, Action, Service, State};
+
+/// Where things are.
+#[derive(Clone, Debug)]
+pub struct Env {
+    /// The service's control socket.
+    pub socket: PathBuf,
+    /// The `spfs-fuse-macos` command.
+    pub cli: PathBuf,
+    /// The settings file.
+    pub settings: PathBuf,
+    /// The service's log.
+    pub log: PathBuf,
+}
+
+impl Env {
+    /// The per-user locations, and the command beside this binary (as in
+    /// the app bundle or a build directory), else on PATH
+    /// (`SPFS_FUSE_CLI` overrides).
+    pub fn for_this_user() -> Env {
+        let cli = std::env::var_os("SPFS_FUSE_CLI")
+            .map(PathBuf::from)
+            .or_else(|| {
+                let beside = std::env::current_exe()
+                    .ok()?
+                    .with_file_name("spfs-fuse-macos");
+                beside.exists().then_some(beside)
+            })
+            .unwrap_or_else(|| PathBuf::from("spfs-fuse-macos"));
+        Env {
+            socket: spfs_shared::paths::socket_path(),
+            cli,
+            settings: spfs_shared::paths::settings_path(),
+            log: spfs_shared::paths::log_path(),
+        }
+    }
+}
+
+/// Runs `spfs-fuse-macos ARGS`; its first line of error output on failure.
+fn cli(env: &Env, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(&env.cli)
+        .args(args)
+        .env("SPFS_FUSE_SOCKET", &env.socket)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", env.cli.display()))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("failed")
+        .trim_start_matches("error: ")
+        .to_owned();
+    Err(line)
+}
+
+/// Whether always-on is installed: the bundle's login item on macOS
+/// inside SPFS.app, else the LaunchAgent or systemd unit the command
+/// manages. `None` if that cannot be told.
+pub fn always_on(env: &Env) -> Option<bool> {
+    #[cfg(target_os = "macos")]
+    if crate::sys::in_app_bundle() {
+        return Some(crate::sys::macos::registered());
+    }
+    let json = cli(env, &["launchagent", "status", "--json"]).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&json).ok()?;
+    v["installed"].as_bool()
+}
+
+fn set_always_on(env: &Env, on: bool) -> Result<(), String> {
+    #[cfg(target_os = "macos")]
+    if crate::sys::in_app_bundle() {
+        return crate::sys::macos::set(on);
+    }
+    cli(
+        env,
+        &["launchagent", if on { "install" } else { "uninstall" }],
+    )
+    .map(drop)
+}
+
+/// Changes a setting in the file directly (no service to ask).
+fn set_in_file(path: &Path, key: &str, value: &str) -> Result<(), String> {
+    let next = Settings::load(path)
+        .and_then(|s| s.with(key, value))
+        .map_err(|e| e.to_string())?;
+    next.save(path).map_err(|e| e.to_string())
+}
+
+fn open_log(env: &Env) -> Result<(), String> {
+    if !env.log.exists() {
+        return Err(format!("no log yet at {}", env.log.display()));
+    }
+    crate::sys::reveal(&env.log)
+}
+
+/// Does `action` (all but copying a name and quitting, which the GUI
+/// does); an error to show.
+pub fn perform(action: &Action, env: &Env, state: &State) -> Result<(), String> {
+    let running = matches!(state.service, Service::Running(_));
+    if let Some(request) = request_for(action) {
+        if running {
+            return client::call(&env.socket, request)
+                .map(drop)
+                .map_err(|e| e.to_string());
+        }
+        return match action {
+            Action::IdleTimeout(m) => {
+                set_in_file(&env.settings, "idle_timeout_minutes", &m.to_string())
+            }
+            Action::Reporting(on) => set_in_file(&env.settings, "error_reporting", &on.to_string()),
+            _ => Err("the service is not running".into()),
+        };
+    }
+    match action {
+        Action::Reveal(p) => crate::sys::reveal(p),
+        Action::AlwaysOn(on) => set_always_on(env, *on),
+        Action::StartService => cli(env, &["start"]).map(drop),
+        Action::OpenLog => open_log(env),
+        _ => Ok(()),
+    }
+}
