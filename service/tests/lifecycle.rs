@@ -47,6 +47,23 @@ fn an_idle_service_exits_by_itself_and_the_next_run_starts_a_new_one() {
     assert!(text(&svc.cli(&["status"])).contains("service running"));
 }
 
+/// `start` (the menu bar's Start service) starts a stopped service in the
+/// background and leaves a running one alone.
+#[test]
+fn start_starts_a_stopped_service_once() {
+    let mut svc = Service::start("repo");
+    ok(&svc.cli(&["shutdown"]));
+    wait_until("the shutdown", Duration::from_secs(10), || {
+        exited(&mut svc).is_some()
+    });
+    assert!(!is_mounted(&svc.mnt));
+    let first = text(&svc.cli(&["start"]));
+    assert!(first.starts_with("the service is running: pid "), "{first}");
+    assert!(is_mounted(&svc.mnt), "start did not mount");
+    let again = text(&svc.cli(&["start"]));
+    assert_eq!(first, again, "a second start started another service");
+}
+
 #[test]
 fn a_runtime_keeps_it_alive_and_status_shows_the_countdown() {
     let mut svc = Service::start_env("repo", false, &[("SPFS_FUSE_IDLE_TIMEOUT", "2s")]);

@@ -245,3 +245,46 @@ fn an_address_that_never_answers_slows_nothing_down() {
         "the reports were never attempted"
     );
 }
+
+/// The menu bar reports its own panics as the service does: scrubbed,
+/// with its release, and only when the user turned reporting on.
+#[test]
+fn the_menu_bar_reports_its_own_panics_scrubbed_and_only_when_on() {
+    let rec = Recorder::start();
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path().join("home/jdoe-spfs");
+    let settings = home.join(".config/spfs-fuse-macos/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    let panic_with = |message: &str| {
+        std::process::Command::new(menubar_bin())
+            .arg("--print-menu")
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env("SPFS_FUSE_SOCKET", home.join("none.sock"))
+            .env("SPFS_SENTRY_DSN", rec.dsn())
+            .env("SPFS_MENUBAR_FAULT_PANIC", message)
+            .output()
+            .unwrap()
+    };
+    std::fs::write(&settings, "{\"error_reporting\": false}").unwrap();
+    let off = panic_with("while off");
+    assert_eq!(
+        off.status.code(),
+        Some(101),
+        "spfs-menubar did not panic: build it with --features fault-injection (scripts/test does)"
+    );
+    std::fs::write(&settings, "{\"error_reporting\": true}").unwrap();
+    let message = format!("cannot read {}/Library/x", home.display());
+    assert_eq!(panic_with(&message).status.code(), Some(101));
+    // Sent before the app ended: it is there already.
+    let all = rec.all();
+    assert!(
+        all.contains("fault injection: cannot read ~/Library/x"),
+        "{all}"
+    );
+    assert!(!all.contains("while off"), "sent while off: {all}");
+    assert!(all.contains("\"release\":\"0.1.0\""), "{all}");
+    assert!(all.contains("\"component\":\"menubar\""), "{all}");
+    assert!(!all.contains("jdoe-spfs"), "a user name was sent: {all}");
+    assert!(!all.contains(&home.display().to_string()), "{all}");
+}

@@ -10,6 +10,18 @@ use super::{copy_tree, fixtures};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spfs-fuse-macos");
 
+/// The menu-bar app, a binary of the workspace's `spfs-menubar` package:
+/// found beside this package's binary (`cargo test --workspace` builds both).
+pub fn menubar_bin() -> PathBuf {
+    let p = Path::new(BIN).with_file_name("spfs-menubar");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build -p spfs-menubar` (`cargo test --workspace` does)",
+        p.display()
+    );
+    p
+}
+
 /// Prints a tree as the fixture's TSV lines (path, kind, perm, size, sha256|target).
 pub const WALKER: &str = r#"
 import hashlib, os, stat, sys
@@ -311,18 +323,23 @@ pub struct RuntimeShell {
 
 impl RuntimeShell {
     pub fn start(svc: &Service, name: &str, spec: &str) -> RuntimeShell {
+        Self::start_with(svc, name, spec, true)
+    }
+
+    /// A shell in a read-only runtime.
+    pub fn start_read_only(svc: &Service, name: &str, spec: &str) -> RuntimeShell {
+        Self::start_with(svc, name, spec, false)
+    }
+
+    fn start_with(svc: &Service, name: &str, spec: &str, edit: bool) -> RuntimeShell {
+        let mut args = vec!["run"];
+        if edit {
+            args.push("--edit");
+        }
+        args.extend(["--runtime-name", name, spec, "--", "sh", "-c"]);
         let mut child = svc
             .command(BIN)
-            .args([
-                "run",
-                "--edit",
-                "--runtime-name",
-                name,
-                spec,
-                "--",
-                "sh",
-                "-c",
-            ])
+            .args(args)
             .arg("while read -r line; do eval \"$(echo \"$line\" | base64 -d)\"; echo '--end--'; done")
             .env("M", &svc.mnt)
             .stdin(Stdio::piped())
