@@ -138,6 +138,7 @@ pub fn mount_runtime_with(
         spfs_fuse_macos::fs::SpfsFs::new(runtimes.clone(), (0, 0)),
         mnt,
         2,
+        &[],
     )
     .unwrap();
     let (uid, gid) = spfs_fuse_macos::sys::user::effective_ids();

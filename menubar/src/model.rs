@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spfs_shared::protocol::{
-    Event, IdleTimeoutSource, Request, RuntimeInfo, ServiceStatus, SettingsInfo,
+    BackendInfo, Event, IdleTimeoutSource, Request, RuntimeInfo, ServiceStatus, SettingsInfo,
 };
 use spfs_shared::settings::Settings;
 
@@ -364,7 +364,11 @@ fn reporting_on(state: &State) -> bool {
 pub fn menu(state: &State, now: SystemTime, instant: Instant) -> Vec<Item> {
     let mut items = vec![Item::Label(status_line(state, instant))];
     if let Service::Running(s) = &state.service {
-        let backend = s.status.backend.as_deref().unwrap_or("FUSE");
+        let backend = s
+            .status
+            .backend
+            .as_ref()
+            .map_or_else(|| "FUSE".to_owned(), BackendInfo::summary);
         items.push(Item::Label(format!("{} · {backend}", s.status.mountpoint)));
     }
     if let Some(n) = &state.notice {
@@ -586,7 +590,13 @@ mod tests {
                     socket_activated: false,
                 },
                 reporting: ReportingStatus::default(),
-                backend: Some("macFUSE".into()),
+                backend: Some(BackendInfo {
+                    name: "macfuse".into(),
+                    title: "macFUSE (kernel extension)".into(),
+                    version: Some("5.1.2".into()),
+                    caller_pid: true,
+                    ..BackendInfo::default()
+                }),
             },
             runtimes,
             settings: SettingsInfo {
@@ -775,7 +785,9 @@ mod tests {
         let st = state(Service::Running(Box::new(snap)));
         let text = render(&menu(&st, now, Instant::now()));
         assert!(
-            text.contains("SPFS running · 2 runtimes\n/spfs · macFUSE\n"),
+            text.contains(
+            "SPFS running · 2 runtimes\n/spfs · macFUSE (kernel extension) 5.1.2, one runtime per process tree\n"
+        ),
             "{text}"
         );
         assert!(text.contains("ed — fixture/base+fixture/top · 12.4 MB >\n  Environment: fixture/base+fixture/top\n  editable · scratch 12.4 MB (3 files)\n  Started 3 min ago\n  ---\n  Stop\n  Reveal scratch\n  Copy name\n"), "{text}");

@@ -11,6 +11,7 @@
 pub use spfs_repo as repo;
 
 pub mod agent;
+pub mod backend;
 pub mod cli;
 pub mod client;
 pub mod control;

@@ -18,9 +18,15 @@ pub struct Mounted {
 }
 
 impl Mounted {
-    /// Mounts `fs` at `mountpoint` with `threads` request threads, after
-    /// clearing a stale mount a crashed service may have left there.
-    pub fn mount(fs: SpfsFs, mountpoint: &Path, threads: usize) -> io::Result<Self> {
+    /// Mounts `fs` at `mountpoint` with `threads` request threads and the
+    /// backend's `extra` options (see `backend::Backend::mount_options`),
+    /// after clearing a stale mount a crashed service may have left there.
+    pub fn mount(
+        fs: SpfsFs,
+        mountpoint: &Path,
+        threads: usize,
+        extra: &[String],
+    ) -> io::Result<Self> {
         let mountpoint = mountpoint.to_owned();
         if sys::mount::is_fuse_mount(&mountpoint) {
             tracing::warn!(path = %mountpoint.display(), "removing a stale FUSE mount");
@@ -37,6 +43,9 @@ impl Mounted {
             // runtime's inodes carry (editable runtimes rely on it).
             MountOption::DefaultPermissions,
         ];
+        config
+            .mount_options
+            .extend(extra.iter().map(|o| MountOption::CUSTOM(o.clone())));
         // Other users reach the mount, and see an empty /spfs: runtimes are
         // only shown to their own user.
         config.acl = if sys::user::is_root() {

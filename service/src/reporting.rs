@@ -8,15 +8,6 @@
 use spfs_shared::protocol::ReportingStatus;
 use spfs_shared::settings::Settings;
 
-/// The backend name reports and `status` carry (until backends are detected).
-pub fn backend() -> &'static str {
-    if cfg!(target_os = "macos") {
-        "macfuse"
-    } else {
-        "linux-fuse"
-    }
-}
-
 /// This process's error reporting.
 pub struct Reporting {
     #[cfg(feature = "sentry")]
@@ -35,7 +26,7 @@ impl Reporting {
             let reporter = spfs_shared::reporting::Reporter::init(
                 "service",
                 env!("CARGO_PKG_VERSION"),
-                vec![("backend", backend().to_owned())],
+                vec![("os", std::env::consts::OS.to_owned())],
                 scrubber,
             );
             Reporting {
@@ -45,7 +36,6 @@ impl Reporting {
         }
         #[cfg(not(feature = "sentry"))]
         {
-            let _ = backend();
             Reporting {
                 status: parking_lot::Mutex::new(ReportingStatus {
                     enabled: false,
@@ -55,6 +45,14 @@ impl Reporting {
                 }),
             }
         }
+    }
+
+    /// Tags every later report with the filesystem backend (`macfuse`…).
+    pub fn set_backend(&self, name: &str) {
+        #[cfg(feature = "sentry")]
+        sentry::configure_scope(|scope| scope.set_tag("backend", name));
+        #[cfg(not(feature = "sentry"))]
+        let _ = name;
     }
 
     /// Applies `settings` (and `SPFS_SENTRY_DSN`): on only with an address

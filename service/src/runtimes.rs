@@ -194,6 +194,9 @@ pub enum StartError {
     /// The root process cannot be a root.
     #[error(transparent)]
     Register(#[from] RegisterError),
+    /// One runtime at a time ([`Mode::Single`]), and the user has one.
+    #[error("runtime '{0}' is running, and this service serves one runtime at a time")]
+    OneAtATime(String),
 }
 
 /// A change to the set of runtimes.
@@ -211,8 +214,19 @@ pub enum Change {
 /// subscribe again.
 const CHANGES_BUFFERED: usize = 1024;
 
+/// How callers are placed in runtimes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Each process tree sees its own runtime (the caller's pid routes).
+    PerProcessTree,
+    /// One runtime at a time, seen by all of its user's processes: for a
+    /// backend that does not give the caller's pid (see `backend`).
+    Single,
+}
+
 /// All runtimes, and the router that maps callers to them.
 pub struct Runtimes {
+    mode: Mode,
     router: Router,
     by_id: RwLock<HashMap<RuntimeId, Arc<Runtime>>>,
     slots: RwLock<HashMap<u32, Tree>>,
@@ -238,7 +252,19 @@ fn valid_name(name: &str) -> bool {
 impl Runtimes {
     /// No runtimes yet; this process is never placed in one.
     pub fn new() -> Self {
-        Self::with_router(Router::new())
+        Self::with_mode(Mode::PerProcessTree)
+    }
+
+    /// No runtimes yet, placing callers as `mode` says.
+    pub fn with_mode(mode: Mode) -> Self {
+        let mut runtimes = Self::with_router(Router::new());
+        runtimes.mode = mode;
+        runtimes
+    }
+
+    /// How callers are placed.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// No runtimes yet; this process may be a runtime root (benchmarks
@@ -249,6 +275,7 @@ impl Runtimes {
 
     fn with_router(router: Router) -> Self {
         Self {
+            mode: Mode::PerProcessTree,
             router,
             by_id: RwLock::default(),
             slots: RwLock::default(),
@@ -273,6 +300,11 @@ impl Runtimes {
             .any(|r| r.name == new.name && r.uid == new.uid)
         {
             return Err(StartError::NameTaken(new.name));
+        }
+        if self.mode == Mode::Single {
+            if let Some(other) = by_id.values().find(|r| r.uid == new.uid) {
+                return Err(StartError::OneAtATime(other.name.clone()));
+            }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.router.register_root(new.root_pid, id, &new.token)?;
@@ -323,8 +355,12 @@ impl Runtimes {
     }
 
     /// The runtime of a caller (thread id, user id); `None` outside any
-    /// runtime, or in a runtime of another user.
+    /// runtime, or in a runtime of another user. In [`Mode::Single`] every
+    /// process of the user is in the user's runtime.
     pub fn runtime_for_caller(&self, tid: u32, uid: u32) -> Option<Arc<Runtime>> {
+        if self.mode == Mode::Single {
+            return self.by_id.read().values().find(|r| r.uid == uid).cloned();
+        }
         let id = self.router.route(tid)?;
         let rt = self.by_id.read().get(&id)?.clone();
         (rt.uid == uid).then_some(rt)
@@ -332,10 +368,27 @@ impl Runtimes {
 
     /// The tree a caller sees (same rules as `runtime_for_caller`).
     pub fn tree_for_caller(&self, tid: u32, uid: u32) -> Option<Tree> {
+        if self.mode == Mode::Single {
+            return self
+                .by_id
+                .read()
+                .values()
+                .find(|r| r.uid == uid)
+                .map(|r| r.tree());
+        }
         let id = self.router.route(tid)?;
         let by_id = self.by_id.read();
         let rt = by_id.get(&id)?;
         (rt.uid == uid).then(|| rt.tree())
+    }
+
+    /// Makes process `pid` one more root of runtime `rt` (a `run` that
+    /// joins the runtime in [`Mode::Single`]): the runtime lives while it
+    /// does.
+    pub fn join(&self, rt: &Runtime, pid: u32) -> Result<(), StartError> {
+        self.router.register_root(pid, rt.id, &rt.token)?;
+        tracing::info!(runtime = %rt.name, pid, "joined the runtime");
+        Ok(())
     }
 
     /// The tree that owns inode slot `slot`.

@@ -21,7 +21,7 @@ use crate::lifecycle::Lifecycle;
 use crate::mount::Mounted;
 use crate::recovery;
 use crate::reporting::Reporting;
-use crate::runtimes::{Change, Runtimes};
+use crate::runtimes::{Change, Mode, Runtimes};
 use crate::sys;
 use crate::sys::daemon::ReadyPipe;
 use crate::user_settings::UserSettings;
@@ -48,6 +48,11 @@ pub struct ServiceOptions {
     pub settings: PathBuf,
     /// Started at login by launchd or systemd: never stops when idle.
     pub always_on: bool,
+    /// The filesystem backend, and whether it serves one runtime at a time.
+    pub backend: crate::backend::Backend,
+    /// The path users use when the mountpoint is a link to where the
+    /// backend mounts (`/spfs` → `/Volumes/spfs`).
+    pub link: Option<PathBuf>,
 }
 
 /// Why the service could not run.
@@ -181,6 +186,8 @@ async fn serve(
         socket = %control.path().display(),
         activated = control.is_inherited(),
         always_on = opts.always_on,
+        backend = %opts.backend.describe(),
+        single_runtime = opts.backend.single_runtime,
         idle_timeout = %lifecycle.timeout(),
         pid = std::process::id(),
         "service ready"
@@ -252,12 +259,17 @@ async fn start(opts: &ServiceOptions, reporting: Arc<Reporting>) -> Result<Start
         Some(listener) => ControlSocket::inherited(listener, &opts.socket),
         None => ControlSocket::bind(&opts.socket)?,
     };
-    let runtimes = Arc::new(Runtimes::new());
+    let runtimes = Arc::new(Runtimes::with_mode(if opts.backend.single_runtime {
+        Mode::Single
+    } else {
+        Mode::PerProcessTree
+    }));
     let owner = sys::user::effective_ids();
     let mounted = match Mounted::mount(
         SpfsFs::new(runtimes.clone(), owner),
         &opts.mountpoint,
         opts.threads,
+        &opts.backend.mount_options(),
     ) {
         Ok(m) => m,
         Err(source) => {
@@ -278,6 +290,8 @@ async fn start(opts: &ServiceOptions, reporting: Arc<Reporting>) -> Result<Start
     let (notices, _) = broadcast::channel(256);
     let cx = Context {
         runtimes,
+        backend: opts.backend.clone(),
+        link: opts.link.clone(),
         mountpoint: mounted.mountpoint().to_owned(),
         scratch_root: opts.scratch_root.clone(),
         lifecycle,

@@ -17,7 +17,8 @@ use spfs_fuse_macos::runtimes::{NewRuntime, Runtimes};
 fn a_runtime_sees_its_view_and_outsiders_see_nothing() {
     let mnt = tempfile::tempdir().unwrap();
     let runtimes = Arc::new(Runtimes::new());
-    let mounted = Mounted::mount(SpfsFs::new(runtimes.clone(), (0, 0)), mnt.path(), 2).unwrap();
+    let mounted =
+        Mounted::mount(SpfsFs::new(runtimes.clone(), (0, 0)), mnt.path(), 2, &[]).unwrap();
 
     let set = Arc::new(fixture_set("repo"));
     let stack = set

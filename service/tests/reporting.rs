@@ -156,7 +156,7 @@ fn an_error_and_a_panic_reach_the_endpoint_scrubbed() {
     failed_commit(&svc, "reported");
     let all = rec.wait_for("commit failed");
     assert!(all.contains("\"release\":\"0.1.0\""), "{all}");
-    assert!(all.contains("\"backend\":\"linux-fuse\""), "{all}");
+    assert!(all.contains("\"backend\":\"linux\""), "{all}");
     // the panic of a request, caught and answered EIO, is reported too
     let m = svc.mnt.display().to_string();
     let _ = svc.run("fixture/base", &["stat", &format!("{m}/boom")]);

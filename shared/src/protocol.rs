@@ -123,6 +123,9 @@ pub struct MountRequest {
 }
 
 /// What the service answers.
+// One is built per request and serialised at once: the status's size costs
+// nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "response", rename_all = "snake_case")]
 pub enum Response {
@@ -240,9 +243,56 @@ pub struct ServiceStatus {
     /// Whether errors are reported, and where.
     #[serde(default)]
     pub reporting: ReportingStatus,
-    /// The filesystem backend serving the mount (`Linux FUSE`, `macFUSE 5.1`…).
+    /// The filesystem backend serving the mount, and what it can do.
     #[serde(default)]
-    pub backend: Option<String>,
+    pub backend: Option<BackendInfo>,
+}
+
+/// The filesystem backend of a service (see the service's `backend` module
+/// and `docs/backends.md`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// `linux`, `macfuse`, `macfuse-fskit`, `fuse-t`.
+    pub name: String,
+    /// For people: `macFUSE (kernel extension)`.
+    pub title: String,
+    /// Its version, when known.
+    pub version: Option<String>,
+    /// Requests carry the caller's pid (per-process-tree runtimes need it).
+    pub caller_pid: bool,
+    /// Cache invalidation: `full`, `partial` or `none`.
+    pub invalidation: String,
+    /// Zero entry timeouts keep names out of the kernel's name cache.
+    pub entry_timeouts: bool,
+    /// `anywhere` or `under /Volumes only`.
+    pub mount_location: String,
+    /// Requests are served one at a time.
+    pub serial: bool,
+    /// One runtime at a time, seen by all of the user's processes.
+    pub single_runtime: bool,
+    /// Mount options the backend adds (`novncache`…).
+    pub mount_options: Vec<String>,
+    /// The directory mounted on.
+    pub mounted_at: String,
+    /// `/spfs → /Volumes/spfs` when the mountpoint is a link (and its state).
+    pub link: Option<String>,
+}
+
+impl BackendInfo {
+    /// One line for people: `macFUSE (kernel extension) 5.1.2, one runtime per process tree`.
+    pub fn summary(&self) -> String {
+        let mut s = self.title.clone();
+        if let Some(v) = &self.version {
+            s.push(' ');
+            s.push_str(v);
+        }
+        s.push_str(if self.single_runtime {
+            ", one runtime at a time"
+        } else {
+            ", one runtime per process tree"
+        });
+        s
+    }
 }
 
 /// Whether error reports are sent, and to which host.

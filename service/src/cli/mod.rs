@@ -1,5 +1,6 @@
 //! The `spfs-fuse-macos` command line.
 
+mod backends;
 mod commit;
 mod config;
 mod info;
@@ -95,6 +96,8 @@ enum Command {
     /// Read or change the settings (idle timeout, error reporting).
     #[command(subcommand)]
     Config(config::Command),
+    /// The filesystem backends installed here and what each can do.
+    Backends(backends::Args),
     /// Run the service always-on: install or remove its LaunchAgent (systemd unit on Linux).
     #[command(subcommand)]
     Launchagent(launchagent::Command),
@@ -134,6 +137,7 @@ pub fn run() -> ExitCode {
         Command::Reset(args) => commit::reset(args, &endpoint),
         Command::Config(cmd) => config::run(cmd, &endpoint),
         Command::Launchagent(cmd) => launchagent::run(cmd, &endpoint),
+        Command::Backends(args) => backends::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,9 +28,39 @@ pub fn status(args: StatusArgs, endpoint: &Endpoint) -> CliResult {
             s.pid, s.version, s.protocol, s.mountpoint, s.runtimes, s.uptime_secs
         );
         println!("  {}", lifecycle_line(s.runtimes, &s.lifecycle));
+        if let Some(b) = &s.backend {
+            for line in backend_lines(b) {
+                println!("  {line}");
+            }
+        }
         println!("  error reporting: {}", s.reporting.summary);
     }
     Ok(())
+}
+
+/// The backend as `status` prints it: what it is, what it can do, and the
+/// mount's layout.
+pub fn backend_lines(b: &spfs_shared::protocol::BackendInfo) -> Vec<String> {
+    let yes_no = |v: bool| if v { "yes" } else { "no" };
+    let mut lines =
+        vec![
+            format!("backend: {}", b.summary()),
+            format!(
+            "  caller pid: {}; cache invalidation: {}; entry timeouts honoured: {}; mounts {}{}",
+            yes_no(b.caller_pid),
+            b.invalidation,
+            yes_no(b.entry_timeouts),
+            b.mount_location,
+            if b.serial { "; one request at a time" } else { "" }
+        ),
+        ];
+    if !b.mount_options.is_empty() {
+        lines.push(format!("  mount options: {}", b.mount_options.join(",")));
+    }
+    if let Some(link) = &b.link {
+        lines.push(format!("  mountpoint link: {link}"));
+    }
+    lines
 }
 
 fn plural(n: usize, one: &str) -> String {

@@ -18,7 +18,7 @@ use crate::lifecycle::Lifecycle;
 use crate::records::{RuntimeRecord, RECORD_VERSION};
 use crate::repo::commit;
 use crate::repo::tags::TagSpec;
-use crate::runtimes::{self, Change, NewRuntime, Runtime, Runtimes, StartError};
+use crate::runtimes::{self, Change, Mode, NewRuntime, Runtime, Runtimes, StartError};
 use crate::scratch::Scratch;
 use crate::service::Notice;
 use crate::stack;
@@ -81,6 +81,9 @@ pub enum ControlError {
     /// A setting could not be changed.
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// One runtime at a time, and this `run` is not of the one running.
+    #[error("{0}")]
+    OneAtATime(String),
     /// Subscriptions and shutdowns are served by the socket server.
     #[error("'{0}' is not answered here")]
     NotHere(&'static str),
@@ -128,6 +131,10 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
 pub struct Context {
     /// The runtimes.
     pub runtimes: Arc<Runtimes>,
+    /// The filesystem backend.
+    pub backend: crate::backend::Backend,
+    /// The path users use, when the mountpoint is a link to the mount.
+    pub link: Option<PathBuf>,
     /// The mount.
     pub mountpoint: PathBuf,
     /// Where editable runtimes keep their edits.
@@ -280,7 +287,7 @@ impl Handlers {
                 .lifecycle
                 .report(self.cx.runtimes.list().len(), true),
             reporting: self.cx.reporting.status(),
-            backend: Some(crate::reporting::backend().to_owned()),
+            backend: Some(self.backend_info()),
         }
     }
 
@@ -295,6 +302,17 @@ impl Handlers {
             .clone()
             .unwrap_or_else(|| format!("rt-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
         let (repos, stack, view) = stack::load(&req.repositories, &req.env_spec)?;
+        if self.cx.runtimes.mode() == Mode::Single {
+            let running = self
+                .cx
+                .runtimes
+                .list()
+                .into_iter()
+                .find(|r| r.uid == proc.uid);
+            if let Some(rt) = running {
+                return self.join(&rt, &req, &stack);
+            }
+        }
         let token = runtimes::new_token();
         let scratch = if req.editable {
             let dir = self.cx.scratch_root.join(format!(
@@ -350,6 +368,70 @@ impl Handlers {
                 Err(e.into())
             }
         }
+    }
+
+    /// In single-runtime mode, a `run` of the environment already running
+    /// joins it; any other is refused with why and what to do.
+    fn join(
+        &self,
+        rt: &Arc<Runtime>,
+        req: &MountRequest,
+        stack: &[crate::repo::Digest],
+    ) -> Result<Response, ControlError> {
+        let why = if self.cx.backend.capabilities().caller_pid {
+            "it was started with --single-runtime".to_owned()
+        } else {
+            format!(
+                "{} does not tell which process asks, so every process of yours sees the same /spfs; for a runtime per process tree, use macFUSE's kernel extension (docs/backends.md)",
+                self.cx.backend.kind.title()
+            )
+        };
+        let refuse = |what: String| {
+            Err(ControlError::OneAtATime(format!(
+                "this service serves one runtime at a time ({why}), and runtime '{}' is running {}: {what}",
+                rt.name, rt.spec
+            )))
+        };
+        if rt.stack() != stack {
+            return refuse(format!(
+                "run that environment to join it, or stop it first ('spfs-fuse-macos runtime rm {}')",
+                rt.name
+            ));
+        }
+        if rt.editable().is_some() != req.editable {
+            let (has, asked) = if req.editable {
+                ("read-only", "--edit")
+            } else {
+                ("editable", "without --edit")
+            };
+            return refuse(format!(
+                "it is {has}, and this run asks {asked}; run it as it is to join it"
+            ));
+        }
+        if let Some(name) = req.runtime_name.as_deref().filter(|n| *n != rt.name) {
+            return refuse(format!(
+                "this run names another runtime ('{name}'); drop --runtime-name or use '{}' to join it",
+                rt.name
+            ));
+        }
+        self.cx.runtimes.join(rt, req.root_pid)?;
+        Ok(Response::Mounted {
+            runtime: runtime_info(rt),
+            token: rt.token.clone(),
+        })
+    }
+
+    /// The backend, as `status` shows it.
+    fn backend_info(&self) -> protocol::BackendInfo {
+        let plan = crate::backend::MountPlan {
+            mount_at: self.cx.mountpoint.clone(),
+            link: self.cx.link.clone(),
+        };
+        let state = self.cx.link.as_deref().map(|l| {
+            crate::backend::link_problem(l, &self.cx.mountpoint)
+                .unwrap_or_else(|| "in place".to_owned())
+        });
+        self.cx.backend.info(&plan, state.as_deref())
     }
 
     fn stop(&self, peer: &Peer, name: &str) -> Result<Response, ControlError> {
