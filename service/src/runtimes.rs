@@ -9,6 +9,7 @@
 //! old tree can be mistaken for the new one.
 
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -189,7 +190,7 @@ pub enum StartError {
     #[error("a runtime named '{0}' is already running; choose another --runtime-name")]
     NameTaken(String),
     /// Not a name a runtime can have.
-    #[error("invalid runtime name '{0}': use letters, digits, '.', '_' and '-' (at most 64)")]
+    #[error("invalid runtime name '{0}': use letters, digits, '.', '_' and '-', not first '.' or '-' (at most 64)")]
     BadName(String),
     /// The root process cannot be a root.
     #[error(transparent)]
@@ -197,6 +198,19 @@ pub enum StartError {
     /// One runtime at a time ([`Mode::Single`]), and the user has one.
     #[error("runtime '{0}' is running, and this service serves one runtime at a time")]
     OneAtATime(String),
+}
+
+/// What the kernel must forget after a reset.
+#[derive(Debug)]
+enum Forget {
+    /// A name whose node was detached.
+    Entry {
+        parent: u64,
+        name: Box<[u8]>,
+        child: u64,
+    },
+    /// Attributes of a directory that stays.
+    Attributes(u64),
 }
 
 /// A change to the set of runtimes.
@@ -233,6 +247,8 @@ pub struct Runtimes {
     next_id: AtomicU64,
     next_slot: AtomicU32,
     changes: broadcast::Sender<Change>,
+    /// Tells the kernel to forget cached entries (set once mounted).
+    notifier: std::sync::OnceLock<fuser::Notifier>,
 }
 
 impl Default for Runtimes {
@@ -241,9 +257,13 @@ impl Default for Runtimes {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+/// A runtime name is a directory name and a tag component (durable
+/// runtimes are `spfs/runtimes/meta/<name>`): letters, digits, '.', '_'
+/// and '-', not starting with '.' or '-' (so never "." or ".."), at most 64.
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
+        && !name.starts_with(['.', '-'])
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -282,6 +302,7 @@ impl Runtimes {
             next_id: AtomicU64::new(1),
             next_slot: AtomicU32::new(1),
             changes: broadcast::channel(CHANGES_BUFFERED).0,
+            notifier: std::sync::OnceLock::new(),
         }
     }
 
@@ -440,7 +461,9 @@ impl Runtimes {
         let detached = {
             let _all = ed.scratch.hold_all();
             let detached = ed.scratch.detach();
-            self.switch(rt, ed, Arc::new(view));
+            // The layer shows exactly what the edits showed: every inode
+            // stays (a shell in /spfs, open files), over the new stack.
+            self.rebase(ed, Arc::new(view));
             *rt.stack.write() = stack;
             detached
         };
@@ -455,9 +478,10 @@ impl Runtimes {
         Ok((made, emptied))
     }
 
-    /// Discards edits of `rt` with `discard` (all, or some paths), then
-    /// moves the runtime to a fresh view of the same layers. Same locks as
-    /// [`Runtimes::commit`].
+    /// Discards edits of `rt` with `discard` (all, or some paths). The
+    /// paths whose content changes become new inodes, and the kernel is
+    /// told to forget their names; every other inode stays valid. Same
+    /// locks as [`Runtimes::commit`].
     pub fn reset(
         &self,
         rt: &Arc<Runtime>,
@@ -466,38 +490,97 @@ impl Runtimes {
     ) -> std::io::Result<()> {
         let _busy = ed.busy.lock();
         let _edits = ed.scratch.hold_edits();
-        let done = {
+        let (done, forget) = {
             let _all = ed.scratch.hold_all();
+            let before = ed.scratch.upper_entries();
             let done = discard(&ed.scratch);
             // Even after a failure some edits may be gone: a fresh view.
             let layers = ed.overlay().lower().clone();
-            self.switch(rt, ed, layers);
-            done
+            let view = self.rebase(ed, layers);
+            let mut forget = Vec::new();
+            for (path, was_dir) in before {
+                if ed.scratch.in_upper(&path) {
+                    continue;
+                }
+                let names: Vec<&[u8]> = path.iter().map(|n| &n[..]).collect();
+                // A directory merged with the layers' keeps its inode (a
+                // shell in it stays); only its own attributes change.
+                let merged_dir = was_dir && view.lower_dir_at(&names);
+                if merged_dir {
+                    if let Some(idx) = view.node_at(&names) {
+                        forget.push(Forget::Attributes(view.ino(idx)));
+                    }
+                } else if let Some((parent, name, child)) = view.detach_path(&names) {
+                    forget.push(Forget::Entry {
+                        parent,
+                        name,
+                        child,
+                    });
+                }
+            }
+            (done, forget)
         };
+        drop(_edits);
+        drop(_busy);
+        // Told with no lock held: the kernel may wait for requests that
+        // wait for these locks.
+        self.forget(&forget);
         self.updated(rt);
         done
     }
 
-    /// Installs a new overlay of `view` for `ed` at a new slot (its
-    /// scratch's views held by the caller).
-    fn switch(&self, rt: &Runtime, ed: &Editable, view: Arc<View>) {
+    /// Tells the kernel to drop what it caches for these inodes and names.
+    fn forget(&self, what: &[Forget]) {
+        let Some(n) = self.notifier.get() else {
+            return;
+        };
+        for f in what {
+            let told = match f {
+                Forget::Entry {
+                    parent,
+                    name,
+                    child,
+                } => {
+                    let name = std::ffi::OsStr::from_bytes(name);
+                    let r = n.inval_entry(fuser::INodeNo(*parent), name);
+                    // macFUSE ignores FUSE_NOTIFY_INVAL_ENTRY since 4.9.1
+                    // (docs/backends.md); FUSE_NOTIFY_DELETE works there.
+                    if cfg!(target_os = "macos") {
+                        n.delete(fuser::INodeNo(*parent), fuser::INodeNo(*child), name)
+                    } else {
+                        r
+                    }
+                }
+                Forget::Attributes(ino) => n.inval_inode(fuser::INodeNo(*ino), 0, 0),
+            };
+            // ENOENT: the kernel had nothing cached.
+            if let Err(e) = told {
+                if e.raw_os_error() != Some(libc::ENOENT) {
+                    tracing::debug!(error = %e, "cannot tell the kernel to forget an entry");
+                }
+            }
+        }
+    }
+
+    /// Lets runtimes tell the kernel to forget entries (after a reset).
+    pub fn set_notifier(&self, notifier: fuser::Notifier) {
+        let _ = self.notifier.set(notifier);
+    }
+
+    /// Moves `ed` to a view of `view` from a new generation on, at the
+    /// same slot and with the same inodes (its scratch's views held by
+    /// the caller). Operations that entered the old view finish first;
+    /// later ones find the new one by its slot.
+    fn rebase(&self, ed: &Editable, view: Arc<View>) -> Arc<Overlay> {
         let old = ed.overlay();
         ed.scratch.next_generation();
-        let slot = self.new_slot();
-        let new = Arc::new(Overlay::new(
-            view,
-            old.repos().clone(),
-            ed.scratch.clone(),
-            slot,
-            (rt.uid, rt.gid),
-            rt.created,
-        ));
+        let new = Arc::new(old.rebased(view));
         *ed.overlay.write() = new.clone();
-        let mut slots = self.slots.write();
-        slots.remove(&old.slot());
-        slots.insert(slot, Tree::Editable(new));
-        drop(slots);
+        self.slots
+            .write()
+            .insert(new.slot(), Tree::Editable(new.clone()));
         ed.scratch.take_changed();
+        new
     }
 
     /// Ends runtime `id`: its view goes, and its processes see an empty /spfs.

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::lock_api::ArcRwLockReadGuard;
+use parking_lot::{Mutex, RawRwLock, RwLock, RwLockWriteGuard};
 
 pub use crate::repo::whiteout::{is_reserved, whiteout_name, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::sys::dir::{is_not_beneath, Dir, Kind};
@@ -33,11 +34,17 @@ pub struct Usage {
     pub files: u64,
 }
 
-/// An operation admitted by [`Scratch::enter`].
-#[derive(Debug)]
-pub struct Entered<'a> {
-    _edit: Option<RwLockReadGuard<'a, ()>>,
-    _view: RwLockReadGuard<'a, ()>,
+/// An operation admitted by [`Scratch::enter`] (owns its guards, so it can
+/// be handed on with the view it entered).
+pub struct Entered {
+    _edit: Option<ArcRwLockReadGuard<RawRwLock, ()>>,
+    _view: ArcRwLockReadGuard<RawRwLock, ()>,
+}
+
+impl std::fmt::Debug for Entered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Entered")
+    }
 }
 
 /// The two phases of a commit or reset, held in order (see
@@ -60,9 +67,9 @@ pub struct Scratch {
     unreported: AtomicBool,
     usage: Mutex<Usage>,
     /// Held shared by each edit, exclusively by a commit or reset.
-    edits: RwLock<()>,
+    edits: Arc<RwLock<()>>,
     /// Held shared by each operation, exclusively while the view switches.
-    views: RwLock<()>,
+    views: Arc<RwLock<()>>,
     /// Bumped whenever the runtime moves to a new view.
     generation: AtomicU64,
 }
@@ -95,8 +102,8 @@ impl Scratch {
             dirty: AtomicBool::new(true),
             unreported: AtomicBool::new(false),
             usage: Mutex::new(Usage::default()),
-            edits: RwLock::new(()),
-            views: RwLock::new(()),
+            edits: Arc::new(RwLock::new(())),
+            views: Arc::new(RwLock::new(())),
             generation: AtomicU64::new(0),
         })
     }
@@ -117,10 +124,10 @@ impl Scratch {
     /// replaced (the caller answers ESTALE, and the kernel looks the path
     /// up afresh). An `edit` waits while a commit or reset runs; other
     /// operations only wait for the moment the view is switched.
-    pub fn enter(&self, generation: u64, edit: bool) -> Option<Entered<'_>> {
+    pub fn enter(&self, generation: u64, edit: bool) -> Option<Entered> {
         // Always edits, then views: the order commits and resets take them.
-        let edit = edit.then(|| self.edits.read());
-        let view = self.views.read();
+        let edit = edit.then(|| self.edits.read_arc());
+        let view = self.views.read_arc();
         (self.generation() == generation).then_some(Entered {
             _edit: edit,
             _view: view,
@@ -297,6 +304,51 @@ pub fn remove_all(path: &Path) -> io::Result<()> {
 
 /// Deeper than this is not counted (a loop the user made, or a joke).
 const MAX_COUNT_DEPTH: usize = 256;
+
+/// A path in the upper directory (names from its root) and whether it is
+/// a directory.
+pub type UpperEntry = (Vec<Box<[u8]>>, bool);
+
+impl Scratch {
+    /// Every entry of the upper directory (whiteouts and markers left
+    /// out), parents before their children; the kernel's caches of these
+    /// paths are what a reset must correct.
+    pub fn upper_entries(&self) -> Vec<UpperEntry> {
+        let mut out = Vec::new();
+        collect(&self.upper(), &mut Vec::new(), &mut out);
+        out
+    }
+
+    /// Whether `path` (names from the root) is in the upper directory now.
+    pub fn in_upper(&self, path: &[Box<[u8]>]) -> bool {
+        let Some((name, dirs)) = path.split_last() else {
+            return true;
+        };
+        self.upper()
+            .sub(dirs.iter().map(|n| &n[..]))
+            .and_then(|d| d.try_stat(name))
+            .is_ok_and(|m| m.is_some())
+    }
+}
+
+fn collect(dir: &Dir, prefix: &mut Vec<Box<[u8]>>, out: &mut Vec<UpperEntry>) {
+    let Ok(names) = dir.names() else { return };
+    for name in names {
+        if is_reserved(&name) {
+            continue;
+        }
+        let Ok(m) = dir.stat(&name) else { continue };
+        prefix.push(name.clone().into());
+        let is_dir = m.kind == Kind::Dir;
+        out.push((prefix.clone(), is_dir));
+        if is_dir && prefix.len() < MAX_COUNT_DEPTH {
+            if let Ok(sub) = dir.sub([&name[..]]) {
+                collect(&sub, prefix, out);
+            }
+        }
+        prefix.pop();
+    }
+}
 
 fn count(dir: &Dir, usage: &mut Usage, depth: usize) {
     let Ok(names) = dir.names() else { return };

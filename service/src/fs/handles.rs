@@ -17,12 +17,16 @@ use parking_lot::RwLock;
 use crate::overlay::{Index, Listed, Overlay};
 use crate::repo::NodeId;
 use crate::runtimes::ReadOnlyView;
+use crate::scratch::Scratch;
 
 /// What a handle holds open.
 #[derive(Debug)]
 pub(crate) enum Open {
-    /// A file: a payload of the layers, or an editable runtime's file.
+    /// A payload of a read-only view's layers.
     File(File),
+    /// A file of an editable runtime, which follows its node across
+    /// commits and resets.
+    EditableFile(EditableFile),
     /// A directory of a read-only view (`None`: the empty root a process
     /// outside any runtime sees).
     ReadOnlyDir(Option<(Arc<ReadOnlyView>, NodeId)>),
@@ -52,6 +56,41 @@ impl Snapshot {
         ]
         .into_iter()
         .chain(self.entries.iter().map(|(i, k, n)| (*i, *k, &n[..])))
+    }
+}
+
+/// An editable runtime's open file: the node it was opened on, and the file
+/// it is bound to in the view of one scratch generation. A commit or a
+/// reset moves the runtime to a new view; the next read or write through
+/// the handle binds it again there (see `Ops::bound`), so it keeps
+/// working instead of writing to a file that left the scratch.
+#[derive(Debug)]
+pub(crate) struct EditableFile {
+    /// The node opened.
+    pub(crate) idx: Index,
+    /// The open(2) flags, to open it again.
+    pub(crate) flags: i32,
+    /// The scratch, whose generation says when to bind again.
+    pub(crate) scratch: Arc<Scratch>,
+    /// (generation, file) it is bound to.
+    pub(crate) bound: RwLock<(u64, Arc<File>)>,
+}
+
+impl EditableFile {
+    /// `file`, opened on node `idx` of `overlay` with `flags`.
+    pub(crate) fn new(overlay: &Overlay, idx: Index, flags: i32, file: File) -> EditableFile {
+        EditableFile {
+            idx,
+            flags,
+            scratch: overlay.scratch().clone(),
+            bound: RwLock::new((overlay.generation(), Arc::new(file))),
+        }
+    }
+
+    /// The file, if it is bound in the scratch's current generation.
+    pub(crate) fn current(&self) -> Option<Arc<File>> {
+        let b = self.bound.read();
+        (b.0 == self.scratch.generation()).then(|| b.1.clone())
     }
 }
 
@@ -110,7 +149,7 @@ impl Handles {
     pub(crate) fn file(&self, fh: u64, ino: u64) -> Result<Arc<Handle>, Errno> {
         let h = self.get(fh, ino)?;
         match h.open {
-            Open::File(_) => Ok(h),
+            Open::File(_) | Open::EditableFile(_) => Ok(h),
             _ => Err(Errno::EBADF),
         }
     }
@@ -138,10 +177,18 @@ impl Handles {
 }
 
 impl Handle {
-    /// The open file (None for directories).
+    /// The read-only view's file (None for directories and editable files).
     pub(crate) fn as_file(&self) -> Option<&File> {
         match &self.open {
             Open::File(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The editable runtime's file, if it is one.
+    pub(crate) fn as_editable(&self) -> Option<&EditableFile> {
+        match &self.open {
+            Open::EditableFile(f) => Some(f),
             _ => None,
         }
     }

@@ -16,11 +16,12 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{AccessFlags, Errno, FileAttr, FileType, FopenFlags, INodeNo, Request};
 
-use super::handles::{Handles, Open, Snapshot};
+use super::handles::{EditableFile, Handle, Handles, Open, Snapshot};
 use super::inode;
 use crate::overlay::{attr_of, Caller, Index, Overlay, SetAttr};
 use crate::repo::{NodeId, NodeKind};
 use crate::runtimes::{ReadOnlyView, Runtimes, Tree};
+use crate::scratch::Entered;
 use crate::sys;
 use crate::sys::dir::Meta;
 
@@ -71,6 +72,10 @@ pub(crate) struct Listing {
 
 /// Size and free space, as `statfs` replies carry them.
 pub(crate) type FsStats = sys::fd::FsStats;
+
+/// Attempts to enter an editable view that moves (a commit or reset each
+/// time) before giving up with ESTALE.
+const ENTER_TRIES: usize = 8;
 
 fn entry_ttl(parent: u64) -> Duration {
     if parent == inode::ROOT {
@@ -206,7 +211,8 @@ impl Ops {
         if self.panic_on_lookup.as_deref() == Some(name.as_bytes()) {
             panic!("fault injection: a lookup of {name:?} panics");
         }
-        match self.resolve(req, parent)? {
+        let (target, _in) = self.resolve_entered(req, parent, false)?;
+        match target {
             Target::Outside => Err(Errno::ENOENT),
             Target::ReadOnly(v, dir) => match v.view.lookup(dir, name.as_bytes()) {
                 Some(id) => Ok(Entry {
@@ -225,7 +231,6 @@ impl Ops {
                 }
             },
             Target::Editable(o, dir) => {
-                let _in = o.enter(false)?;
                 let (_, attr) = o.lookup(dir, name.as_bytes())?;
                 Ok(Entry {
                     attr,
@@ -245,18 +250,18 @@ impl Ops {
         if ino.0 == inode::ROOT {
             return Ok(self.root_attr());
         }
-        match self.resolve(req, ino)? {
+        let (target, _in) = self.resolve_entered(req, ino, false)?;
+        match target {
             Target::Outside => Err(Errno::ESTALE),
             Target::ReadOnly(v, id) => self.ro_attr(&v, id),
             Target::Editable(o, idx) => {
-                let _in = o.enter(false)?;
                 match o.getattr(idx) {
                     Ok(a) => Ok(a),
                     // Unlinked but still open: the open file knows.
                     Err(e) => match fh.and_then(|fh| self.handles.file(fh, ino.0).ok()) {
                         Some(h) => {
-                            let f = h.as_file().ok_or(e)?;
-                            let m = Meta::of_file(f).map_err(Errno::from)?;
+                            let f = h.as_editable().ok_or(e)?.bound.read().1.clone();
+                            let m = Meta::of_file(&f).map_err(Errno::from)?;
                             Ok(attr_of(ino.0, &m))
                         }
                         None => Err(e),
@@ -267,7 +272,8 @@ impl Ops {
     }
 
     pub(crate) fn readlink(&self, req: &Request, ino: INodeNo) -> Result<Vec<u8>, Errno> {
-        match self.resolve(req, ino)? {
+        let (target, _in) = self.resolve_entered(req, ino, false)?;
+        match target {
             Target::Outside => Err(Errno::EINVAL),
             Target::ReadOnly(v, id) => {
                 let n = v.view.get(id).ok_or(Errno::ESTALE)?;
@@ -278,16 +284,14 @@ impl Ops {
                 let path = v.repos.payload_path(&payload).map_err(|e| repo_errno(&e))?;
                 std::fs::read(path).map_err(Errno::from)
             }
-            Target::Editable(o, idx) => {
-                let _in = o.enter(false)?;
-                o.readlink(idx)
-            }
+            Target::Editable(o, idx) => o.readlink(idx),
         }
     }
 
     pub(crate) fn open(&self, req: &Request, ino: INodeNo, flags: i32) -> Result<Opened, Errno> {
         let write = crate::overlay::is_write(flags);
-        match self.resolve(req, ino)? {
+        let (target, _in) = self.resolve_entered(req, ino, write)?;
+        match target {
             Target::Outside => Err(Errno::EISDIR),
             Target::ReadOnly(v, id) => {
                 let n = v.view.get(id).ok_or(Errno::ESTALE)?;
@@ -298,10 +302,14 @@ impl Ops {
                     return Err(Errno::EROFS);
                 }
                 let payload = n.payload().ok_or(Errno::EIO)?;
-                let file = v.repos.open_payload(&payload).map_err(|e| {
-                    tracing::error!(error = %e, "cannot open a payload");
-                    repo_errno(&e)
-                })?;
+                // A payload of the wrong size is never served short or long.
+                let file = v
+                    .repos
+                    .open_payload_sized(&payload, n.size())
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "cannot open a payload");
+                        repo_errno(&e)
+                    })?;
                 // Payloads never change: pages stay cached across opens,
                 // and there is nothing to do on close(2) (no FLUSH).
                 Ok(Opened {
@@ -310,12 +318,12 @@ impl Ops {
                 })
             }
             Target::Editable(o, idx) => {
-                let _in = o.enter(write)?;
                 let file = o.open(idx, flags)?;
+                let file = EditableFile::new(&o, idx, flags, file);
                 // Writes go straight to the scratch file (no writeback
                 // cache), so a close has nothing to flush or report.
                 Ok(Opened {
-                    fh: self.handles.insert(ino.0, Open::File(file)),
+                    fh: self.handles.insert(ino.0, Open::EditableFile(file)),
                     flags: FopenFlags::FOPEN_NOFLUSH,
                 })
             }
@@ -330,8 +338,20 @@ impl Ops {
         size: u32,
     ) -> Result<Vec<u8>, Errno> {
         let h = self.handles.file(fh, ino.0)?;
-        let file = h.as_file().ok_or(Errno::EBADF)?;
-        read_at(file, offset, size).map_err(Errno::from)
+        if let Some(file) = h.as_file() {
+            return read_at(file, offset, size).map_err(Errno::from);
+        }
+        let ef = h.as_editable().ok_or(Errno::EBADF)?;
+        let file = match ef.current() {
+            Some(f) => f,
+            // The runtime moved to a new view since the last read.
+            None => {
+                let (o, _) = self.slot_overlay(ino)?;
+                let _in = o.enter(false)?;
+                self.rebind(&o, ef)?
+            }
+        };
+        read_at(&file, offset, size).map_err(Errno::from)
     }
 
     pub(crate) fn release(&self, ino: INodeNo, fh: u64) -> Result<(), Errno> {
@@ -339,7 +359,8 @@ impl Ops {
     }
 
     pub(crate) fn opendir(&self, req: &Request, ino: INodeNo) -> Result<Opened, Errno> {
-        match self.resolve(req, ino)? {
+        let (target, _in) = self.resolve_entered(req, ino, false)?;
+        match target {
             Target::Outside => Ok(Opened {
                 fh: self.handles.insert(ino.0, Open::ReadOnlyDir(None)),
                 flags: FopenFlags::empty(),
@@ -361,10 +382,7 @@ impl Ops {
                 })
             }
             Target::Editable(o, dir) => {
-                let entries = {
-                    let _in = o.enter(false)?;
-                    o.listing(dir)?
-                };
+                let entries = o.listing(dir)?;
                 let snapshot = Snapshot {
                     overlay: o,
                     dir,
@@ -391,7 +409,7 @@ impl Ops {
         let mut rows = Vec::new();
         let skip = usize::try_from(offset).unwrap_or(usize::MAX);
         match &h.open {
-            Open::File(_) => return Err(Errno::ENOTDIR),
+            Open::File(_) | Open::EditableFile(_) => return Err(Errno::ENOTDIR),
             Open::ReadOnlyDir(None) => {
                 for (i, name) in [&b"."[..], b".."].into_iter().enumerate().skip(skip) {
                     rows.push(DirRow {
@@ -462,11 +480,11 @@ impl Ops {
     }
 
     pub(crate) fn statfs(&self, req: &Request) -> Result<Option<FsStats>, Errno> {
-        Ok(match self.resolve(req, INodeNo(inode::ROOT))? {
+        let (target, _in) = self.resolve_entered(req, INodeNo(inode::ROOT), false)?;
+        Ok(match target {
             Target::Outside => None,
             Target::ReadOnly(v, _) => sys::fd::statvfs(v.repos.primary().root()),
             Target::Editable(o, _) => {
-                let _in = o.enter(false)?;
                 let s = o.scratch().upper().statvfs().map_err(Errno::from)?;
                 Some(sys::fd::FsStats::from(&s))
             }
@@ -503,29 +521,102 @@ impl Ops {
         ino: INodeNo,
         name: &OsStr,
     ) -> Result<Vec<u8>, Errno> {
-        match self.resolve(req, ino)? {
-            Target::Editable(o, idx) => {
-                let _in = o.enter(false)?;
-                o.getxattr(idx, name)
-            }
+        let (target, _in) = self.resolve_entered(req, ino, false)?;
+        match target {
+            Target::Editable(o, idx) => o.getxattr(idx, name),
             _ => Err(Errno::NO_XATTR),
         }
     }
 
     pub(crate) fn listxattr(&self, req: &Request, ino: INodeNo) -> Result<Vec<u8>, Errno> {
-        match self.resolve(req, ino)? {
-            Target::Editable(o, idx) => {
-                let _in = o.enter(false)?;
-                o.listxattr(idx)
-            }
+        let (target, _in) = self.resolve_entered(req, ino, false)?;
+        match target {
+            Target::Editable(o, idx) => o.listxattr(idx),
             _ => Ok(Vec::new()),
         }
+    }
+
+    /// [`Ops::resolve`], with one operation entered on an editable view
+    /// (`edit`: one that changes it; see `Overlay::enter`). An operation
+    /// that raced a commit or a reset, which move the runtime to a new
+    /// view at the same slot with the same nodes, enters the new view
+    /// instead of failing.
+    fn resolve_entered(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        edit: bool,
+    ) -> Result<(Target, Option<Entered>), Errno> {
+        for _ in 0..ENTER_TRIES {
+            let target = self.resolve(req, ino)?;
+            let Target::Editable(o, _) = &target else {
+                return Ok((target, None));
+            };
+            match o.enter(edit) {
+                Ok(entered) => return Ok((target, Some(entered))),
+                Err(Errno::ESTALE) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Errno::ESTALE)
+    }
+
+    /// The overlay and node an edit of `ino` goes to, the edit entered
+    /// (see [`Ops::resolve_entered`]); EROFS outside editable runtimes.
+    fn enter_editable(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+    ) -> Result<(Arc<Overlay>, Index, Entered), Errno> {
+        match self.resolve_entered(req, ino, true)? {
+            (Target::Editable(o, idx), Some(entered)) => Ok((o, idx, entered)),
+            _ => Err(Errno::EROFS),
+        }
+    }
+
+    /// The editable view `ino` belongs to (by its slot, whoever asks).
+    fn slot_overlay(&self, ino: INodeNo) -> Result<(Arc<Overlay>, Index), Errno> {
+        let (slot, node) = inode::decode(ino.0).ok_or(Errno::EBADF)?;
+        match self.runtimes.tree_for_slot(slot) {
+            Some(Tree::Editable(o)) => Ok((o, node.0)),
+            _ => Err(Errno::ESTALE),
+        }
+    }
+
+    /// The file an editable handle writes to in `o` (entered by the
+    /// caller), bound again if the runtime moved to a new view.
+    fn bound(&self, o: &Overlay, h: &Handle) -> Result<Arc<File>, Errno> {
+        let ef = h.as_editable().ok_or(Errno::EBADF)?;
+        match ef.current() {
+            Some(f) => Ok(f),
+            None => self.rebind(o, ef),
+        }
+    }
+
+    /// Binds `ef` to its node in `o`'s view (entered by the caller). A
+    /// commit put the file's content into a layer: a writing handle copies
+    /// it up again (the same bytes) and goes on, a reading one reads where
+    /// the file is now. A node a reset removed keeps its old file, as an
+    /// unlinked file does.
+    fn rebind(&self, o: &Overlay, ef: &EditableFile) -> Result<Arc<File>, Errno> {
+        let mut b = ef.bound.write();
+        if b.0 != o.generation() {
+            let flags = ef.flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC);
+            match o.open(ef.idx, flags) {
+                Ok(f) => b.1 = Arc::new(f),
+                Err(e) if e == Errno::ESTALE || e == Errno::ENOENT => {}
+                Err(e) => return Err(e),
+            }
+            b.0 = o.generation();
+        }
+        Ok(b.1.clone())
     }
 
     /// The overlay and node an edit of `ino` goes to; EROFS outside
     /// editable runtimes.
     fn editable(&self, req: &Request, ino: INodeNo) -> Result<(Arc<Overlay>, Index), Errno> {
-        match self.resolve(req, ino)? {
+        let (target, _in) = self.resolve_entered(req, ino, false)?;
+        match target {
             Target::Editable(o, idx) => Ok((o, idx)),
             Target::Outside | Target::ReadOnly(..) => Err(Errno::EROFS),
         }
@@ -538,17 +629,20 @@ impl Ops {
         set: SetAttr,
         fh: Option<u64>,
     ) -> Result<FileAttr, Errno> {
-        let (o, idx) = self.editable(req, ino)?;
         if ino.0 == inode::ROOT {
+            self.editable(req, ino)?;
             // Shared by all runtimes: see `root_attr`.
             return Err(Errno::EPERM);
         }
-        let _in = o.enter(true)?;
-        let handle = match fh {
-            Some(fh) if set.size.is_some() => Some(self.handles.file(fh, ino.0)?),
+        let (o, idx, _in) = self.enter_editable(req, ino)?;
+        let file = match fh {
+            Some(fh) if set.size.is_some() => {
+                let h = self.handles.file(fh, ino.0)?;
+                Some(self.bound(&o, &h)?)
+            }
             _ => None,
         };
-        o.setattr(idx, set, handle.as_ref().and_then(|h| h.as_file()))
+        o.setattr(idx, set, file.as_deref())
     }
 
     pub(crate) fn mknod(
@@ -559,8 +653,7 @@ impl Ops {
         mode: u32,
         umask: u32,
     ) -> Result<Entry, Errno> {
-        let (o, dir) = self.editable(req, parent)?;
-        let _in = o.enter(true)?;
+        let (o, dir, _in) = self.enter_editable(req, parent)?;
         let c = o.mknod(dir, name.as_bytes(), mode, caller(req, umask))?;
         Ok(Entry {
             attr: c.attr,
@@ -576,8 +669,7 @@ impl Ops {
         mode: u32,
         umask: u32,
     ) -> Result<Entry, Errno> {
-        let (o, dir) = self.editable(req, parent)?;
-        let _in = o.enter(true)?;
+        let (o, dir, _in) = self.enter_editable(req, parent)?;
         let c = o.mkdir(dir, name.as_bytes(), mode, caller(req, umask))?;
         Ok(Entry {
             attr: c.attr,
@@ -592,8 +684,7 @@ impl Ops {
         name: &OsStr,
         target: &std::path::Path,
     ) -> Result<Entry, Errno> {
-        let (o, dir) = self.editable(req, parent)?;
-        let _in = o.enter(true)?;
+        let (o, dir, _in) = self.enter_editable(req, parent)?;
         let c = o.symlink(
             dir,
             name.as_bytes(),
@@ -607,14 +698,12 @@ impl Ops {
     }
 
     pub(crate) fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr) -> Result<(), Errno> {
-        let (o, dir) = self.editable(req, parent)?;
-        let _in = o.enter(true)?;
+        let (o, dir, _in) = self.enter_editable(req, parent)?;
         o.unlink(dir, name.as_bytes())
     }
 
     pub(crate) fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr) -> Result<(), Errno> {
-        let (o, dir) = self.editable(req, parent)?;
-        let _in = o.enter(true)?;
+        let (o, dir, _in) = self.enter_editable(req, parent)?;
         o.rmdir(dir, name.as_bytes())
     }
 
@@ -627,8 +716,7 @@ impl Ops {
         new_name: &OsStr,
         flags: u32,
     ) -> Result<(), Errno> {
-        let (o, dir) = self.editable(req, parent)?;
-        let _in = o.enter(true)?;
+        let (o, dir, _in) = self.enter_editable(req, parent)?;
         let new_dir = match self.resolve(req, new_parent)? {
             Target::Editable(n, new_dir) if Arc::ptr_eq(&o, &n) => new_dir,
             _ => return Err(Errno::EXDEV),
@@ -650,10 +738,9 @@ impl Ops {
         offset: u64,
         data: &[u8],
     ) -> Result<u32, Errno> {
-        let (o, _) = self.editable(req, ino)?;
-        let _in = o.enter(true)?;
+        let (o, _, _in) = self.enter_editable(req, ino)?;
         let h = self.handles.file(fh, ino.0)?;
-        let file = h.as_file().ok_or(Errno::EBADF)?;
+        let file = self.bound(&o, &h)?;
         file.write_all_at(data, offset).map_err(Errno::from)?;
         o.scratch().touched();
         u32::try_from(data.len()).map_err(|_| Errno::EINVAL)
@@ -666,10 +753,11 @@ impl Ops {
         fh: u64,
         datasync: bool,
     ) -> Result<(), Errno> {
-        match self.resolve(req, ino)? {
-            Target::Editable(..) => {
+        let (target, _in) = self.resolve_entered(req, ino, false)?;
+        match target {
+            Target::Editable(o, _) => {
                 let h = self.handles.file(fh, ino.0)?;
-                let file = h.as_file().ok_or(Errno::EBADF)?;
+                let file = self.bound(&o, &h)?;
                 if datasync {
                     file.sync_data()
                 } else {
@@ -691,10 +779,10 @@ impl Ops {
         umask: u32,
         flags: i32,
     ) -> Result<(Entry, Opened), Errno> {
-        let (o, dir) = self.editable(req, parent)?;
-        let _in = o.enter(true)?;
+        let (o, dir, _in) = self.enter_editable(req, parent)?;
         let (c, file) = o.create(dir, name.as_bytes(), mode, flags, caller(req, umask))?;
-        let fh = self.handles.insert(c.attr.ino.0, Open::File(file));
+        let file = EditableFile::new(&o, c.idx, flags, file);
+        let fh = self.handles.insert(c.attr.ino.0, Open::EditableFile(file));
         Ok((
             Entry {
                 attr: c.attr,
@@ -715,8 +803,7 @@ impl Ops {
         value: &[u8],
         flags: i32,
     ) -> Result<(), Errno> {
-        let (o, idx) = self.editable(req, ino)?;
-        let _in = o.enter(true)?;
+        let (o, idx, _in) = self.enter_editable(req, ino)?;
         o.setxattr(idx, name, value, flags)
     }
 
@@ -726,8 +813,7 @@ impl Ops {
         ino: INodeNo,
         name: &OsStr,
     ) -> Result<(), Errno> {
-        let (o, idx) = self.editable(req, ino)?;
-        let _in = o.enter(true)?;
+        let (o, idx, _in) = self.enter_editable(req, ino)?;
         o.removexattr(idx, name)
     }
 }

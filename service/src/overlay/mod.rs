@@ -80,9 +80,11 @@ pub struct Overlay {
     uid: u32,
     gid: u32,
     time: SystemTime,
-    nodes: Nodes,
+    /// Shared by the successive views of one runtime (see
+    /// [`Overlay::rebased`]): a commit keeps every inode number.
+    nodes: Arc<Nodes>,
     /// Serialises copy-ups so that concurrent opens copy a file once.
-    copying: Mutex<()>,
+    copying: Arc<Mutex<()>>,
     /// The scratch's view generation when this view was made.
     generation: u64,
 }
@@ -159,9 +161,58 @@ impl Overlay {
             uid: owner.0,
             gid: owner.1,
             time,
-            nodes: Nodes::new(),
-            copying: Mutex::new(()),
+            nodes: Arc::new(Nodes::new()),
+            copying: Arc::new(Mutex::new(())),
         }
+    }
+
+    /// The same runtime's view over `lower` from the scratch's current
+    /// generation on: same slot, same nodes (their lower entries looked up
+    /// again in `lower`), so every inode the kernel knows stays valid. For
+    /// a commit, whose layer holds exactly what the edits showed, and a
+    /// reset (which detaches the nodes it changed). Call with the
+    /// scratch's views held, after [`Scratch::next_generation`].
+    pub fn rebased(&self, lower: Arc<View>) -> Overlay {
+        self.nodes.rebase(&lower);
+        Overlay {
+            generation: self.scratch.generation(),
+            lower,
+            repos: self.repos.clone(),
+            scratch: self.scratch.clone(),
+            slot: self.slot,
+            uid: self.uid,
+            gid: self.gid,
+            time: self.time,
+            nodes: self.nodes.clone(),
+            copying: self.copying.clone(),
+        }
+    }
+
+    /// Detaches the node at `path` (names from the root), if the kernel
+    /// was given one: from now on the path is a new inode. Returns the
+    /// detached node's (parent inode, name, inode) for the kernel's
+    /// caches to be told.
+    pub fn detach_path(&self, path: &[&[u8]]) -> Option<(u64, Box<[u8]>, u64)> {
+        let idx = self.nodes.find_path(path)?;
+        let (parent, name) = self.nodes.detach_node(idx)?;
+        Some((self.ino(parent), name, self.ino(idx)))
+    }
+
+    /// Whether the layers have a directory at `path` (names from the root).
+    pub fn lower_dir_at(&self, path: &[&[u8]]) -> bool {
+        let mut at = NodeId::ROOT;
+        for name in path {
+            match self.lower.lookup(at, name) {
+                Some(id) => at = id,
+                None => return false,
+            }
+        }
+        self.lower_is_dir(at)
+    }
+
+    /// The node at `path`, if the kernel was given one.
+    pub fn node_at(&self, path: &[&[u8]]) -> Option<Index> {
+        self.nodes.find_path(path)
     }
 
     /// The merged layers under the edits.
@@ -197,7 +248,7 @@ impl Overlay {
 
     /// Enters one operation on this view (see [`Scratch::enter`]); ESTALE
     /// if the view has been replaced.
-    pub fn enter(&self, edit: bool) -> Result<Entered<'_>, Errno> {
+    pub fn enter(&self, edit: bool) -> Result<Entered, Errno> {
         self.scratch
             .enter(self.generation, edit)
             .ok_or(Errno::ESTALE)
@@ -420,8 +471,11 @@ impl Overlay {
         let n = self.lower.get(id).ok_or(Errno::ESTALE)?;
         let payload = n.payload().ok_or(Errno::EIO)?;
         self.repos
-            .open_payload(&payload)
-            .map_err(|e| Errno::from_i32(e.errno()))
+            .open_payload_sized(&payload, n.size())
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot open a payload");
+                Errno::from_i32(e.errno())
+            })
     }
 
     /// The target of symlink `idx`.

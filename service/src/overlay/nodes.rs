@@ -7,7 +7,7 @@ use fuser::Errno;
 use parking_lot::RwLock;
 
 use super::Index;
-use crate::repo::NodeId;
+use crate::repo::{NodeId, View};
 
 #[derive(Debug)]
 struct Node {
@@ -135,6 +135,60 @@ impl Nodes {
                 n.detached = true;
             }
         }
+    }
+
+    /// Shows the nodes over `view` instead of the view they were made for
+    /// (a commit moved the edits into a layer): each live node's lower
+    /// entry is looked up again by its path. Node numbers do not change,
+    /// so the kernel's inodes stay valid.
+    pub(super) fn rebase(&self, view: &View) {
+        let mut table = self.table.write();
+        // A parent is always interned before its children: one pass in
+        // index order sees each parent's new entry first.
+        for i in 1..table.list.len() {
+            let (parent, detached) = (table.list[i].parent, table.list[i].detached);
+            let parent_lower = if detached {
+                None
+            } else {
+                table.list.get(parent as usize).and_then(|p| {
+                    if p.detached && parent != 0 {
+                        None
+                    } else {
+                        p.lower
+                    }
+                })
+            };
+            let lower = parent_lower.and_then(|pl| view.lookup(pl, &table.list[i].name));
+            table.list[i].lower = lower;
+        }
+    }
+
+    /// The live node at `path` (names from the root), if one was made.
+    pub(super) fn find_path(&self, path: &[&[u8]]) -> Option<Index> {
+        let table = self.table.read();
+        let mut at: Index = 0;
+        for name in path {
+            at = *table.index.get(&(at, Box::<[u8]>::from(*name)))?;
+        }
+        Some(at)
+    }
+
+    /// Detaches node `idx` (not the root): its name will mean a new file.
+    pub(super) fn detach_node(&self, idx: Index) -> Option<Named> {
+        if idx == 0 {
+            return None;
+        }
+        let mut table = self.table.write();
+        let (parent, name) = {
+            let n = table.list.get_mut(idx as usize)?;
+            if n.detached {
+                return None;
+            }
+            n.detached = true;
+            (n.parent, n.name.clone())
+        };
+        table.index.remove(&(parent, name.clone()));
+        Some((parent, name))
     }
 
     /// Node `src` is now `new_name` in `new_dir` (what was there is
