@@ -10,6 +10,62 @@ use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use crate::fs::SpfsFs;
 use crate::sys;
 
+/// The mount's source name is this and the serving process's pid.
+const FSNAME_PREFIX: &str = "spfs:";
+
+/// What is mounted at a mountpoint already.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// No FUSE mount.
+    Nothing,
+    /// A FUSE mount whose server is gone (it answers ENOTCONN, or ENXIO on
+    /// macOS): safe to clear.
+    Dead,
+    /// A FUSE mount that answers (or does not answer in time): another
+    /// service's, and its pid when it is one of ours.
+    Serving(Option<u32>),
+}
+
+/// How long a mount has to answer before it counts as busy, not dead.
+const PROBE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether `mountpoint` holds a FUSE mount, and whether anyone serves it.
+/// A mount that answers is never cleared: it may be another service's.
+pub fn probe(mountpoint: &Path) -> Existing {
+    let Some(source) = sys::mount::fuse_mount_source(mountpoint) else {
+        return Existing::Nothing;
+    };
+    let pid = source
+        .strip_prefix(FSNAME_PREFIX)
+        .and_then(|p| p.parse::<u32>().ok());
+    // Ours, and its service is gone (a recycled pid only makes the
+    // listing below decide).
+    if pid.is_some_and(|p| sys::process::proc_info(p).is_none()) {
+        return Existing::Dead;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = mountpoint.to_owned();
+    // A listing always reaches the server (a stat may be answered from the
+    // kernel's cache); a hung server would hang it: ask from a thread.
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read_dir(&path).map(drop));
+    });
+    match rx.recv_timeout(PROBE_WAIT) {
+        Ok(Err(e)) if e.raw_os_error() == Some(sys::mount::DEAD_MOUNT_ERRNO) => Existing::Dead,
+        _ => Existing::Serving(pid),
+    }
+}
+
+/// Clears a dead FUSE mount at `mountpoint` (a service killed with
+/// SIGKILL leaves one): `Ok(true)` if there was one and it is gone.
+pub fn clear_dead(mountpoint: &Path) -> io::Result<bool> {
+    if probe(mountpoint) != Existing::Dead {
+        return Ok(false);
+    }
+    sys::mount::detach(mountpoint)?;
+    Ok(true)
+}
+
 /// A mounted filesystem; unmounted when dropped.
 pub struct Mounted {
     session: Option<BackgroundSession>,
@@ -28,14 +84,25 @@ impl Mounted {
         extra: &[String],
     ) -> io::Result<Self> {
         let mountpoint = mountpoint.to_owned();
-        if sys::mount::is_fuse_mount(&mountpoint) {
-            tracing::warn!(path = %mountpoint.display(), "removing a stale FUSE mount");
-            sys::mount::detach(&mountpoint)?;
+        match probe(&mountpoint) {
+            Existing::Nothing => {}
+            Existing::Dead => {
+                tracing::warn!(path = %mountpoint.display(), "removing the dead FUSE mount a service that is gone left behind");
+                sys::mount::detach(&mountpoint)?;
+            }
+            Existing::Serving(pid) => {
+                let who = pid.map_or_else(String::new, |p| format!(" (pid {p})"));
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("a service is already serving {}{who}; stop it first ('spfs-fuse-macos shutdown' with its --socket) or choose another --mountpoint", mountpoint.display()),
+                ));
+            }
         }
         std::fs::create_dir_all(&mountpoint)?;
         let mut config = Config::default();
         config.mount_options = vec![
-            MountOption::FSName("spfs".into()),
+            // The serving pid, so that another service can say who serves.
+            MountOption::FSName(format!("{FSNAME_PREFIX}{}", std::process::id())),
             MountOption::Subtype("spfs".into()),
             MountOption::NoDev,
             MountOption::NoSuid,
@@ -66,6 +133,11 @@ impl Mounted {
             mountpoint,
             connection,
         })
+    }
+
+    /// Sends notifications to the kernel's caches of this mount.
+    pub fn notifier(&self) -> Option<fuser::Notifier> {
+        self.session.as_ref().map(BackgroundSession::notifier)
     }
 
     /// Where it is mounted.

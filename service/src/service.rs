@@ -69,6 +69,8 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    MountBusy(String),
     #[error(transparent)]
     Scratch(#[from] recovery::ScratchRootError),
     #[error(transparent)]
@@ -274,12 +276,18 @@ async fn start(opts: &ServiceOptions, reporting: Arc<Reporting>) -> Result<Start
         Ok(m) => m,
         Err(source) => {
             control.remove_file();
+            if source.kind() == std::io::ErrorKind::AddrInUse {
+                return Err(ServiceError::MountBusy(source.to_string()));
+            }
             return Err(ServiceError::Mount {
                 path: opts.mountpoint.clone(),
                 source,
             });
         }
     };
+    if let Some(n) = mounted.notifier() {
+        runtimes.set_notifier(n);
+    }
     recovery::recover(&runtimes, &opts.scratch_root);
     let (timeout, _) = settings.idle_timeout();
     let lifecycle = Arc::new(Lifecycle::new(

@@ -66,6 +66,25 @@ fn a_shell_in_spfs_and_its_open_files_survive_commits_and_resets() {
 }
 
 #[test]
+fn a_reset_path_shows_its_layers_again_through_the_kernels_caches() {
+    let svc = Service::start_writable("repo");
+    let mut sh = RuntimeShell::start(&svc, "r", "fixture/base");
+    let size = sh.eval("stat -c %s $M/hello.txt");
+    // Edit a lower file and add one; the kernel caches both (attributes
+    // and names are kept a day for a runtime's own inodes).
+    sh.eval("echo more >> $M/hello.txt; echo new > $M/etc/added; stat $M/hello.txt $M/etc/added >/dev/null");
+    assert_ne!(sh.eval("stat -c %s $M/hello.txt"), size);
+    ok(&svc.cli(&["reset", "--runtime", "r"]));
+    // Without telling the kernel, stat would answer from the cache.
+    assert_eq!(sh.eval("stat -c %s $M/hello.txt"), size);
+    assert_eq!(sh.eval("cat $M/hello.txt"), ["hello from base"]);
+    assert_eq!(
+        sh.eval("stat $M/etc/added >/dev/null 2>&1 && echo present || echo missing"),
+        ["missing"]
+    );
+}
+
+#[test]
 fn writers_see_no_error_while_commits_run_and_every_write_lands() {
     const WRITES: usize = 200;
     let svc = Arc::new(Service::start_writable("repo"));
