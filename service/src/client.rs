@@ -18,11 +18,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Why talking to the service failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("the service is not running (no answer on {path}: {source}); start it with 'spfs-fuse-macos service'")]
+    #[error("the service is not running (no answer on {path}: {source}); {hint}")]
     NotRunning {
         path: PathBuf,
         #[source]
         source: io::Error,
+        /// What to run (with the flags in use; see `cli::Endpoint`).
+        hint: String,
     },
     #[error("permission denied on {0}: the service there belongs to another user")]
     PermissionDenied(PathBuf),
@@ -56,6 +58,7 @@ impl Client {
                 ClientError::NotRunning {
                     path: socket.to_owned(),
                     source,
+                    hint: "start it with 'spfs-fuse-macos start'".to_owned(),
                 }
             }
         })?;

@@ -35,6 +35,11 @@ pub fn socket_path() -> PathBuf {
     if let Some(p) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
+    socket_path_default()
+}
+
+/// The per-user control socket, whatever `SPFS_FUSE_SOCKET` says.
+pub fn socket_path_default() -> PathBuf {
     match dirs::runtime_dir() {
         Some(run) => run.join(APP_DIR).join("control.sock"),
         None => app_dir().join("control.sock"),

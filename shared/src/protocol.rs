@@ -96,6 +96,10 @@ pub struct CommitRequest {
     /// Tags to point at the result, in the primary repository.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Who the tags are attributed to (`user@host` from the client's spfs
+    /// config, as upstream records it); the service's user when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 /// Where a repository is, as the client's spfs configuration says.
@@ -153,6 +157,10 @@ pub enum Response {
     Committed {
         digest: String,
         runtime: RuntimeInfo,
+        /// Tags that pointed elsewhere before: (tag, its previous target,
+        /// now reachable as `tag~1`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        moved: Vec<(String, String)>,
     },
     /// The edits were discarded.
     Reset {

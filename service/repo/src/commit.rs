@@ -50,6 +50,7 @@ pub fn commit_dir(repo: &FsRepository, dir: &Path) -> Result<Committed> {
             reason: "not a directory".to_owned(),
         });
     }
+    check_committable(dir, Format::Plain)?;
     let mut stats = Stats::default();
     let mut trees = Vec::new();
     collect(repo, dir, Format::Plain, &mut stats, &mut trees)?;
@@ -64,12 +65,20 @@ pub fn commit_dir(repo: &FsRepository, dir: &Path) -> Result<Committed> {
 /// (mode 0o020000, as upstream's runtimes write them), and an opaque
 /// directory masks every lower entry it does not hold itself.
 pub fn commit_scratch(repo: &FsRepository, upper: &Path, lower: &View) -> Result<Committed> {
-    let mut stats = Stats::default();
-    let mut trees = Vec::new();
     let format = Format::Scratch {
         lower,
         dir: Some(NodeId::ROOT),
     };
+    let empty = fs::read_dir(upper)
+        .map_err(Error::io("list", upper))?
+        .next()
+        .is_none();
+    if empty {
+        return Err(Error::NothingToCommit);
+    }
+    check_committable(upper, format)?;
+    let mut stats = Stats::default();
+    let mut trees = Vec::new();
     collect(repo, upper, format, &mut stats, &mut trees)?;
     let manifest = Manifest {
         trees: dedup_trees(trees),
@@ -118,6 +127,63 @@ fn commit_manifest(repo: &FsRepository, manifest: Manifest, stats: Stats) -> Res
 /// Writes a platform of `layers` (bottom-up).
 pub fn commit_platform(repo: &FsRepository, layers: Vec<Digest>) -> Result<Digest> {
     repo.write_object(&Object::Platform(Platform { layers }))
+}
+
+/// Looks through `dir` for what cannot be committed (FIFOs, sockets,
+/// devices, names that are not UTF-8) before anything is written, so a
+/// commit either writes everything or nothing and names every problem.
+fn check_committable(dir: &Path, format: Format) -> Result<()> {
+    let mut bad = Vec::new();
+    scan(
+        dir,
+        Path::new(""),
+        matches!(format, Format::Plain),
+        &mut bad,
+    )?;
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::UncommittableEntries(bad))
+    }
+}
+
+fn scan(
+    dir: &Path,
+    rel: &Path,
+    plain: bool,
+    bad: &mut Vec<(std::path::PathBuf, &'static str)>,
+) -> Result<()> {
+    for e in fs::read_dir(dir).map_err(Error::io("list", dir))? {
+        let e = e.map_err(Error::io("list", dir))?;
+        let name = e.file_name();
+        let rel = rel.join(&name);
+        if name.to_str().is_none() {
+            bad.push((rel, "a name that is not UTF-8"));
+            continue;
+        }
+        let path = dir.join(&name);
+        let meta = fs::symlink_metadata(&path).map_err(Error::io("stat", &path))?;
+        let ft = meta.file_type();
+        let why = if ft.is_dir() {
+            scan(&path, &rel, plain, bad)?;
+            continue;
+        } else if ft.is_file() || ft.is_symlink() {
+            continue;
+        } else if ft.is_char_device() && meta.rdev() == 0 && plain {
+            // An overlayfs whiteout.
+            continue;
+        } else if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_block_device() {
+            "a block device"
+        } else {
+            "a character device"
+        };
+        bad.push((rel, why));
+    }
+    Ok(())
 }
 
 /// Keeps each tree only at its first occurrence.

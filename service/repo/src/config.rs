@@ -231,6 +231,11 @@ fn expand_tilde(p: &str, home: Option<&Path>) -> PathBuf {
 }
 
 impl Config {
+    /// The `user.domain` used when the config sets none: this host's name.
+    pub fn default_domain() -> String {
+        crate::sys::user::hostname()
+    }
+
     /// Loads the configuration from the standard places.
     pub fn load() -> Result<Self> {
         Self::load_from(&ConfigSources::standard())

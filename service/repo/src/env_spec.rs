@@ -115,27 +115,69 @@ fn parse_item(spec: &str, item: &str, seen: &mut Vec<PathBuf>) -> Result<EnvSpec
     if let Some(path) = spec_file_path(item) {
         return load_spec_file(&path, seen);
     }
+    if looks_like_digest(item) {
+        return Err(Error::MalformedDigest(item.to_owned()));
+    }
     TagSpec::parse(item)
         .map(EnvSpecItem::Tag)
         .map_err(|e| Error::InvalidEnvSpec {
             spec: spec.to_owned(),
-            reason: format!(
-                "'{item}' is not a digest, an absolute path to a .spfs.yaml file, or a tag: {e}"
-            ),
+            reason: format!("'{item}' is not a digest, a .spfs.yaml file, or a tag: {e}"),
         })
 }
 
-/// The spec file an item names, if it names one.
+/// Shaped like a (mistyped) digest: base32 capitals and digits with '='
+/// padding, or as long as one. A tag has no '=' and is rarely that long.
+fn looks_like_digest(item: &str) -> bool {
+    let base32 = |c: char| c.is_ascii_uppercase() || ('2'..='7').contains(&c);
+    item.len() >= 16
+        && item.chars().all(|c| base32(c) || c == '=')
+        && (item.contains('=') || item.len() >= 52)
+}
+
+/// The spec file an item names, if it names one: a path ending in
+/// `.spfs.yaml`, or a directory holding `layer.spfs.yaml`; a relative path is
+/// taken from the current directory.
 fn spec_file_path(item: &str) -> Option<PathBuf> {
-    let path = Path::new(item);
-    if !path.is_absolute() {
-        return None;
-    }
+    let path = absolute(Path::new(item))?;
     if item.ends_with(SPEC_FILE_SUFFIX) {
-        return Some(path.to_owned());
+        return Some(path);
+    }
+    // A relative name must say it is a path ("./dir"), or it is a tag.
+    if !Path::new(item).is_absolute() && !item.starts_with("./") && !item.starts_with("../") {
+        return None;
     }
     let in_dir = path.join(DIR_SPEC_FILE);
     (path.is_dir() && in_dir.is_file()).then_some(in_dir)
+}
+
+fn absolute(path: &Path) -> Option<PathBuf> {
+    if path.is_absolute() {
+        Some(path.to_owned())
+    } else {
+        std::env::current_dir().ok().map(|d| d.join(path))
+    }
+}
+
+/// `spec` with every spec file it names as an absolute path, for another
+/// process (the service) whose current directory is not this one's.
+pub fn with_absolute_paths(spec: &str) -> String {
+    let trimmed = spec.trim();
+    if trimmed.is_empty() || trimmed == EMPTY {
+        return spec.to_owned();
+    }
+    trimmed
+        .split(SEPARATOR)
+        .map(|item| {
+            let item = item.trim();
+            match spec_file_path(item) {
+                Some(_) if !Path::new(item).is_absolute() => absolute(Path::new(item))
+                    .map_or_else(|| item.to_owned(), |p| p.display().to_string()),
+                _ => item.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(&SEPARATOR.to_string())
 }
 
 #[derive(Deserialize)]

@@ -38,6 +38,15 @@ pub enum Error {
     )]
     MissingPayload { digest: Digest, searched: String },
 
+    /// A payload file whose size is not the one its manifest records.
+    #[error("payload {digest} at {path} is {found} bytes but its manifest says {expected}: the repository is damaged; run 'spfs check --repair' (or pull the layer again)")]
+    DamagedPayload {
+        digest: Digest,
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+
     /// A ref that is neither a digest, a spec file, nor a tag.
     #[error("unknown reference '{0}': no tag, digest or spec file by that name")]
     UnknownReference(String),
@@ -46,8 +55,21 @@ pub enum Error {
     #[error("{path} does not exist in {env}")]
     NoSuchPath { path: String, env: String },
 
+    /// Something shaped like a digest that is not a valid one.
+    #[error("'{0}' looks like a digest but is not one: a digest is 52 base32 characters (A-Z, 2-7) and '====', a partial digest is a shorter prefix without '='")]
+    MalformedDigest(String),
+
+    /// A partial digest (or a full one) that no repository holds.
+    #[error("'{reference}' looks like a digest, and no object in {searched} has it{tag}")]
+    DigestNotFound {
+        reference: String,
+        searched: String,
+        /// Also said when it could have been a tag name.
+        tag: &'static str,
+    },
+
     /// A partial digest that matches more than one object.
-    #[error("ambiguous reference '{prefix}': it matches {count} objects ({examples}); type more characters")]
+    #[error("ambiguous reference '{prefix}': it matches {count} objects: {examples}; type more characters")]
     AmbiguousReference {
         prefix: String,
         count: usize,
@@ -94,6 +116,14 @@ pub enum Error {
         supported: u64,
     },
 
+    /// A `VERSION` file that holds no version.
+    #[error("the repository at {root} has a VERSION file holding '{text}', not a version (spfs writes one like '0.44.0'): restore it, or check that {root} is an spfs repository")]
+    BadVersionFile { root: PathBuf, text: String },
+
+    /// A directory that exists but holds no repository.
+    #[error("{0} is not an spfs repository (it has no VERSION file and no objects/): point SPFS_STORAGE_ROOT or [storage] root at a repository, or create one there with 'spfs init repo'")]
+    NotARepository(PathBuf),
+
     /// A directory that is not an spfs repository.
     #[error("no spfs repository at {0}: the directory does not exist (create it with 'spfs init repo', or check [storage] root in the spfs config)")]
     NoRepository(PathBuf),
@@ -120,6 +150,36 @@ pub enum Error {
     /// A directory entry that cannot be committed.
     #[error("cannot commit {path}: {reason}")]
     Uncommittable { path: PathBuf, reason: String },
+
+    /// Entries that cannot be committed, found before anything was
+    /// written: each path (relative to the directory committed) and why.
+    #[error("{}", uncommittable_message(.0))]
+    UncommittableEntries(Vec<(PathBuf, &'static str)>),
+
+    /// A runtime commit with no edits.
+    #[error("nothing to commit: the runtime has no edits")]
+    NothingToCommit,
+}
+
+/// At most this many entries are named in one message.
+const NAMED: usize = 10;
+
+fn uncommittable_message(entries: &[(PathBuf, &'static str)]) -> String {
+    let mut named: Vec<String> = entries
+        .iter()
+        .take(NAMED)
+        .map(|(p, why)| format!("{} ({why})", p.display()))
+        .collect();
+    if entries.len() > NAMED {
+        named.push(format!("and {} more", entries.len() - NAMED));
+    }
+    format!(
+        "nothing was committed: {} {} cannot be committed (only files, directories and symlinks can): {}; reset or delete {}, then commit again",
+        entries.len(),
+        if entries.len() == 1 { "entry" } else { "entries" },
+        named.join(", "),
+        if entries.len() == 1 { "it" } else { "them" },
+    )
 }
 
 impl Error {
@@ -139,9 +199,12 @@ impl Error {
             Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
             Error::UnknownObject { .. }
             | Error::UnknownReference(_)
+            | Error::DigestNotFound { .. }
             | Error::NoRepository(_)
-            | Error::NoSuchPath { .. }
-            | Error::MissingPayload { .. } => libc::ENOENT,
+            | Error::NotARepository(_)
+            | Error::NoSuchPath { .. } => libc::ENOENT,
+            // A file that is there but whose data cannot be read.
+            Error::MissingPayload { .. } | Error::DamagedPayload { .. } => libc::EIO,
             Error::InvalidDigest { .. }
             | Error::InvalidTag { .. }
             | Error::InvalidEnvSpec { .. } => libc::EINVAL,

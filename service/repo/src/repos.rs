@@ -67,9 +67,53 @@ impl RepositorySet {
         Ok(Self::new(primary, secondaries, author))
     }
 
-    /// Opens the repositories of the standard spfs configuration.
+    /// Opens the repositories of the standard spfs configuration (the
+    /// primary created if missing).
     pub fn from_environment() -> Result<Self> {
         Self::from_config(&Config::load()?)
+    }
+
+    /// Opens the repositories of the standard spfs configuration, all of
+    /// which must exist: for commands that only read, which must never
+    /// create a repository where the user may have mistyped a path.
+    pub fn existing_from_environment() -> Result<Self> {
+        let config = Config::load()?;
+        match FsRepository::open(&config.storage.root) {
+            Ok(_) => Self::from_config(&config),
+            // No local repository yet: the remotes alone can still be read.
+            Err(Error::NoRepository(_)) if !config.remotes.is_empty() => {
+                Self::remotes_only(&config)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The fs remotes of `config` alone, the first as primary (for
+    /// reading only).
+    fn remotes_only(config: &Config) -> Result<Self> {
+        let mut opened = Vec::new();
+        for remote in &config.remotes {
+            if let RemoteLocation::Fs {
+                path,
+                tag_namespace,
+            } = &remote.location
+            {
+                opened.push(
+                    FsRepository::open(path)
+                        .map_err(|e| Error::Config {
+                            source_name: format!("remote.{}", remote.name),
+                            reason: e.to_string(),
+                        })?
+                        .with_tag_namespace(tag_namespace.clone()),
+                );
+            }
+        }
+        if opened.is_empty() {
+            return Err(Error::NoRepository(config.storage.root.clone()));
+        }
+        let primary = opened.remove(0);
+        let author = TagAuthor(format!("{}@{}", config.user.name, config.user.domain));
+        Ok(Self::new(primary, opened, author))
     }
 
     /// The repository new objects and tags are written to.
@@ -133,6 +177,36 @@ impl RepositorySet {
             })
     }
 
+    /// Opens payload `d` for a file whose manifest records `size` bytes:
+    /// a payload of another size (truncated, replaced) is refused rather
+    /// than served short or long.
+    pub fn open_payload_sized(&self, d: &Digest, size: u64) -> Result<std::fs::File> {
+        let f = self.open_payload(d)?;
+        let found = f
+            .metadata()
+            .map_err(|e| Error::io("stat payload", self.payload_location(d))(e))?
+            .len();
+        if found != size {
+            return Err(Error::DamagedPayload {
+                digest: *d,
+                path: self.payload_location(d),
+                expected: size,
+                found,
+            });
+        }
+        Ok(f)
+    }
+
+    /// Where payload `d` is (the first repository that has it, else the
+    /// primary's path for it).
+    fn payload_location(&self, d: &Digest) -> std::path::PathBuf {
+        self.repos
+            .iter()
+            .map(|r| r.payload_path(d))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| self.primary().payload_path(d))
+    }
+
     /// Opens payload `d` from the first repository that has it (one open
     /// per repository tried, no separate existence check).
     pub fn open_payload(&self, d: &Digest) -> Result<std::fs::File> {
@@ -165,11 +239,16 @@ impl RepositorySet {
             1 => Ok(found[0]),
             n => {
                 found.sort();
-                let examples: Vec<String> = found.iter().take(3).map(|d| d.to_string()).collect();
+                const LISTED: usize = 10;
+                let mut listed: Vec<String> =
+                    found.iter().take(LISTED).map(|d| d.to_string()).collect();
+                if n > LISTED {
+                    listed.push(format!("and {} more", n - LISTED));
+                }
                 Err(Error::AmbiguousReference {
                     prefix: prefix.to_string(),
                     count: n,
-                    examples: examples.join(", "),
+                    examples: listed.join(", "),
                 })
             }
         }
@@ -190,14 +269,26 @@ impl RepositorySet {
         match item {
             EnvSpecItem::Digest(d) => Ok(*d),
             EnvSpecItem::Tag(t) => self.resolve_tag(t).map(|t| t.target),
-            EnvSpecItem::Partial(p) => match self.resolve_partial(p) {
-                // An all-capitals tag name parses as a partial digest too.
-                Err(Error::UnknownReference(_)) => match TagSpec::parse(p.as_str()) {
-                    Ok(t) => self.resolve_tag(&t).map(|t| t.target),
-                    Err(_) => Err(Error::UnknownReference(p.to_string())),
-                },
-                other => other,
-            },
+            EnvSpecItem::Partial(p) => {
+                match self.resolve_partial(p) {
+                    // An all-capitals tag name parses as a partial digest too.
+                    Err(Error::UnknownReference(_)) => match TagSpec::parse(p.as_str()) {
+                        Ok(t) => self.resolve_tag(&t).map(|t| t.target).map_err(|_| {
+                            Error::DigestNotFound {
+                                reference: p.to_string(),
+                                searched: self.searched(),
+                                tag: " (and no tag is named so)",
+                            }
+                        }),
+                        Err(_) => Err(Error::DigestNotFound {
+                            reference: p.to_string(),
+                            searched: self.searched(),
+                            tag: "",
+                        }),
+                    },
+                    other => other,
+                }
+            }
             EnvSpecItem::SpecFile { path, .. } => Err(Error::SpecFile {
                 path: path.clone(),
                 reason: "a spec file names a stack, not one object".to_owned(),
@@ -261,6 +352,14 @@ impl RepositorySet {
             });
         }
         let object = self.read_object(&digest).map_err(|e| match e {
+            // The digest the user typed.
+            Error::UnknownObject { .. } if reference == digest.to_string() => {
+                Error::DigestNotFound {
+                    reference: reference.to_owned(),
+                    searched: self.searched(),
+                    tag: "",
+                }
+            }
             Error::UnknownObject { .. } => {
                 Error::UnknownReference(format!("{reference} ({digest})"))
             }

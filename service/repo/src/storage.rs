@@ -49,6 +49,9 @@ impl FsRepository {
             Err(e) => return Err(Error::io("open repository", &root)(e)),
         }
         check_version(&root)?;
+        if !root.join("VERSION").exists() && !root.join("objects").is_dir() {
+            return Err(Error::NotARepository(root));
+        }
         Ok(Self {
             root,
             tag_namespace: None,
@@ -60,7 +63,8 @@ impl FsRepository {
     /// Opens a repository, creating an empty one first if `root` is missing.
     pub fn open_or_create(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        if !root.exists() {
+        let empty_dir = fs::read_dir(&root).is_ok_and(|mut d| d.next().is_none());
+        if !root.exists() || empty_dir {
             for sub in ["objects", "payloads", "tags"] {
                 let dir = root.join(sub);
                 fs::create_dir_all(&dir).map_err(Error::io("create repository directory", &dir))?;
@@ -255,6 +259,7 @@ fn check_version(root: &Path) -> Result<()> {
         Err(e) => return Err(Error::io("read", &path)(e)),
     };
     let text = text.trim();
+    // Upstream reads an empty VERSION as the current version.
     if text.is_empty() {
         return Ok(());
     }
@@ -262,9 +267,9 @@ fn check_version(root: &Path) -> Result<()> {
         .split('.')
         .next()
         .and_then(|m| m.parse::<u64>().ok())
-        .ok_or_else(|| Error::CorruptObject {
-            path: path.clone(),
-            reason: format!("VERSION '{text}' is not a semantic version"),
+        .ok_or_else(|| Error::BadVersionFile {
+            root: root.to_owned(),
+            text: text.chars().take(40).collect(),
         })?;
     if major != SUPPORTED_MAJOR {
         return Err(Error::IncompatibleVersion {

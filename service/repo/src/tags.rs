@@ -22,6 +22,10 @@ pub struct TagSpec {
     version: u64,
 }
 
+/// The longest tag name or org component: it becomes a file name with
+/// `.tag.lock` after it, and file names are at most 255 bytes.
+pub const MAX_COMPONENT: usize = 240;
+
 fn valid_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
@@ -58,6 +62,14 @@ impl TagSpec {
                     "{what} '{part}' contains '{c}'; use letters, digits, '.', '_' and '-'"
                 )));
             }
+            // Each component is a file or directory name in the repository
+            // (`name.tag`, `name.tag.lock`).
+            if part.len() > MAX_COMPONENT {
+                return Err(invalid(format!(
+                    "{what} is {} characters long; at most {MAX_COMPONENT}",
+                    part.len()
+                )));
+            }
             Ok(())
         };
         check(name, "tag name")?;
@@ -71,6 +83,23 @@ impl TagSpec {
             name: name.to_owned(),
             version,
         })
+    }
+
+    /// Parses a tag to write (`commit -t`, `tag`): as [`TagSpec::parse`],
+    /// and without a `~N` version, which names an earlier target of a tag
+    /// and cannot be written.
+    pub fn parse_to_write(spec: &str) -> Result<Self> {
+        let t = Self::parse(spec)?;
+        if t.version != 0 || spec.contains('~') {
+            return Err(Error::InvalidTag {
+                spec: spec.to_owned(),
+                reason: format!(
+                    "'~{}' names an earlier version of a tag; a tag is written without '~N' (the previous target becomes ~1)",
+                    t.version
+                ),
+            });
+        }
+        Ok(t)
     }
 
     /// The org path, if any (`a/b` for `a/b/name`).

@@ -46,7 +46,7 @@ pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
     let tags = args
         .tags
         .iter()
-        .map(|t| TagSpec::parse(t))
+        .map(|t| TagSpec::parse_to_write(t))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(dir) = args.path {
         let repos = RepositorySet::from_environment()?;
@@ -56,9 +56,15 @@ pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
             Kind::Layer => layer,
             Kind::Platform => commit::commit_platform(repo, vec![layer])?,
         };
+        let mut moved = Vec::new();
         for t in &tags {
+            let before = repo.resolve_tag(t)?.map(|old| old.target);
             repo.push_tag(t, digest, repos.author())?;
+            if let Some(old) = before.filter(|old| *old != digest) {
+                moved.push((t.to_string(), old.to_string()));
+            }
         }
+        print_moved(&moved);
         println!("{digest}");
         return Ok(());
     }
@@ -71,12 +77,24 @@ pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
             Kind::Platform => CommitKind::Platform,
         },
         tags: args.tags,
+        author: crate::repo::Config::load()
+            .ok()
+            .map(|c| format!("{}@{}", c.user.name, c.user.domain)),
     }))?;
-    let Response::Committed { digest, .. } = reply else {
+    let Response::Committed { digest, moved, .. } = reply else {
         return Err("unexpected reply from the service".into());
     };
+    print_moved(&moved);
     println!("{digest}");
     Ok(())
+}
+
+/// Says which tags pointed elsewhere before (upstream replaces them
+/// silently; the old target stays reachable as `TAG~1`).
+fn print_moved(moved: &[(String, String)]) {
+    for (tag, old) in moved {
+        eprintln!("note: tag {tag} pointed to {old}; that is {tag}~1 now");
+    }
 }
 
 #[derive(Debug, clap::Args)]

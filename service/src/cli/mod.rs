@@ -52,7 +52,29 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub(crate) fn connect(&self) -> Result<crate::client::Client, crate::client::ClientError> {
-        crate::client::Client::connect(&self.socket)
+        crate::client::Client::connect(&self.socket).map_err(|e| match e {
+            crate::client::ClientError::NotRunning { path, source, .. } => {
+                crate::client::ClientError::NotRunning {
+                    path,
+                    source,
+                    hint: format!("start it with '{} start'", self.command()),
+                }
+            }
+            e => e,
+        })
+    }
+
+    /// `spfs-fuse-macos` with the global flags in use (those that differ
+    /// from the defaults), for hints that name a command to run.
+    pub(crate) fn command(&self) -> String {
+        let mut c = "spfs-fuse-macos".to_owned();
+        if self.socket != spfs_shared::paths::socket_path_default() {
+            c.push_str(&format!(" --socket {}", shell_word(&self.socket)));
+        }
+        if self.mountpoint != std::path::Path::new(DEFAULT_MOUNTPOINT) {
+            c.push_str(&format!(" --mountpoint {}", shell_word(&self.mountpoint)));
+        }
+        c
     }
     pub(crate) fn connect_or_start(
         &self,
@@ -65,8 +87,33 @@ impl Endpoint {
     }
 }
 
+/// `path` as one shell word (quoted when it needs to be).
+fn shell_word(path: &std::path::Path) -> String {
+    let s = path.display().to_string();
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@".contains(c))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// What a command returns: an error is printed as one line.
 type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// An error that ends the command with its own exit status (127 for no
+/// command to run, as a shell; 2 for a usage mistake).
+#[derive(Debug)]
+pub(crate) struct ExitWith(pub u8, pub String);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for ExitWith {}
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -143,7 +190,10 @@ pub fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::FAILURE
+            match err.downcast_ref::<ExitWith>() {
+                Some(e) => ExitCode::from(e.0),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -183,7 +233,8 @@ struct Loaded {
 impl Loaded {
     fn new(spec: &str) -> repo::Result<Self> {
         let spec = EnvSpec::parse(spec)?;
-        let repos = RepositorySet::from_environment()?;
+        // `info` and `ls` only read: never create a repository.
+        let repos = RepositorySet::existing_from_environment()?;
         Ok(Self { repos, spec })
     }
 

@@ -27,8 +27,11 @@ pub struct Common {
 pub struct RunArgs {
     #[command(flatten)]
     common: Common,
-    /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// Words after ENV_SPEC without a '--' before them (refused, with a hint).
+    #[arg(hide = true, value_name = "WORDS", allow_hyphen_values = true)]
+    stray: Vec<String>,
+    /// The command and its arguments, after '--'.
+    #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
 }
 
@@ -39,6 +42,28 @@ pub struct ShellArgs {
 }
 
 pub fn run(args: RunArgs, endpoint: &Endpoint) -> CliResult {
+    if !args.stray.is_empty() {
+        return Err(super::ExitWith(
+            2,
+            format!(
+                "put '--' before the command: spfs-fuse-macos run {} -- {}",
+                args.common.env_spec,
+                args.stray.join(" ")
+            ),
+        )
+        .into());
+    }
+    if args.command.is_empty() {
+        // As a shell answers a command it cannot run.
+        return Err(super::ExitWith(
+            127,
+            format!(
+                "no command to run: give one after '--' (spfs-fuse-macos run {} -- CMD...), or start a shell with 'spfs-fuse-macos shell {}'",
+                args.common.env_spec, args.common.env_spec
+            ),
+        )
+        .into());
+    }
     enter(&args.common, endpoint, &args.command)
 }
 
@@ -48,8 +73,15 @@ pub fn shell(args: ShellArgs, endpoint: &Endpoint) -> CliResult {
 }
 
 fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult {
-    // Fail on a bad spec before contacting (or starting) the service.
-    EnvSpec::parse(&common.env_spec)?;
+    // Spec files named relative to here, for the service (elsewhere).
+    let env_spec = crate::repo::env_spec::with_absolute_paths(&common.env_spec);
+    // Fail on a bad spec or name before contacting (or starting) the service.
+    EnvSpec::parse(&env_spec)?;
+    if let Some(name) = common.runtime_name.as_deref() {
+        if !crate::runtimes::valid_name(name) {
+            return Err(crate::runtimes::StartError::BadName(name.to_owned()).into());
+        }
+    }
     let repos = RepositorySet::from_config(&Config::load()?)?;
     let repositories = repos
         .all()
@@ -61,7 +93,7 @@ fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult 
         .collect();
     let request = Request::Mount(MountRequest {
         root_pid: std::process::id(),
-        env_spec: common.env_spec.clone(),
+        env_spec,
         editable: common.edit,
         runtime_name: common.runtime_name.clone(),
         repositories,

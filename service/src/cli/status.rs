@@ -16,7 +16,15 @@ pub struct StatusArgs {
 }
 
 pub fn status(args: StatusArgs, endpoint: &Endpoint) -> CliResult {
-    let mut client = endpoint.connect()?;
+    let mut client = match endpoint.connect() {
+        Ok(c) => c,
+        Err(e) => {
+            if matches!(e, ClientError::NotRunning { .. }) {
+                clear_dead_mount(endpoint);
+            }
+            return Err(e.into());
+        }
+    };
     let Response::Status(s) = client.call(Request::Status)? else {
         return Err("unexpected reply from the service".into());
     };
@@ -102,11 +110,34 @@ pub fn start(endpoint: &Endpoint) -> CliResult {
     Ok(())
 }
 
+/// After finding no service: clears a dead mount a killed service left at
+/// the mountpoint ("Transport endpoint is not connected"), and says so.
+fn clear_dead_mount(endpoint: &Endpoint) {
+    let m = &endpoint.mountpoint;
+    match crate::mount::clear_dead(m) {
+        Ok(true) => eprintln!(
+            "note: removed the dead mount at {} that a service killed without unmounting left behind",
+            m.display()
+        ),
+        Ok(false) => {}
+        Err(e) => eprintln!(
+            "note: a dead mount is left at {} and cannot be removed here ({e}): unmount it with '{}'",
+            m.display(),
+            if cfg!(target_os = "macos") {
+                format!("umount -f {}", m.display())
+            } else {
+                format!("fusermount -u -z {}' or, as root, 'umount -l {}", m.display(), m.display())
+            }
+        ),
+    }
+}
+
 pub fn shutdown(endpoint: &Endpoint) -> CliResult {
     let mut client = match endpoint.connect() {
         Ok(c) => c,
         Err(ClientError::NotRunning { .. }) => {
             println!("the service is not running");
+            clear_dead_mount(endpoint);
             return Ok(());
         }
         Err(e) => return Err(e.into()),

@@ -462,9 +462,17 @@ impl Handlers {
         let tags = req
             .tags
             .iter()
-            .map(|t| TagSpec::parse(t))
+            .map(|t| TagSpec::parse_to_write(t))
             .collect::<Result<Vec<_>, _>>()?;
         let repos = rt.repos.clone();
+        let author = crate::repo::tags::TagAuthor(req.author.clone().unwrap_or_else(|| {
+            let (_, user) = sys::user::account();
+            format!(
+                "{}@{}",
+                user.unwrap_or_else(|| rt.uid.to_string()),
+                crate::repo::Config::default_domain()
+            )
+        }));
         let upper = ed.scratch().upper_path().to_owned();
         let committed = self.cx.runtimes.commit(&rt, ed, |overlay| {
             let repo = repos.primary();
@@ -475,13 +483,18 @@ impl Handlers {
                 CommitKind::Layer => layer,
                 CommitKind::Platform => commit::commit_platform(repo, stack.clone())?,
             };
+            let mut moved = Vec::new();
             for t in &tags {
-                repo.push_tag(t, digest, repos.author())?;
+                let before = repo.resolve_tag(t)?.map(|old| old.target);
+                repo.push_tag(t, digest, &author)?;
+                if let Some(old) = before.filter(|old| *old != digest) {
+                    moved.push((t.to_string(), old.to_string()));
+                }
             }
             let view = stack::view(&repos, &stack)?;
-            Ok((digest, view, stack))
+            Ok(((digest, moved), view, stack))
         });
-        let (digest, emptied) = committed.map_err(|source| {
+        let ((digest, moved), emptied) = committed.map_err(|source| {
             tracing::error!(runtime = %rt.name, error = %source, "commit failed");
             ControlError::Commit {
                 runtime: rt.name.clone(),
@@ -505,6 +518,7 @@ impl Handlers {
         Ok(Response::Committed {
             digest: digest.to_string(),
             runtime: runtime_info(&rt),
+            moved,
         })
     }
 

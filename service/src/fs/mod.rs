@@ -369,11 +369,13 @@ impl Filesystem for SpfsFs {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
         entry(
-            self.serve("mknod", || self.ops.mknod(req, parent, name, mode, umask)),
+            self.serve("mknod", || {
+                self.ops.mknod(req, parent, name, mode, umask, rdev)
+            }),
             reply,
         )
     }

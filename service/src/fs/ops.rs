@@ -652,9 +652,10 @@ impl Ops {
         name: &OsStr,
         mode: u32,
         umask: u32,
+        rdev: u32,
     ) -> Result<Entry, Errno> {
         let (o, dir, _in) = self.enter_editable(req, parent)?;
-        let c = o.mknod(dir, name.as_bytes(), mode, caller(req, umask))?;
+        let c = o.mknod(dir, name.as_bytes(), mode, rdev, caller(req, umask))?;
         Ok(Entry {
             attr: c.attr,
             entry_ttl: entry_ttl(parent.0),

@@ -184,15 +184,37 @@ impl Overlay {
 
     /// Creates a regular file or a FIFO (other node types: EPERM).
     #[allow(clippy::unnecessary_cast)] // mode_t is u16 on macOS
-    pub fn mknod(&self, dir: Index, name: &[u8], mode: u32, who: Caller) -> Result<Created, Errno> {
-        let kind = mode & libc::S_IFMT as u32;
-        if kind != libc::S_IFREG as u32 && kind != libc::S_IFIFO as u32 && kind != 0 {
-            return Err(Errno::EPERM);
-        }
+    /// Makes a file system node: a regular file, a FIFO, a socket (what
+    /// `bind` makes), or a device — as overlayfs does in its upper layer.
+    /// The kernel has already checked that the caller may make devices
+    /// (CAP_MKNOD); the node is made with the service's own rights, so a
+    /// per-user service cannot make one even for root (EPERM).
+    pub fn mknod(
+        &self,
+        dir: Index,
+        name: &[u8],
+        mode: u32,
+        rdev: u32,
+        who: Caller,
+    ) -> Result<Created, Errno> {
+        let kind = match mode & libc::S_IFMT as u32 {
+            0 => None,
+            k if k == libc::S_IFREG as u32 => None,
+            k if k == libc::S_IFIFO as u32 => Some(Kind::Fifo),
+            k if k == libc::S_IFSOCK as u32 => Some(Kind::Socket),
+            k if k == libc::S_IFCHR as u32 => Some(Kind::CharDevice),
+            k if k == libc::S_IFBLK as u32 => Some(Kind::BlockDevice),
+            _ => return Err(Errno::EINVAL),
+        };
         let updir = self.prepare_new(dir, name)?;
         let perm = mode & 0o7777 & !who.umask;
-        if kind == libc::S_IFIFO as u32 {
-            updir.mknod(name, Kind::Fifo, perm, 0).map_err(io_errno)?;
+        if let Some(kind) = kind {
+            let rdev = if matches!(kind, Kind::CharDevice | Kind::BlockDevice) {
+                u64::from(rdev)
+            } else {
+                0
+            };
+            updir.mknod(name, kind, perm, rdev).map_err(io_errno)?;
         } else {
             let how = OpenHow {
                 write: true,

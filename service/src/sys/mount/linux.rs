@@ -64,16 +64,33 @@ fn mount_fusectl() -> io::Result<()> {
 
 /// (mount point, filesystem type) of every mount, from /proc/self/mounts.
 fn mounts() -> impl Iterator<Item = (String, String)> {
+    mounts_with_source().map(|(_, target, fstype)| (target, fstype))
+}
+
+/// (source, mount point, filesystem type) of every mount.
+fn mounts_with_source() -> impl Iterator<Item = (String, String, String)> {
     let text = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     text.lines()
         .filter_map(|l| {
             let mut f = l.split(' ');
-            let (_src, target, fstype) = (f.next()?, f.next()?, f.next()?);
-            Some((unescape(target), fstype.to_owned()))
+            let (src, target, fstype) = (f.next()?, f.next()?, f.next()?);
+            Some((unescape(src), unescape(target), fstype.to_owned()))
         })
         .collect::<Vec<_>>()
         .into_iter()
 }
+
+/// The source name (`fsname`) of the FUSE mount at `path`, if there is one.
+pub fn fuse_mount_source(path: &Path) -> Option<String> {
+    mounts_with_source()
+        .find(|(_, target, fstype)| {
+            Path::new(target) == path && (fstype == "fuse" || fstype.starts_with("fuse."))
+        })
+        .map(|(src, _, _)| src)
+}
+
+/// The errno a path under a FUSE mount whose server is gone answers.
+pub const DEAD_MOUNT_ERRNO: i32 = libc::ENOTCONN;
 
 /// Mount points of FUSE filesystems (`fuse`, `fuse.*`; not the `fusectl`
 /// control filesystem), from /proc/self/mounts.

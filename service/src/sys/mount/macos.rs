@@ -25,8 +25,26 @@ pub fn abort_connection(_id: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// The errno a path under a macFUSE mount whose server is gone answers
+/// ("Device not configured").
+pub const DEAD_MOUNT_ERRNO: i32 = libc::ENXIO;
+
+/// The source name (`fsname`, macOS's "mounted from") of the macFUSE
+/// mount at `path`, if there is one.
+pub fn fuse_mount_source(path: &Path) -> Option<String> {
+    mounted_fuse()
+        .into_iter()
+        .find(|(_, p)| p == path)
+        .map(|(s, _)| s)
+}
+
 /// Mount points of macFUSE filesystems, from getmntinfo.
 pub fn mounted_fuse_paths() -> Vec<PathBuf> {
+    mounted_fuse().into_iter().map(|(_, p)| p).collect()
+}
+
+/// (source, mount point) of every macFUSE mount.
+fn mounted_fuse() -> Vec<(String, PathBuf)> {
     let mut buf: *mut libc::statfs = std::ptr::null_mut();
     // SAFETY: getmntinfo points `buf` at an array it owns of the returned length.
     let n = unsafe { libc::getmntinfo(&mut buf, libc::MNT_NOWAIT) };
@@ -38,13 +56,18 @@ pub fn mounted_fuse_paths() -> Vec<PathBuf> {
     entries
         .iter()
         .filter_map(|e| {
-            // SAFETY: both fields are NUL-terminated C strings in fixed arrays.
+            // SAFETY: the three fields are NUL-terminated C strings in fixed arrays.
             let fstype = unsafe { std::ffi::CStr::from_ptr(e.f_fstypename.as_ptr()) };
+            // SAFETY: as above.
             let path = unsafe { std::ffi::CStr::from_ptr(e.f_mntonname.as_ptr()) };
-            fstype
-                .to_bytes()
-                .starts_with(b"macfuse")
-                .then(|| PathBuf::from(std::ffi::OsStr::from_bytes(path.to_bytes())))
+            // SAFETY: as above.
+            let from = unsafe { std::ffi::CStr::from_ptr(e.f_mntfromname.as_ptr()) };
+            fstype.to_bytes().starts_with(b"macfuse").then(|| {
+                (
+                    from.to_string_lossy().into_owned(),
+                    PathBuf::from(std::ffi::OsStr::from_bytes(path.to_bytes())),
+                )
+            })
         })
         .collect()
 }
