@@ -502,7 +502,10 @@ pub fn action_for(id: &str, state: &State) -> Option<Action> {
 /// The control request an action is, when it is one.
 pub fn request_for(action: &Action) -> Option<Request> {
     Some(match action {
-        Action::StopRuntime(name) => Request::StopRuntime { name: name.clone() },
+        Action::StopRuntime(name) => Request::StopRuntime {
+            name: name.clone(),
+            force: false,
+        },
         Action::IdleTimeout(m) => Request::SetSetting {
             key: "idle_timeout_minutes".into(),
             value: m.to_string(),
@@ -824,7 +827,10 @@ mod tests {
         let stop = action_for("stop/ed", &st).unwrap();
         assert_eq!(
             request_for(&stop),
-            Some(Request::StopRuntime { name: "ed".into() })
+            Some(Request::StopRuntime {
+                name: "ed".into(),
+                force: false
+            })
         );
         assert_eq!(
             action_for("reveal/ed", &st),

@@ -1,10 +1,11 @@
-//! The record of an editable runtime, kept in its scratch directory so that
-//! a restarted service (after a crash, a kill or an upgrade) finds the
-//! runtime's edits again and gives them back to the runtime's processes.
+//! The record of a runtime, kept in its directory under the scratch root
+//! so that a restarted service (after a crash, a kill or an upgrade) finds
+//! the runtime again — an editable one with its edits — and gives it back
+//! to the runtime's processes.
 //!
 //! ```text
 //! <scratch>/runtime.json   this record (written to a temp file, then renamed)
-//! <scratch>/upper/ work/   see [`crate::scratch`]
+//! <scratch>/upper/ work/   see [`crate::scratch`] (editable runtimes only)
 //! ```
 
 use std::io::{self, Write};
@@ -38,6 +39,14 @@ pub struct RuntimeRecord {
     /// Carried by the runtime's processes (see `router::TOKEN_ENV`).
     pub token: String,
     pub created_unix: u64,
+    /// Editable (with `upper/` and `work/` beside the record); records
+    /// written before read-only runtimes had one are all editable.
+    #[serde(default = "editable_by_default")]
+    pub editable: bool,
+}
+
+fn editable_by_default() -> bool {
+    true
 }
 
 /// Why a record could not be read.
@@ -119,6 +128,7 @@ mod tests {
             }],
             token: "t".into(),
             created_unix: 1,
+            editable: true,
         }
     }
 

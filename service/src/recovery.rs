@@ -1,6 +1,7 @@
 //! Starting again after a crash, a kill or an upgrade: the scratch root is
-//! locked to one service, and the editable runtimes recorded in it (see
-//! [`crate::records`]) are given back to their processes or cleaned up.
+//! locked to one service, and the runtimes recorded in it (see
+//! [`crate::records`]; editable ones with their edits) are given back to
+//! their processes or cleaned up.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -98,18 +99,20 @@ pub fn recover(runtimes: &Runtimes, scratch_root: &Path) -> Vec<Arc<Runtime>> {
         };
         match reattach(runtimes, &dir, &record) {
             Ok(Some(rt)) => {
-                tracing::info!(runtime = %rt.name, root = rt.root_pid, "editable runtime re-attached");
+                tracing::info!(runtime = %rt.name, root = rt.root_pid, editable = rt.editable().is_some(), "runtime re-attached");
                 back.push(rt);
             }
             Ok(None) => {
-                tracing::info!(runtime = %record.name, path = %dir.display(), "runtime ended while the service was down; removing its edits");
+                tracing::info!(runtime = %record.name, path = %dir.display(), "runtime ended while the service was down; removing its directory");
                 if let Err(e) = crate::scratch::remove_all(&dir) {
                     tracing::warn!(path = %dir.display(), error = %e, "cannot remove the scratch directory");
                 }
             }
             Err(e) => {
                 tracing::error!(runtime = %record.name, path = %dir.display(), error = %e, "cannot re-attach the runtime; its edits are kept");
-                let _ = Scratch::open(&dir);
+                if record.editable {
+                    let _ = Scratch::open(&dir);
+                }
             }
         }
     }
@@ -140,7 +143,16 @@ fn reattach(
     let repos = stack::open_repositories(&record.repositories).map_err(|e| e.to_string())?;
     let stack = stack::parse(&record.stack).map_err(|e| e.to_string())?;
     let view = stack::view(&repos, &stack).map_err(|e| e.to_string())?;
-    let scratch = Scratch::open(dir).map_err(|e| e.to_string())?;
+    // Layers committed before the restart are shown as such.
+    let spec_layers = stack::resolve(&repos, &record.env_spec)
+        .ok()
+        .map(|s| s.len())
+        .filter(|n| *n <= stack.len());
+    let scratch = if record.editable {
+        Some(Arc::new(Scratch::open(dir).map_err(|e| e.to_string())?))
+    } else {
+        None
+    };
     let rt = runtimes
         .start(NewRuntime {
             name: record.name.clone(),
@@ -151,8 +163,13 @@ fn reattach(
             stack,
             view,
             repos: Arc::new(repos),
-            scratch: Some(Arc::new(scratch)),
+            scratch,
             token: record.token.clone(),
+            created: Some(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(record.created_unix),
+            ),
+            spec_layers,
+            record_dir: Some(dir.to_owned()),
         })
         .map_err(|e| e.to_string())?;
     if root != record.root_pid {

@@ -166,15 +166,33 @@ impl Router {
             pid = info.ppid;
         }
         let walked = found.flatten();
-        // Not traceable through its ancestors: try the runtime token.
-        let own = walked.or_else(|| {
-            let token = process::environ_var(tgid, TOKEN_ENV)?;
+        // Not traceable through its ancestors: each process met is placed
+        // by the runtime token in its environment, if any — the caller and
+        // its ancestors alike, so that every process carrying a token is
+        // in its runtime whichever of them asks first.
+        let by_token = |pid: u32| {
+            if self.tokens.read().is_empty() {
+                return None;
+            }
+            let token = process::environ_var(pid, TOKEN_ENV)?;
             self.tokens.read().get(&token).copied()
-        });
+        };
+        let own = walked.or_else(|| by_token(tgid));
+        // Placed before the cache is locked: reading environments is slow.
+        let placed: Vec<_> = visited
+            .into_iter()
+            .map(|(info, watch)| {
+                let runtime = match walked {
+                    Some(_) => walked,
+                    None if info.pid == tgid => own,
+                    None => by_token(info.pid),
+                };
+                (info, watch, runtime)
+            })
+            .collect();
 
         let mut cache = self.cache.write();
-        for (info, watch) in visited {
-            let runtime = if info.pid == tgid { own } else { walked };
+        for (info, watch, runtime) in placed {
             if info.pid == tgid && tid != tgid {
                 cache.insert(
                     tid,

@@ -127,6 +127,9 @@ pub struct Runtime {
     pub repos: Arc<RepositorySet>,
     /// Layers (or manifests) of the stack, bottom-up; a commit adds one.
     stack: RwLock<Vec<Digest>>,
+    /// How many of them the env spec named (the rest are commits).
+    spec_layers: usize,
+    record_dir: Option<std::path::PathBuf>,
     tree: RuntimeTree,
 }
 
@@ -150,6 +153,19 @@ impl Runtime {
     /// Layers (or manifests) of the stack, bottom-up.
     pub fn stack(&self) -> Vec<Digest> {
         self.stack.read().clone()
+    }
+
+    /// What the runtime shows now, in short: its env spec, and each layer
+    /// committed since, by the first 8 characters of its digest
+    /// (`fixture/base+UFTF5WRY`).
+    pub fn current_spec(&self) -> String {
+        let stack = self.stack.read();
+        let mut s = self.spec.clone();
+        for d in stack.iter().skip(self.spec_layers) {
+            s.push('+');
+            s.push_str(&d.to_string()[..8]);
+        }
+        s
     }
 }
 
@@ -176,6 +192,15 @@ pub struct NewRuntime {
     /// Exported to the runtime's processes; from [`new_token`], or kept
     /// from a record when a restarted service re-attaches the runtime.
     pub token: String,
+    /// When it started: now, or its record's time when a restarted
+    /// service re-attaches it.
+    pub created: Option<SystemTime>,
+    /// How many layers of `stack` the env spec named (fewer when commits
+    /// before a restart added some); `None`: all.
+    pub spec_layers: Option<usize>,
+    /// The directory of its record (a read-only runtime's is removed when
+    /// it ends; an editable runtime's is its scratch).
+    pub record_dir: Option<std::path::PathBuf>,
 }
 
 /// A fresh runtime token.
@@ -329,7 +354,7 @@ impl Runtimes {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.router.register_root(new.root_pid, id, &new.token)?;
-        let created = SystemTime::now();
+        let created = new.created.unwrap_or_else(SystemTime::now);
         let slot = self.new_slot();
         let view = Arc::new(new.view);
         let tree = match new.scratch {
@@ -364,6 +389,8 @@ impl Runtimes {
             created,
             token: new.token,
             repos: new.repos,
+            spec_layers: new.spec_layers.unwrap_or(new.stack.len()),
+            record_dir: new.record_dir,
             stack: RwLock::new(new.stack),
             tree,
         });
@@ -594,6 +621,10 @@ impl Runtimes {
             // As upstream's runtimes: edits not committed end with them.
             if let Err(e) = ed.scratch.remove() {
                 tracing::warn!(runtime = %rt.name, error = %e, path = %ed.scratch.root().display(), "could not remove the scratch directory");
+            }
+        } else if let Some(dir) = &rt.record_dir {
+            if let Err(e) = crate::scratch::remove_all(dir) {
+                tracing::warn!(runtime = %rt.name, error = %e, path = %dir.display(), "could not remove the runtime's record");
             }
         }
         tracing::info!(runtime = %rt.name, id, "runtime ended");

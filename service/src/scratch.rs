@@ -240,7 +240,7 @@ impl Scratch {
 
     /// Discards the edits of one path (relative to the runtime's root):
     /// the entry, everything below it, and its whiteout.
-    pub fn reset_path(&self, rel: &Path) -> io::Result<()> {
+    pub fn reset_path(&self, rel: &Path) -> io::Result<bool> {
         use std::os::unix::ffi::OsStrExt;
         let mut names = Vec::new();
         for c in rel.components() {
@@ -258,18 +258,21 @@ impl Scratch {
             }
         }
         let Some((name, parents)) = names.split_last() else {
-            return self.clear();
+            return self.clear().map(|()| true);
         };
         let dir = match self.upper().sub(parents.iter().copied()) {
             Ok(d) => d,
             // No edits below a parent that is not in the scratch.
-            Err(e) if e.kind() == io::ErrorKind::NotFound || is_not_beneath(&e) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || is_not_beneath(&e) => {
+                return Ok(false)
+            }
             Err(e) => return Err(e),
         };
+        let edited = dir.try_stat(name)?.is_some() || dir.try_stat(&whiteout_name(name))?.is_some();
         dir.remove_all(name)?;
         dir.remove_all(&whiteout_name(name))?;
         self.touched();
-        Ok(())
+        Ok(edited)
     }
 
     /// Deletes the scratch directory and everything in it.

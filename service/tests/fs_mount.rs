@@ -47,6 +47,9 @@ fn a_runtime_sees_its_view_and_outsiders_see_nothing() {
             repos: set,
             scratch: None,
             token: spfs_fuse_macos::runtimes::new_token(),
+            created: None,
+            spec_layers: None,
+            record_dir: None,
         })
         .unwrap();
     child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();

@@ -349,3 +349,245 @@ fn digests_typed_wrong_are_called_digests() {
         .unwrap_or_else(|| panic!("{e}"));
     assert_eq!(e.matches("====").count(), n.min(10), "{e}");
 }
+
+#[test]
+fn connections_are_bounded_per_process_and_answered_past_the_bound() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixStream;
+    let svc = Service::start("repo");
+    // Half-open connections: connected, never a request.
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        held.push(UnixStream::connect(&svc.sock).unwrap());
+    }
+    let extra = UnixStream::connect(&svc.sock).unwrap();
+    extra
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(&extra).read_line(&mut line).unwrap();
+    assert!(
+        line.contains("has 32 connections to the service already (at most 32)"),
+        "{line}"
+    );
+    // Others are still served, and the service did not grow a thread per
+    // connection.
+    assert!(text(&svc.cli(&["status"])).contains("service running"));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", svc.child.id())).unwrap();
+    let threads: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(threads < 20, "{threads} threads for 33 connections");
+    drop(held);
+}
+
+#[test]
+fn a_service_that_cannot_start_is_reported_at_once() {
+    let svc = Service::start("repo");
+    // Another socket and mountpoint, the same scratch root: the started
+    // service fails on the scratch root's lock.
+    let other = svc.dir.path().join("other");
+    let started = std::time::Instant::now();
+    let o = svc
+        .command(BIN)
+        .args(["run", "fixture/base", "--", "true"])
+        .env("SPFS_FUSE_SOCKET", other.join("control.sock"))
+        .env("SPFS_FUSE_MOUNTPOINT", other.join("spfs"))
+        .env("SPFS_FUSE_SCRATCH_ROOT", svc.scratch_root())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("the service could not start: another service uses the scratch root"),
+        "{}",
+        err(&o)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_token_joined_process_and_its_children_are_all_in_the_runtime() {
+    let svc = Service::start_writable("repo");
+    let mut sh = RuntimeShell::start(&svc, "tok", "fixture/base");
+    let token = sh.eval("echo $SPFS_FUSE_RUNTIME_TOKEN")[0].clone();
+    let m = svc.mnt.display().to_string();
+    // Not a descendant of the runtime: in it by the token alone. Its child
+    // (ls) touches the mount before the shell does.
+    let o = Command::new("sh")
+        .args([
+            "-c",
+            &format!("ls {m} | wc -l; echo x > {m}/f && cat {m}/f"),
+        ])
+        .env("SPFS_FUSE_RUNTIME_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let out = text(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].trim().parse::<usize>().unwrap() > 5, "{out}");
+    assert_eq!(lines[1], "x", "{out}");
+    assert_eq!(sh.eval("cat $M/f"), ["x"]);
+}
+
+#[test]
+fn read_only_runtimes_come_back_after_a_restart_with_their_age() {
+    let mut svc = Service::start("repo");
+    let mut ro = RuntimeShell::start_read_only(&svc, "ro", "fixture/base");
+    let ls = |svc: &Service| -> serde_json::Value {
+        serde_json::from_str(&text(&svc.cli(&["runtime", "ls", "--json"]))).unwrap()
+    };
+    let before = ls(&svc);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for how in ["SIGKILL", "shutdown"] {
+        if how == "shutdown" {
+            ok(&svc.cli(&["shutdown"]));
+        }
+        svc.restart();
+        let after = ls(&svc);
+        assert_eq!(after.as_array().unwrap().len(), 1, "after {how}: {after}");
+        assert_eq!(after[0]["name"], "ro");
+        assert_eq!(after[0]["editable"], false);
+        assert_eq!(
+            after[0]["created_unix"], before[0]["created_unix"],
+            "its age after {how}"
+        );
+        // Its processes see their /spfs again.
+        assert_eq!(
+            ro.eval("cat $M/hello.txt"),
+            ["hello from base"],
+            "after {how}"
+        );
+    }
+    // When its processes end, its record goes too.
+    drop(ro);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !text(&svc.cli(&["runtime", "ls"])).contains("no runtimes") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runtime did not end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let left: Vec<_> = std::fs::read_dir(svc.scratch_root())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn runtime_rm_waits_says_what_survives_and_force_kills_it() {
+    let svc = Service::start("repo");
+    let (_rt, line) = spawn_in_base(&svc, "trap '' TERM; echo up; while :; do sleep 0.1; done");
+    assert_eq!(line.trim(), "up");
+    let name = {
+        let v: serde_json::Value =
+            serde_json::from_str(&text(&svc.cli(&["runtime", "ls", "--json"]))).unwrap();
+        v[0]["name"].as_str().unwrap().to_owned()
+    };
+    let o = svc.cli(&["runtime", "rm", "--grace", "1", &name]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = err(&o);
+    assert!(
+        e.contains(&format!("runtime {name} still runs 1 s after SIGTERM: "))
+            && e.contains("(sh)")
+            && e.contains(&format!("runtime rm --force {name}' kills")),
+        "{e}"
+    );
+    let o = svc.cli(&["runtime", "rm", "--grace", "1", "--force", &name]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(text(&o).contains("killed"), "{}", text(&o));
+    assert!(text(&svc.cli(&["runtime", "ls"])).contains("no runtimes"));
+}
+
+#[test]
+fn runtime_ls_is_a_table_people_can_read() {
+    let svc = Service::start_writable("repo");
+    let mut sh = RuntimeShell::start(&svc, "a-long-runtime-name", "fixture/base");
+    sh.eval("head -c 1500000 /dev/zero > $M/big");
+    let _ro = RuntimeShell::start_read_only(&svc, "ro", "fixture/base+fixture/top");
+    ok(&svc.cli(&["commit", "--runtime", "a-long-runtime-name"]));
+    sh.eval("echo x > $M/one");
+    let ls = text(&svc.cli(&["runtime", "ls"]));
+    let lines: Vec<&str> = ls.lines().collect();
+    assert!(lines[0].starts_with("NAME "), "{ls}");
+    // Columns line up: each header's position is where its column starts.
+    let env_col = lines[0].find("ENV").unwrap();
+    for l in &lines[1..] {
+        assert!(
+            l.len() > env_col && l.as_bytes()[env_col - 1] == b' ',
+            "{ls}"
+        );
+    }
+    assert!(ls.contains("2 B in 1 file"), "{ls}");
+    assert!(ls.contains("read-only"), "{ls}");
+    // The current stack's short form after a commit.
+    let digest = {
+        let v: serde_json::Value =
+            serde_json::from_str(&text(&svc.cli(&["runtime", "ls", "--json"]))).unwrap();
+        v[0]["stack"][1].as_str().unwrap()[..8].to_owned()
+    };
+    assert!(ls.contains(&format!("fixture/base+{digest}")), "{ls}");
+}
+
+#[test]
+fn reset_takes_paths_in_the_mount_or_relative_to_it_and_names_those_without_edits() {
+    let svc = Service::start_writable("repo");
+    let mut sh = RuntimeShell::start(&svc, "rp", "fixture/base");
+    sh.eval("echo a > $M/etc/a; echo b > $M/etc/b; echo c > $M/c");
+    let m = svc.mnt.display().to_string();
+    // Outside the mount: refused, nothing reset.
+    let o = svc.cli(&["reset", "--runtime", "rp", &format!("{m}/c"), "/etc/hosts"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("/etc/hosts is not inside the runtime"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(sh.eval("cat $M/c"), ["c"]);
+    // Relative to a directory inside the mount (from inside the runtime,
+    // where the mount shows it); one path without edits.
+    let out = sh.eval(&format!(
+        "cd $M/etc && {BIN} reset --runtime rp a hello-none.txt 2>&1; echo \"status $?\"; cd /"
+    ));
+    assert_eq!(
+        out,
+        [
+            format!("note: {m}/etc/hello-none.txt had no edits"),
+            "reset runtime 'rp': 4 B in 2 files of edits left".to_owned(),
+            "status 0".to_owned()
+        ],
+        "{out:?}"
+    );
+    assert_eq!(
+        sh.eval("ls $M/etc/a 2>/dev/null || echo gone; cat $M/etc/b"),
+        ["gone", "b"]
+    );
+}
+
+#[test]
+fn a_clean_shutdown_logs_no_warning() {
+    let mut svc = Service::start_writable("repo");
+    let mut sh = RuntimeShell::start(&svc, "w", "fixture/base");
+    sh.eval("echo x > $M/x");
+    drop(sh);
+    ok(&svc.cli(&["shutdown"]));
+    let _ = svc.child.wait();
+    let log = svc.log();
+    assert!(!log.contains(" WARN ") && !log.contains(" ERROR "), "{log}");
+    // Times a person reads: local date and time to the millisecond.
+    let first = log.lines().next().unwrap();
+    assert!(
+        first.len() > 23 && first.as_bytes()[10] == b' ' && first.as_bytes()[19] == b'.',
+        "{first}"
+    );
+}

@@ -36,6 +36,7 @@ fn scratch(dir: &Path, name: &str, pid: u32, start_time: u64, repo: &Path) {
         }],
         token: format!("token-{name}"),
         created_unix: 1,
+        editable: true,
     }
     .write(dir)
     .unwrap();

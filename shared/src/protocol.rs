@@ -40,8 +40,13 @@ pub enum Request {
     ListRuntimes,
     /// One runtime by name.
     RuntimeInfo { name: String },
-    /// Send SIGTERM to a runtime's processes; it ends when they are gone.
-    StopRuntime { name: String },
+    /// Send SIGTERM (SIGKILL with `force`) to a runtime's processes; it
+    /// ends when they are gone.
+    StopRuntime {
+        name: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
+    },
     /// Unmount and exit.
     Shutdown,
     /// The current runtimes, then an `event` line for every change of
@@ -165,6 +170,9 @@ pub enum Response {
     /// The edits were discarded.
     Reset {
         runtime: RuntimeInfo,
+        /// Paths asked for that had no edits.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unchanged: Vec<String>,
     },
     Settings(SettingsInfo),
     Error {
@@ -445,7 +453,10 @@ mod tests {
                     tag_namespace: None,
                 }],
             }),
-            Request::StopRuntime { name: "x".into() },
+            Request::StopRuntime {
+                name: "x".into(),
+                force: false,
+            },
             Request::Subscribe(SubscribeRequest::default()),
             Request::Subscribe(SubscribeRequest {
                 settings: true,

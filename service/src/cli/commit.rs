@@ -99,26 +99,62 @@ fn print_moved(moved: &[(String, String)]) {
 
 #[derive(Debug, clap::Args)]
 pub struct ResetArgs {
-    /// Paths to reset (under the mount, e.g. /spfs/etc/a.conf) [default: all edits].
+    /// Paths to reset: under the mount (/spfs/etc/a.conf), or relative to the current directory inside it [default: all edits].
     paths: Vec<String>,
     /// The runtime [default: $SPFS_RUNTIME].
     #[arg(long, value_name = "NAME")]
     runtime: Option<String>,
 }
 
+/// `p` as an absolute path with `.` and `..` taken out (without following
+/// links: paths under the mount are the runtime's), relative ones from the
+/// current directory.
+fn absolute(p: &str) -> Result<String, std::io::Error> {
+    use std::path::Component;
+    let path = std::path::Path::new(p);
+    let joined = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    let mut out = std::path::PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Ok(out.display().to_string())
+}
+
 pub fn reset(args: ResetArgs, endpoint: &Endpoint) -> CliResult {
     let name = runtime_name(args.runtime)?;
+    let paths = args
+        .paths
+        .iter()
+        .map(|p| absolute(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut client = endpoint.connect()?;
-    let reply = client.call(Request::Reset {
-        name,
-        paths: args.paths,
-    })?;
-    let Response::Reset { runtime } = reply else {
+    let reply = client.call(Request::Reset { name, paths })?;
+    let Response::Reset { runtime, unchanged } = reply else {
         return Err("unexpected reply from the service".into());
     };
+    for p in unchanged {
+        eprintln!("note: {p} had no edits");
+    }
     println!(
-        "reset runtime '{}': {} B / {} files of edits left",
-        runtime.name, runtime.scratch_bytes, runtime.scratch_files
+        "reset runtime '{}': {} in {} {} of edits left",
+        runtime.name,
+        super::human_bytes(runtime.scratch_bytes),
+        runtime.scratch_files,
+        if runtime.scratch_files == 1 {
+            "file"
+        } else {
+            "files"
+        }
     );
     Ok(())
 }

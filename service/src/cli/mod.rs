@@ -211,8 +211,22 @@ fn init_logging(verbose: u8, report: bool) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // fuser tries to unmount once its session ends, after the service
+    // has detached the mount itself (so a busy mount cannot hang the
+    // shutdown): its "Unmount failed: Invalid argument" is expected.
+    let asked = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_owned());
+    let directives = if asked.contains("fuser") {
+        asked
+    } else {
+        format!("{asked},fuser::mnt=error")
+    };
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(default));
     let fmt = tracing_subscriber::fmt::layer()
+        // Local time to the millisecond: what a person reading the log
+        // next to their clock expects.
+        .with_timer(tracing_subscriber::fmt::time::ChronoLocal::new(
+            "%Y-%m-%d %H:%M:%S%.3f".to_owned(),
+        ))
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_filter(filter);

@@ -81,6 +81,14 @@ pub enum ControlError {
     /// A setting could not be changed.
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// A path to reset that is not in the runtime.
+    #[error("{path} is not inside the runtime (mounted at {}): nothing was reset; give paths under it, or relative to a directory inside it", mount.display())]
+    OutsideMount {
+        /// The path given.
+        path: String,
+        /// The mount.
+        mount: PathBuf,
+    },
     /// One runtime at a time, and this `run` is not of the one running.
     #[error("{0}")]
     OneAtATime(String),
@@ -114,7 +122,7 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
         id: rt.id,
         uid: rt.uid,
         root_pid: rt.root_pid,
-        env_spec: rt.spec.clone(),
+        env_spec: rt.current_spec(),
         stack: stack::strings(&rt.stack()),
         editable: rt.editable().is_some(),
         created_unix: unix_secs(rt.created),
@@ -241,7 +249,7 @@ impl Handlers {
             Request::RuntimeInfo { name } => Response::Runtime {
                 runtime: runtime_info(&*self.find(&peer, &name)?),
             },
-            Request::StopRuntime { name } => self.stop(&peer, &name)?,
+            Request::StopRuntime { name, force } => self.stop(&peer, &name, force)?,
             Request::Commit(req) => self.commit(&peer, req)?,
             Request::Reset { name, paths } => self.reset(&peer, &name, &paths)?,
             Request::GetSettings => Response::Settings(self.cx.settings.info()),
@@ -314,24 +322,28 @@ impl Handlers {
             }
         }
         let token = runtimes::new_token();
+        // Every runtime has a directory with its record, so a restarted
+        // service gives it back to its processes; an editable one keeps
+        // its edits there too.
+        let dir = self.cx.scratch_root.join(format!(
+            "{name}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
+        let record = RuntimeRecord {
+            version: RECORD_VERSION,
+            name: name.clone(),
+            uid: proc.uid,
+            gid: peer.gid,
+            root_pid: req.root_pid,
+            root_start_time: proc.start_time,
+            env_spec: req.env_spec.clone(),
+            stack: stack::strings(&stack),
+            repositories: req.repositories.clone(),
+            token: token.clone(),
+            created_unix: unix_secs(SystemTime::now()),
+            editable: req.editable,
+        };
         let scratch = if req.editable {
-            let dir = self.cx.scratch_root.join(format!(
-                "{name}-{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ));
-            let record = RuntimeRecord {
-                version: RECORD_VERSION,
-                name: name.clone(),
-                uid: proc.uid,
-                gid: peer.gid,
-                root_pid: req.root_pid,
-                root_start_time: proc.start_time,
-                env_spec: req.env_spec.clone(),
-                stack: stack::strings(&stack),
-                repositories: req.repositories.clone(),
-                token: token.clone(),
-                created_unix: unix_secs(SystemTime::now()),
-            };
             // The record goes first: a restarted service can always find
             // the edits of a runtime that has any.
             match Scratch::open(&dir).and_then(|s| record.write(&dir).map(|()| s)) {
@@ -342,6 +354,10 @@ impl Handlers {
                 }
             }
         } else {
+            if let Err(source) = std::fs::create_dir_all(&dir).and_then(|()| record.write(&dir)) {
+                let _ = crate::scratch::remove_all(&dir);
+                return Err(ControlError::Scratch { path: dir, source });
+            }
             None
         };
         let started = self.cx.runtimes.start(NewRuntime {
@@ -355,6 +371,9 @@ impl Handlers {
             repos: Arc::new(repos),
             scratch: scratch.clone(),
             token,
+            created: None,
+            spec_layers: None,
+            record_dir: Some(dir.clone()),
         });
         match started {
             Ok(rt) => Ok(Response::Mounted {
@@ -362,8 +381,9 @@ impl Handlers {
                 token: rt.token.clone(),
             }),
             Err(e) => {
-                if let Some(s) = scratch {
-                    let _ = s.remove();
+                match scratch {
+                    Some(s) => drop(s.remove()),
+                    None => drop(crate::scratch::remove_all(&dir)),
                 }
                 Err(e.into())
             }
@@ -434,13 +454,14 @@ impl Handlers {
         self.cx.backend.info(&plan, state.as_deref())
     }
 
-    fn stop(&self, peer: &Peer, name: &str) -> Result<Response, ControlError> {
+    fn stop(&self, peer: &Peer, name: &str, force: bool) -> Result<Response, ControlError> {
         let rt = self.find(peer, name)?;
         let mut signalled = Vec::new();
+        let sig = if force { libc::SIGKILL } else { libc::SIGTERM };
         for pid in self.cx.runtimes.members(rt.id) {
             // Only signal processes of the runtime's owner.
             if sys::process::proc_info(pid).is_some_and(|p| p.uid == rt.uid)
-                && sys::process::signal(pid, libc::SIGTERM).is_ok()
+                && sys::process::signal(pid, sig).is_ok()
             {
                 signalled.push(pid);
             }
@@ -527,16 +548,24 @@ impl Handlers {
         let ed = rt
             .editable()
             .ok_or_else(|| ControlError::ReadOnly(rt.name.clone()))?;
+        // Every path is checked before anything is reset.
+        let rels = paths
+            .iter()
+            .map(|p| self.relative(p).map(|r| (p, r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut unchanged = Vec::new();
         self.cx
             .runtimes
             .reset(&rt, ed, |scratch| {
-                if paths.is_empty() {
-                    scratch.clear()
-                } else {
-                    paths
-                        .iter()
-                        .try_for_each(|p| scratch.reset_path(&self.relative(p)))
+                if rels.is_empty() {
+                    return scratch.clear();
                 }
+                for (p, rel) in &rels {
+                    if !scratch.reset_path(rel)? {
+                        unchanged.push((*p).clone());
+                    }
+                }
+                Ok(())
             })
             .map_err(|source| ControlError::Reset {
                 runtime: rt.name.clone(),
@@ -544,16 +573,21 @@ impl Handlers {
             })?;
         Ok(Response::Reset {
             runtime: runtime_info(&rt),
+            unchanged,
         })
     }
 
     /// A path given as `/spfs/x`, `/x` or `x`, relative to the mount.
-    fn relative(&self, p: &str) -> PathBuf {
+    /// `p` (an absolute path under the mount, or under the path users
+    /// use for it) relative to the mount; anything else is refused.
+    fn relative(&self, p: &str) -> Result<PathBuf, ControlError> {
         let path = Path::new(p);
-        let rel = path
-            .strip_prefix(&self.cx.mountpoint)
-            .or_else(|_| path.strip_prefix("/"))
-            .unwrap_or(path);
-        rel.to_owned()
+        let under = |root: &Path| path.strip_prefix(root).ok().map(Path::to_owned);
+        under(&self.cx.mountpoint)
+            .or_else(|| self.cx.link.as_deref().and_then(under))
+            .ok_or_else(|| ControlError::OutsideMount {
+                path: p.to_owned(),
+                mount: self.cx.mountpoint.clone(),
+            })
     }
 }

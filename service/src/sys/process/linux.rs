@@ -6,6 +6,13 @@ use std::os::unix::fs::MetadataExt;
 
 use super::ProcInfo;
 
+/// The command name of process `pid` (`/proc/PID/comm`).
+pub fn name(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_owned())
+}
+
 /// Reads `/proc/<pid>`; `None` if there is no such process (or thread).
 pub fn proc_info(pid: u32) -> Option<ProcInfo> {
     let meta = fs::metadata(format!("/proc/{pid}")).ok()?;

@@ -19,6 +19,18 @@ fn bsdinfo(pid: u32) -> Option<libc::proc_bsdinfo> {
     (n == size).then_some(info)
 }
 
+/// The command name of process `pid` (its BSD info's `pbi_comm`).
+pub fn name(pid: u32) -> Option<String> {
+    let info = bsdinfo(pid)?;
+    let bytes: Vec<u8> = info
+        .pbi_comm
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Reads the process's BSD info; `None` if there is no such process.
 pub fn proc_info(pid: u32) -> Option<ProcInfo> {
     let info = bsdinfo(pid)?;
