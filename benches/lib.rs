@@ -154,6 +154,9 @@ pub fn mount_runtime_with(
             repos: set,
             scratch,
             token: spfs_fuse_macos::runtimes::new_token(),
+            created: None,
+            spec_layers: None,
+            record_dir: None,
         })
         .unwrap();
     (mounted, rt, runtimes)

@@ -591,3 +591,45 @@ fn a_clean_shutdown_logs_no_warning() {
         "{first}"
     );
 }
+
+/// The README's first command: the built-in demo works with no repository
+/// anywhere (a clone alone), and again.
+#[test]
+fn the_demo_works_from_nothing_and_again() {
+    let svc = Service::start("repo");
+    let fresh = svc.dir.path().join("fresh-repo");
+    for round in 0..2 {
+        let o = svc
+            .command(BIN)
+            .arg("demo")
+            .env("SPFS_STORAGE_ROOT", &fresh)
+            .output()
+            .unwrap();
+        let out = ok(&o);
+        assert!(out.contains("Welcome to SPFS for macOS."), "round {round}: {out}");
+        assert!(out.contains("hello") && out.contains("demo.conf"), "{out}");
+    }
+    let o = svc
+        .command(BIN)
+        .args(["demo", "--"])
+        .arg(svc.mnt.join("bin/hello"))
+        .env("SPFS_STORAGE_ROOT", &fresh)
+        .output()
+        .unwrap();
+    assert!(ok(&o).starts_with("hello from a layer at /spfs (runtime rt-"), "{}", text(&o));
+    // One layer, tagged once: the same digest each time.
+    let info = ok(&svc
+        .command(BIN)
+        .args(["info", "spfs-macos/demo~0"])
+        .env("SPFS_STORAGE_ROOT", &fresh)
+        .output()
+        .unwrap());
+    assert!(info.contains("contents: 3 files"), "{info}");
+    let o = svc
+        .command(BIN)
+        .args(["info", "spfs-macos/demo~1"])
+        .env("SPFS_STORAGE_ROOT", &fresh)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the tag moved: {}", text(&o));
+}

@@ -1,6 +1,7 @@
 //! The `spfs-fuse-macos` command line.
 
 mod backends;
+mod demo;
 mod commit;
 mod config;
 mod info;
@@ -143,6 +144,9 @@ enum Command {
     /// Read or change the settings (idle timeout, error reporting).
     #[command(subcommand)]
     Config(config::Command),
+    /// Try it: a small environment built in, committed to your repository
+    /// on first use (tag spfs-macos/demo), then run.
+    Demo(demo::Args),
     /// The filesystem backends installed here and what each can do.
     Backends(backends::Args),
     /// Run the service always-on: install or remove its LaunchAgent (systemd unit on Linux).
@@ -185,6 +189,7 @@ pub fn run() -> ExitCode {
         Command::Config(cmd) => config::run(cmd, &endpoint),
         Command::Launchagent(cmd) => launchagent::run(cmd, &endpoint),
         Command::Backends(args) => backends::run(args),
+        Command::Demo(args) => demo::run(args, &endpoint),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

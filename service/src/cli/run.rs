@@ -67,6 +67,16 @@ pub fn run(args: RunArgs, endpoint: &Endpoint) -> CliResult {
     enter(&args.common, endpoint, &args.command)
 }
 
+/// Runs `command` in a new read-only runtime of `env_spec`.
+pub fn run_command(env_spec: &str, endpoint: &Endpoint, command: Vec<String>) -> CliResult {
+    let common = Common {
+        edit: false,
+        runtime_name: None,
+        env_spec: env_spec.to_owned(),
+    };
+    enter(&common, endpoint, &command)
+}
+
 pub fn shell(args: ShellArgs, endpoint: &Endpoint) -> CliResult {
     let sh = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
     enter(&args.common, endpoint, &[sh])

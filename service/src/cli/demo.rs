@@ -1,0 +1,63 @@
+//! `demo`: a small environment built into the binary, committed into the
+//! user's repository on first use (tag `spfs-macos/demo`), then run — so
+//! the first command works from a clone alone, with no repository to find.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::{CliResult, Endpoint};
+use crate::repo::commit;
+use crate::repo::tags::TagSpec;
+use crate::repo::RepositorySet;
+
+/// The tag the demo layer is committed as.
+pub const DEMO_TAG: &str = "spfs-macos/demo";
+
+/// The demo's files: path, mode, content.
+const FILES: [(&str, u32, &[u8]); 3] = [
+    ("README.txt", 0o644, include_bytes!("demo/README.txt")),
+    ("bin/hello", 0o755, include_bytes!("demo/bin/hello")),
+    ("etc/demo.conf", 0o644, include_bytes!("demo/etc/demo.conf")),
+];
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The command to run in the demo runtime [default: list /spfs and
+    /// show its README].
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+/// Commits the demo layer (the same digest every time) and tags it.
+fn commit_demo() -> Result<(), Box<dyn std::error::Error>> {
+    let repos = RepositorySet::from_environment()?;
+    let repo = repos.primary();
+    let dir = tempfile::tempdir()?;
+    for (path, mode, content) in FILES {
+        let p = dir.path().join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))?;
+        }
+        std::fs::write(&p, content)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+    }
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    let layer = commit::commit_dir(repo, dir.path())?.layer;
+    repo.push_tag(&TagSpec::parse(DEMO_TAG)?, layer, repos.author())?;
+    Ok(())
+}
+
+pub fn run(args: Args, endpoint: &Endpoint) -> CliResult {
+    commit_demo().map_err(|e| format!("cannot make the demo environment: {e}"))?;
+    let command = if args.command.is_empty() {
+        let m = endpoint.mountpoint.display();
+        vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            format!("ls -lR {m} && echo && cat {m}/README.txt"),
+        ]
+    } else {
+        args.command
+    };
+    super::run::run_command(DEMO_TAG, endpoint, command)
+}
