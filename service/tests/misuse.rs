@@ -606,7 +606,10 @@ fn the_demo_works_from_nothing_and_again() {
             .output()
             .unwrap();
         let out = ok(&o);
-        assert!(out.contains("Welcome to SPFS for macOS."), "round {round}: {out}");
+        assert!(
+            out.contains("Welcome to SPFS for macOS."),
+            "round {round}: {out}"
+        );
         assert!(out.contains("hello") && out.contains("demo.conf"), "{out}");
     }
     let o = svc
@@ -616,7 +619,11 @@ fn the_demo_works_from_nothing_and_again() {
         .env("SPFS_STORAGE_ROOT", &fresh)
         .output()
         .unwrap();
-    assert!(ok(&o).starts_with("hello from a layer at /spfs (runtime rt-"), "{}", text(&o));
+    assert!(
+        ok(&o).starts_with("hello from a layer at /spfs (runtime rt-"),
+        "{}",
+        text(&o)
+    );
     // One layer, tagged once: the same digest each time.
     let info = ok(&svc
         .command(BIN)

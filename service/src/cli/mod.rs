@@ -1,9 +1,9 @@
 //! The `spfs-fuse-macos` command line.
 
 mod backends;
-mod demo;
 mod commit;
 mod config;
+mod demo;
 mod info;
 mod launchagent;
 mod ls;
