@@ -273,7 +273,7 @@ fn runtime_commands_and_stop() {
     assert!(text(&svc.cli(&["status"])).contains("1 runtime(s)"));
 
     let rm = text(&svc.cli(&["runtime", "rm", "held"]));
-    assert!(rm.contains("stopping held"), "{rm}");
+    assert!(rm.contains("stopped held"), "{rm}");
     let status = holder.0.wait().unwrap();
     assert_eq!(status.signal_or_none(), Some(libc::SIGTERM));
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -445,7 +445,7 @@ fn deletions_commit_as_masks_and_reset_discards() {
          {bin} commit -t test/deleted
          test ! -e $M/share/doc
          echo again > $M/hello.txt
-         {bin} reset /hello.txt
+         {bin} reset $M/hello.txt
          test ! -e $M/hello.txt && echo reset-ok",
         m = svc.mnt.display(),
         bin = BIN
