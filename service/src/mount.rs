@@ -10,6 +10,19 @@ use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use crate::fs::SpfsFs;
 use crate::sys;
 
+/// Whether users may mount with `allow_other` (Linux: `user_allow_other`
+/// in /etc/fuse.conf). Without it the kernel keeps every other uid out of
+/// the mount, members of a runtime that switched uid included. On macOS
+/// `allow_other` needs membership of macFUSE's admin group; a per-user
+/// service does not ask for it (see docs/macos.md).
+fn user_allow_other() -> bool {
+    cfg!(target_os = "linux")
+        && std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|conf| {
+            conf.lines()
+                .any(|l| l.split('#').next().unwrap_or("").trim() == "user_allow_other")
+        })
+}
+
 /// The mount's source name is this and the serving process's pid.
 const FSNAME_PREFIX: &str = "spfs:";
 
@@ -115,9 +128,10 @@ impl Mounted {
             .extend(extra.iter().map(|o| MountOption::CUSTOM(o.clone())));
         // Other users reach the mount, and see an empty /spfs: runtimes are
         // only shown to their own user.
-        config.acl = if sys::user::is_root() {
+        config.acl = if sys::user::is_root() || user_allow_other() {
             SessionACL::All
         } else {
+            tracing::info!("only this user's processes can enter the mount: a runtime's member that switches to another uid (su, a build user) sees nothing; add 'user_allow_other' to /etc/fuse.conf to let them in");
             SessionACL::Owner
         };
         config.n_threads = Some(if cfg!(target_os = "linux") {

@@ -403,15 +403,16 @@ impl Runtimes {
     }
 
     /// The runtime of a caller (thread id, user id); `None` outside any
-    /// runtime, or in a runtime of another user. In [`Mode::Single`] every
-    /// process of the user is in the user's runtime.
+    /// runtime. Membership is by ancestry alone: a member that switched to
+    /// another uid (`su`, a build user) is still a member, and the files'
+    /// modes decide what it may do. In [`Mode::Single`] every process of
+    /// the runtime's user is in it (there is no ancestry to go by).
     pub fn runtime_for_caller(&self, tid: u32, uid: u32) -> Option<Arc<Runtime>> {
         if self.mode == Mode::Single {
             return self.by_id.read().values().find(|r| r.uid == uid).cloned();
         }
         let id = self.router.route(tid)?;
-        let rt = self.by_id.read().get(&id)?.clone();
-        (rt.uid == uid).then_some(rt)
+        self.by_id.read().get(&id).cloned()
     }
 
     /// The tree a caller sees (same rules as `runtime_for_caller`).
@@ -425,9 +426,7 @@ impl Runtimes {
                 .map(|r| r.tree());
         }
         let id = self.router.route(tid)?;
-        let by_id = self.by_id.read();
-        let rt = by_id.get(&id)?;
-        (rt.uid == uid).then(|| rt.tree())
+        self.by_id.read().get(&id).map(|rt| rt.tree())
     }
 
     /// Makes process `pid` one more root of runtime `rt` (a `run` that

@@ -268,9 +268,15 @@ impl Scratch {
             }
             Err(e) => return Err(e),
         };
-        let edited = dir.try_stat(name)?.is_some() || dir.try_stat(&whiteout_name(name))?.is_some();
+        let whiteout = whiteout_name(name);
+        // A name too long for a whiteout cannot have one.
+        let can_white_out = whiteout.len() <= 255;
+        let edited =
+            dir.try_stat(name)?.is_some() || (can_white_out && dir.try_stat(&whiteout)?.is_some());
         dir.remove_all(name)?;
-        dir.remove_all(&whiteout_name(name))?;
+        if can_white_out {
+            dir.remove_all(&whiteout)?;
+        }
         self.touched();
         Ok(edited)
     }

@@ -154,6 +154,19 @@ impl Handles {
         }
     }
 
+    /// An editable file open on inode `ino`, if any: what an unlinked file
+    /// still open is asked about by (the kernel's `fstat` names the inode,
+    /// not the handle). A scan of every handle: only done for a node that
+    /// has no name left.
+    pub(crate) fn any_editable_on(&self, ino: u64) -> Option<Arc<Handle>> {
+        self.shards.iter().find_map(|s| {
+            s.read()
+                .values()
+                .find(|h| h.ino == ino && h.as_editable().is_some())
+                .cloned()
+        })
+    }
+
     /// Forgets handle `fh` (the kernel released it).
     pub(crate) fn remove(&self, fh: u64, ino: u64) -> Result<(), Errno> {
         let mut open = self.shard(fh).write();

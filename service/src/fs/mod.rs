@@ -458,8 +458,18 @@ impl Filesystem for SpfsFs {
         reply.error(Errno::ENOTTY);
     }
 
-    fn link(&self, req: &Request, ino: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
-        entry(self.serve("link", || self.ops.link(req, ino)), reply)
+    fn link(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        new_parent: INodeNo,
+        new_name: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        entry(
+            self.serve("link", || self.ops.link(req, ino, new_parent, new_name)),
+            reply,
+        )
     }
 
     fn write(

@@ -138,10 +138,17 @@ impl Ops {
             let tree = self.runtimes.tree_for_slot(slot).ok_or(Errno::ESTALE)?;
             (tree, node.0)
         };
-        // Below the root the inode names its tree: the caller has to be
-        // the tree's user (or root).
-        if tree.uid() != req.uid() && req.uid() != 0 {
-            return Err(Errno::EACCES);
+        // Below the root the inode names its tree. Its user's processes
+        // (and root) go straight to it; a process of another uid must be a
+        // member of the runtime (one that switched uid), found by ancestry.
+        if ino.0 != inode::ROOT && tree.uid() != req.uid() && req.uid() != 0 {
+            let member = self
+                .runtimes
+                .tree_for_caller(req.pid(), req.uid())
+                .is_some_and(|t| t.slot() == tree.slot());
+            if !member {
+                return Err(Errno::EACCES);
+            }
         }
         match tree {
             Tree::ReadOnly(v) if (node as usize) < v.view.len() => {
@@ -258,7 +265,10 @@ impl Ops {
                 match o.getattr(idx) {
                     Ok(a) => Ok(a),
                     // Unlinked but still open: the open file knows.
-                    Err(e) => match fh.and_then(|fh| self.handles.file(fh, ino.0).ok()) {
+                    Err(e) => match fh
+                        .and_then(|fh| self.handles.file(fh, ino.0).ok())
+                        .or_else(|| self.handles.any_editable_on(ino.0))
+                    {
                         Some(h) => {
                             let f = h.as_editable().ok_or(e)?.bound.read().1.clone();
                             let m = Meta::of_file(&f).map_err(Errno::from)?;
@@ -725,10 +735,23 @@ impl Ops {
         o.rename(dir, name.as_bytes(), new_dir, new_name.as_bytes(), flags)
     }
 
-    pub(crate) fn link(&self, req: &Request, ino: INodeNo) -> Result<Entry, Errno> {
-        // Hard links are not kept by layers; tools fall back to copies.
-        self.editable(req, ino)?;
-        Err(Errno::EPERM)
+    pub(crate) fn link(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        new_parent: INodeNo,
+        new_name: &OsStr,
+    ) -> Result<Entry, Errno> {
+        let (o, src, _in) = self.enter_editable(req, ino)?;
+        let new_dir = match self.resolve(req, new_parent)? {
+            Target::Editable(n, d) if Arc::ptr_eq(&o, &n) => d,
+            _ => return Err(Errno::EXDEV),
+        };
+        let c = o.link(src, new_dir, new_name.as_bytes())?;
+        Ok(Entry {
+            attr: c.attr,
+            entry_ttl: entry_ttl(new_parent.0),
+        })
     }
 
     pub(crate) fn write(

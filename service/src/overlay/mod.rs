@@ -403,7 +403,7 @@ impl Overlay {
         if let Some(d) = self.dir_handle(dir)? {
             if let Some(meta) = d.try_stat(name).map_err(io_errno)? {
                 let lower = self.merged_lower(dir, &d, name, &meta);
-                let idx = self.nodes.intern(dir, name, lower);
+                let idx = self.intern_upper(dir, name, &meta, lower);
                 let name = name.into();
                 return Ok((idx, Location::Upper(Upper { dir: d, name, meta })));
             }
@@ -415,9 +415,22 @@ impl Overlay {
         Ok((self.nodes.intern(dir, name, Some(l)), Location::Lower(l)))
     }
 
+    /// The node for upper entry `name` in `dir` (with `meta`): one node for
+    /// all the names of a file with several hard links.
+    fn intern_upper(&self, dir: Index, name: &[u8], meta: &Meta, lower: Option<NodeId>) -> Index {
+        if meta.kind != Kind::Dir && meta.nlink > 1 {
+            self.nodes
+                .intern_file(dir, name, meta.nlink, (meta.dev, meta.ino))
+        } else {
+            self.nodes.intern(dir, name, lower)
+        }
+    }
+
     fn whited_out(dir: &Dir, name: &[u8]) -> bool {
-        dir.try_stat(&scratch::whiteout_name(name))
-            .is_ok_and(|m| m.is_some())
+        write::can_white_out(name)
+            && dir
+                .try_stat(&scratch::whiteout_name(name))
+                .is_ok_and(|m| m.is_some())
     }
 
     /// Looks `name` up in `dir`: its node and attributes.
@@ -443,7 +456,7 @@ impl Overlay {
                     Err(e) => return Err(io_errno(e)),
                 };
                 let lower = self.merged_lower(dir, &d, &name, &meta);
-                let idx = self.nodes.intern(dir, &name, lower);
+                let idx = self.intern_upper(dir, &name, &meta, lower);
                 names.insert(name.into(), (idx, file_type(meta.kind)));
             }
         }

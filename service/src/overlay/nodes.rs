@@ -1,5 +1,7 @@
 //! The node table of an overlay: which (parent, name) each inode stands
-//! for, and the lower entry it shows or merges with.
+//! for, and the lower entry it shows or merges with. A file with several
+//! hard links in the scratch is one node with several names, so both
+//! names show one inode, as on any disk.
 
 use std::collections::HashMap;
 
@@ -13,6 +15,8 @@ use crate::repo::{NodeId, View};
 struct Node {
     parent: Index,
     name: Box<[u8]>,
+    /// Its other names (hard links), besides (parent, name).
+    links: Vec<Named>,
     /// The lower entry this node shows or merges with.
     lower: Option<NodeId>,
     /// Unlinked, removed or replaced: the name now means something else.
@@ -23,6 +27,8 @@ struct Node {
 struct Table {
     list: Vec<Node>,
     index: HashMap<(Index, Box<[u8]>), Index>,
+    /// Scratch files with several links: (device, inode) → their node.
+    files: HashMap<(u64, u64), Index>,
 }
 
 /// A node's parent and its name there.
@@ -42,6 +48,7 @@ impl Nodes {
         let root = Node {
             parent: 0,
             name: Box::default(),
+            links: Vec::new(),
             lower: Some(NodeId::ROOT),
             detached: false,
         };
@@ -49,6 +56,7 @@ impl Nodes {
             table: RwLock::new(Table {
                 list: vec![root],
                 index: HashMap::new(),
+                files: HashMap::new(),
             }),
         }
     }
@@ -119,6 +127,7 @@ impl Nodes {
         table.list.push(Node {
             parent: dir,
             name: key.1.clone(),
+            links: Vec::new(),
             lower,
             detached: false,
         });
@@ -126,14 +135,86 @@ impl Nodes {
         i
     }
 
-    /// Detaches the node for `name` in `dir`, if any: the name will mean a
-    /// new file from now on.
+    /// The node for scratch file `name` in `dir` with `nlink` links and
+    /// identity `file` (device, inode): another name of a node already
+    /// made for that file joins it (a hard link the table did not see
+    /// made, after a restart); otherwise as [`Nodes::intern`].
+    pub(super) fn intern_file(
+        &self,
+        dir: Index,
+        name: &[u8],
+        nlink: u64,
+        file: (u64, u64),
+    ) -> Index {
+        if nlink <= 1 {
+            return self.intern(dir, name, None);
+        }
+        let key = (dir, Box::<[u8]>::from(name));
+        if let Some(&i) = self.table.read().index.get(&key) {
+            return i;
+        }
+        let mut table = self.table.write();
+        if let Some(&i) = table.index.get(&key) {
+            return i;
+        }
+        let known = table
+            .files
+            .get(&file)
+            .copied()
+            .filter(|&i| table.list.get(i as usize).is_some_and(|n| !n.detached));
+        if let Some(i) = known {
+            table.index.insert(key.clone(), i);
+            if let Some(n) = table.list.get_mut(i as usize) {
+                n.links.push(key);
+            }
+            return i;
+        }
+        drop(table);
+        let i = self.intern(dir, name, None);
+        self.table.write().files.insert(file, i);
+        i
+    }
+
+    /// Node `idx` is also `name` in `dir` now (a hard link made), whose
+    /// scratch file is `file` (device, inode).
+    pub(super) fn link(&self, idx: Index, dir: Index, name: &[u8], file: (u64, u64)) {
+        let mut table = self.table.write();
+        let key = (dir, Box::<[u8]>::from(name));
+        if let Some(old) = table.index.insert(key.clone(), idx) {
+            if old != idx {
+                if let Some(n) = table.list.get_mut(old as usize) {
+                    n.detached = true;
+                }
+            }
+        }
+        table.files.insert(file, idx);
+        if let Some(n) = table.list.get_mut(idx as usize) {
+            n.links.push(key);
+        }
+    }
+
+    /// Removes name (`dir`, `name`) from its node; the node is detached
+    /// when it has no name left (the name will mean a new file from now
+    /// on), else another of its names becomes the one it is found by.
     pub(super) fn detach(&self, dir: Index, name: &[u8]) {
         let mut table = self.table.write();
-        if let Some(i) = table.index.remove(&(dir, Box::<[u8]>::from(name))) {
-            if let Some(n) = table.list.get_mut(i as usize) {
+        let key = (dir, Box::<[u8]>::from(name));
+        let Some(i) = table.index.remove(&key) else {
+            return;
+        };
+        let Some(n) = table.list.get_mut(i as usize) else {
+            return;
+        };
+        if (n.parent, &n.name) == (key.0, &key.1) {
+            if n.links.is_empty() {
                 n.detached = true;
+            } else {
+                let (p, nm) = n.links.remove(0);
+                n.parent = p;
+                n.name = nm;
             }
+        } else {
+            n.links.retain(|l| *l != key);
         }
     }
 
@@ -179,15 +260,18 @@ impl Nodes {
             return None;
         }
         let mut table = self.table.write();
-        let (parent, name) = {
+        let (parent, name, links) = {
             let n = table.list.get_mut(idx as usize)?;
             if n.detached {
                 return None;
             }
             n.detached = true;
-            (n.parent, n.name.clone())
+            (n.parent, n.name.clone(), std::mem::take(&mut n.links))
         };
         table.index.remove(&(parent, name.clone()));
+        for l in links {
+            table.index.remove(&l);
+        }
         Some((parent, name))
     }
 
@@ -207,10 +291,16 @@ impl Nodes {
                 n.detached = true;
             }
         }
-        table.index.remove(&(dir, Box::<[u8]>::from(name)));
+        let from = (dir, Box::<[u8]>::from(name));
+        table.index.remove(&from);
         if let Some(n) = table.list.get_mut(src as usize) {
-            n.parent = new_dir;
-            n.name = new_name.into();
+            let to: Named = (new_dir, new_name.into());
+            if (n.parent, &n.name) == (from.0, &from.1) {
+                n.parent = to.0;
+                n.name = to.1;
+            } else if let Some(l) = n.links.iter_mut().find(|l| **l == from) {
+                *l = to;
+            }
             n.lower = None;
         }
         table.index.insert((new_dir, new_name.into()), src);

@@ -64,6 +64,11 @@ fn check_name(name: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Whether a whiteout of `name` fits in a file name (`.wh.` + name).
+pub(super) fn can_white_out(name: &[u8]) -> bool {
+    scratch::whiteout_name(name).len() <= 255
+}
+
 /// Whether opening with `flags` may change the file.
 pub fn is_write(flags: i32) -> bool {
     flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
@@ -98,6 +103,12 @@ fn is_dir_at(ov: &Overlay, loc: &Location) -> bool {
 impl Overlay {
     /// Records that `name` of a lower layer is deleted from `dir`.
     fn make_whiteout(&self, dir: &Dir, name: &[u8]) -> Result<(), Errno> {
+        if !can_white_out(name) {
+            // A layer's name longer than 251 bytes cannot be deleted in the
+            // `.wh.` format (overlayfs's character devices can; macOS
+            // cannot make those without root). See docs/posix.md.
+            return Err(Errno::ENAMETOOLONG);
+        }
         let how = OpenHow {
             write: true,
             create_new: Some(0o000),
@@ -111,6 +122,10 @@ impl Overlay {
     }
 
     fn drop_whiteout(&self, dir: &Dir, name: &[u8]) -> Result<(), Errno> {
+        if !can_white_out(name) {
+            // No whiteout can exist for it.
+            return Ok(());
+        }
         match dir.unlink(&scratch::whiteout_name(name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_errno(e)),
             _ => Ok(()),
@@ -170,14 +185,18 @@ impl Overlay {
         who: Caller,
     ) -> Result<(Created, File), Errno> {
         let updir = self.prepare_new(dir, name)?;
+        let perm = mode & 0o7777 & !who.umask;
         let how = OpenHow {
             read: flags & libc::O_ACCMODE != libc::O_WRONLY,
             write: true,
-            create_new: Some(mode & 0o7777 & !who.umask),
+            create_new: Some(perm),
             ..open_how(flags & !libc::O_TRUNC)
         };
         let file = updir.open_file(name, how).map_err(io_errno)?;
         self.chown(&updir, name, who.uid, who.gid)?;
+        // Exactly `perm`: the service's own umask masked the open, and a
+        // change of owner clears set-id bits.
+        updir.chmod(name, perm).map_err(io_errno)?;
         let created = self.finish_new(dir, &updir, name)?;
         Ok((created, file))
     }
@@ -224,6 +243,8 @@ impl Overlay {
             updir.open_file(name, how).map_err(io_errno)?;
         }
         self.chown(&updir, name, who.uid, who.gid)?;
+        // As in `create`: exactly `perm`.
+        updir.chmod(name, perm).map_err(io_errno)?;
         self.finish_new(dir, &updir, name)
     }
 
@@ -275,6 +296,31 @@ impl Overlay {
     }
 
     /// Removes a non-directory.
+    /// Makes `new_name` in `new_dir` another name of file `src`, as
+    /// overlayfs does: a lower file is copied up first, then linked in the
+    /// scratch. Both names are one node (one inode), so a write through one
+    /// is seen through the other and the link count is the file's.
+    pub fn link(&self, src: Index, new_dir: Index, new_name: &[u8]) -> Result<Created, Errno> {
+        let src_loc = self.locate(src)?;
+        if is_dir_at(self, &src_loc) {
+            return Err(Errno::EPERM);
+        }
+        let to_dir = self.prepare_new(new_dir, new_name)?;
+        let from = self.copy_up(src, Content::Keep)?;
+        from.dir
+            .link(&from.name, &to_dir, new_name)
+            .map_err(io_errno)?;
+        self.drop_whiteout(&to_dir, new_name)?;
+        let meta = to_dir.stat(new_name).map_err(io_errno)?;
+        self.nodes
+            .link(src, new_dir, new_name, (meta.dev, meta.ino));
+        self.scratch.touched();
+        Ok(Created {
+            idx: src,
+            attr: super::attr_of(self.ino(src), &meta),
+        })
+    }
+
     pub fn unlink(&self, dir: Index, name: &[u8]) -> Result<(), Errno> {
         let (_, loc) = self.find(dir, name)?;
         if is_dir_at(self, &loc) {

@@ -223,6 +223,9 @@ pub fn is_not_beneath(e: &io::Error) -> bool {
     )
 }
 
+/// The longest relative path opened in one step (under PATH_MAX, 4096).
+const SUB_CHUNK: usize = 3072;
+
 /// An open directory; see the module's documentation.
 #[derive(Debug)]
 pub struct Dir {
@@ -254,19 +257,31 @@ impl Dir {
     /// following any symlink and without leaving this one. An error that
     /// [`is_not_beneath`] accepts if a component is not a directory.
     pub fn sub<'a>(&self, names: impl IntoIterator<Item = &'a [u8]>) -> io::Result<Dir> {
+        // Opened a chunk of names at a time, each chunk beneath the last
+        // directory opened: a deep path may be longer than PATH_MAX, as
+        // it may be on the runtime's side, and each step stays safe.
+        let mut at: Option<Dir> = None;
         let mut rel: Vec<u8> = Vec::new();
         for n in names {
             check(n)?;
+            if !rel.is_empty() && rel.len() + 1 + n.len() > SUB_CHUNK {
+                let from = at.as_ref().unwrap_or(self);
+                at = Some(Dir {
+                    fd: platform::open_beneath(from.as_fd(), &rel)?,
+                });
+                rel.clear();
+            }
             if !rel.is_empty() {
                 rel.push(b'/');
             }
             rel.extend_from_slice(n);
         }
+        let from = at.as_ref().unwrap_or(self);
         if rel.is_empty() {
-            return self.try_clone();
+            return from.try_clone();
         }
         Ok(Dir {
-            fd: platform::open_beneath(self.as_fd(), &rel)?,
+            fd: platform::open_beneath(from.as_fd(), &rel)?,
         })
     }
 
