@@ -178,7 +178,7 @@ fn a_reused_pid_does_not_get_a_dead_member_view() {
 }
 
 #[test]
-fn other_users_see_nothing_and_cannot_use_the_socket() {
+fn members_keep_their_runtime_whatever_their_uid_and_other_users_cannot_use_the_socket() {
     let svc = Service::start("repo");
     const OTHER: u32 = 48213; // an unused uid, made up for the test
                               // another user cannot connect to the control socket
@@ -192,14 +192,34 @@ fn other_users_see_nothing_and_cannot_use_the_socket() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("ermission denied"), "{err}");
-    // a process of another user inside root's runtime sees an empty /spfs
+    // membership is by ancestry alone: a member that switches to another
+    // uid (su, a build user) still sees its runtime, and the files' modes
+    // decide what it may do (files there are root's, 0755/0644)
     let mnt = svc.mnt.to_str().unwrap();
     let o = svc.run(
         "fixture/base",
-        &["python3", "-c", &format!("import os; os.setgid({OTHER}); os.setuid({OTHER}); print(len(os.listdir('{mnt}')))")],
+        &["python3", "-c", &format!("import os; os.setgid({OTHER}); os.setuid({OTHER}); print(len(os.listdir('{mnt}'))); print(open('{mnt}/hello.txt').read().strip())")],
     );
+    assert_eq!(text(&o).trim(), "11\nhello from base");
+    let o = svc.run(
+        "fixture/base",
+        &[
+            "python3",
+            "-c",
+            &format!("import os; os.setgid({OTHER}); os.setuid({OTHER}); open('{mnt}/etc/x', 'w')"),
+        ],
+    );
+    assert!(
+        !o.status.success(),
+        "another uid wrote into a read-only runtime"
+    );
+    // while a process of that user in no runtime sees an empty /spfs
+    let o = Command::new("python3")
+        .args(["-c", &format!("import os; os.setgid({OTHER}); os.setuid({OTHER}); print(len(os.listdir('{mnt}')))")])
+        .output()
+        .unwrap();
     assert_eq!(text(&o).trim(), "0");
-    // while root's processes in the same runtime see it
+    // and root's processes in the runtime see it as before
     let o = svc.run("fixture/base", &["sh", "-c", &format!("ls {mnt} | wc -l")]);
     assert_eq!(text(&o).trim(), "11");
 }
@@ -541,12 +561,63 @@ do("list re-created", lambda: sorted(os.listdir("share/doc")))
 do("truncate to 2", lambda: os.truncate("lib/big.bin", 2))
 do("rmdir empty lower", lambda: os.rmdir("var/empty-dir"))
 do("listdir var", lambda: sorted(os.listdir("var")))
+# Nodes a build makes: FIFOs, sockets (bind), devices (as root).
+import socket
+def bind(p):
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(p)
+    s.close()
+do("mkfifo", lambda: os.mkfifo("fifo", 0o640))
+do("bind socket", lambda: bind("sock"))
+do("mknod char", lambda: os.mknod("cdev", 0o600 | stat.S_IFCHR, os.makedev(1, 3)))
+do("mknod block", lambda: os.mknod("bdev", 0o600 | stat.S_IFBLK, os.makedev(7, 0)))
+do("stat nodes", lambda: [(oct(os.lstat(n).st_mode), os.major(os.lstat(n).st_rdev), os.minor(os.lstat(n).st_rdev)) for n in ("fifo", "sock", "cdev", "bdev")])
+do("mknod over existing", lambda: os.mknod("fifo", 0o600 | stat.S_IFIFO))
+# Hard links: one inode, two names.
+do("link lower", lambda: os.link("many/d0/f000.txt", "many/d0/link000"))
+do("same inode", lambda: os.stat("many/d0/f000.txt").st_ino == os.stat("many/d0/link000").st_ino)
+do("nlink", lambda: (os.stat("many/d0/f000.txt").st_nlink, os.stat("many/d0/link000").st_nlink))
+do("write through one", lambda: append("many/d0/link000", b"+linked"))
+do("seen through other", lambda: read("many/d0/f000.txt"))
+do("link new file", lambda: (write("l1", b"one"), os.link("l1", "l2"), os.link("l2", "var/l3")) and None)
+do("nlink three", lambda: [os.stat(n).st_nlink for n in ("l1", "l2", "var/l3")])
+do("unlink one name", lambda: os.unlink("l1"))
+do("nlink after unlink", lambda: [os.stat(n).st_nlink for n in ("l2", "var/l3")])
+do("rename a link over its twin", lambda: os.rename("l2", "var/l3"))
+do("both still", lambda: sorted(n for n in os.listdir(".") if n.startswith("l")) + sorted(os.listdir("var")))
+do("link a dir", lambda: os.link("etc", "etc2"))
+do("link over existing", lambda: os.link("hello.txt", "empty.txt"))
+do("link missing", lambda: os.link("nope", "nope2"))
+# A member that switches to another uid: still sees the tree; the files'
+# modes decide.
+os.makedirs("pub", exist_ok=True)
+os.chmod("pub", 0o1777)
+def as_nobody(f):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            f()
+            os._exit(0)
+        except OSError as e:
+            os._exit(e.errno)
+    _, status = os.waitpid(pid, 0)
+    code = os.WEXITSTATUS(status)
+    if code:
+        raise OSError(code, os.strerror(code))
+do("nobody reads", lambda: as_nobody(lambda: read("hello.txt")))
+do("nobody writes root's file", lambda: as_nobody(lambda: append("hello.txt", b"x")))
+do("nobody creates in root's dir", lambda: as_nobody(lambda: write("etc/nobody", b"x")))
+do("nobody creates in a public dir", lambda: as_nobody(lambda: write("pub/nobody", b"x")))
+do("owner of nobody's file", lambda: (os.stat("pub/nobody").st_uid, os.stat("pub/nobody").st_gid))
+do("nobody removes its file", lambda: as_nobody(lambda: os.unlink("pub/nobody")))
 out = []
 for d, dirs, files in os.walk("."):
     for n in sorted(dirs + files):
         p = os.path.join(d, n)
         st = os.lstat(p)
-        kind = "l" if stat.S_ISLNK(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "f"
+        kind = "l" if stat.S_ISLNK(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "f" if stat.S_ISREG(st.st_mode) else "n"
         size = st.st_size if kind == "f" else "-"
         data = hash(read(p)) if kind == "f" else os.readlink(p) if kind == "l" else "-"
         out.append(f"{p} {kind} {oct(stat.S_IMODE(st.st_mode))} {size} {data}")

@@ -178,7 +178,7 @@ fn bad_references() {
             "7MYHTBATAHCQXH3NEUEAB2DF6MSFQSGXKFWMQXED47JE5TTOIG1====",
             "is not a digest",
         ),
-        ("ZZZZZZ", "unknown reference 'ZZZZZZ'"),
+        ("ZZZZZZ", "'ZZZZZZ' looks like a digest, and no object in"),
         ("4G", "ambiguous reference '4G'"),
         ("fixture/base+bad name", "'bad name'"),
         (
@@ -273,9 +273,11 @@ fn failed_writes_leave_nothing_behind() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("sock") && err.contains("cannot commit"),
+        err.contains("sock (a socket)") && err.contains("nothing was committed"),
         "{err}"
     );
+    // found before anything was written
+    assert!(snapshot(&root) == before, "a failed commit wrote something");
     // the payload written before the failure is complete and content-addressed;
     // no staging file is left and no object refers to anything missing
     let after = snapshot(&root);
