@@ -156,6 +156,14 @@ pub enum Error {
     #[error("{}", uncommittable_message(.0))]
     UncommittableEntries(Vec<(PathBuf, &'static str)>),
 
+    /// A runtime's record in a repository that cannot be read.
+    #[error("the record of runtime '{name}' in {root} cannot be read ({reason}); remove it with 'spfs-fuse-macos runtime rm {name}'")]
+    CorruptRuntimeRecord {
+        name: String,
+        root: PathBuf,
+        reason: String,
+    },
+
     /// A runtime commit with no edits.
     #[error("nothing to commit: the runtime has no edits")]
     NothingToCommit,

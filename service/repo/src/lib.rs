@@ -25,6 +25,7 @@ pub mod env_spec;
 pub mod error;
 pub mod object;
 pub mod repos;
+pub mod runtime_records;
 pub mod storage;
 pub mod tags;
 pub mod view;
