@@ -304,7 +304,13 @@ pub fn icon_title(state: &State) -> Option<String> {
 fn runtime_menu(rt: &RuntimeInfo, now: SystemTime) -> Item {
     let created = UNIX_EPOCH + Duration::from_secs(rt.created_unix);
     let age = human_age(now.duration_since(created).unwrap_or_default());
-    let kind = if rt.editable {
+    let kind = if rt.durable {
+        format!(
+            "durable · edits {} ({}), kept when it stops",
+            human_size(rt.scratch_bytes),
+            plural(rt.scratch_files as usize, "file")
+        )
+    } else if rt.editable {
         format!(
             "editable · scratch {} ({})",
             human_size(rt.scratch_bytes),
@@ -573,6 +579,8 @@ mod tests {
             scratch_bytes: bytes,
             scratch_files: if bytes > 0 { 3 } else { 0 },
             scratch_dir: editable.then(|| format!("/scratch/{name}")),
+            durable: false,
+            running: true,
         }
     }
 
@@ -794,6 +802,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ed — fixture/base+fixture/top · 12.4 MB >\n  Environment: fixture/base+fixture/top\n  editable · scratch 12.4 MB (3 files)\n  Started 3 min ago\n  ---\n  Stop\n  Reveal scratch\n  Copy name\n"), "{text}");
+        let mut durable = rt(3, "kept", true, 2048, created);
+        durable.durable = true;
+        let st = state(Service::Running(Box::new(snapshot(vec![durable], None))));
+        let text = render(&menu(&st, now, Instant::now()));
+        assert!(
+            text.contains("durable · edits 2.0 KB (3 files), kept when it stops"),
+            "{text}"
+        );
         assert!(text.contains("ro — fixture/base+fixture/top >\n  Environment: fixture/base+fixture/top\n  read-only\n  Started 3 min ago\n  ---\n  Stop\n  Copy name\n"), "{text}");
         assert!(text.contains("Quit when idle after >\n  [ ] Never\n  [ ] 5 minutes\n  [x] 15 minutes\n  [ ] 30 minutes\n"), "{text}");
         assert!(text.contains("[ ] Start at login (always on)\n"));

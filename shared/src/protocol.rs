@@ -61,6 +61,9 @@ pub enum Request {
         #[serde(default)]
         paths: Vec<String>,
     },
+    /// Make process `root_pid` (the requester's) one more root of a live
+    /// runtime: it and its children see that runtime.
+    Join { name: String, root_pid: u32 },
     /// The user's settings and the ones in effect.
     GetSettings,
     /// Change one setting (written to the settings file, applied at once).
@@ -129,6 +132,20 @@ pub struct MountRequest {
     pub runtime_name: Option<String>,
     /// The primary repository first, then read-only secondaries.
     pub repositories: Vec<RepositoryLocation>,
+    /// The command the runtime runs (recorded, as upstream records it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// A durable runtime (`run --keep-runtime`): its edits are kept in
+    /// the primary repository's `durable_edits/<name>` when it ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub durable: bool,
+    /// Run saved durable runtime `runtime_name` again, with its stack and
+    /// edits (`env_spec` is not used).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rerun: bool,
+    /// With `rerun`: even if it is running (its processes leave it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// What the service answers.
@@ -142,6 +159,10 @@ pub enum Response {
     Mounted {
         runtime: RuntimeInfo,
         token: String,
+        /// Something the user should know (a durable runtime's missing
+        /// edits, say).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notice: Option<String>,
     },
     Runtimes {
         runtimes: Vec<RuntimeInfo>,
@@ -345,6 +366,17 @@ pub struct RuntimeInfo {
     /// Where an editable runtime's edits are (its scratch directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scratch_dir: Option<String>,
+    /// Its edits outlive its processes (`run --keep-runtime`).
+    #[serde(default)]
+    pub durable: bool,
+    /// Its processes run (false: a saved durable runtime, or a record
+    /// left in the repository).
+    #[serde(default = "running_by_default")]
+    pub running: bool,
+}
+
+fn running_by_default() -> bool {
+    true
 }
 
 /// A change pushed to subscribers.
@@ -452,7 +484,15 @@ mod tests {
                     root: "/r".into(),
                     tag_namespace: None,
                 }],
+                command: vec!["sh".into()],
+                durable: true,
+                rerun: false,
+                force: false,
             }),
+            Request::Join {
+                name: "x".into(),
+                root_pid: 7,
+            },
             Request::StopRuntime {
                 name: "x".into(),
                 force: false,
