@@ -157,6 +157,8 @@ pub fn mount_runtime_with(
             created: None,
             spec_layers: None,
             record_dir: None,
+            durable: false,
+            repo_record: None,
         })
         .unwrap();
     (mounted, rt, runtimes)

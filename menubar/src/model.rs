@@ -805,10 +805,10 @@ mod tests {
         let mut durable = rt(3, "kept", true, 2048, created);
         durable.durable = true;
         let st = state(Service::Running(Box::new(snapshot(vec![durable], None))));
-        let text = render(&menu(&st, now, Instant::now()));
+        let dtext = render(&menu(&st, now, Instant::now()));
         assert!(
-            text.contains("durable · edits 2.0 KB (3 files), kept when it stops"),
-            "{text}"
+            dtext.contains("durable · edits 2.0 KB (3 files), kept when it stops"),
+            "{dtext}"
         );
         assert!(text.contains("ro — fixture/base+fixture/top >\n  Environment: fixture/base+fixture/top\n  read-only\n  Started 3 min ago\n  ---\n  Stop\n  Copy name\n"), "{text}");
         assert!(text.contains("Quit when idle after >\n  [ ] Never\n  [ ] 5 minutes\n  [x] 15 minutes\n  [ ] 30 minutes\n"), "{text}");

@@ -15,6 +15,7 @@ pub mod backend;
 pub mod cli;
 pub mod client;
 pub mod control;
+pub mod durable;
 pub mod fs;
 pub mod lifecycle;
 pub mod mount;

@@ -43,6 +43,17 @@ pub struct RuntimeRecord {
     /// written before read-only runtimes had one are all editable.
     #[serde(default = "editable_by_default")]
     pub editable: bool,
+    /// A durable runtime: its edits are in `edits_dir` (in its
+    /// repository's `durable_edits/`), not beside the record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub durable: bool,
+    /// Where the edits are when not beside the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edits_dir: Option<PathBuf>,
+    /// The edits are shown but take no more (`--no-edit` of a durable
+    /// runtime).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 fn editable_by_default() -> bool {
@@ -129,6 +140,9 @@ mod tests {
             token: "t".into(),
             created_unix: 1,
             editable: true,
+            durable: false,
+            edits_dir: None,
+            read_only: false,
         }
     }
 

@@ -170,6 +170,8 @@ fn reattach(
             ),
             spec_layers,
             record_dir: Some(dir.to_owned()),
+            durable: false,
+            repo_record: None,
         })
         .map_err(|e| e.to_string())?;
     if root != record.root_pid {

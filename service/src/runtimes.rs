@@ -131,6 +131,12 @@ pub struct Runtime {
     spec_layers: usize,
     record_dir: Option<std::path::PathBuf>,
     tree: RuntimeTree,
+    /// Its edits outlive it (`run --keep-runtime`), in the primary
+    /// repository's `durable_edits/<name>`.
+    pub durable: bool,
+    /// Its record in the primary repository (see [`crate::durable`]);
+    /// `None` for runtimes that are not recorded (benchmarks).
+    pub repo_record: Mutex<Option<crate::repo::runtime_records::RuntimeRecord>>,
 }
 
 impl Runtime {
@@ -140,6 +146,12 @@ impl Runtime {
             RuntimeTree::ReadOnly(v) => Tree::ReadOnly(v.clone()),
             RuntimeTree::Editable(e) => Tree::Editable(e.overlay()),
         }
+    }
+
+    /// Whether it takes edits now (a durable runtime run again with
+    /// `--no-edit` shows its edits but takes none).
+    pub fn is_editable(&self) -> bool {
+        self.editable().is_some_and(|e| !e.scratch.read_only())
     }
 
     /// Its editable part; `None` for a read-only runtime.
@@ -201,6 +213,10 @@ pub struct NewRuntime {
     /// The directory of its record (a read-only runtime's is removed when
     /// it ends; an editable runtime's is its scratch).
     pub record_dir: Option<std::path::PathBuf>,
+    /// Its edits outlive it (`scratch` is in `durable_edits/`).
+    pub durable: bool,
+    /// Its record in the primary repository, if it has one.
+    pub repo_record: Option<crate::repo::runtime_records::RuntimeRecord>,
 }
 
 /// A fresh runtime token.
@@ -393,6 +409,8 @@ impl Runtimes {
             record_dir: new.record_dir,
             stack: RwLock::new(new.stack),
             tree,
+            durable: new.durable,
+            repo_record: Mutex::new(new.repo_record),
         });
         self.slots.write().insert(slot, runtime.tree());
         by_id.insert(id, runtime.clone());
@@ -611,12 +629,19 @@ impl Runtimes {
 
     /// Ends runtime `id`: its view goes, and its processes see an empty /spfs.
     pub fn end(&self, id: RuntimeId) -> bool {
+        let Some(rt) = self.get(id) else {
+            return false;
+        };
+        // The repository first: once the runtime has left the list, a
+        // client may act on its record (`runtime rm --remove-durable`).
+        crate::durable::record_ended(&rt);
         let Some(rt) = self.by_id.write().remove(&id) else {
             return false;
         };
         self.router.unregister(id);
         self.slots.write().remove(&rt.tree().slot());
-        if let Some(ed) = rt.editable() {
+        let transient_edits = rt.editable().filter(|_| !rt.durable);
+        if let Some(ed) = transient_edits {
             // As upstream's runtimes: edits not committed end with them.
             if let Err(e) = ed.scratch.remove() {
                 tracing::warn!(runtime = %rt.name, error = %e, path = %ed.scratch.root().display(), "could not remove the scratch directory");

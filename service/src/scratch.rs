@@ -72,6 +72,8 @@ pub struct Scratch {
     views: Arc<RwLock<()>>,
     /// Bumped whenever the runtime moves to a new view.
     generation: AtomicU64,
+    /// Shown, but not changed (a durable runtime run with `--no-edit`).
+    read_only: bool,
 }
 
 impl Scratch {
@@ -79,6 +81,12 @@ impl Scratch {
     /// empties its work directory: anything there is a copy-up or a reset
     /// that a crash interrupted, never visible in the runtime.
     pub fn open(root: &Path) -> io::Result<Scratch> {
+        Self::open_as(root, false)
+    }
+
+    /// Opens the scratch directory at `root` as [`Scratch::open`]; with
+    /// `read_only`, the runtime shows its edits but takes no new ones.
+    pub fn open_as(root: &Path, read_only: bool) -> io::Result<Scratch> {
         std::fs::create_dir_all(root)?;
         let root_dir = Dir::open(root)?;
         for d in [&b"upper"[..], b"work"] {
@@ -105,7 +113,13 @@ impl Scratch {
             edits: Arc::new(RwLock::new(())),
             views: Arc::new(RwLock::new(())),
             generation: AtomicU64::new(0),
+            read_only,
         })
+    }
+
+    /// Whether edits are refused (EROFS).
+    pub fn read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The view generation edits are admitted for.

@@ -50,6 +50,8 @@ fn a_runtime_sees_its_view_and_outsiders_see_nothing() {
             created: None,
             spec_layers: None,
             record_dir: None,
+            durable: false,
+            repo_record: None,
         })
         .unwrap();
     child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();

@@ -34,10 +34,13 @@ const MAX_RECORD: u64 = 1 << 20;
 /// Who made a runtime, and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Author {
+    /// Login name.
     pub user_name: String,
+    /// Host it ran on.
     pub host_name: String,
     /// RFC 3339, UTC.
     pub created: String,
+    /// Fields this library does not know, kept as read.
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
 }
@@ -47,13 +50,17 @@ pub struct Author {
 pub struct Status {
     /// Layers (or platforms) of the stack, top first, as digests.
     pub stack: Vec<String>,
+    /// It takes edits.
     pub editable: bool,
+    /// Its processes run.
     pub running: bool,
     /// Its root process while it runs.
     pub owner: Option<u32>,
     /// Upstream's monitor process (none here).
     pub monitor: Option<u32>,
+    /// What it runs.
     pub command: Vec<String>,
+    /// Fields this library does not know, kept as read.
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
 }
@@ -61,19 +68,31 @@ pub struct Status {
 /// How the runtime is set up.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeConfig {
+    /// Upstream's runtime directory (kept for upstream).
     pub runtime_dir: PathBuf,
+    /// Upstream's tmpfs size (kept for upstream).
     pub tmpfs_size: Option<String>,
+    /// Where its edits are.
     pub upper_dir: PathBuf,
+    /// Upstream's lower directory (kept for upstream).
     pub lower_dir: PathBuf,
+    /// The work directory beside the edits.
     pub work_dir: PathBuf,
+    /// Upstream's startup files (kept for upstream).
     pub ps_startup_file: PathBuf,
+    /// (kept for upstream)
     pub sh_startup_file: PathBuf,
+    /// (kept for upstream)
     pub csh_startup_file: PathBuf,
+    /// (kept for upstream)
     pub csh_expect_file: PathBuf,
+    /// Upstream's mount namespace (none here).
     pub mount_namespace: Option<PathBuf>,
+    /// Upstream's setting (kept for upstream).
     pub include_secondary_tags: bool,
     /// Its edits outlive its processes (in `durable_edits/<name>`).
     pub durable: bool,
+    /// Fields this library does not know, kept as read.
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
 }
@@ -97,18 +116,25 @@ pub const EXTRAS_KEY: &str = "spfs_fuse_macos";
 /// A runtime's record, upstream's JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeRecord {
+    /// Its name, a tag component.
     pub name: String,
+    /// Who made it.
     pub author: Author,
+    /// What it does.
     pub status: Status,
+    /// How it is set up.
     pub config: RuntimeConfig,
     #[serde(rename = "spfs_fuse_macos", default, skip_serializing_if = "Option::is_none")]
+    /// This project's additions (absent in upstream's records).
     pub extras: Option<Extras>,
+    /// Fields this library does not know, kept as read.
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 impl RuntimeRecord {
-    /// A record for a runtime starting now; `stack` is bottom-up.
+    /// A record for a runtime starting now; `stack` is bottom-up, `edits`
+    /// holds `upper/` and `work/`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &str,

@@ -14,13 +14,46 @@ use crate::router::TOKEN_ENV;
 #[derive(Debug, clap::Args)]
 pub struct Common {
     /// Make the runtime editable (changes go to a scratch layer).
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_edit")]
     edit: bool,
+    /// With --rerun: show the runtime's edits but take no more.
+    #[arg(long, overrides_with = "edit")]
+    no_edit: bool,
     /// Name the runtime (default: a generated name).
     #[arg(long, value_name = "NAME")]
     runtime_name: Option<String>,
+    /// Keep the runtime when its processes end: a durable runtime, whose
+    /// edits stay in the repository's durable_edits/NAME (needs
+    /// --runtime-name; run it again with --rerun NAME).
+    #[arg(
+        short = 'k',
+        long,
+        env = "SPFS_KEEP_RUNTIME",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    keep_runtime: bool,
+    /// Run saved durable runtime NAME again, with its stack and edits
+    /// (and its command, if none is given).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["env_spec", "runtime_name"])]
+    rerun: Option<String>,
+    /// With --rerun: even if it is running (its processes leave it).
+    #[arg(long, requires = "rerun")]
+    force: bool,
     /// Tags, digests or .spfs.yaml files joined by '+' ('-' for an empty /spfs).
-    env_spec: String,
+    #[arg(required_unless_present = "rerun")]
+    env_spec: Option<String>,
+}
+
+impl Common {
+    /// What the runtime is, for messages: its env spec or `--rerun NAME`.
+    fn what(&self) -> String {
+        match (&self.rerun, &self.env_spec) {
+            (Some(name), _) => format!("--rerun {name}"),
+            (None, Some(spec)) => spec.clone(),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,19 +80,20 @@ pub fn run(args: RunArgs, endpoint: &Endpoint) -> CliResult {
             2,
             format!(
                 "put '--' before the command: spfs-fuse-macos run {} -- {}",
-                args.common.env_spec,
+                args.common.what(),
                 args.stray.join(" ")
             ),
         )
         .into());
     }
-    if args.command.is_empty() {
+    if args.command.is_empty() && args.common.rerun.is_none() {
         // As a shell answers a command it cannot run.
         return Err(super::ExitWith(
             127,
             format!(
                 "no command to run: give one after '--' (spfs-fuse-macos run {} -- CMD...), or start a shell with 'spfs-fuse-macos shell {}'",
-                args.common.env_spec, args.common.env_spec
+                args.common.what(),
+                args.common.what()
             ),
         )
         .into());
@@ -71,8 +105,12 @@ pub fn run(args: RunArgs, endpoint: &Endpoint) -> CliResult {
 pub fn run_command(env_spec: &str, endpoint: &Endpoint, command: Vec<String>) -> CliResult {
     let common = Common {
         edit: false,
+        no_edit: false,
         runtime_name: None,
-        env_spec: env_spec.to_owned(),
+        keep_runtime: false,
+        rerun: None,
+        force: false,
+        env_spec: Some(env_spec.to_owned()),
     };
     enter(&common, endpoint, &command)
 }
@@ -83,15 +121,6 @@ pub fn shell(args: ShellArgs, endpoint: &Endpoint) -> CliResult {
 }
 
 fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult {
-    // Spec files named relative to here, for the service (elsewhere).
-    let env_spec = crate::repo::env_spec::with_absolute_paths(&common.env_spec);
-    // Fail on a bad spec or name before contacting (or starting) the service.
-    EnvSpec::parse(&env_spec)?;
-    if let Some(name) = common.runtime_name.as_deref() {
-        if !crate::runtimes::valid_name(name) {
-            return Err(crate::runtimes::StartError::BadName(name.to_owned()).into());
-        }
-    }
     let repos = RepositorySet::from_config(&Config::load()?)?;
     let repositories = repos
         .all()
@@ -101,13 +130,75 @@ fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult 
             tag_namespace: r.tag_namespace().map(str::to_owned),
         })
         .collect();
-    let request = Request::Mount(MountRequest {
-        root_pid: std::process::id(),
-        env_spec,
-        editable: common.edit,
-        runtime_name: common.runtime_name.clone(),
-        repositories,
-    });
+    let mut command = command.to_vec();
+    let request = if let Some(name) = &common.rerun {
+        // Fail early, with the repository named, on what the service
+        // would refuse; it reads the record again itself.
+        if !crate::runtimes::valid_name(name) {
+            return Err(crate::runtimes::StartError::BadName(name.to_owned()).into());
+        }
+        let repo = repos.primary();
+        let record = repo.runtime_record(name)?.ok_or_else(|| {
+            format!(
+                "no saved runtime named '{name}' in {}; '{} runtime ls' lists them",
+                repo.root().display(),
+                endpoint.command()
+            )
+        })?;
+        if command.is_empty() {
+            command = record.status.command.clone();
+        }
+        if command.is_empty() {
+            return Err(super::ExitWith(
+                127,
+                format!("runtime '{name}' has no recorded command: give one after '--'"),
+            )
+            .into());
+        }
+        let editable = if common.edit || common.no_edit {
+            common.edit
+        } else {
+            record.status.editable
+        };
+        MountRequest {
+            root_pid: std::process::id(),
+            env_spec: String::new(),
+            editable,
+            runtime_name: Some(name.clone()),
+            repositories,
+            command: command.clone(),
+            durable: true,
+            rerun: true,
+            force: common.force,
+        }
+    } else {
+        let spec = common.env_spec.as_deref().unwrap_or_default();
+        // Spec files named relative to here, for the service (elsewhere).
+        let env_spec = crate::repo::env_spec::with_absolute_paths(spec);
+        // Fail on a bad spec or name before contacting (or starting) the service.
+        EnvSpec::parse(&env_spec)?;
+        if let Some(name) = common.runtime_name.as_deref() {
+            if !crate::runtimes::valid_name(name) {
+                return Err(crate::runtimes::StartError::BadName(name.to_owned()).into());
+            }
+        }
+        let durable = common.keep_runtime && common.runtime_name.is_some();
+        if common.keep_runtime && !durable {
+            eprintln!("note: the runtime is not kept: a durable runtime (--keep-runtime, SPFS_KEEP_RUNTIME) needs --runtime-name NAME");
+        }
+        MountRequest {
+            root_pid: std::process::id(),
+            env_spec,
+            editable: common.edit,
+            runtime_name: common.runtime_name.clone(),
+            repositories,
+            command: command.clone(),
+            durable,
+            rerun: false,
+            force: false,
+        }
+    };
+    let request = Request::Mount(request);
     let mut client = endpoint.connect_or_start()?;
     let response = match client.call(request.clone()) {
         // The service began to stop (idle) just now: a new one takes it.
@@ -119,10 +210,23 @@ fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult 
         }
         other => other?,
     };
-    let Response::Mounted { runtime, token } = response else {
+    drop(client);
+    become_member(response, &command)
+}
+
+/// Runs `command` as a member of the runtime the service answered with.
+pub(super) fn become_member(response: Response, command: &[String]) -> CliResult {
+    let Response::Mounted {
+        runtime,
+        token,
+        notice,
+    } = response
+    else {
         return Err(format!("unexpected reply from the service: {response:?}").into());
     };
-    drop(client);
+    if let Some(notice) = notice {
+        eprintln!("note: {notice}");
+    }
     let err = Command::new(&command[0])
         .args(&command[1..])
         .env("SPFS_RUNTIME", &runtime.name)

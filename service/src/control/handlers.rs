@@ -14,6 +14,7 @@ use spfs_shared::protocol::{
 use spfs_shared::settings::SettingsError;
 use tokio::sync::broadcast;
 
+use crate::durable::{self, DurableError};
 use crate::lifecycle::Lifecycle;
 use crate::records::{RuntimeRecord, RECORD_VERSION};
 use crate::repo::commit;
@@ -95,6 +96,12 @@ pub enum ControlError {
     /// Subscriptions and shutdowns are served by the socket server.
     #[error("'{0}' is not answered here")]
     NotHere(&'static str),
+    /// Durable runtimes: names, reruns, edits.
+    #[error(transparent)]
+    Durable(#[from] DurableError),
+    /// `--keep-runtime` without `--runtime-name`.
+    #[error("a durable runtime needs a name: give --runtime-name NAME with --keep-runtime")]
+    DurableName,
     /// Discarding edits failed part-way.
     #[error("reset of runtime '{runtime}' failed: {source}")]
     Reset {
@@ -124,7 +131,7 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
         root_pid: rt.root_pid,
         env_spec: rt.current_spec(),
         stack: stack::strings(&rt.stack()),
-        editable: rt.editable().is_some(),
+        editable: rt.is_editable(),
         created_unix: unix_secs(rt.created),
         entries: rt.tree().layers().len().saturating_sub(1) as u64,
         scratch_bytes: usage.bytes,
@@ -132,7 +139,30 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
         scratch_dir: rt
             .editable()
             .map(|e| e.scratch().root().display().to_string()),
+        durable: rt.durable,
+        running: true,
     }
+}
+
+/// A runtime about to start (see `Handlers::start`).
+struct Starting {
+    name: String,
+    uid: u32,
+    gid: u32,
+    root_pid: u32,
+    root_start_time: u64,
+    spec: String,
+    stack: Vec<crate::repo::Digest>,
+    view: crate::repo::View,
+    repos: crate::repo::RepositorySet,
+    locations: Vec<protocol::RepositoryLocation>,
+    /// `None`: read-only; `Some(read_only)`: with edits, which take more
+    /// unless `read_only`.
+    scratch: Option<bool>,
+    durable: bool,
+    command: Vec<String>,
+    /// A saved durable runtime's record (a rerun).
+    saved: Option<crate::repo::runtime_records::RuntimeRecord>,
 }
 
 /// Where the service runs, for its handlers.
@@ -252,6 +282,7 @@ impl Handlers {
             Request::StopRuntime { name, force } => self.stop(&peer, &name, force)?,
             Request::Commit(req) => self.commit(&peer, req)?,
             Request::Reset { name, paths } => self.reset(&peer, &name, &paths)?,
+            Request::Join { name, root_pid } => self.join_runtime(&peer, &name, root_pid)?,
             Request::GetSettings => Response::Settings(self.cx.settings.info()),
             Request::SetSetting { key, value } => self.set_setting(&key, &value)?,
             Request::Subscribe(_) => return Err(ControlError::NotHere("subscribe")),
@@ -305,6 +336,17 @@ impl Handlers {
         if peer.uid != 0 && proc.uid != peer.uid {
             return Err(ControlError::NotYourProcess(req.root_pid));
         }
+        if let Some(name) = &req.runtime_name {
+            if !runtimes::valid_name(name) {
+                return Err(StartError::BadName(name.clone()).into());
+            }
+        }
+        if req.rerun {
+            return self.rerun(&peer, &proc, req);
+        }
+        if req.durable && req.runtime_name.is_none() {
+            return Err(ControlError::DurableName);
+        }
         let name = req
             .runtime_name
             .clone()
@@ -321,73 +363,263 @@ impl Handlers {
                 return self.join(&rt, &req, &stack);
             }
         }
-        let token = runtimes::new_token();
-        // Every runtime has a directory with its record, so a restarted
-        // service gives it back to its processes; an editable one keeps
-        // its edits there too.
-        let dir = self.cx.scratch_root.join(format!(
-            "{name}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ));
-        let record = RuntimeRecord {
-            version: RECORD_VERSION,
+        if let Some(rt) = self.cx.runtimes.find(&name, Some(proc.uid)) {
+            return Err(StartError::NameTaken(rt.name.clone()).into());
+        }
+        // A name is recorded in the repository for as long as its
+        // runtime (or a durable runtime's edits) lasts.
+        durable::check_new_name(repos.primary(), &name, req.durable)?;
+        self.start(
+            Starting {
+                name,
+                uid: proc.uid,
+                gid: peer.gid,
+                root_pid: req.root_pid,
+                root_start_time: proc.start_time,
+                spec: req.env_spec.clone(),
+                stack,
+                view,
+                repos,
+                locations: req.repositories.clone(),
+                scratch: req.editable.then_some(false),
+                durable: req.durable,
+                command: req.command,
+                saved: None,
+            },
+            None,
+        )
+    }
+
+    /// `run --rerun NAME`: saved durable runtime NAME again, with its
+    /// stack and edits.
+    fn rerun(
+        &self,
+        peer: &Peer,
+        proc: &sys::process::ProcInfo,
+        req: MountRequest,
+    ) -> Result<Response, ControlError> {
+        let name = req.runtime_name.clone().ok_or(ControlError::DurableName)?;
+        let repos = stack::open_repositories(&req.repositories)?;
+        let repo = repos.primary();
+        let no_such = || DurableError::NoSuchSaved {
             name: name.clone(),
-            uid: proc.uid,
-            gid: peer.gid,
-            root_pid: req.root_pid,
-            root_start_time: proc.start_time,
-            env_spec: req.env_spec.clone(),
-            stack: stack::strings(&stack),
-            repositories: req.repositories.clone(),
-            token: token.clone(),
-            created_unix: unix_secs(SystemTime::now()),
-            editable: req.editable,
+            repo: repo.root().to_owned(),
         };
-        let scratch = if req.editable {
-            // The record goes first: a restarted service can always find
-            // the edits of a runtime that has any.
-            match Scratch::open(&dir).and_then(|s| record.write(&dir).map(|()| s)) {
-                Ok(s) => Some(Arc::new(s)),
-                Err(source) => {
-                    let _ = crate::scratch::remove_all(&dir);
-                    return Err(ControlError::Scratch { path: dir, source });
+        let record = repo.runtime_record(&name)?.ok_or_else(no_such)?;
+        if !record.config.durable {
+            return Err(DurableError::NotDurable(name).into());
+        }
+        if let Some(uid) = record.extras.as_ref().map(|e| e.uid) {
+            if uid != proc.uid && peer.uid != 0 {
+                return Err(ControlError::NoSuchRuntime(name));
+            }
+        }
+        match self.cx.runtimes.find(&name, None) {
+            Some(live) if live.uid != proc.uid => {
+                return Err(StartError::NameTaken(name).into());
+            }
+            Some(live) if !req.force => {
+                return Err(DurableError::Running {
+                    name,
+                    pid: live.root_pid,
+                }
+                .into());
+            }
+            Some(live) => {
+                tracing::info!(runtime = %name, "run again with --force: its processes leave it");
+                self.cx.runtimes.end(live.id);
+            }
+            None => {
+                if let Some(pid) = record
+                    .status
+                    .owner
+                    .filter(|p| record.status.running && !req.force && sys::process::is_running(*p))
+                {
+                    return Err(DurableError::RunningElsewhere { name, pid }.into());
                 }
             }
+        }
+        // Read again: ending a live runtime saved it.
+        let record = repo.runtime_record(&name)?.ok_or_else(no_such)?;
+        let notice = durable::prepare_edits(repo, &record)?;
+        let stack = record.stack()?;
+        let view = stack::view(&repos, &stack)?;
+        let spec = match record.extras.as_ref().map(|e| e.env_spec.as_str()) {
+            Some(s) if !s.is_empty() => s.to_owned(),
+            _ => stack
+                .iter()
+                .map(|d| d.to_string()[..8].to_owned())
+                .collect::<Vec<_>>()
+                .join("+"),
+        };
+        self.start(
+            Starting {
+                name,
+                uid: proc.uid,
+                gid: peer.gid,
+                root_pid: req.root_pid,
+                root_start_time: proc.start_time,
+                spec,
+                stack,
+                view,
+                repos,
+                locations: req.repositories.clone(),
+                // Its edits are always shown; `--no-edit` takes no more.
+                scratch: Some(!req.editable),
+                durable: true,
+                command: req.command,
+                saved: Some(record),
+            },
+            notice,
+        )
+    }
+
+    /// Starts the runtime `s` describes: its record beside the scratch
+    /// root (so a restarted service gives it back to its processes), its
+    /// edits (beside the record, or in `durable_edits/` for a durable
+    /// runtime), and its record in the repository.
+    fn start(&self, s: Starting, notice: Option<String>) -> Result<Response, ControlError> {
+        let token = runtimes::new_token();
+        let dir = self.cx.scratch_root.join(format!(
+            "{}-{}",
+            s.name,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
+        let edits = if s.durable {
+            s.repos.primary().durable_dir(&s.name)
         } else {
-            if let Err(source) = std::fs::create_dir_all(&dir).and_then(|()| record.write(&dir)) {
-                let _ = crate::scratch::remove_all(&dir);
-                return Err(ControlError::Scratch { path: dir, source });
+            dir.clone()
+        };
+        let new_edits = s.durable && s.saved.is_none();
+        let record = RuntimeRecord {
+            version: RECORD_VERSION,
+            name: s.name.clone(),
+            uid: s.uid,
+            gid: s.gid,
+            root_pid: s.root_pid,
+            root_start_time: s.root_start_time,
+            env_spec: s.spec.clone(),
+            stack: stack::strings(&s.stack),
+            repositories: s.locations.clone(),
+            token: token.clone(),
+            created_unix: unix_secs(SystemTime::now()),
+            editable: s.scratch.is_some(),
+            durable: s.durable,
+            edits_dir: s.durable.then(|| edits.clone()),
+            read_only: s.scratch == Some(true),
+        };
+        let cleanup = |scratch_too: bool| {
+            let _ = crate::scratch::remove_all(&dir);
+            if scratch_too && (new_edits || !s.durable) {
+                let _ = crate::scratch::remove_all(&edits);
             }
-            None
+        };
+        // The record goes first: a restarted service can always find the
+        // edits of a runtime that has any.
+        if let Err(source) = std::fs::create_dir_all(&dir).and_then(|()| record.write(&dir)) {
+            cleanup(false);
+            return Err(ControlError::Scratch { path: dir, source });
+        }
+        let scratch = match s.scratch {
+            None => None,
+            Some(read_only) => match Scratch::open_as(&edits, read_only) {
+                Ok(sc) => Some(Arc::new(sc)),
+                Err(source) => {
+                    cleanup(true);
+                    return Err(ControlError::Scratch {
+                        path: edits,
+                        source,
+                    });
+                }
+            },
+        };
+        let repo_record = match s.saved {
+            Some(saved) => {
+                let mut r = saved;
+                r.status.running = true;
+                r.status.owner = Some(s.root_pid);
+                r.status.editable = s.scratch == Some(false);
+                if !s.command.is_empty() {
+                    r.status.command = s.command.clone();
+                }
+                r.config.upper_dir = edits.join("upper");
+                r.config.work_dir = edits.join("work");
+                let extras = r.extras.get_or_insert_with(Default::default);
+                extras.uid = s.uid;
+                extras.file_whiteouts = true;
+                if extras.env_spec.is_empty() {
+                    extras.env_spec = s.spec.clone();
+                }
+                r
+            }
+            None => durable::NewRecord {
+                name: &s.name,
+                uid: s.uid,
+                stack: &s.stack,
+                editable: s.scratch == Some(false),
+                owner: s.root_pid,
+                command: s.command.clone(),
+                durable: s.durable,
+                edits: &edits,
+                env_spec: &s.spec,
+            }
+            .record(),
         };
         let started = self.cx.runtimes.start(NewRuntime {
-            name,
-            uid: proc.uid,
-            gid: peer.gid,
-            root_pid: req.root_pid,
-            spec: req.env_spec.clone(),
-            stack,
-            view,
-            repos: Arc::new(repos),
-            scratch: scratch.clone(),
+            name: s.name,
+            uid: s.uid,
+            gid: s.gid,
+            root_pid: s.root_pid,
+            spec: s.spec,
+            stack: s.stack,
+            view: s.view,
+            repos: Arc::new(s.repos),
+            scratch,
             token,
             created: None,
             spec_layers: None,
             record_dir: Some(dir.clone()),
+            durable: s.durable,
+            repo_record: Some(repo_record),
         });
-        match started {
-            Ok(rt) => Ok(Response::Mounted {
-                runtime: runtime_info(&rt),
-                token: rt.token.clone(),
-            }),
+        let rt = match started {
+            Ok(rt) => rt,
             Err(e) => {
-                match scratch {
-                    Some(s) => drop(s.remove()),
-                    None => drop(crate::scratch::remove_all(&dir)),
-                }
-                Err(e.into())
+                cleanup(true);
+                return Err(e.into());
+            }
+        };
+        if let Err(source) = durable::record_running(&rt) {
+            if rt.durable {
+                // A durable runtime that is not recorded could not be found
+                // again: refuse it rather than lose its edits later.
+                *rt.repo_record.lock() = None;
+                self.cx.runtimes.end(rt.id);
+                cleanup(true);
+                return Err(DurableError::Repo(source).into());
             }
         }
+        Ok(Response::Mounted {
+            runtime: runtime_info(&rt),
+            token: rt.token.clone(),
+            notice,
+        })
+    }
+
+    /// `join NAME`: process `root_pid` of the runtime's user (or of root)
+    /// becomes one more root of the runtime.
+    fn join_runtime(&self, peer: &Peer, name: &str, root_pid: u32) -> Result<Response, ControlError> {
+        let rt = self.find(peer, name)?;
+        let proc = sys::process::proc_info(root_pid).ok_or(ControlError::NoSuchProcess(root_pid))?;
+        if peer.uid != 0 && proc.uid != peer.uid {
+            return Err(ControlError::NotYourProcess(root_pid));
+        }
+        self.cx.runtimes.join(&rt, root_pid)?;
+        Ok(Response::Mounted {
+            runtime: runtime_info(&rt),
+            token: rt.token.clone(),
+            notice: None,
+        })
     }
 
     /// In single-runtime mode, a `run` of the environment already running
@@ -438,6 +670,7 @@ impl Handlers {
         Ok(Response::Mounted {
             runtime: runtime_info(rt),
             token: rt.token.clone(),
+            notice: None,
         })
     }
 

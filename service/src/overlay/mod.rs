@@ -249,6 +249,9 @@ impl Overlay {
     /// Enters one operation on this view (see [`Scratch::enter`]); ESTALE
     /// if the view has been replaced.
     pub fn enter(&self, edit: bool) -> Result<Entered, Errno> {
+        if edit && self.scratch.read_only() {
+            return Err(Errno::EROFS);
+        }
         self.scratch
             .enter(self.generation, edit)
             .ok_or(Errno::ESTALE)

@@ -15,7 +15,11 @@ pub fn effective_ids() -> (u32, u32) {
 /// real user (`HOME` may say otherwise).
 pub fn account() -> (Option<String>, Option<String>) {
     // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
+    account_of(unsafe { libc::getuid() })
+}
+
+/// The home directory and login name the system has for user `uid`.
+pub fn account_of(uid: u32) -> (Option<String>, Option<String>) {
     let mut buf = vec![0 as libc::c_char; 4096];
     // SAFETY: passwd is plain data; all-zero is a valid value.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
