@@ -104,6 +104,7 @@ pub fn recover(runtimes: &Runtimes, scratch_root: &Path) -> Vec<Arc<Runtime>> {
             }
             Ok(None) => {
                 tracing::info!(runtime = %record.name, path = %dir.display(), "runtime ended while the service was down; removing its directory");
+                record_ended_while_down(&record);
                 if let Err(e) = crate::scratch::remove_all(&dir) {
                     tracing::warn!(path = %dir.display(), error = %e, "cannot remove the scratch directory");
                 }
@@ -111,12 +112,35 @@ pub fn recover(runtimes: &Runtimes, scratch_root: &Path) -> Vec<Arc<Runtime>> {
             Err(e) => {
                 tracing::error!(runtime = %record.name, path = %dir.display(), error = %e, "cannot re-attach the runtime; its edits are kept");
                 if record.editable {
-                    let _ = Scratch::open(&dir);
+                    let _ = Scratch::open(record.edits_dir.as_deref().unwrap_or(&dir));
                 }
             }
         }
     }
     back
+}
+
+/// Tells the repository that the runtime of `record` ended while no
+/// service ran: a durable runtime is saved, any other's record removed.
+fn record_ended_while_down(record: &RuntimeRecord) {
+    let repos = match stack::open_repositories(&record.repositories) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(runtime = %record.name, error = %e, "cannot open the runtime's repository to record its end");
+            return;
+        }
+    };
+    let repo = repos.primary();
+    match repo.runtime_record(&record.name) {
+        Ok(Some(r)) => crate::durable::ended(repo, r),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(runtime = %record.name, error = %e, "cannot read the runtime's record in its repository");
+            if !record.durable {
+                let _ = repo.remove_runtime(&record.name);
+            }
+        }
+    }
 }
 
 /// Starts the runtime of `record` again if any of its processes lives;
@@ -149,9 +173,20 @@ fn reattach(
         .map(|s| s.len())
         .filter(|n| *n <= stack.len());
     let scratch = if record.editable {
-        Some(Arc::new(Scratch::open(dir).map_err(|e| e.to_string())?))
+        // A durable runtime's edits are in its repository's durable_edits/.
+        let edits = record.edits_dir.as_deref().unwrap_or(dir);
+        let scratch = Scratch::open_as(edits, record.read_only).map_err(|e| e.to_string())?;
+        Some(Arc::new(scratch))
     } else {
         None
+    };
+    // Its record in the repository, as the earlier service left it.
+    let repo_record = match repos.primary().runtime_record(&record.name) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(runtime = %record.name, error = %e, "cannot read the runtime's record in its repository");
+            None
+        }
     };
     let rt = runtimes
         .start(NewRuntime {
@@ -170,10 +205,16 @@ fn reattach(
             ),
             spec_layers,
             record_dir: Some(dir.to_owned()),
-            durable: false,
-            repo_record: None,
+            durable: record.durable,
+            repo_record,
         })
         .map_err(|e| e.to_string())?;
+    // Its record now names the root process that lives.
+    if let Some(r) = rt.repo_record.lock().as_mut() {
+        r.status.running = true;
+        r.status.owner = Some(root);
+    }
+    let _ = crate::durable::record_running(&rt);
     if root != record.root_pid {
         let mut moved = record.clone();
         moved.root_pid = root;

@@ -162,6 +162,11 @@ impl Runtime {
         }
     }
 
+    /// The directory of its record beside the scratch root, if it has one.
+    pub fn record_dir(&self) -> Option<&std::path::Path> {
+        self.record_dir.as_deref()
+    }
+
     /// Layers (or manifests) of the stack, bottom-up.
     pub fn stack(&self) -> Vec<Digest> {
         self.stack.read().clone()

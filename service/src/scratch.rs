@@ -325,6 +325,14 @@ pub fn remove_all(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Bytes and files in the upper directory `upper` (a saved durable
+/// runtime's edits, not open in any runtime).
+pub fn usage_of(upper: &Path) -> io::Result<Usage> {
+    let mut usage = Usage::default();
+    count(&Dir::open(upper)?, &mut usage, 0);
+    Ok(usage)
+}
+
 /// Deeper than this is not counted (a loop the user made, or a joke).
 const MAX_COUNT_DEPTH: usize = 256;
 
@@ -386,6 +394,8 @@ fn count(dir: &Dir, usage: &mut Usage, depth: usize) {
                     count(&sub, usage, depth + 1);
                 }
             }
+        } else if m.kind == Kind::CharDevice && m.rdev == 0 {
+            // Upstream's whiteout (a durable runtime it made).
         } else {
             usage.files += 1;
             usage.bytes += m.size;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use spfs_shared::protocol::{CommitKind, CommitRequest, Request, Response};
 
 use super::{CliResult, Endpoint};
+use crate::client::ClientError;
 use crate::repo::tags::TagSpec;
 use crate::repo::{commit, RepositorySet};
 
@@ -69,9 +70,8 @@ pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
         return Ok(());
     }
     let name = runtime_name(args.runtime)?;
-    let mut client = endpoint.connect()?;
-    let reply = client.call(Request::Commit(CommitRequest {
-        name,
+    let request = Request::Commit(CommitRequest {
+        name: name.clone(),
         kind: match args.kind {
             Kind::Layer => CommitKind::Layer,
             Kind::Platform => CommitKind::Platform,
@@ -80,13 +80,78 @@ pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
         author: crate::repo::Config::load()
             .ok()
             .map(|c| format!("{}@{}", c.user.name, c.user.domain)),
-    }))?;
+    });
+    let reply = endpoint.connect().and_then(|mut c| c.call(request));
+    let reply = match reply {
+        // Not live: a saved durable runtime is committed here.
+        Err(ClientError::Service(m)) if m.starts_with("no runtime named") => {
+            commit_saved(&name, args.kind, &tags)?.ok_or(ClientError::Service(m))?;
+            return Ok(());
+        }
+        Err(e @ ClientError::NotRunning { .. }) => {
+            commit_saved(&name, args.kind, &tags)?.ok_or(e)?;
+            return Ok(());
+        }
+        other => other?,
+    };
     let Response::Committed { digest, moved, .. } = reply else {
         return Err("unexpected reply from the service".into());
     };
     print_moved(&moved);
     println!("{digest}");
     Ok(())
+}
+
+/// Commits the edits of saved durable runtime `name` (one whose processes
+/// have ended) from its `durable_edits/` as a layer on its stack, as a
+/// commit of a live runtime would: its record then shows the new stack
+/// and its edits are emptied. `None` if there is no such runtime.
+fn commit_saved(name: &str, kind: Kind, tags: &[TagSpec]) -> Result<Option<()>, Box<dyn std::error::Error>> {
+    let repos = RepositorySet::from_environment()?;
+    let repo = repos.primary();
+    let Some(record) = repo.runtime_record(name)? else {
+        return Ok(None);
+    };
+    if !record.config.durable {
+        return Err(format!("runtime '{name}' has ended and was not durable: nothing is left to commit").into());
+    }
+    if let Some(pid) = record
+        .status
+        .owner
+        .filter(|p| record.status.running && crate::sys::process::is_running(*p))
+    {
+        return Err(format!("runtime '{name}' is recorded as running by process {pid}, not by this user's service; commit it from there").into());
+    }
+    if let Some(notice) = crate::durable::prepare_edits(repo, &record)? {
+        return Err(format!("nothing to commit: {notice}").into());
+    }
+    let dir = repo.durable_dir(name);
+    let mut stack = record.stack()?;
+    let view = crate::stack::view(&repos, &stack)?;
+    let layer = commit::commit_scratch(repo, &dir.join("upper"), &view)?.layer;
+    stack.push(layer);
+    let digest = match kind {
+        Kind::Layer => layer,
+        Kind::Platform => commit::commit_platform(repo, stack.clone())?,
+    };
+    let mut moved = Vec::new();
+    for t in tags {
+        let before = repo.resolve_tag(t)?.map(|old| old.target);
+        repo.push_tag(t, digest, repos.author())?;
+        if let Some(old) = before.filter(|old| *old != digest) {
+            moved.push((t.to_string(), old.to_string()));
+        }
+    }
+    let mut record = record.with_stack(&stack);
+    record.extras.get_or_insert_with(Default::default).file_whiteouts = true;
+    crate::durable::save(repo, &record)?;
+    // The edits are in the layer now; the record keeps the layer.
+    crate::scratch::Scratch::open(&dir)
+        .and_then(|s| s.clear())
+        .map_err(|e| format!("committed {digest}, but the edits in {} could not be emptied: {e}", dir.display()))?;
+    print_moved(&moved);
+    println!("{digest}");
+    Ok(Some(()))
 }
 
 /// Says which tags pointed elsewhere before (upstream replaces them

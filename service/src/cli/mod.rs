@@ -5,6 +5,7 @@ mod commit;
 mod config;
 mod demo;
 mod info;
+mod join;
 mod launchagent;
 mod ls;
 mod run;
@@ -128,6 +129,8 @@ enum Command {
     Run(run::RunArgs),
     /// Start an interactive shell ($SHELL) in a new runtime.
     Shell(run::ShellArgs),
+    /// Run a command (or $SHELL) inside a live runtime: it sees that runtime's /spfs.
+    Join(join::JoinArgs),
     /// List, inspect and stop runtimes.
     #[command(subcommand)]
     Runtime(runtime::Command),
@@ -181,6 +184,7 @@ pub fn run() -> ExitCode {
         Command::Run(args) => run::run(args, &endpoint),
         Command::Shell(args) => run::shell(args, &endpoint),
         Command::Runtime(cmd) => runtime::run(cmd, &endpoint),
+        Command::Join(args) => join::join(args, &endpoint),
         Command::Status(args) => status::status(args, &endpoint),
         Command::Start => status::start(&endpoint),
         Command::Shutdown => status::shutdown(&endpoint),

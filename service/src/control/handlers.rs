@@ -270,6 +270,19 @@ impl Handlers {
     }
 
     fn dispatch(&self, peer: Peer, request: Request) -> Result<Response, ControlError> {
+        // A runtime whose processes just ended is ended now, not at the
+        // next reaper tick: `run --rerun` right after its last run, a
+        // name used again, `runtime ls` after an exit.
+        if matches!(
+            request,
+            Request::Mount(_)
+                | Request::ListRuntimes
+                | Request::RuntimeInfo { .. }
+                | Request::Join { .. }
+                | Request::Commit(_)
+        ) {
+            self.cx.runtimes.reap();
+        }
         Ok(match request {
             Request::Status => Response::Status(self.status(&peer)),
             Request::Mount(req) => self.mount(peer, req)?,
@@ -755,8 +768,12 @@ impl Handlers {
                 source,
             }
         })?;
-        if let Err(e) =
-            RuntimeRecord::update_stack(ed.scratch().root(), &stack::strings(&rt.stack()))
+        // The new layer is kept by the runtime's record from now on.
+        let _ = durable::record_running(&rt);
+        let stack_now = stack::strings(&rt.stack());
+        if let Err(e) = rt
+            .record_dir()
+            .map_or(Ok(()), |dir| RuntimeRecord::update_stack(dir, &stack_now))
         {
             // Only matters if the service restarts: then the runtime would
             // come back on its old stack, with the committed edits still in

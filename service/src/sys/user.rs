@@ -11,6 +11,12 @@ pub fn effective_ids() -> (u32, u32) {
     unsafe { (libc::geteuid(), libc::getegid()) }
 }
 
+/// This process's real user id.
+pub fn real_uid() -> u32 {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() }
+}
+
 /// The home directory and login name the system has for this process's
 /// real user (`HOME` may say otherwise).
 pub fn account() -> (Option<String>, Option<String>) {

@@ -1,0 +1,30 @@
+//! `join NAME [-- CMD...]`: a command (or a shell) inside a live runtime.
+
+use spfs_shared::protocol::Request;
+
+use super::{CliResult, Endpoint};
+
+#[derive(Debug, clap::Args)]
+pub struct JoinArgs {
+    /// The runtime to join (see 'runtime ls').
+    name: String,
+    /// The command and its arguments, after '--' [default: $SHELL].
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+pub fn join(args: JoinArgs, endpoint: &Endpoint) -> CliResult {
+    let command = if args.command.is_empty() {
+        vec![std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into())]
+    } else {
+        args.command
+    };
+    let mut client = endpoint.connect()?;
+    // This process becomes a root of the runtime, then the command.
+    let response = client.call(Request::Join {
+        name: args.name,
+        root_pid: std::process::id(),
+    })?;
+    drop(client);
+    super::run::become_member(response, &command)
+}
