@@ -78,10 +78,20 @@ impl Drop for Setup {
 fn bench(c: &mut Criterion) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../service/repo/tests/fixtures/spfs-upstream/repo");
+    // Runtimes are recorded in their repository: run on a copy.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let copied = std::process::Command::new("cp")
+        .arg("-R")
+        .arg(&fixtures)
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "cannot copy {}", fixtures.display());
     let s = Setup {
         bin: binary(),
-        dir: tempfile::tempdir().unwrap(),
-        repo: fixtures.canonicalize().unwrap(),
+        dir,
+        repo,
     };
     let mut g = c.benchmark_group("run_true");
     g.sample_size(20);

@@ -84,7 +84,7 @@ fn a_service_with_an_unknown_backend_says_which_exist() {
 
 #[test]
 fn single_runtime_mode_serves_one_runtime_to_every_process_and_joins_the_same_environment() {
-    let svc = Service::start_env("repo", false, &[("SPFS_FUSE_SINGLE_RUNTIME", "true")]);
+    let svc = Service::start_env("repo", &[("SPFS_FUSE_SINGLE_RUNTIME", "true")]);
     let m = svc.mnt.display().to_string();
     let s = text(&svc.cli(&["status"]));
     assert!(s.contains(", one runtime at a time\n"), "{s}");

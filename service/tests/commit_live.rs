@@ -14,7 +14,7 @@ use common::service::*;
 
 #[test]
 fn a_shell_in_spfs_and_its_open_files_survive_commits_and_resets() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let mut sh = RuntimeShell::start(&svc, "live", "fixture/base");
     // A working directory inside /spfs and a file held open for appending.
     assert_eq!(
@@ -67,7 +67,7 @@ fn a_shell_in_spfs_and_its_open_files_survive_commits_and_resets() {
 
 #[test]
 fn a_reset_path_shows_its_layers_again_through_the_kernels_caches() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let mut sh = RuntimeShell::start(&svc, "r", "fixture/base");
     let size = sh.eval("stat -c %s $M/hello.txt");
     // Edit a lower file and add one; the kernel caches both (attributes
@@ -87,7 +87,7 @@ fn a_reset_path_shows_its_layers_again_through_the_kernels_caches() {
 #[test]
 fn writers_see_no_error_while_commits_run_and_every_write_lands() {
     const WRITES: usize = 200;
-    let svc = Arc::new(Service::start_writable("repo"));
+    let svc = Arc::new(Service::start("repo"));
     let mut sh = RuntimeShell::start(&svc, "busy", "fixture/base");
     let stop = Arc::new(AtomicBool::new(false));
     let committer = {

@@ -107,7 +107,7 @@ fn assert_upper_whole(scratch: &Path, size: u64) {
 
 #[test]
 fn sigkill_of_a_writer_or_the_service_mid_copy_up_never_shows_part_of_a_file() {
-    let mut svc = Service::start_writable("repo");
+    let mut svc = Service::start("repo");
     let src = commit_big_layer(&svc, 384);
     let size = (384 * MIB) as u64;
     let mut sh = RuntimeShell::start(&svc, "k", "fixture/base+big");
@@ -176,7 +176,7 @@ fn sigkill_of_a_writer_or_the_service_mid_copy_up_never_shows_part_of_a_file() {
 
 #[test]
 fn a_runtime_whose_processes_died_with_the_service_is_cleaned_on_restart() {
-    let mut svc = Service::start_writable("repo");
+    let mut svc = Service::start("repo");
     let sh = RuntimeShell::start(&svc, "gone", "fixture/base");
     let scratch = scratch_dir(&svc);
     std::fs::write(scratch.join("work/stage-leftover"), b"x").unwrap();
@@ -222,7 +222,7 @@ impl Drop for Tmpfs {
 #[test]
 fn a_full_scratch_gives_enospc_and_leaves_no_partial_file() {
     let mut tmpfs = None;
-    let svc = Service::start_prepared("repo", true, |dir| {
+    let svc = Service::start_prepared("repo", |dir| {
         tmpfs = Some(Tmpfs::mount(&dir.join("scratch"), 16));
     });
     let _tmpfs = tmpfs;
@@ -260,7 +260,7 @@ fn a_full_scratch_gives_enospc_and_leaves_no_partial_file() {
 
 #[test]
 fn a_commit_racing_with_writers_loses_no_edit() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let mut sh = RuntimeShell::start(&svc, "race", "fixture/base");
     // 2,000 creates in a loop; the commit starts once 100 are done.
     let out = sh.eval(&format!(
@@ -300,7 +300,7 @@ fn a_commit_racing_with_writers_loses_no_edit() {
 
 #[test]
 fn a_file_held_open_across_a_commit_keeps_writing() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let mut sh = RuntimeShell::start(&svc, "held", "fixture/base");
     let out = sh.eval(&format!(
         "exec 3>\"$M/open.txt\"; echo before >&3
@@ -321,7 +321,7 @@ fn a_file_held_open_across_a_commit_keeps_writing() {
 
 #[test]
 fn a_second_service_on_the_same_scratch_root_refuses_to_start() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let mut sh = RuntimeShell::start(&svc, "first", "fixture/base");
     sh.eval("echo kept > \"$M/kept.txt\"");
     let other = svc.dir.path().join("other");

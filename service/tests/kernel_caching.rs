@@ -15,7 +15,7 @@ const STAT_ROOT: &str = "stat -c '%a %u %g %Y %i' \"$M\"";
 
 #[test]
 fn the_root_looks_the_same_to_every_runtime_and_to_outsiders() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let outside = {
         let m = std::fs::metadata(&svc.mnt).unwrap();
         format!(

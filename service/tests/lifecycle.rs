@@ -25,7 +25,7 @@ fn exited(svc: &mut Service) -> Option<std::process::ExitStatus> {
 
 #[test]
 fn an_idle_service_exits_by_itself_and_the_next_run_starts_a_new_one() {
-    let mut svc = Service::start_env("repo", false, &[("SPFS_FUSE_IDLE_TIMEOUT", "2s")]);
+    let mut svc = Service::start_env("repo", &[("SPFS_FUSE_IDLE_TIMEOUT", "2s")]);
     let started = Instant::now();
     wait_until("the idle exit", Duration::from_secs(10), || {
         exited(&mut svc).is_some()
@@ -66,7 +66,7 @@ fn start_starts_a_stopped_service_once() {
 
 #[test]
 fn a_runtime_keeps_it_alive_and_status_shows_the_countdown() {
-    let mut svc = Service::start_env("repo", false, &[("SPFS_FUSE_IDLE_TIMEOUT", "2s")]);
+    let mut svc = Service::start_env("repo", &[("SPFS_FUSE_IDLE_TIMEOUT", "2s")]);
     let mut runtime = Kill(
         svc.command(BIN)
             .args(["run", "fixture/base", "--", "sleep", "4"])
@@ -102,7 +102,6 @@ fn a_runtime_keeps_it_alive_and_status_shows_the_countdown() {
 fn an_always_on_service_never_stops_when_idle() {
     let mut svc = Service::start_env(
         "repo",
-        false,
         &[
             ("SPFS_FUSE_IDLE_TIMEOUT", "1s"),
             ("SPFS_FUSE_ALWAYS_ON", "true"),
@@ -116,7 +115,7 @@ fn an_always_on_service_never_stops_when_idle() {
 
 #[test]
 fn a_timeout_of_never_says_so() {
-    let svc = Service::start_env("repo", false, &[("SPFS_FUSE_IDLE_TIMEOUT", "0")]);
+    let svc = Service::start_env("repo", &[("SPFS_FUSE_IDLE_TIMEOUT", "0")]);
     let s = text(&svc.cli(&["status"]));
     assert!(s.contains("idle timeout: never"), "{s}");
 }

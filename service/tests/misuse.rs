@@ -111,7 +111,7 @@ fn hello_payload(repo: &Path) -> std::path::PathBuf {
 
 #[test]
 fn a_damaged_or_missing_payload_answers_eio_never_short_bytes() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let payload = hello_payload(&svc.repo);
     let m = svc.mnt.display().to_string();
     // Truncated: same name, fewer bytes.
@@ -134,7 +134,7 @@ fn a_damaged_or_missing_payload_answers_eio_never_short_bytes() {
 
 #[test]
 fn an_uncommittable_scratch_is_named_whole_and_nothing_is_written() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let mut sh = RuntimeShell::start(&svc, "odd", "fixture/base");
     sh.eval(
         "echo fine > $M/fine.txt; mkfifo $M/pipe; mkdir -p $M/deep/er; mkfifo $M/deep/er/pipe2
@@ -162,7 +162,7 @@ fn an_uncommittable_scratch_is_named_whole_and_nothing_is_written() {
 
 #[test]
 fn a_commit_with_no_edits_says_so_and_adds_no_layer() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let mut sh = RuntimeShell::start(&svc, "idle", "fixture/base");
     let o = svc.cli(&["commit", "--runtime", "idle"]);
     assert_eq!(o.status.code(), Some(1));
@@ -222,7 +222,7 @@ fn tags_are_checked_before_anything_is_written_and_a_moved_tag_is_reported() {
 
 #[test]
 fn runtime_commits_are_attributed_to_the_user_as_upstream_does() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     std::fs::create_dir_all(svc.dir.path().join(".config/spfs")).unwrap();
     std::fs::write(
         svc.dir.path().join(".config/spfs/spfs.toml"),
@@ -415,7 +415,7 @@ fn a_service_that_cannot_start_is_reported_at_once() {
 
 #[test]
 fn a_token_joined_process_and_its_children_are_all_in_the_runtime() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let mut sh = RuntimeShell::start(&svc, "tok", "fixture/base");
     let token = sh.eval("echo $SPFS_FUSE_RUNTIME_TOKEN")[0].clone();
     let m = svc.mnt.display().to_string();
@@ -511,7 +511,7 @@ fn runtime_rm_waits_says_what_survives_and_force_kills_it() {
 
 #[test]
 fn runtime_ls_is_a_table_people_can_read() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let mut sh = RuntimeShell::start(&svc, "a-long-runtime-name", "fixture/base");
     sh.eval("head -c 1500000 /dev/zero > $M/big");
     let _ro = RuntimeShell::start_read_only(&svc, "ro", "fixture/base+fixture/top");
@@ -541,7 +541,7 @@ fn runtime_ls_is_a_table_people_can_read() {
 
 #[test]
 fn reset_takes_paths_in_the_mount_or_relative_to_it_and_names_those_without_edits() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let mut sh = RuntimeShell::start(&svc, "rp", "fixture/base");
     sh.eval("echo a > $M/etc/a; echo b > $M/etc/b; echo c > $M/c");
     let m = svc.mnt.display().to_string();
@@ -576,7 +576,7 @@ fn reset_takes_paths_in_the_mount_or_relative_to_it_and_names_those_without_edit
 
 #[test]
 fn a_clean_shutdown_logs_no_warning() {
-    let mut svc = Service::start_writable("repo");
+    let mut svc = Service::start("repo");
     let mut sh = RuntimeShell::start(&svc, "w", "fixture/base");
     sh.eval("echo x > $M/x");
     drop(sh);

@@ -56,7 +56,7 @@ fn a_pjdfstest_subset_passes_in_an_editable_runtime() {
         eprintln!("SKIPPED: pjdfstest not found at ../shared/tools/pjdfstest-run (set SPFS_PJDFSTEST_RUN)");
         return;
     };
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let m = svc.mnt.display().to_string();
     // As root (pjdfstest switches uids itself), in the runtime's /spfs.
     let script = format!(

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::fixtures;
+use common::{fixture_copy, fixtures};
 use spfs_fuse_macos::records::{RuntimeRecord, RECORD_VERSION};
 use spfs_fuse_macos::recovery::recover;
 use spfs_fuse_macos::runtimes::Runtimes;
@@ -37,6 +37,9 @@ fn scratch(dir: &Path, name: &str, pid: u32, start_time: u64, repo: &Path) {
         token: format!("token-{name}"),
         created_unix: 1,
         editable: true,
+        durable: false,
+        edits_dir: None,
+        read_only: false,
     }
     .write(dir)
     .unwrap();
@@ -59,7 +62,8 @@ impl Drop for Kill {
 #[test]
 fn live_runtimes_come_back_dead_ones_go_and_unreadable_ones_stay() {
     let root = tempfile::tempdir().unwrap();
-    let repo = fixtures().join("repo");
+    // Runtimes are recorded in their repository: a copy of the fixture.
+    let (_copy, repo) = fixture_copy("repo");
     let live = Kill(
         Command::new("sleep")
             .arg("30")

@@ -116,7 +116,6 @@ fn start(dsn: Option<&str>, reporting: bool, scratch: &str) -> Service {
     }
     Service::start_full(
         "repo",
-        true,
         |dir| {
             if reporting {
                 let p = dir.join(".config/spfs-fuse-macos/settings.json");

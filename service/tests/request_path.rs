@@ -18,7 +18,6 @@ fn a_request_that_panics_is_answered_eio_and_the_service_keeps_serving() {
     }
     let svc = Service::start_env(
         "repo",
-        false,
         &[("SPFS_FUSE_FAULT_PANIC_ON_LOOKUP", "boom")],
     );
     let m = svc.mnt.display().to_string();
@@ -84,7 +83,7 @@ fn tree(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_scratch_directory_swapped_for_a_symlink_never_leads_outside() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     // The symlink is relative: followed by the service from the scratch it
     // reaches `outside`; followed by the runtime's own processes (which
     // may, with their own rights) from the mount it reaches nothing.

@@ -400,7 +400,7 @@ fn third_recreated() -> Vec<u8> {
 
 #[test]
 fn edits_reproducing_third_commit_to_its_digest() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let content = svc.dir.path().join("recreated.txt");
     std::fs::write(&content, third_recreated()).unwrap();
     let conf = svc.dir.path().join("a.conf");
@@ -454,7 +454,7 @@ fn edits_reproducing_third_commit_to_its_digest() {
 fn deletions_commit_as_masks_and_reset_discards() {
     use spfs_fuse_macos::repo::object::{EntryKind, Object};
     use spfs_fuse_macos::repo::{Digest, FsRepository};
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let script = format!(
         "set -e; M={m}
          rm $M/hello.txt
@@ -626,7 +626,7 @@ print("\n".join(sorted(out)))
 
 #[test]
 fn file_operations_match_a_plain_directory() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let plain = svc.dir.path().join("plain");
     std::fs::create_dir(&plain).unwrap();
     let st = Command::new("tar")
@@ -680,7 +680,7 @@ fn read_only_runtimes_refuse_writes_with_erofs() {
 
 #[test]
 fn scratch_size_is_current_in_listings_and_subscriptions() {
-    let svc = Service::start_writable("repo");
+    let svc = Service::start("repo");
     let mut events = subscribe(&svc);
     let mut next_event = || -> serde_json::Value {
         let mut line = String::new();

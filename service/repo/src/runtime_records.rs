@@ -346,7 +346,7 @@ impl FsRepository {
 mod tests {
     use super::*;
 
-    const UPSTREAM: &str = include_str!("../../../../shared/fixtures/spfs-upstream/durable-runtime-info.json");
+    const UPSTREAM: &str = include_str!("../tests/fixtures/spfs-upstream/durable-runtime-info.json");
 
     #[test]
     fn reads_upstreams_record_and_keeps_what_it_does_not_know() {

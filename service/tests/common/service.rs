@@ -56,37 +56,25 @@ pub struct Service {
 }
 
 impl Service {
+    /// A service on a private copy of fixture `repo` (every runtime is
+    /// recorded in its repository, so the fixture itself is never used).
     pub fn start(repo: &str) -> Self {
-        Self::start_with(repo, false)
+        Self::start_prepared(repo, |_| {})
     }
 
-    /// A service whose repository is a private copy of fixture `repo`.
-    pub fn start_writable(repo: &str) -> Self {
-        Self::start_with(repo, true)
+    /// Like `start`, calling `prepare` with the service's private
+    /// directory (the scratch root is its `scratch/`; the repository copy
+    /// is its `repo/`) before it starts.
+    pub fn start_prepared(repo: &str, prepare: impl FnOnce(&Path)) -> Self {
+        Self::start_full(repo, prepare, &[])
     }
 
-    pub fn start_with(repo: &str, copy: bool) -> Self {
-        Self::start_prepared(repo, copy, |_| {})
+    /// Like `start`, with `env` added to the service's environment.
+    pub fn start_env(repo: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_full(repo, |_| {}, env)
     }
 
-    /// Like `start_with`, calling `prepare` with the service's private
-    /// directory (the scratch root is its `scratch/`) before it starts.
-    pub fn start_prepared(repo: &str, copy: bool, prepare: impl FnOnce(&Path)) -> Self {
-        Self::start_full(repo, copy, prepare, &[])
-    }
-
-    /// A service on a private copy of fixture `repo` (if `copy`) with
-    /// `env` added to its environment.
-    pub fn start_env(repo: &str, copy: bool, env: &[(&str, &str)]) -> Self {
-        Self::start_full(repo, copy, |_| {}, env)
-    }
-
-    pub fn start_full(
-        repo: &str,
-        copy: bool,
-        prepare: impl FnOnce(&Path),
-        env: &[(&str, &str)],
-    ) -> Self {
+    pub fn start_full(name: &str, prepare: impl FnOnce(&Path), env: &[(&str, &str)]) -> Self {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -94,13 +82,8 @@ impl Service {
         let dir = tempfile::tempdir().unwrap();
         let mnt = dir.path().join("spfs");
         let sock = dir.path().join("run/control.sock");
-        let repo = if copy {
-            let r = dir.path().join("repo");
-            copy_tree(&fixtures().join(repo), &r);
-            r
-        } else {
-            fixtures().join(repo)
-        };
+        let repo = dir.path().join("repo");
+        copy_tree(&fixtures().join(name), &repo);
         prepare(dir.path());
         let child = spawn_service(dir.path(), &mnt, &sock, &env);
         let mut s = Self {
