@@ -221,7 +221,9 @@ fn socket_activation_starts_the_service_on_the_first_request() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("control.sock");
     let mnt = dir.path().join("spfs");
-    let fixtures = common::fixtures();
+    // Runtimes are recorded in their repository: a copy of the fixture.
+    let repo = dir.path().join("repo");
+    common::copy_tree(&common::fixtures().join("repo"), &repo);
     let mut activator = Kill(
         Command::new("systemd-socket-activate")
             .arg("-l")
@@ -251,7 +253,7 @@ fn socket_activation_starts_the_service_on_the_first_request() {
             .env("HOME", dir.path())
             .env("SPFS_FUSE_SOCKET", &sock)
             .env("SPFS_FUSE_MOUNTPOINT", &mnt)
-            .env("SPFS_STORAGE_ROOT", fixtures.join("repo"))
+            .env("SPFS_STORAGE_ROOT", &repo)
             .output()
             .unwrap()
     };
