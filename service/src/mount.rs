@@ -32,8 +32,8 @@ pub enum Existing {
     /// No FUSE mount.
     Nothing,
     /// A FUSE mount whose server is gone (it answers ENOTCONN, or ENXIO on
-    /// macOS): safe to clear.
-    Dead,
+    /// macOS): safe to clear. Its source (`fsname`), which names it.
+    Dead(String),
     /// A FUSE mount that answers (or does not answer in time): another
     /// service's, and its pid when it is one of ours.
     Serving(Option<u32>),
@@ -54,7 +54,7 @@ pub fn probe(mountpoint: &Path) -> Existing {
     // Ours, and its service is gone (a recycled pid only makes the
     // listing below decide).
     if pid.is_some_and(|p| sys::process::proc_info(p).is_none()) {
-        return Existing::Dead;
+        return Existing::Dead(source);
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let path = mountpoint.to_owned();
@@ -64,7 +64,9 @@ pub fn probe(mountpoint: &Path) -> Existing {
         let _ = tx.send(std::fs::read_dir(&path).map(drop));
     });
     match rx.recv_timeout(PROBE_WAIT) {
-        Ok(Err(e)) if e.raw_os_error() == Some(sys::mount::DEAD_MOUNT_ERRNO) => Existing::Dead,
+        Ok(Err(e)) if e.raw_os_error() == Some(sys::mount::DEAD_MOUNT_ERRNO) => {
+            Existing::Dead(source)
+        }
         _ => Existing::Serving(pid),
     }
 }
@@ -72,11 +74,25 @@ pub fn probe(mountpoint: &Path) -> Existing {
 /// Clears a dead FUSE mount at `mountpoint` (a service killed with
 /// SIGKILL leaves one): `Ok(true)` if there was one and it is gone.
 pub fn clear_dead(mountpoint: &Path) -> io::Result<bool> {
-    if probe(mountpoint) != Existing::Dead {
+    let Existing::Dead(source) = probe(mountpoint) else {
         return Ok(false);
-    }
-    sys::mount::detach(mountpoint)?;
+    };
+    detach_dead(mountpoint, &source)?;
     Ok(true)
+}
+
+/// Detaches the dead mount `source` at `mountpoint` if it is still the
+/// mount there: a service starting at the same moment (a client's
+/// `status` while it starts) may have cleared it and mounted its own,
+/// which is never detached. A mount already gone is success.
+fn detach_dead(mountpoint: &Path, source: &str) -> io::Result<()> {
+    if sys::mount::fuse_mount_source(mountpoint).as_deref() != Some(source) {
+        return Ok(());
+    }
+    match sys::mount::detach(mountpoint) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) => Ok(()),
+        r => r,
+    }
 }
 
 /// A mounted filesystem; unmounted when dropped.
@@ -99,9 +115,9 @@ impl Mounted {
         let mountpoint = mountpoint.to_owned();
         match probe(&mountpoint) {
             Existing::Nothing => {}
-            Existing::Dead => {
+            Existing::Dead(source) => {
                 tracing::warn!(path = %mountpoint.display(), "removing the dead FUSE mount a service that is gone left behind");
-                sys::mount::detach(&mountpoint)?;
+                detach_dead(&mountpoint, &source)?;
             }
             Existing::Serving(pid) => {
                 let who = pid.map_or_else(String::new, |p| format!(" (pid {p})"));

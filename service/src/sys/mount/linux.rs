@@ -83,9 +83,11 @@ fn mounts_with_source() -> impl Iterator<Item = (String, String, String)> {
 /// The source name (`fsname`) of the FUSE mount at `path`, if there is one.
 pub fn fuse_mount_source(path: &Path) -> Option<String> {
     mounts_with_source()
-        .find(|(_, target, fstype)| {
+        .filter(|(_, target, fstype)| {
             Path::new(target) == path && (fstype == "fuse" || fstype.starts_with("fuse."))
         })
+        // The top one: what a path there reaches.
+        .last()
         .map(|(src, _, _)| src)
 }
 

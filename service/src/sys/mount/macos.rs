@@ -34,7 +34,9 @@ pub const DEAD_MOUNT_ERRNO: i32 = libc::ENXIO;
 pub fn fuse_mount_source(path: &Path) -> Option<String> {
     mounted_fuse()
         .into_iter()
-        .find(|(_, p)| p == path)
+        .filter(|(_, p)| p == path)
+        // The top one: what a path there reaches.
+        .last()
         .map(|(s, _)| s)
 }
 
