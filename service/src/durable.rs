@@ -190,7 +190,10 @@ pub fn ended(repo: &FsRepository, record: RuntimeRecord) {
 /// Prepares the edits of saved runtime `record` in `repo` to be run
 /// again here: upstream's device whiteouts become `.wh.` files; missing
 /// edits are made anew, with a notice saying so.
-pub fn prepare_edits(repo: &FsRepository, record: &RuntimeRecord) -> Result<Option<String>, DurableError> {
+pub fn prepare_edits(
+    repo: &FsRepository,
+    record: &RuntimeRecord,
+) -> Result<Option<String>, DurableError> {
     let dir = repo.durable_dir(&record.name);
     let upper = dir.join("upper");
     let err = |source| DurableError::Edits {

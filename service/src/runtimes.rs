@@ -295,6 +295,10 @@ pub struct Runtimes {
     changes: broadcast::Sender<Change>,
     /// Tells the kernel to forget cached entries (set once mounted).
     notifier: std::sync::OnceLock<fuser::Notifier>,
+    /// One end at a time: a second `end` of the same runtime (the reaper
+    /// and a request) waits until the first has recorded it, so nothing
+    /// acts on a record that is still being written.
+    ending: Mutex<()>,
 }
 
 impl Default for Runtimes {
@@ -349,6 +353,7 @@ impl Runtimes {
             next_slot: AtomicU32::new(1),
             changes: broadcast::channel(CHANGES_BUFFERED).0,
             notifier: std::sync::OnceLock::new(),
+            ending: Mutex::new(()),
         }
     }
 
@@ -634,6 +639,7 @@ impl Runtimes {
 
     /// Ends runtime `id`: its view goes, and its processes see an empty /spfs.
     pub fn end(&self, id: RuntimeId) -> bool {
+        let _one = self.ending.lock();
         let Some(rt) = self.get(id) else {
             return false;
         };

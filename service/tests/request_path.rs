@@ -16,10 +16,7 @@ fn a_request_that_panics_is_answered_eio_and_the_service_keeps_serving() {
             "this test needs the service built with --features fault-injection (scripts/test does)"
         );
     }
-    let svc = Service::start_env(
-        "repo",
-        &[("SPFS_FUSE_FAULT_PANIC_ON_LOOKUP", "boom")],
-    );
+    let svc = Service::start_env("repo", &[("SPFS_FUSE_FAULT_PANIC_ON_LOOKUP", "boom")]);
     let m = svc.mnt.display().to_string();
     // With 2 request threads, several panics in a row: each one answered,
     // every other request still served.

@@ -124,7 +124,11 @@ pub struct RuntimeRecord {
     pub status: Status,
     /// How it is set up.
     pub config: RuntimeConfig,
-    #[serde(rename = "spfs_fuse_macos", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "spfs_fuse_macos",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     /// This project's additions (absent in upstream's records).
     pub extras: Option<Extras>,
     /// Fields this library does not know, kept as read.
@@ -154,10 +158,9 @@ impl RuntimeRecord {
             author: Author {
                 user_name: user_name.to_owned(),
                 host_name: host_name.to_owned(),
-                created: chrono::Utc::now().trunc_subsecs(9).to_rfc3339_opts(
-                    chrono::SecondsFormat::Nanos,
-                    true,
-                ),
+                created: chrono::Utc::now()
+                    .trunc_subsecs(9)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
                 other: Default::default(),
             },
             status: Status {
@@ -199,12 +202,7 @@ impl RuntimeRecord {
 
     /// The stack, bottom-up.
     pub fn stack(&self) -> Result<Vec<Digest>> {
-        self.status
-            .stack
-            .iter()
-            .rev()
-            .map(|s| s.parse())
-            .collect()
+        self.status.stack.iter().rev().map(|s| s.parse()).collect()
     }
 
     /// Marks the runtime ended (its processes are gone).
@@ -346,7 +344,8 @@ impl FsRepository {
 mod tests {
     use super::*;
 
-    const UPSTREAM: &str = include_str!("../tests/fixtures/spfs-upstream/durable-runtime-info.json");
+    const UPSTREAM: &str =
+        include_str!("../tests/fixtures/spfs-upstream/durable-runtime-info.json");
 
     #[test]
     fn reads_upstreams_record_and_keeps_what_it_does_not_know() {

@@ -106,14 +106,21 @@ pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
 /// have ended) from its `durable_edits/` as a layer on its stack, as a
 /// commit of a live runtime would: its record then shows the new stack
 /// and its edits are emptied. `None` if there is no such runtime.
-fn commit_saved(name: &str, kind: Kind, tags: &[TagSpec]) -> Result<Option<()>, Box<dyn std::error::Error>> {
+fn commit_saved(
+    name: &str,
+    kind: Kind,
+    tags: &[TagSpec],
+) -> Result<Option<()>, Box<dyn std::error::Error>> {
     let repos = RepositorySet::from_environment()?;
     let repo = repos.primary();
     let Some(record) = repo.runtime_record(name)? else {
         return Ok(None);
     };
     if !record.config.durable {
-        return Err(format!("runtime '{name}' has ended and was not durable: nothing is left to commit").into());
+        return Err(format!(
+            "runtime '{name}' has ended and was not durable: nothing is left to commit"
+        )
+        .into());
     }
     if let Some(pid) = record
         .status
@@ -143,12 +150,20 @@ fn commit_saved(name: &str, kind: Kind, tags: &[TagSpec]) -> Result<Option<()>, 
         }
     }
     let mut record = record.with_stack(&stack);
-    record.extras.get_or_insert_with(Default::default).file_whiteouts = true;
+    record
+        .extras
+        .get_or_insert_with(Default::default)
+        .file_whiteouts = true;
     crate::durable::save(repo, &record)?;
     // The edits are in the layer now; the record keeps the layer.
     crate::scratch::Scratch::open(&dir)
         .and_then(|s| s.clear())
-        .map_err(|e| format!("committed {digest}, but the edits in {} could not be emptied: {e}", dir.display()))?;
+        .map_err(|e| {
+            format!(
+                "committed {digest}, but the edits in {} could not be emptied: {e}",
+                dir.display()
+            )
+        })?;
     print_moved(&moved);
     println!("{digest}");
     Ok(Some(()))

@@ -137,7 +137,10 @@ fn saved_runtimes(uid: u32, live: &[RuntimeInfo]) -> Vec<RuntimeInfo> {
     let (records, unreadable) = match repo.runtime_records() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("warning: cannot list the runtimes saved in {}: {e}", repo.root().display());
+            eprintln!(
+                "warning: cannot list the runtimes saved in {}: {e}",
+                repo.root().display()
+            );
             return Vec::new();
         }
     };
@@ -157,7 +160,11 @@ fn saved_info(repo: &FsRepository, r: &SavedRecord, uid: u32) -> RuntimeInfo {
     let stack: Vec<String> = r.status.stack.iter().rev().cloned().collect();
     let env_spec = match r.extras.as_ref().map(|e| e.env_spec.as_str()) {
         Some(s) if !s.is_empty() => s.to_owned(),
-        _ => stack.iter().map(|d| d[..d.len().min(8)].to_owned()).collect::<Vec<_>>().join("+"),
+        _ => stack
+            .iter()
+            .map(|d| d[..d.len().min(8)].to_owned())
+            .collect::<Vec<_>>()
+            .join("+"),
     };
     let edits = repo.durable_dir(&r.name);
     let usage = if r.config.durable {
@@ -247,8 +254,20 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
             for rt in &runtimes {
                 rows.push(vec![
                     rt.name.clone(),
-                    format!("{}{}", state(rt), if rt.durable && rt.running { " (durable)" } else { "" }),
-                    if rt.running { rt.root_pid.to_string() } else { "-".into() },
+                    format!(
+                        "{}{}",
+                        state(rt),
+                        if rt.durable && rt.running {
+                            " (durable)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    if rt.running {
+                        rt.root_pid.to_string()
+                    } else {
+                        "-".into()
+                    },
                     age(rt.created_unix),
                     edits(rt),
                     short_spec(&rt.env_spec),
@@ -257,7 +276,10 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
             print!("{}", table(&rows, &[false, false, true, true, false]));
         }
         Command::Info { name, json } => {
-            let rt = match endpoint.connect().and_then(|mut c| c.call(Request::RuntimeInfo { name: name.clone() })) {
+            let rt = match endpoint
+                .connect()
+                .and_then(|mut c| c.call(Request::RuntimeInfo { name: name.clone() }))
+            {
                 Ok(Response::Runtime { runtime }) => runtime,
                 Ok(_) => return Err("unexpected reply from the service".into()),
                 Err(e @ (ClientError::Service(_) | ClientError::NotRunning { .. })) => {
@@ -268,7 +290,10 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
                     }
                     let repos = RepositorySet::existing_from_environment()?;
                     match repos.primary().runtime_record(&name)? {
-                        Some(r) if my_uid() == 0 || r.extras.as_ref().is_none_or(|x| x.uid == my_uid()) => {
+                        Some(r)
+                            if my_uid() == 0
+                                || r.extras.as_ref().is_none_or(|x| x.uid == my_uid()) =>
+                        {
                             saved_info(repos.primary(), &r, my_uid())
                         }
                         _ => return Err(e.into()),
@@ -281,7 +306,15 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
                 return Ok(());
             }
             println!("runtime {}", rt.name);
-            println!("  state: {}{}", state(&rt), if rt.durable { ", durable (its edits are kept when it ends)" } else { "" });
+            println!(
+                "  state: {}{}",
+                state(&rt),
+                if rt.durable {
+                    ", durable (its edits are kept when it ends)"
+                } else {
+                    ""
+                }
+            );
             println!("  env: {}", rt.env_spec);
             if rt.running {
                 println!("  root process: {} (uid {})", rt.root_pid, rt.uid);
@@ -291,7 +324,11 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
             if rt.running {
                 println!("  entries: {}", rt.entries);
             }
-            println!("  {}: {}", if rt.durable { "edits" } else { "scratch" }, edits(&rt));
+            println!(
+                "  {}: {}",
+                if rt.durable { "edits" } else { "scratch" },
+                edits(&rt)
+            );
             if let Some(dir) = rt.scratch_dir.as_deref().filter(|_| rt.durable) {
                 println!("  edits in: {dir}");
             }
@@ -336,8 +373,12 @@ fn finish_durable(name: &str, remove_durable: bool, endpoint: &Endpoint) -> CliR
     let dir = repos.primary().durable_dir(name);
     if remove_durable {
         repos.primary().remove_runtime(name)?;
-        crate::scratch::remove_all(&dir)
-            .map_err(|e| format!("cannot delete the edits of runtime '{name}' in {}: {e}", dir.display()))?;
+        crate::scratch::remove_all(&dir).map_err(|e| {
+            format!(
+                "cannot delete the edits of runtime '{name}' in {}: {e}",
+                dir.display()
+            )
+        })?;
         println!("removed its durable edits ({})", dir.display());
     } else {
         println!(
@@ -374,7 +415,11 @@ fn remove_saved(name: &str, remove_durable: bool, endpoint: &Endpoint) -> CliRes
         if uid != 0 && r.extras.as_ref().is_some_and(|e| e.uid != uid) {
             return Err(format!("no runtime named '{name}'").into());
         }
-        if let Some(pid) = r.status.owner.filter(|p| r.status.running && crate::sys::process::is_running(*p)) {
+        if let Some(pid) = r
+            .status
+            .owner
+            .filter(|p| r.status.running && crate::sys::process::is_running(*p))
+        {
             return Err(format!("runtime '{name}' is recorded as running by process {pid}, not by this user's service; stop it there first").into());
         }
     }
@@ -390,8 +435,12 @@ fn remove_saved(name: &str, remove_durable: bool, endpoint: &Endpoint) -> CliRes
     }
     repo.remove_runtime(name)?;
     if durable {
-        crate::scratch::remove_all(&dir)
-            .map_err(|e| format!("cannot delete the edits of runtime '{name}' in {}: {e}", dir.display()))?;
+        crate::scratch::remove_all(&dir).map_err(|e| {
+            format!(
+                "cannot delete the edits of runtime '{name}' in {}: {e}",
+                dir.display()
+            )
+        })?;
         println!("removed {name} and its durable edits ({})", dir.display());
     } else {
         println!("removed {name}");
@@ -462,7 +511,11 @@ fn stop(
 fn short_spec(spec: &str) -> String {
     spec.split('+')
         .map(|item| {
-            if item.len() == 56 && item.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'=') {
+            if item.len() == 56
+                && item
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'=')
+            {
                 &item[..8]
             } else {
                 item

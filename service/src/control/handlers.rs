@@ -394,7 +394,13 @@ impl Handlers {
                 view,
                 repos,
                 locations: req.repositories.clone(),
-                scratch: req.editable.then_some(false),
+                // A durable runtime always has its edits directory (a
+                // read-only one shows it, empty, and can be rerun --edit).
+                scratch: if req.durable {
+                    Some(!req.editable)
+                } else {
+                    req.editable.then_some(false)
+                },
                 durable: req.durable,
                 command: req.command,
                 saved: None,
@@ -621,9 +627,15 @@ impl Handlers {
 
     /// `join NAME`: process `root_pid` of the runtime's user (or of root)
     /// becomes one more root of the runtime.
-    fn join_runtime(&self, peer: &Peer, name: &str, root_pid: u32) -> Result<Response, ControlError> {
+    fn join_runtime(
+        &self,
+        peer: &Peer,
+        name: &str,
+        root_pid: u32,
+    ) -> Result<Response, ControlError> {
         let rt = self.find(peer, name)?;
-        let proc = sys::process::proc_info(root_pid).ok_or(ControlError::NoSuchProcess(root_pid))?;
+        let proc =
+            sys::process::proc_info(root_pid).ok_or(ControlError::NoSuchProcess(root_pid))?;
         if peer.uid != 0 && proc.uid != peer.uid {
             return Err(ControlError::NotYourProcess(root_pid));
         }

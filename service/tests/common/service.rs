@@ -124,7 +124,7 @@ impl Service {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("service exited: {status}");
+                panic!("service exited: {status}; its log:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -306,19 +306,22 @@ pub struct RuntimeShell {
 
 impl RuntimeShell {
     pub fn start(svc: &Service, name: &str, spec: &str) -> RuntimeShell {
-        Self::start_with(svc, name, spec, true)
+        Self::start_with(svc, name, spec, &["--edit"])
     }
 
     /// A shell in a read-only runtime.
     pub fn start_read_only(svc: &Service, name: &str, spec: &str) -> RuntimeShell {
-        Self::start_with(svc, name, spec, false)
+        Self::start_with(svc, name, spec, &[])
     }
 
-    fn start_with(svc: &Service, name: &str, spec: &str, edit: bool) -> RuntimeShell {
+    /// A shell in an editable, durable runtime (`run -k`).
+    pub fn start_durable(svc: &Service, name: &str, spec: &str) -> RuntimeShell {
+        Self::start_with(svc, name, spec, &["--edit", "-k"])
+    }
+
+    fn start_with(svc: &Service, name: &str, spec: &str, flags: &[&str]) -> RuntimeShell {
         let mut args = vec!["run"];
-        if edit {
-            args.push("--edit");
-        }
+        args.extend_from_slice(flags);
         args.extend(["--runtime-name", name, spec, "--", "sh", "-c"]);
         let mut child = svc
             .command(BIN)

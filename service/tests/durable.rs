@@ -1,0 +1,617 @@
+//! Durable runtimes, joining a runtime, and runtimes recorded in the
+//! repository as upstream records them — end to end, through the real
+//! binaries on a real mount, with upstream's own `spfs` as the peer that
+//! reads what we record (`../shared/peers/spfs-0.44`, required when
+//! `SPFS_REQUIRE_PEERS` is set, as CI sets it).
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::service::*;
+use spfs_fuse_macos::repo::{Digest, FsRepository, Object};
+
+fn upstream_spfs() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/spfs-0.44/spfs");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("SPFS_REQUIRE_PEERS").is_none(),
+        "upstream spfs is missing at {} and SPFS_REQUIRE_PEERS is set",
+        p.display()
+    );
+    eprintln!(
+        "SKIPPED (upstream part): no upstream spfs at {}",
+        p.display()
+    );
+    None
+}
+
+/// Upstream's `spfs ARGS` on the service's repository.
+fn upstream(svc: &Service, spfs: &Path, args: &[&str]) -> Output {
+    Command::new(spfs)
+        .args(args)
+        .env("SPFS_STORAGE_ROOT", &svc.repo)
+        .env("HOME", svc.dir.path())
+        .output()
+        .unwrap()
+}
+
+fn fails(o: &Output) -> String {
+    assert!(!o.status.success(), "should have failed: {}", text(o));
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `runtime ls --json`, by name.
+fn listed(svc: &Service) -> Vec<serde_json::Value> {
+    let o = svc.cli(&["runtime", "ls", "--json"]);
+    serde_json::from_str(&ok(&o)).unwrap()
+}
+
+fn find<'a>(list: &'a [serde_json::Value], name: &str) -> Option<&'a serde_json::Value> {
+    list.iter().find(|r| r["name"] == name)
+}
+
+fn tag_file(svc: &Service, org: &str, name: &str) -> PathBuf {
+    svc.repo
+        .join(format!("tags/spfs/runtimes/{org}/{name}.tag"))
+}
+
+/// A `run` in the background (its stdout piped), killed when dropped.
+fn spawn_run(svc: &Service, args: &[&str]) -> Kill {
+    Kill(
+        svc.command(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn wait_running(svc: &Service, name: &str) {
+    wait_until(&format!("runtime {name} to run"), || {
+        find(&listed(svc), name).is_some_and(|r| r["running"] == true)
+    });
+}
+
+#[test]
+fn a_durable_runtime_is_saved_and_survives_kills_restarts_and_a_reboot() {
+    let mut svc = Service::start("repo");
+    let m = svc.mnt.display().to_string();
+    let made = svc.cli(&[
+        "run",
+        "-k",
+        "--runtime-name",
+        "keep",
+        "--edit",
+        "fixture/base",
+        "--",
+        "sh",
+        "-c",
+        &format!("echo kept > {m}/kept.txt && rm {m}/hello.txt"),
+    ]);
+    ok(&made);
+
+    // Saved, with its edits' size, in the repository's durable_edits.
+    let list = listed(&svc);
+    let keep = find(&list, "keep").expect("listed");
+    assert_eq!(keep["running"], false, "{keep}");
+    assert_eq!(keep["durable"], true, "{keep}");
+    assert_eq!(keep["scratch_files"], 1, "{keep}");
+    assert_eq!(keep["scratch_bytes"], 5, "{keep}");
+    let table = ok(&svc.cli(&["runtime", "ls"]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("keep ") && l.contains("saved") && l.contains("5 B in 1 file")),
+        "{table}"
+    );
+    let upper = svc.repo.join("durable_edits/keep/upper");
+    assert_eq!(std::fs::read(upper.join("kept.txt")).unwrap(), b"kept\n");
+    assert!(
+        upper.join(".wh.hello.txt").exists(),
+        "whiteouts are .wh. files"
+    );
+
+    // Upstream's tools read our record.
+    if let Some(spfs) = upstream_spfs() {
+        let ls = ok(&upstream(&svc, &spfs, &["runtime", "ls"]));
+        assert!(
+            ls.lines().any(|l| l.starts_with("keep")
+                && l.contains("durable=true")
+                && l.contains("status=saved")),
+            "{ls}"
+        );
+        let info: serde_json::Value =
+            serde_json::from_str(&ok(&upstream(&svc, &spfs, &["runtime", "info", "keep"])))
+                .unwrap();
+        assert_eq!(info["config"]["durable"], true, "{info}");
+        assert_eq!(info["status"]["running"], false, "{info}");
+        assert_eq!(
+            info["config"]["upper_dir"],
+            upper.display().to_string(),
+            "{info}"
+        );
+    }
+
+    let sees_edits = |svc: &Service| {
+        let o = svc.cli(&[
+            "run",
+            "--rerun",
+            "keep",
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "cat {m}/kept.txt; test -e {m}/hello.txt && echo hello-back || echo hello-gone"
+            ),
+        ]);
+        assert_eq!(ok(&o), "kept\nhello-gone\n", "{}", svc.log());
+    };
+    sees_edits(&svc);
+
+    // The service killed with SIGKILL, then started again.
+    svc.sigkill();
+    svc.restart();
+    sees_edits(&svc);
+
+    // A clean stop, then a "reboot": the service's state and every
+    // scratch directory gone. The repository is all there is.
+    svc.stop();
+    std::fs::remove_dir_all(svc.scratch_root()).unwrap();
+    svc.restart();
+    let list = listed(&svc);
+    assert_eq!(find(&list, "keep").unwrap()["running"], false);
+    sees_edits(&svc);
+
+    // Run again while it runs: refused, unless --force.
+    let mut first = spawn_run(&svc, &["run", "--rerun", "keep", "--", "sleep", "60"]);
+    wait_running(&svc, "keep");
+    let e = fails(&svc.cli(&["run", "--rerun", "keep", "--", "true"]));
+    assert!(
+        e.contains("runtime 'keep' is running") && e.contains("--force"),
+        "{e}"
+    );
+    let o = svc.cli(&[
+        "run",
+        "--rerun",
+        "keep",
+        "--force",
+        "--",
+        "cat",
+        &format!("{m}/kept.txt"),
+    ]);
+    assert_eq!(ok(&o), "kept\n");
+    let _ = first.0.kill();
+    let _ = first.0.wait();
+
+    // --no-edit shows the edits and takes none.
+    let o = svc.cli(&[
+        "run",
+        "--rerun",
+        "keep",
+        "--no-edit",
+        "--",
+        "sh",
+        "-c",
+        &format!("cat {m}/kept.txt; echo x > {m}/new.txt"),
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "kept\n");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Read-only file system"),
+        "{}",
+        text(&o)
+    );
+
+    // rm keeps a durable runtime's edits unless asked.
+    let e = fails(&svc.cli(&["runtime", "rm", "keep"]));
+    assert!(
+        e.contains("durable") && e.contains("--remove-durable"),
+        "{e}"
+    );
+    assert!(upper.join("kept.txt").exists());
+    ok(&svc.cli(&["runtime", "rm", "--remove-durable", "keep"]));
+    assert!(!svc.repo.join("durable_edits/keep").exists());
+    assert!(!tag_file(&svc, "meta", "keep").exists());
+    assert!(!tag_file(&svc, "data", "keep").exists());
+    assert!(find(&listed(&svc), "keep").is_none());
+}
+
+#[test]
+fn a_live_durable_runtime_comes_back_after_sigkill_and_is_saved_when_it_ends() {
+    let mut svc = Service::start("repo");
+    let m = svc.mnt.display().to_string();
+    let mut shell = RuntimeShell::start_durable(&svc, "live", "fixture/base");
+    shell.eval(&format!("echo one > {m}/one.txt"));
+    svc.sigkill();
+    svc.restart();
+    // Its processes have it back, edits and all.
+    assert_eq!(shell.eval(&format!("cat {m}/one.txt")), vec!["one"]);
+    assert_eq!(find(&listed(&svc), "live").unwrap()["running"], true);
+    // Ends while the service is down: saved at the next start.
+    svc.sigkill();
+    drop(shell);
+    svc.restart();
+    let list = listed(&svc);
+    let live = find(&list, "live").expect("listed");
+    assert_eq!(live["running"], false, "{live}");
+    assert_eq!(live["durable"], true, "{live}");
+    let o = svc.cli(&[
+        "run",
+        "--rerun",
+        "live",
+        "--",
+        "cat",
+        &format!("{m}/one.txt"),
+    ]);
+    assert_eq!(ok(&o), "one\n");
+}
+
+#[test]
+fn names_are_checked_and_kept_apart() {
+    let svc = Service::start("repo");
+    ok(&svc.cli(&[
+        "run",
+        "-k",
+        "--runtime-name",
+        "taken",
+        "fixture/base",
+        "--",
+        "true",
+    ]));
+    let e = fails(&svc.cli(&[
+        "run",
+        "-k",
+        "--runtime-name",
+        "taken",
+        "fixture/base",
+        "--",
+        "true",
+    ]));
+    assert!(e.contains("a runtime named 'taken' already exists"), "{e}");
+    let e = fails(&svc.cli(&[
+        "run",
+        "--runtime-name",
+        "taken",
+        "fixture/base",
+        "--",
+        "true",
+    ]));
+    assert!(e.contains("already exists"), "{e}");
+    // Edits left without a record are never taken over.
+    std::fs::create_dir_all(svc.repo.join("durable_edits/orphan/upper")).unwrap();
+    let e = fails(&svc.cli(&[
+        "run",
+        "-k",
+        "--runtime-name",
+        "orphan",
+        "fixture/base",
+        "--",
+        "true",
+    ]));
+    assert!(
+        e.contains("durable edits directory") && e.contains("orphan"),
+        "{e}"
+    );
+    for bad in ["a/b", "..", "-x", "sp ace"] {
+        let name = format!("--runtime-name={bad}");
+        let e = fails(&svc.cli(&["run", "-k", &name, "fixture/base", "--", "true"]));
+        assert!(e.contains("invalid runtime name"), "{bad}: {e}");
+    }
+    // SPFS_KEEP_RUNTIME as -k; without a name it says the runtime is not kept.
+    let o = svc
+        .command(BIN)
+        .env("SPFS_KEEP_RUNTIME", "1")
+        .args([
+            "run",
+            "--runtime-name",
+            "by-env",
+            "fixture/base",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(find(&listed(&svc), "by-env").unwrap()["durable"], true);
+    let o = svc
+        .command(BIN)
+        .env("SPFS_KEEP_RUNTIME", "1")
+        .args(["run", "fixture/base", "--", "true"])
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not kept"),
+        "{}",
+        text(&o)
+    );
+    let o = svc
+        .command(BIN)
+        .env("SPFS_KEEP_RUNTIME", "0")
+        .args([
+            "run",
+            "--runtime-name",
+            "not-kept",
+            "fixture/base",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(find(&listed(&svc), "not-kept").is_none());
+    let e = fails(&svc.cli(&["run", "--rerun", "nothing", "--", "true"]));
+    assert!(e.contains("no saved runtime named 'nothing'"), "{e}");
+    // Missing edits: run with none, and said so.
+    std::fs::remove_dir_all(svc.repo.join("durable_edits/taken")).unwrap();
+    let o = svc.cli(&["run", "--rerun", "taken", "--", "true"]);
+    ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("are missing"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// Every object reachable from the repository's tags, as upstream's
+/// `spfs clean` computes what to keep.
+fn reachable_from_tags(repo: &FsRepository) -> HashSet<Digest> {
+    let mut todo = Vec::new();
+    let mut tags = vec![repo.root().join("tags")];
+    while let Some(dir) = tags.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                tags.push(p);
+            } else if p.extension().is_some_and(|x| x == "tag") {
+                let bytes = std::fs::read(&p).unwrap();
+                let stream = spfs_fuse_macos::repo::tags::decode_stream(&bytes).unwrap();
+                todo.extend(stream.iter().map(|t| t.target));
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    while let Some(d) = todo.pop() {
+        if !seen.insert(d) {
+            continue;
+        }
+        match repo.read_object(&d).unwrap() {
+            Some(Object::Platform(p)) => todo.extend(p.layers),
+            Some(Object::Layer(l)) => todo.extend(l.manifest),
+            Some(Object::Manifest(m)) => {
+                for t in m.trees {
+                    todo.extend(t.entries.iter().map(|e| e.object));
+                }
+            }
+            Some(Object::Blob(b)) => {
+                seen.insert(b.payload);
+            }
+            None => {}
+        }
+    }
+    seen
+}
+
+/// Deletes every object and payload the tags do not reach; returns how
+/// many were deleted.
+fn clean(repo: &FsRepository) -> usize {
+    let keep = reachable_from_tags(repo);
+    let mut removed = 0;
+    for store in ["objects", "payloads"] {
+        let root = repo.root().join(store);
+        for shard in std::fs::read_dir(&root).unwrap().flatten() {
+            let name = shard.file_name().to_string_lossy().into_owned();
+            if name == "work" || !shard.path().is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+                let digest: Digest = format!("{name}{}", f.file_name().to_string_lossy())
+                    .parse()
+                    .unwrap();
+                if !keep.contains(&digest) {
+                    std::fs::remove_file(f.path()).unwrap();
+                    removed += 1;
+                }
+            }
+        }
+    }
+    removed
+}
+
+#[test]
+fn runtimes_are_recorded_in_the_repository_while_they_run() {
+    let svc = Service::start("repo");
+    let m = svc.mnt.display().to_string();
+    let mut shell = RuntimeShell::start(&svc, "rec", "fixture/base");
+    assert!(tag_file(&svc, "meta", "rec").exists());
+    assert!(tag_file(&svc, "data", "rec").exists());
+    // A commit's new layer, tagged nowhere else, is kept by the record.
+    shell.eval(&format!("echo committed > {m}/only-here.txt"));
+    let layer = ok(&svc.cli(&["commit", "--runtime", "rec"]))
+        .trim()
+        .to_owned();
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&svc.cli(&["runtime", "info", "rec", "--json"]))).unwrap();
+    let stack: Vec<String> = info["stack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stack.last(), Some(&layer));
+    if let Some(spfs) = upstream_spfs() {
+        let up: serde_json::Value =
+            serde_json::from_str(&ok(&upstream(&svc, &spfs, &["runtime", "info", "rec"]))).unwrap();
+        let mut top_down = stack.clone();
+        top_down.reverse();
+        assert_eq!(up["status"]["stack"], serde_json::json!(top_down), "{up}");
+        assert_eq!(up["status"]["running"], true, "{up}");
+        assert_eq!(up["status"]["editable"], true, "{up}");
+        assert_eq!(up["config"]["durable"], false, "{up}");
+    }
+    // A stray payload goes in a clean; everything the runtime uses stays.
+    let repo = FsRepository::open(&svc.repo).unwrap();
+    let (stray, _) = repo.write_payload(&b"nobody keeps me"[..]).unwrap();
+    assert!(clean(&repo) >= 1);
+    assert!(
+        !repo.has_payload(&stray),
+        "the clean removes what no tag keeps"
+    );
+    // The runtime reads its layers from the repository: nothing is missing
+    // (new processes, so nothing comes from an open handle).
+    assert_eq!(
+        shell.eval(&format!("cat {m}/only-here.txt")),
+        vec!["committed"]
+    );
+    let o = svc.cli(&["run", &layer, "--", "cat", &format!("{m}/only-here.txt")]);
+    assert_eq!(ok(&o), "committed\n");
+    // A transient runtime's record goes when it ends.
+    drop(shell);
+    wait_until("the record to go", || {
+        !tag_file(&svc, "meta", "rec").exists() && !tag_file(&svc, "data", "rec").exists()
+    });
+}
+
+#[test]
+fn a_runtime_upstream_saved_is_listed_rerun_and_committed() {
+    let svc = Service::start("repo");
+    let m = svc.mnt.display().to_string();
+    // The fixture holds character devices: extracting needs root (CI is).
+    let st = Command::new("tar")
+        .arg("xf")
+        .arg(common::fixtures().join("durable-runtime.tar"))
+        .arg("-C")
+        .arg(svc.dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar (as root) of durable-runtime.tar");
+    let list = listed(&svc);
+    let sample = find(&list, "sample").expect("listed");
+    assert_eq!(sample["running"], false);
+    assert_eq!(sample["durable"], true);
+    // Upstream's whiteout (a device) is not an edit of its own.
+    assert_eq!(sample["scratch_files"], 1, "{sample}");
+    // A record we cannot read is named, never fatal.
+    let author = spfs_fuse_macos::repo::tags::TagAuthor("t@h".into());
+    let repo = FsRepository::open(&svc.repo).unwrap();
+    let bad = spfs_fuse_macos::repo::TagSpec::parse("spfs/runtimes/meta/broken").unwrap();
+    repo.push_tag(&bad, Digest::of(b"x"), &author).unwrap();
+    let o = svc.cli(&["runtime", "ls"]);
+    let out = ok(&o);
+    assert!(out.contains("sample"), "{out}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("runtime 'broken'"),
+        "{}",
+        text(&o)
+    );
+    // Its recorded command by default; upstream's whiteout deletes hello.txt.
+    let o = svc.cli(&[
+        "run",
+        "--rerun",
+        "sample",
+        "--",
+        "sh",
+        "-c",
+        &format!("cat {m}/durable.txt; ls {m}"),
+    ]);
+    let out = ok(&o);
+    assert!(out.starts_with("hi\n"), "{out}");
+    assert!(!out.contains("hello.txt"), "{out}");
+    let o = svc.cli(&["run", "--rerun", "sample"]);
+    assert!(
+        ok(&o).contains("durable.txt"),
+        "its own command: {}",
+        text(&o)
+    );
+    // Committed while saved: a layer on its stack, its edits emptied.
+    let layer = ok(&svc.cli(&["commit", "--runtime", "sample"]))
+        .trim()
+        .to_owned();
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&svc.cli(&["runtime", "info", "sample", "--json"]))).unwrap();
+    assert_eq!(info["stack"].as_array().unwrap().len(), 2, "{info}");
+    assert_eq!(info["stack"][1], layer.as_str());
+    assert_eq!(info["scratch_files"], 0, "{info}");
+    let o = svc.cli(&[
+        "run",
+        "--rerun",
+        "sample",
+        "--",
+        "sh",
+        "-c",
+        &format!("cat {m}/durable.txt; ls {m}"),
+    ]);
+    let out = ok(&o);
+    assert!(
+        out.starts_with("hi\n") && !out.contains("hello.txt"),
+        "{out}"
+    );
+}
+
+#[test]
+fn join_runs_a_command_inside_a_live_runtime() {
+    let svc = Service::start("repo");
+    let m = svc.mnt.display().to_string();
+    let mut shell = RuntimeShell::start(&svc, "joined", "fixture/base");
+    shell.eval(&format!("echo mine > {m}/mine.txt"));
+    let o = svc
+        .command(BIN)
+        .args([
+            "join",
+            "joined",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo $SPFS_RUNTIME; cat {m}/mine.txt; echo more >> {m}/mine.txt; exit 3"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "joined\nmine\n");
+    assert_eq!(
+        shell.eval(&format!("cat {m}/mine.txt")),
+        vec!["mine", "more"]
+    );
+    // Not a member: sees no runtime.
+    let outside = std::fs::read_dir(&svc.mnt).unwrap().count();
+    assert_eq!(outside, 0);
+    let e = fails(&svc.cli(&["join", "nobody-has-this", "--", "true"]));
+    assert!(e.contains("no runtime named 'nobody-has-this'"), "{e}");
+    // Another user cannot join.
+    let o = svc
+        .command("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            BIN,
+            "join",
+            "joined",
+            "--",
+            "ls",
+            &m,
+        ])
+        .output()
+        .expect("setpriv (util-linux)");
+    assert!(!o.status.success(), "another user joined");
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("another user"), "{said}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("mine.txt"));
+}
