@@ -807,7 +807,7 @@ mod tests {
         let st = state(Service::Running(Box::new(snapshot(vec![durable], None))));
         let dtext = render(&menu(&st, now, Instant::now()));
         assert!(
-            dtext.contains("durable · edits 2.0 KB (3 files), kept when it stops"),
+            dtext.contains("durable · edits 2.0 kB (3 files), kept when it stops"),
             "{dtext}"
         );
         assert!(text.contains("ro — fixture/base+fixture/top >\n  Environment: fixture/base+fixture/top\n  read-only\n  Started 3 min ago\n  ---\n  Stop\n  Copy name\n"), "{text}");

@@ -188,8 +188,9 @@ pub fn ended(repo: &FsRepository, record: RuntimeRecord) {
 }
 
 /// Prepares the edits of saved runtime `record` in `repo` to be run
-/// again here: upstream's device whiteouts become `.wh.` files; missing
-/// edits are made anew, with a notice saying so.
+/// again here: upstream's device whiteouts become `.wh.` files; edits that
+/// are missing are made anew, and edits that are not a directory are
+/// moved aside (never deleted), each with a notice saying so.
 pub fn prepare_edits(
     repo: &FsRepository,
     record: &RuntimeRecord,
@@ -200,7 +201,20 @@ pub fn prepare_edits(
         path: dir.clone(),
         source,
     };
-    if !upper.is_dir() {
+    let is_dir = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_dir());
+    if dir.symlink_metadata().is_ok()
+        && !(is_dir(&dir) && (is_dir(&upper) || upper.symlink_metadata().is_err()))
+    {
+        let aside = quarantine(&dir).map_err(err)?;
+        tracing::warn!(runtime = %record.name, path = %dir.display(), moved_to = %aside.display(), "durable edits are damaged; moved aside");
+        return Ok(Some(format!(
+            "the edits of runtime '{}' ({}) were damaged (not a directory of edits): moved to {}; it runs with none",
+            record.name,
+            dir.display(),
+            aside.display()
+        )));
+    }
+    if !is_dir(&upper) {
         return Ok(Some(format!(
             "the edits of runtime '{}' ({}) are missing: it runs with none",
             record.name,
@@ -214,4 +228,77 @@ pub fn prepare_edits(
         }
     }
     Ok(None)
+}
+
+/// Moves `path` aside to `<path>.damaged-<unix time>` (a fresh name).
+fn quarantine(path: &Path) -> std::io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".damaged-{secs}"));
+    let mut aside = PathBuf::from(&name);
+    let mut n = 1;
+    while aside.symlink_metadata().is_ok() {
+        let mut again = name.clone();
+        again.push(format!("-{n}"));
+        aside = PathBuf::from(again);
+        n += 1;
+    }
+    std::fs::rename(path, &aside)?;
+    Ok(aside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(repo: &FsRepository) -> RuntimeRecord {
+        NewRecord {
+            name: "d",
+            uid: 0,
+            stack: &[],
+            editable: true,
+            owner: 1,
+            command: vec![],
+            durable: true,
+            edits: &repo.durable_dir("d"),
+            env_spec: "",
+        }
+        .record()
+    }
+
+    #[test]
+    fn damaged_or_missing_edits_are_said_and_never_deleted() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = FsRepository::open_or_create(d.path().join("repo")).unwrap();
+        let r = record(&repo);
+        let dir = repo.durable_dir("d");
+        // Missing: said.
+        let n = prepare_edits(&repo, &r).unwrap().unwrap();
+        assert!(n.contains("are missing"), "{n}");
+        // upper is a file: the whole directory is moved aside.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("upper"), b"not a dir").unwrap();
+        let n = prepare_edits(&repo, &r).unwrap().unwrap();
+        assert!(n.contains("damaged") && n.contains("moved to"), "{n}");
+        assert!(!dir.exists());
+        let aside: Vec<_> = std::fs::read_dir(dir.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert!(aside[0].starts_with("d.damaged-"), "{aside:?}");
+        // A file where the directory should be: moved aside too.
+        std::fs::write(&dir, b"x").unwrap();
+        assert!(prepare_edits(&repo, &r)
+            .unwrap()
+            .unwrap()
+            .contains("damaged"));
+        assert!(!dir.exists());
+        // Whole: nothing to say.
+        std::fs::create_dir_all(dir.join("upper")).unwrap();
+        assert_eq!(prepare_edits(&repo, &r).unwrap(), None);
+    }
 }

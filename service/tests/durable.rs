@@ -167,6 +167,10 @@ fn a_durable_runtime_is_saved_and_survives_kills_restarts_and_a_reboot() {
     svc.sigkill();
     svc.restart();
     sees_edits(&svc);
+    // A clean shutdown and start.
+    ok(&svc.cli(&["shutdown"]));
+    svc.restart();
+    sees_edits(&svc);
 
     // A clean stop, then a "reboot": the service's state and every
     // scratch directory gone. The repository is all there is.
@@ -195,6 +199,10 @@ fn a_durable_runtime_is_saved_and_survives_kills_restarts_and_a_reboot() {
         &format!("{m}/kept.txt"),
     ]);
     assert_eq!(ok(&o), "kept\n");
+    // The first run's process lives on, outside the runtime: it holds it
+    // no more.
+    assert!(first.0.try_wait().unwrap().is_none());
+    assert_eq!(find(&listed(&svc), "keep").unwrap()["running"], false);
     let _ = first.0.kill();
     let _ = first.0.wait();
 
