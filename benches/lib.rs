@@ -77,6 +77,16 @@ pub fn generated_stack() -> Vec<Manifest> {
     vec![base, update, top]
 }
 
+/// A two-layer stack whose merged view holds about `entries` entries
+/// (packages of 100 files; the top layer rewrites a fifth of them).
+pub fn sized_stack(entries: usize) -> Vec<Manifest> {
+    // Each package: pkg, lib, bin, tool and 100 modules.
+    let packages = (entries / 104).max(1);
+    let base = layer(0, packages, 100, 1, &[]);
+    let update = layer(0, packages / 5, 100, 2, &[]);
+    vec![base, update]
+}
+
 /// Median wall time of `f` over `n` runs.
 pub fn median(n: usize, mut f: impl FnMut()) -> std::time::Duration {
     let mut t: Vec<std::time::Duration> = (0..n)
@@ -150,7 +160,7 @@ pub fn mount_runtime_with(
             root_pid: std::process::id(),
             spec,
             stack: stack.into_iter().map(|s| s.digest).collect(),
-            view,
+            view: std::sync::Arc::new(view),
             repos: set,
             scratch,
             token: spfs_fuse_macos::runtimes::new_token(),
@@ -167,6 +177,12 @@ pub fn mount_runtime_with(
 #[cfg(test)]
 mod tests {
     use spfs_fuse_macos::repo::View;
+
+    #[test]
+    fn sized_stacks_are_the_size_asked() {
+        let n = View::build(&super::sized_stack(10_000)).unwrap().len();
+        assert!((9_000..=11_000).contains(&n), "{n} entries");
+    }
 
     #[test]
     fn generated_stack_is_about_25k_entries_and_small() {

@@ -166,7 +166,9 @@ fn reattach(
     };
     let repos = stack::open_repositories(&record.repositories).map_err(|e| e.to_string())?;
     let stack = stack::parse(&record.stack).map_err(|e| e.to_string())?;
-    let view = stack::view(&repos, &stack).map_err(|e| e.to_string())?;
+    let view = runtimes
+        .view_of(&repos, &stack)
+        .map_err(|e| e.to_string())?;
     // Layers committed before the restart are shown as such.
     let spec_layers = stack::resolve(&repos, &record.env_spec)
         .ok()

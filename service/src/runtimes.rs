@@ -200,8 +200,9 @@ pub struct NewRuntime {
     pub spec: String,
     /// The stack, bottom-up.
     pub stack: Vec<Digest>,
-    /// The merged view of the stack.
-    pub view: View,
+    /// The merged view of the stack (shared by the runtimes of one stack:
+    /// see [`Runtimes::view_of`]).
+    pub view: Arc<View>,
     /// Where the layers are.
     pub repos: Arc<RepositorySet>,
     /// Editable runtimes: where the edits go.
@@ -295,6 +296,8 @@ pub struct Runtimes {
     changes: broadcast::Sender<Change>,
     /// Tells the kernel to forget cached entries (set once mounted).
     notifier: std::sync::OnceLock<fuser::Notifier>,
+    /// The views runtimes use, by stack.
+    views: crate::stack::ViewCache,
     /// One end at a time: a second `end` of the same runtime (the reaper
     /// and a request) waits until the first has recorded it, so nothing
     /// acts on a record that is still being written.
@@ -354,7 +357,18 @@ impl Runtimes {
             changes: broadcast::channel(CHANGES_BUFFERED).0,
             notifier: std::sync::OnceLock::new(),
             ending: Mutex::new(()),
+            views: Default::default(),
         }
+    }
+
+    /// The merged view of `stack`: the one a runtime of the same stack
+    /// shows already, or a new one.
+    pub fn view_of(
+        &self,
+        repos: &crate::repo::RepositorySet,
+        stack: &[Digest],
+    ) -> crate::repo::Result<Arc<View>> {
+        self.views.get_or_build(repos, stack)
     }
 
     fn new_slot(&self) -> u32 {
@@ -382,7 +396,7 @@ impl Runtimes {
         self.router.register_root(new.root_pid, id, &new.token)?;
         let created = new.created.unwrap_or_else(SystemTime::now);
         let slot = self.new_slot();
-        let view = Arc::new(new.view);
+        let view = new.view;
         let tree = match new.scratch {
             None => RuntimeTree::ReadOnly(Arc::new(ReadOnlyView {
                 slot,

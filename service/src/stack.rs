@@ -2,6 +2,10 @@
 //! runtime shows: the repositories, the stack as digests, the merged view.
 //! Stacks stay digests from here on (records, commits, restarts).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 use spfs_shared::protocol::RepositoryLocation;
 
 use crate::repo::tags::TagAuthor;
@@ -39,15 +43,36 @@ pub fn view(repos: &RepositorySet, stack: &[Digest]) -> Result<View> {
     View::build(&repos.read_stack_manifests(&items)?)
 }
 
-/// Everything a runtime needs from its request: repositories, stack, view.
-pub fn load(
-    locations: &[RepositoryLocation],
-    spec: &str,
-) -> Result<(RepositorySet, Vec<Digest>, View)> {
+/// Everything a runtime needs from its request: repositories and stack.
+pub fn load(locations: &[RepositoryLocation], spec: &str) -> Result<(RepositorySet, Vec<Digest>)> {
     let repos = open_repositories(locations)?;
-    let items = repos.resolve_stack(&EnvSpec::parse(spec)?)?;
-    let view = View::build(&repos.read_stack_manifests(&items)?)?;
-    Ok((repos, items.into_iter().map(|s| s.digest).collect(), view))
+    let stack = resolve(&repos, spec)?;
+    Ok((repos, stack))
+}
+
+/// Merged views by stack, so that runtimes of the same stack share one
+/// (a view holds only names, modes and digests; its payloads are found
+/// through each runtime's own repositories). Views are kept only while a
+/// runtime uses them.
+#[derive(Debug, Default)]
+pub struct ViewCache(Mutex<HashMap<Vec<Digest>, Weak<View>>>);
+
+impl ViewCache {
+    /// The view of `stack`: one a runtime uses already, or a new one.
+    pub fn get_or_build(&self, repos: &RepositorySet, stack: &[Digest]) -> Result<Arc<View>> {
+        if let Some(v) = self.0.lock().get(stack).and_then(Weak::upgrade) {
+            return Ok(v);
+        }
+        // Built with no lock held: a large stack takes a while.
+        let built = Arc::new(view(repos, stack)?);
+        let mut views = self.0.lock();
+        if let Some(v) = views.get(stack).and_then(Weak::upgrade) {
+            return Ok(v);
+        }
+        views.retain(|_, w| w.strong_count() > 0);
+        views.insert(stack.to_vec(), Arc::downgrade(&built));
+        Ok(built)
+    }
 }
 
 /// The stack's digests as text, bottom-up.

@@ -43,7 +43,7 @@ fn a_runtime_sees_its_view_and_outsiders_see_nothing() {
             root_pid: child.id(),
             spec: "fixture/base".into(),
             stack: stack.iter().map(|s| s.digest).collect(),
-            view,
+            view: std::sync::Arc::new(view),
             repos: set,
             scratch: None,
             token: spfs_fuse_macos::runtimes::new_token(),

@@ -153,7 +153,7 @@ struct Starting {
     root_start_time: u64,
     spec: String,
     stack: Vec<crate::repo::Digest>,
-    view: crate::repo::View,
+    view: Arc<crate::repo::View>,
     repos: crate::repo::RepositorySet,
     locations: Vec<protocol::RepositoryLocation>,
     /// `None`: read-only; `Some(read_only)`: with edits, which take more
@@ -364,7 +364,7 @@ impl Handlers {
             .runtime_name
             .clone()
             .unwrap_or_else(|| format!("rt-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
-        let (repos, stack, view) = stack::load(&req.repositories, &req.env_spec)?;
+        let (repos, stack) = stack::load(&req.repositories, &req.env_spec)?;
         if self.cx.runtimes.mode() == Mode::Single {
             let running = self
                 .cx
@@ -382,6 +382,7 @@ impl Handlers {
         // A name is recorded in the repository for as long as its
         // runtime (or a durable runtime's edits) lasts.
         durable::check_new_name(repos.primary(), &name, req.durable)?;
+        let view = self.cx.runtimes.view_of(&repos, &stack)?;
         self.start(
             Starting {
                 name,
@@ -462,7 +463,7 @@ impl Handlers {
         let record = repo.runtime_record(&name)?.ok_or_else(no_such)?;
         let notice = durable::prepare_edits(repo, &record)?;
         let stack = record.stack()?;
-        let view = stack::view(&repos, &stack)?;
+        let view = self.cx.runtimes.view_of(&repos, &stack)?;
         let spec = match record.extras.as_ref().map(|e| e.env_spec.as_str()) {
             Some(s) if !s.is_empty() => s.to_owned(),
             _ => stack

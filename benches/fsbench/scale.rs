@@ -1,0 +1,116 @@
+//! How cost grows: view build and memory with the size of a stack, memory
+//! and speed with the number of runtimes, copy-up with a file's size,
+//! commit with the number of changed files. Each figure that needs a
+//! clean peak memory is measured in a child process of its own
+//! (`fsbench child …`).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use spfs_fuse_macos::repo::View;
+
+use crate::peers::status_field;
+
+/// One row of the growth tables.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    /// `view_build`, `runtimes_same_stack`, `copy_up`, `commit`…
+    pub what: String,
+    /// The size: entries, runtimes, bytes or files.
+    pub n: u64,
+    pub secs: f64,
+    /// Bytes of memory: the view's own heap, the service's growth per
+    /// runtime, or the peak of a commit.
+    pub bytes: u64,
+    /// A note for the table (`per entry`, `per runtime`…).
+    pub note: String,
+}
+
+/// `fsbench child view N`: builds the view of a stack of about N entries.
+pub fn child_view(entries: usize) -> Row {
+    let manifests = spfs_benches::sized_stack(entries);
+    let before = status_field(std::process::id(), "VmRSS:");
+    let t = Instant::now();
+    let view = View::build(&manifests).expect("the generated stack builds");
+    let secs = t.elapsed().as_secs_f64();
+    let rss = status_field(std::process::id(), "VmRSS:").saturating_sub(before);
+    let n = view.len() as u64;
+    Row {
+        what: "view_build".into(),
+        n,
+        secs,
+        bytes: view.heap_bytes() as u64,
+        note: format!(
+            "{:.0} B/entry in the view, {:.0} B/entry resident growth",
+            view.heap_bytes() as f64 / n as f64,
+            rss as f64 / n as f64
+        ),
+    }
+}
+
+/// `fsbench child commit N`: N changed files (100 B, 100 per directory)
+/// committed as a layer over nothing, in a fresh repository.
+pub fn child_commit(files: usize, dir: &Path) -> Row {
+    use spfs_fuse_macos::repo::{commit, FsRepository};
+    let repo = FsRepository::open_or_create(dir.join("repo")).expect("a repository");
+    let upper = dir.join("upper");
+    for f in 0..files {
+        let d = upper.join(format!("d{:04}", f / 100));
+        if f % 100 == 0 {
+            std::fs::create_dir_all(&d).expect("mkdir");
+        }
+        std::fs::write(d.join(format!("f{:03}", f % 100)), format!("{f:0100}")).expect("write");
+    }
+    let empty = View::build(&[]).expect("an empty view");
+    let before = status_field(std::process::id(), "VmHWM:");
+    let t = Instant::now();
+    commit::commit_scratch(&repo, &upper, &empty).expect("commit");
+    let secs = t.elapsed().as_secs_f64();
+    let peak = status_field(std::process::id(), "VmHWM:");
+    Row {
+        what: "commit".into(),
+        n: files as u64,
+        secs,
+        bytes: peak,
+        note: format!(
+            "{:.1} µs per file; peak resident {:.1} MiB (grew {:.1} MiB)",
+            secs * 1e6 / files as f64,
+            peak as f64 / 1048576.0,
+            peak.saturating_sub(before) as f64 / 1048576.0
+        ),
+    }
+}
+
+/// Runs `fsbench child ARGS` and reads its row.
+pub fn in_child(exe: &Path, args: &[String]) -> std::io::Result<Row> {
+    let out = Command::new(exe)
+        .arg("child")
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!(
+            "fsbench child {args:?} failed: {}",
+            out.status
+        )));
+    }
+    serde_json::from_slice(&out.stdout).map_err(std::io::Error::other)
+}
+
+/// The growth rows as a markdown table.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::from("| what | n | time | memory | note |\n|---|---:|---:|---:|---|\n");
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {:.3} s | {:.1} MiB | {} |\n",
+            r.what,
+            r.n,
+            r.secs,
+            r.bytes as f64 / 1048576.0,
+            r.note
+        ));
+    }
+    out
+}
