@@ -216,7 +216,7 @@ fn reattach(
         r.status.running = true;
         r.status.owner = Some(root);
     }
-    let _ = crate::durable::record_running(&rt);
+    let _ = runtimes.record(&rt);
     if root != record.root_pid {
         let mut moved = record.clone();
         moved.root_pid = root;

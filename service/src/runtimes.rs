@@ -651,6 +651,20 @@ impl Runtimes {
         new
     }
 
+    /// Records `rt` in its repository as it is now (at its start, after a
+    /// commit), unless it has ended meanwhile: then its end is recorded
+    /// again, so that no record of an ended runtime is left behind.
+    pub fn record(&self, rt: &Arc<Runtime>) -> crate::repo::Result<()> {
+        // Serialized with `end`, which records the end before the runtime
+        // leaves the list.
+        let _one = self.ending.lock();
+        if self.get(rt.id).is_none() {
+            crate::durable::record_ended(rt);
+            return Ok(());
+        }
+        crate::durable::record_running(rt)
+    }
+
     /// Ends runtime `id`: its view goes, and its processes see an empty /spfs.
     pub fn end(&self, id: RuntimeId) -> bool {
         let _one = self.ending.lock();
@@ -684,13 +698,14 @@ impl Runtimes {
     /// Ends every runtime whose root and known members have all exited
     /// and no live process carries its token; returns the ids ended.
     pub fn reap(&self) -> Vec<RuntimeId> {
+        // The runtimes known before the liveness scan: one that starts
+        // during it (its root registered after the scan looked) is not
+        // judged by it.
+        let known: Vec<Arc<Runtime>> = self.by_id.read().values().cloned().collect();
         let live = self.router.prune();
-        let dead: Vec<Arc<Runtime>> = self
-            .by_id
-            .read()
-            .values()
+        let dead: Vec<Arc<Runtime>> = known
+            .into_iter()
             .filter(|rt| !live.contains(&rt.id))
-            .cloned()
             .collect();
         dead.into_iter()
             .filter(|rt| !self.router.adopt_by_token(rt.id, &rt.token))

@@ -623,3 +623,33 @@ fn join_runs_a_command_inside_a_live_runtime() {
     assert!(said.contains("another user"), "{said}");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("mine.txt"));
 }
+
+#[test]
+fn runtimes_started_together_each_live_and_leave_no_record() {
+    let svc = Service::start("repo");
+    let mut runs: Vec<Kill> = (0..20)
+        .map(|_| spawn_run(&svc, &["run", "fixture/base", "--", "sleep", "60"]))
+        .collect();
+    wait_until("20 runtimes", || {
+        listed(&svc).iter().filter(|r| r["running"] == true).count() == 20
+    });
+    // None ended under its live process (a reap racing a start did).
+    std::thread::sleep(Duration::from_millis(500));
+    let list = listed(&svc);
+    assert_eq!(
+        list.iter().filter(|r| r["running"] == true).count(),
+        20,
+        "{list:?}"
+    );
+    assert!(list.iter().all(|r| r["running"] == true), "{list:?}");
+    for r in &mut runs {
+        let _ = r.0.kill();
+        let _ = r.0.wait();
+    }
+    wait_until("every runtime to end", || listed(&svc).is_empty());
+    let meta = svc.repo.join("tags/spfs/runtimes/meta");
+    let left: Vec<_> = std::fs::read_dir(&meta)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "records left behind: {left:?}");
+}

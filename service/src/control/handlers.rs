@@ -609,7 +609,7 @@ impl Handlers {
                 return Err(e.into());
             }
         };
-        if let Err(source) = durable::record_running(&rt) {
+        if let Err(source) = self.cx.runtimes.record(&rt) {
             if rt.durable {
                 // A durable runtime that is not recorded could not be found
                 // again: refuse it rather than lose its edits later.
@@ -782,7 +782,7 @@ impl Handlers {
             }
         })?;
         // The new layer is kept by the runtime's record from now on.
-        let _ = durable::record_running(&rt);
+        let _ = self.cx.runtimes.record(&rt);
         let stack_now = stack::strings(&rt.stack());
         if let Err(e) = rt
             .record_dir()
