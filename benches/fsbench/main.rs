@@ -592,6 +592,18 @@ fn commit_sizes(dir: &Path, sizes: &[usize]) -> Res<String> {
     Ok("bench/sizes".into())
 }
 
+/// Idle runtimes' processes, killed when dropped (also on an error).
+struct Idle(Vec<std::process::Child>);
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        for p in &mut self.0 {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
 /// `n` idle runtimes (of one stack, or each of its own): the service's
 /// memory per runtime, and a walk in one more runtime meanwhile.
 fn runtimes_row(
@@ -632,9 +644,9 @@ fn runtimes_row(
         c
     };
     let before = svc.rss();
-    let mut idle: Vec<std::process::Child> = Vec::new();
+    let mut idle = Idle(Vec::new());
     for s in &specs {
-        idle.push(
+        idle.0.push(
             cli(&["run", s, "--", "sleep", "3600"])
                 .stdout(Stdio::null())
                 .spawn()?,
@@ -669,10 +681,7 @@ fn runtimes_row(
         c.arg("--masks");
     }
     let out = c.stderr(Stdio::inherit()).output()?;
-    for mut p in idle {
-        let _ = p.kill();
-        let _ = p.wait();
-    }
+    drop(idle);
     let deadline = Instant::now() + Duration::from_secs(30);
     while listed() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));

@@ -241,6 +241,7 @@ pub struct OurService {
 
 impl OurService {
     pub fn start(bin: &Path, repo: &Path, dir: &Path) -> std::io::Result<OurService> {
+        std::fs::create_dir_all(dir)?;
         let mount = dir.join("spfs");
         let env: Vec<(String, OsString)> = vec![
             ("SPFS_STORAGE_ROOT".into(), repo.into()),
