@@ -189,22 +189,28 @@ fn child(what: &str, n: usize, dir: Option<PathBuf>, path: Option<PathBuf>) -> R
     Ok(0)
 }
 
+/// Which data set the worker works on.
+#[derive(Clone, Copy)]
+struct DataSet {
+    quick: bool,
+    masks: bool,
+}
+
 /// Runs the worker in `view` of `peer`; its outcomes.
 fn in_view(
     peer: &Peer,
     view: &peers::View,
     exe: &Path,
     mountpoint: &Path,
-    quick: bool,
-    masks: bool,
+    data: DataSet,
     cold: bool,
     names: &[&str],
 ) -> Res<Vec<Outcome>> {
     let mut c = peer.command(view, exe, mountpoint);
-    if quick {
+    if data.quick {
         c.arg("--quick");
     }
-    if masks {
+    if data.masks {
         c.arg("--masks");
     }
     if cold {
@@ -232,11 +238,25 @@ fn upstream_fuse() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// Upstream's `spfs` (for the commit rows): `SPFS_BIN`, or the release
+/// build beside the project.
+fn upstream_spfs() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SPFS_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/spfs-0.44/spfs");
+    p.exists().then_some(p)
+}
+
 fn run(args: RunArgs) -> Res<u8> {
     let exe = std::env::current_exe()?;
     let root = spfs_fuse_macos::sys::user::is_root();
     let size = size_of(args.quick);
     let masks = root;
+    let data = DataSet {
+        quick: args.quick,
+        masks,
+    };
     let mut skipped = Vec::new();
     if !masks {
         skipped.push(
@@ -340,8 +360,7 @@ fn run(args: RunArgs) -> Res<u8> {
         &plain.view(&layout, false, 0)?,
         &exe,
         &mountpoint,
-        args.quick,
-        masks,
+        data,
         false,
         &reads,
     )?;
@@ -350,8 +369,7 @@ fn run(args: RunArgs) -> Res<u8> {
         &plain.view(&layout, true, 0)?,
         &exe,
         &mountpoint,
-        args.quick,
-        masks,
+        data,
         false,
         &writes,
     )?;
@@ -383,16 +401,7 @@ fn run(args: RunArgs) -> Res<u8> {
             for (writable, names, cold) in sets {
                 n += 1;
                 let view = peer.view(&layout, writable, n)?;
-                let outcomes = in_view(
-                    peer,
-                    &view,
-                    &exe,
-                    &mountpoint,
-                    args.quick,
-                    masks,
-                    cold,
-                    &names,
-                )?;
+                let outcomes = in_view(peer, &view, &exe, &mountpoint, data, cold, &names)?;
                 drop(view);
                 for o in outcomes {
                     let correct = truth(&o.workload).as_deref() == Some(o.result.as_str());
@@ -533,6 +542,12 @@ fn growth(
                 d.display().to_string(),
             ],
         )?);
+        if let Some(spfs) = upstream_spfs() {
+            match scale::upstream_commit(&spfs, *n, &d) {
+                Ok(row) => rows.push(row),
+                Err(e) => eprintln!("fsbench: upstream commit of {n} files: {e}"),
+            }
+        }
         let _ = std::fs::remove_dir_all(&d);
     }
     let Some(svc) = service else {
@@ -693,6 +708,6 @@ fn runtimes_row(
         n: n as u64,
         secs: walk.first().map_or(0.0, |o| o.secs),
         bytes: per,
-        note: format!("time: a warm walk with {n} other runtimes idle; memory: service growth per runtime ({:.0} KiB)", per as f64 / 1024.0),
+        note: format!("time: a warm walk in one more runtime, {n} idle; memory: service growth per idle runtime ({:.0} KiB)", per as f64 / 1024.0),
     })
 }

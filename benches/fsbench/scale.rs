@@ -56,13 +56,7 @@ pub fn child_commit(files: usize, dir: &Path) -> Row {
     use spfs_fuse_macos::repo::{commit, FsRepository};
     let repo = FsRepository::open_or_create(dir.join("repo")).expect("a repository");
     let upper = dir.join("upper");
-    for f in 0..files {
-        let d = upper.join(format!("d{:04}", f / 100));
-        if f % 100 == 0 {
-            std::fs::create_dir_all(&d).expect("mkdir");
-        }
-        std::fs::write(d.join(format!("f{:03}", f % 100)), format!("{f:0100}")).expect("write");
-    }
+    changed_files(&upper, files).expect("the changed files are written");
     let empty = View::build(&[]).expect("an empty view");
     let before = status_field(std::process::id(), "VmHWM:");
     let t = Instant::now();
@@ -81,6 +75,49 @@ pub fn child_commit(files: usize, dir: &Path) -> Row {
             peak.saturating_sub(before) as f64 / 1048576.0
         ),
     }
+}
+
+/// `files` files of 100 bytes, 100 per directory, under `dir`.
+pub fn changed_files(dir: &Path, files: usize) -> std::io::Result<()> {
+    for f in 0..files {
+        let d = dir.join(format!("d{:04}", f / 100));
+        if f % 100 == 0 {
+            std::fs::create_dir_all(&d)?;
+        }
+        std::fs::write(d.join(format!("f{:03}", f % 100)), format!("{f:0100}"))?;
+    }
+    Ok(())
+}
+
+/// Upstream's `spfs commit --path` of the same files, in a fresh
+/// repository (timed from outside: one process start included).
+pub fn upstream_commit(spfs: &Path, files: usize, dir: &Path) -> std::io::Result<Row> {
+    let src = dir.join("upstream-src");
+    changed_files(&src, files)?;
+    let repo = dir.join("upstream-repo");
+    let t = Instant::now();
+    let out = Command::new(spfs)
+        .args(["commit", "--path"])
+        .arg(&src)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SPFS_STORAGE_ROOT", &repo)
+        .env("HOME", dir)
+        .output()?;
+    let secs = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!(
+            "spfs commit --path failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(Row {
+        what: "commit (upstream spfs)".into(),
+        n: files as u64,
+        secs,
+        bytes: 0,
+        note: format!("{:.1} µs per file", secs * 1e6 / files as f64),
+    })
 }
 
 /// Runs `fsbench child ARGS` and reads its row.
