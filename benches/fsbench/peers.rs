@@ -329,13 +329,9 @@ pub fn status_field(pid: u32, field: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// Whether a FUSE filesystem is mounted at `p` (the service's own check).
 pub fn is_mounted(p: &Path) -> bool {
-    let Ok(m) = std::fs::read_to_string("/proc/self/mounts") else {
-        return false;
-    };
-    let want = p.display().to_string();
-    m.lines()
-        .any(|l| l.split(' ').nth(1) == Some(want.as_str()))
+    spfs_fuse_macos::sys::mount::fuse_mount_source(p).is_some()
 }
 
 /// Whether a program is on PATH.

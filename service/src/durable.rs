@@ -120,6 +120,40 @@ impl NewRecord<'_> {
     }
 }
 
+/// The live process a record names as running the runtime, if any: a
+/// runtime another service (or an earlier one that died) runs. Only pids
+/// on this machine can be checked.
+pub fn live_owner(record: &RuntimeRecord) -> Option<u32> {
+    record
+        .status
+        .owner
+        .filter(|p| record.status.running && crate::sys::process::is_running(*p))
+}
+
+/// Whether user `uid` may see and use the runtime of `record`: root, its
+/// own user, and anyone for upstream's records (which do not say whose
+/// they are; the repository's permissions decide).
+pub fn visible_to(record: &RuntimeRecord, uid: u32) -> bool {
+    uid == 0 || record.extras.as_ref().is_none_or(|e| e.uid == uid)
+}
+
+/// What a saved runtime shows, for people: its env spec as given, or its
+/// stack (bottom-up) as short digests.
+pub fn display_spec(record: &RuntimeRecord) -> String {
+    match record.extras.as_ref().map(|e| e.env_spec.as_str()) {
+        Some(s) if !s.is_empty() => s.to_owned(),
+        _ => record
+            .status
+            .stack
+            .iter()
+            .rev()
+            // Characters, not bytes: the record is anyone's JSON.
+            .map(|d| d.chars().take(8).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("+"),
+    }
+}
+
 /// Saves `record` in `repo`, as its user wrote it.
 pub fn save(repo: &FsRepository, record: &RuntimeRecord) -> crate::repo::Result<()> {
     let author = TagAuthor(format!(
@@ -266,6 +300,20 @@ mod tests {
             env_spec: "",
         }
         .record()
+    }
+
+    #[test]
+    fn a_saved_runtime_is_shown_by_its_spec_or_short_digests() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = FsRepository::open_or_create(d.path().join("repo")).unwrap();
+        let mut r = record(&repo);
+        r.extras.as_mut().unwrap().env_spec = "a/b+c/d".into();
+        assert_eq!(display_spec(&r), "a/b+c/d");
+        // Anyone's JSON: cut by characters, never inside one.
+        r.extras = None;
+        r.status.stack = vec!["ÉÉÉÉÉÉÉÉÉÉ".into(), "ABCDEFGHIJ".into()];
+        assert_eq!(display_spec(&r), "ABCDEFGH+ÉÉÉÉÉÉÉÉ");
+        assert!(visible_to(&r, 501), "upstream's records say no owner");
     }
 
     #[test]

@@ -350,6 +350,28 @@ impl FsRepository {
     }
 }
 
+impl FsRepository {
+    /// Points every tag of `tags` at `target` (see [`FsRepository::push_tag`]);
+    /// returns the tags that pointed elsewhere before, with that earlier
+    /// target (now reachable as `tag~1`).
+    pub fn push_tags(
+        &self,
+        tags: &[TagSpec],
+        target: Digest,
+        author: &TagAuthor,
+    ) -> Result<Vec<(String, String)>> {
+        let mut moved = Vec::new();
+        for t in tags {
+            let before = self.resolve_tag(t)?.map(|old| old.target);
+            self.push_tag(t, target, author)?;
+            if let Some(old) = before.filter(|old| *old != target) {
+                moved.push((t.to_string(), old.to_string()));
+            }
+        }
+        Ok(moved)
+    }
+}
+
 /// The current time as upstream writes it: UTC, microseconds.
 fn now_rfc3339() -> String {
     use chrono::SubsecRound;

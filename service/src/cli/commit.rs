@@ -57,14 +57,7 @@ pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
             Kind::Layer => layer,
             Kind::Platform => commit::commit_platform(repo, vec![layer])?,
         };
-        let mut moved = Vec::new();
-        for t in &tags {
-            let before = repo.resolve_tag(t)?.map(|old| old.target);
-            repo.push_tag(t, digest, repos.author())?;
-            if let Some(old) = before.filter(|old| *old != digest) {
-                moved.push((t.to_string(), old.to_string()));
-            }
-        }
+        let moved = repo.push_tags(&tags, digest, repos.author())?;
         print_moved(&moved);
         println!("{digest}");
         return Ok(());
@@ -122,11 +115,7 @@ fn commit_saved(
         )
         .into());
     }
-    if let Some(pid) = record
-        .status
-        .owner
-        .filter(|p| record.status.running && crate::sys::process::is_running(*p))
-    {
+    if let Some(pid) = crate::durable::live_owner(&record) {
         return Err(format!("runtime '{name}' is recorded as running by process {pid}, not by this user's service; commit it from there").into());
     }
     if let Some(notice) = crate::durable::prepare_edits(repo, &record)? {
@@ -141,14 +130,7 @@ fn commit_saved(
         Kind::Layer => layer,
         Kind::Platform => commit::commit_platform(repo, stack.clone())?,
     };
-    let mut moved = Vec::new();
-    for t in tags {
-        let before = repo.resolve_tag(t)?.map(|old| old.target);
-        repo.push_tag(t, digest, repos.author())?;
-        if let Some(old) = before.filter(|old| *old != digest) {
-            moved.push((t.to_string(), old.to_string()));
-        }
-    }
+    let moved = repo.push_tags(tags, digest, repos.author())?;
     let mut record = record.with_stack(&stack);
     record
         .extras

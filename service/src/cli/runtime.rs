@@ -150,7 +150,7 @@ fn saved_runtimes(uid: u32, live: &[RuntimeInfo]) -> Vec<RuntimeInfo> {
     records
         .into_iter()
         .filter(|r| !live.iter().any(|l| l.name == r.name))
-        .filter(|r| uid == 0 || r.extras.as_ref().is_none_or(|e| e.uid == uid))
+        .filter(|r| crate::durable::visible_to(r, uid))
         .map(|r| saved_info(repo, &r, uid))
         .collect()
 }
@@ -158,14 +158,7 @@ fn saved_runtimes(uid: u32, live: &[RuntimeInfo]) -> Vec<RuntimeInfo> {
 /// A saved runtime as the service describes live ones.
 fn saved_info(repo: &FsRepository, r: &SavedRecord, uid: u32) -> RuntimeInfo {
     let stack: Vec<String> = r.status.stack.iter().rev().cloned().collect();
-    let env_spec = match r.extras.as_ref().map(|e| e.env_spec.as_str()) {
-        Some(s) if !s.is_empty() => s.to_owned(),
-        _ => stack
-            .iter()
-            .map(|d| d[..d.len().min(8)].to_owned())
-            .collect::<Vec<_>>()
-            .join("+"),
-    };
+    let env_spec = crate::durable::display_spec(r);
     let edits = repo.durable_dir(&r.name);
     let usage = if r.config.durable {
         crate::scratch::usage_of(&edits.join("upper")).unwrap_or_default()
@@ -290,10 +283,7 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
                     }
                     let repos = RepositorySet::existing_from_environment()?;
                     match repos.primary().runtime_record(&name)? {
-                        Some(r)
-                            if my_uid() == 0
-                                || r.extras.as_ref().is_none_or(|x| x.uid == my_uid()) =>
-                        {
+                        Some(r) if crate::durable::visible_to(&r, my_uid()) => {
                             saved_info(repos.primary(), &r, my_uid())
                         }
                         _ => return Err(e.into()),
@@ -372,13 +362,7 @@ fn finish_durable(name: &str, remove_durable: bool, endpoint: &Endpoint) -> CliR
     let repos = RepositorySet::existing_from_environment()?;
     let dir = repos.primary().durable_dir(name);
     if remove_durable {
-        repos.primary().remove_runtime(name)?;
-        crate::scratch::remove_all(&dir).map_err(|e| {
-            format!(
-                "cannot delete the edits of runtime '{name}' in {}: {e}",
-                dir.display()
-            )
-        })?;
+        delete_durable(repos.primary(), name)?;
         println!("removed its durable edits ({})", dir.display());
     } else {
         println!(
@@ -388,6 +372,19 @@ fn finish_durable(name: &str, remove_durable: bool, endpoint: &Endpoint) -> CliR
             endpoint.command()
         );
     }
+    Ok(())
+}
+
+/// Removes durable runtime `name` from `repo`: its record, then its edits.
+fn delete_durable(repo: &FsRepository, name: &str) -> CliResult {
+    repo.remove_runtime(name)?;
+    let dir = repo.durable_dir(name);
+    crate::scratch::remove_all(&dir).map_err(|e| {
+        format!(
+            "cannot delete the edits of runtime '{name}' in {}: {e}",
+            dir.display()
+        )
+    })?;
     Ok(())
 }
 
@@ -412,14 +409,10 @@ fn remove_saved(name: &str, remove_durable: bool, endpoint: &Endpoint) -> CliRes
     };
     let uid = my_uid();
     if let Some(r) = &record {
-        if uid != 0 && r.extras.as_ref().is_some_and(|e| e.uid != uid) {
+        if !crate::durable::visible_to(r, uid) {
             return Err(format!("no runtime named '{name}'").into());
         }
-        if let Some(pid) = r
-            .status
-            .owner
-            .filter(|p| r.status.running && crate::sys::process::is_running(*p))
-        {
+        if let Some(pid) = crate::durable::live_owner(r) {
             return Err(format!("runtime '{name}' is recorded as running by process {pid}, not by this user's service; stop it there first").into());
         }
     }
@@ -433,16 +426,11 @@ fn remove_saved(name: &str, remove_durable: bool, endpoint: &Endpoint) -> CliRes
         )
         .into());
     }
-    repo.remove_runtime(name)?;
     if durable {
-        crate::scratch::remove_all(&dir).map_err(|e| {
-            format!(
-                "cannot delete the edits of runtime '{name}' in {}: {e}",
-                dir.display()
-            )
-        })?;
+        delete_durable(repo, name)?;
         println!("removed {name} and its durable edits ({})", dir.display());
     } else {
+        repo.remove_runtime(name)?;
         println!("removed {name}");
     }
     Ok(())

@@ -429,10 +429,8 @@ impl Handlers {
         if !record.config.durable {
             return Err(DurableError::NotDurable(name).into());
         }
-        if let Some(uid) = record.extras.as_ref().map(|e| e.uid) {
-            if uid != proc.uid && peer.uid != 0 {
-                return Err(ControlError::NoSuchRuntime(name));
-            }
+        if !durable::visible_to(&record, proc.uid) && peer.uid != 0 {
+            return Err(ControlError::NoSuchRuntime(name));
         }
         match self.cx.runtimes.find(&name, None) {
             Some(live) if live.uid != proc.uid => {
@@ -450,11 +448,7 @@ impl Handlers {
                 self.cx.runtimes.end(live.id);
             }
             None => {
-                if let Some(pid) = record
-                    .status
-                    .owner
-                    .filter(|p| record.status.running && !req.force && sys::process::is_running(*p))
-                {
+                if let Some(pid) = durable::live_owner(&record).filter(|_| !req.force) {
                     return Err(DurableError::RunningElsewhere { name, pid }.into());
                 }
             }
@@ -464,14 +458,7 @@ impl Handlers {
         let notice = durable::prepare_edits(repo, &record)?;
         let stack = record.stack()?;
         let view = self.cx.runtimes.view_of(&repos, &stack)?;
-        let spec = match record.extras.as_ref().map(|e| e.env_spec.as_str()) {
-            Some(s) if !s.is_empty() => s.to_owned(),
-            _ => stack
-                .iter()
-                .map(|d| d.to_string()[..8].to_owned())
-                .collect::<Vec<_>>()
-                .join("+"),
-        };
+        let spec = durable::display_spec(&record);
         self.start(
             Starting {
                 name,
@@ -763,14 +750,7 @@ impl Handlers {
                 CommitKind::Layer => layer,
                 CommitKind::Platform => commit::commit_platform(repo, stack.clone())?,
             };
-            let mut moved = Vec::new();
-            for t in &tags {
-                let before = repo.resolve_tag(t)?.map(|old| old.target);
-                repo.push_tag(t, digest, &author)?;
-                if let Some(old) = before.filter(|old| *old != digest) {
-                    moved.push((t.to_string(), old.to_string()));
-                }
-            }
+            let moved = repo.push_tags(&tags, digest, &author)?;
             let view = stack::view(&repos, &stack)?;
             Ok(((digest, moved), view, stack))
         });
