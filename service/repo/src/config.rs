@@ -64,7 +64,13 @@ pub enum RemoteLocation {
         /// Its tag namespace, if any.
         tag_namespace: Option<String>,
     },
-    /// A kind this tool cannot read (grpc, tar, proxy); kept to report it.
+    /// Upstream's `spfs server`: gRPC for objects and tags, HTTP for
+    /// payloads. Read through the `spfs-remote` crate, never in place.
+    Grpc {
+        /// `grpc://host:port` as configured.
+        address: String,
+    },
+    /// A kind this tool cannot read (tar, proxy); kept to report it.
     Unsupported(String),
 }
 
@@ -319,6 +325,9 @@ impl Config {
                         tag_namespace: get("tag_namespace").map(str::to_owned),
                     }
                 }
+                (Some("grpc"), Some(address)) => RemoteLocation::Grpc {
+                    address: address.to_owned(),
+                },
                 (Some(scheme), _) => RemoteLocation::Unsupported(format!("scheme '{scheme}'")),
                 (None, Some(address)) => {
                     parse_address(address, home).map_err(|reason| bad(&key, reason))?
@@ -353,6 +362,14 @@ fn parse_address(
     }
     let url =
         url::Url::parse(address).map_err(|e| format!("address '{address}' is not a URL: {e}"))?;
+    if url.scheme() == "grpc" {
+        if url.host_str().is_none() {
+            return Err(format!("address '{address}' names no host"));
+        }
+        return Ok(RemoteLocation::Grpc {
+            address: address.to_owned(),
+        });
+    }
     if url.scheme() != "file" {
         return Ok(RemoteLocation::Unsupported(address.to_owned()));
     }
@@ -415,7 +432,7 @@ mod tests {
                 ),
                 (
                     "spfs.toml",
-                    "[storage]\nroot = \"/from/toml\"\ndigest_strategy = \"Legacy\"\n[remote.origin]\nscheme = \"fs\"\npath = \"~/origin\"\n[remote.grpc]\naddress = \"http2://host:7737\"\n",
+                    "[storage]\nroot = \"/from/toml\"\ndigest_strategy = \"Legacy\"\n[remote.origin]\nscheme = \"fs\"\npath = \"~/origin\"\n[remote.grpc]\naddress = \"http2://host:7737\"\n[remote.studio2]\naddress = \"grpc://spfs.studio:7737\"\n",
                 ),
             ],
             &[],
@@ -424,7 +441,7 @@ mod tests {
         assert_eq!(c.storage.root, PathBuf::from("/from/toml"));
         assert_eq!(c.storage.digest_strategy, DigestStrategy::Legacy);
         let names: Vec<_> = c.remotes.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["studio", "origin", "grpc"]);
+        assert_eq!(names, ["studio", "origin", "grpc", "studio2"]);
         assert_eq!(
             c.remotes[0].location,
             RemoteLocation::Fs {
@@ -443,6 +460,12 @@ mod tests {
             c.remotes[2].location,
             RemoteLocation::Unsupported(_)
         ));
+        assert_eq!(
+            c.remotes[3].location,
+            RemoteLocation::Grpc {
+                address: "grpc://spfs.studio:7737".into()
+            }
+        );
 
         let mut src = src;
         src.env = vec![("SPFS_STORAGE_ROOT".into(), "/env/legacy".into())];

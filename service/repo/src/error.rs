@@ -47,6 +47,16 @@ pub enum Error {
         found: u64,
     },
 
+    /// Data received from elsewhere (a remote) that does not hash to the
+    /// digest it was asked for: never stored.
+    #[error("{what} {expected} from {source_name} has digest {actual}: refused, nothing stored; the remote's repository may be damaged (run 'spfs check' there)")]
+    DigestMismatch {
+        what: &'static str,
+        expected: Digest,
+        actual: Digest,
+        source_name: String,
+    },
+
     /// A ref that is neither a digest, a spec file, nor a tag.
     #[error("unknown reference '{0}': no tag, digest or spec file by that name")]
     UnknownReference(String),

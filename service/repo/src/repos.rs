@@ -2,6 +2,7 @@
 //! the resolution of env specs into layer stacks.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::config::{Config, RemoteLocation};
 use super::digest::{Digest, PartialDigest};
@@ -16,6 +17,16 @@ use super::tags::{Tag, TagAuthor, TagSpec};
 pub struct RepositorySet {
     repos: Vec<FsRepository>,
     author: TagAuthor,
+    fetcher: Option<Arc<dyn PayloadSource>>,
+}
+
+/// Where payloads that no repository of a set holds are fetched from (a
+/// remote): they are fetched into the primary on first use.
+pub trait PayloadSource: Send + Sync + std::fmt::Debug {
+    /// Fetches payload `d` into `into`: verified against `d` and stored
+    /// atomically, or not at all. Concurrent calls for one digest fetch
+    /// it once. The error names the remote and why.
+    fn fetch(&self, d: &Digest, into: &FsRepository) -> Result<()>;
 }
 
 /// One element of a resolved stack: a layer or a bare manifest.
@@ -32,7 +43,33 @@ impl RepositorySet {
     pub fn new(primary: FsRepository, secondaries: Vec<FsRepository>, author: TagAuthor) -> Self {
         let mut repos = vec![primary];
         repos.extend(secondaries);
-        Self { repos, author }
+        Self {
+            repos,
+            author,
+            fetcher: None,
+        }
+    }
+
+    /// Payloads none of these repositories hold are fetched from `source`
+    /// into the primary when they are first opened.
+    pub fn with_payload_source(mut self, source: Arc<dyn PayloadSource>) -> Self {
+        self.fetcher = Some(source);
+        self
+    }
+
+    /// True if payload `d` is in none of these repositories but can be
+    /// fetched: opening it will wait for a download.
+    pub fn payload_needs_fetch(&self, d: &Digest) -> bool {
+        self.fetcher.is_some() && !self.repos.iter().any(|r| r.has_payload(d))
+    }
+
+    /// Fetches payload `d` into the primary if no repository holds it and
+    /// there is a source to fetch it from.
+    fn fetch_missing(&self, d: &Digest) -> Result<bool> {
+        match &self.fetcher {
+            Some(f) => f.fetch(d, self.primary()).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Opens the repositories the config names. The primary is created if
@@ -58,6 +95,8 @@ impl RepositorySet {
                         })?
                         .with_tag_namespace(tag_namespace.clone()),
                 ),
+                // Pulled from (spfs-remote), never read in place.
+                RemoteLocation::Grpc { .. } => {}
                 RemoteLocation::Unsupported(what) => {
                     tracing::info!(remote = %remote.name, %what, "skipping a remote this tool cannot read");
                 }
@@ -167,14 +206,24 @@ impl RepositorySet {
 
     /// The path of payload `d` in the first repository that has it.
     pub fn payload_path(&self, d: &Digest) -> Result<PathBuf> {
-        self.repos
-            .iter()
-            .map(|r| r.payload_path(d))
-            .find(|p| p.exists())
-            .ok_or_else(|| Error::MissingPayload {
-                digest: *d,
-                searched: self.searched(),
-            })
+        let found = || {
+            self.repos
+                .iter()
+                .map(|r| r.payload_path(d))
+                .find(|p| p.exists())
+        };
+        if let Some(p) = found() {
+            return Ok(p);
+        }
+        if self.fetch_missing(d)? {
+            if let Some(p) = found() {
+                return Ok(p);
+            }
+        }
+        Err(Error::MissingPayload {
+            digest: *d,
+            searched: self.searched(),
+        })
     }
 
     /// Opens payload `d` for a file whose manifest records `size` bytes:
@@ -210,18 +259,30 @@ impl RepositorySet {
     /// Opens payload `d` from the first repository that has it (one open
     /// per repository tried, no separate existence check).
     pub fn open_payload(&self, d: &Digest) -> Result<std::fs::File> {
-        for r in &self.repos {
-            let path = r.payload_path(d);
-            match std::fs::File::open(&path) {
-                Ok(f) => return Ok(f),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("open payload", &path)(e)),
+        if let Some(f) = self.open_local_payload(d)? {
+            return Ok(f);
+        }
+        if self.fetch_missing(d)? {
+            if let Some(f) = self.open_local_payload(d)? {
+                return Ok(f);
             }
         }
         Err(Error::MissingPayload {
             digest: *d,
             searched: self.searched(),
         })
+    }
+
+    fn open_local_payload(&self, d: &Digest) -> Result<Option<std::fs::File>> {
+        for r in &self.repos {
+            let path = r.payload_path(d);
+            match std::fs::File::open(&path) {
+                Ok(f) => return Ok(Some(f)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("open payload", &path)(e)),
+            }
+        }
+        Ok(None)
     }
 
     /// The one object whose digest starts with `prefix`, in any repository.

@@ -198,7 +198,88 @@ impl FsRepository {
     }
 
     /// Streams `reader` into a payload; returns its digest and size.
-    pub fn write_payload(&self, mut reader: impl Read) -> Result<(Digest, u64)> {
+    pub fn write_payload(&self, reader: impl Read) -> Result<(Digest, u64)> {
+        let staged = self.stage_payload(reader)?;
+        let (digest, size) = (staged.digest, staged.size);
+        staged.finish(self)?;
+        Ok((digest, size))
+    }
+
+    /// Streams a payload received from `source_name` into place, only if
+    /// it hashes to `expected`; returns its size. A mismatch stores
+    /// nothing (the staged copy is removed) and names both digests.
+    pub fn import_payload(
+        &self,
+        expected: &Digest,
+        reader: impl Read,
+        source_name: &str,
+    ) -> Result<u64> {
+        let staged = self.stage_payload(reader)?;
+        if staged.digest != *expected {
+            return Err(Error::DigestMismatch {
+                what: "payload",
+                expected: *expected,
+                actual: staged.digest,
+                source_name: source_name.to_owned(),
+            });
+        }
+        let size = staged.size;
+        staged.finish(self)?;
+        Ok(size)
+    }
+
+    /// Stores the bytes of an object file received from `source_name` as
+    /// they are, only if they decode to an object whose digest is
+    /// `expected`. Objects sent over upstream's gRPC are always
+    /// flatbuffers, even under a header that says legacy: such a header
+    /// is corrected before storing.
+    pub fn import_object(
+        &self,
+        expected: &Digest,
+        bytes: &[u8],
+        source_name: &str,
+    ) -> Result<Object> {
+        let mut bytes = std::borrow::Cow::Borrowed(bytes);
+        let decoded = match Object::decode(&bytes) {
+            Ok(d) => d,
+            Err(first) => {
+                let mut fixed = bytes.to_vec();
+                match fixed.get_mut(10) {
+                    Some(b) if *b == EncodingFormat::Legacy as u8 => {
+                        *b = EncodingFormat::FlatBuffers as u8
+                    }
+                    _ => {
+                        return Err(Error::Decode(format!(
+                            "{expected} from {source_name}: {first}"
+                        )))
+                    }
+                }
+                let d = Object::decode(&fixed).map_err(|_| {
+                    Error::Decode(format!("{expected} from {source_name}: {first}"))
+                })?;
+                bytes = std::borrow::Cow::Owned(fixed);
+                d
+            }
+        };
+        let (header, object) = decoded;
+        let actual = object.digest(header.strategy);
+        if actual != *expected {
+            return Err(Error::DigestMismatch {
+                what: "object",
+                expected: *expected,
+                actual,
+                source_name: source_name.to_owned(),
+            });
+        }
+        let path = self.object_path(expected);
+        if !path.exists() {
+            self.store_file("objects", &path, &bytes, OBJECT_MODE)?;
+        }
+        Ok(object)
+    }
+
+    /// Copies `reader` into a work file while hashing it.
+    fn stage_payload(&self, mut reader: impl Read) -> Result<StagedPayload> {
         let work_dir = self.root.join("payloads").join("work");
         fs::create_dir_all(&work_dir).map_err(Error::io("create work directory", &work_dir))?;
         let work = work_dir.join(uuid::Uuid::new_v4().to_string());
@@ -219,16 +300,12 @@ impl FsRepository {
                 .map_err(Error::io("write payload", &work))?;
             size += n as u64;
         }
-        let digest = Digest::from_bytes(hasher.finalize().into());
-        let dest = self.payload_path(&digest);
-        if dest.exists() {
-            return Ok((digest, size));
-        }
-        file.sync_all().map_err(Error::io("sync payload", &work))?;
-        drop(file);
-        finish_atomic(&work, &dest, PAYLOAD_MODE)?;
-        std::mem::forget(guard);
-        Ok((digest, size))
+        Ok(StagedPayload {
+            digest: Digest::from_bytes(hasher.finalize().into()),
+            size,
+            file,
+            work: guard,
+        })
     }
 
     fn store_file(&self, store: &str, dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
@@ -299,6 +376,35 @@ fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
 
 /// Removes a staged file if the write did not complete.
 struct RemoveOnDrop(Option<PathBuf>);
+
+/// A payload written to a work file and hashed, not yet in place; the
+/// work file goes away unless [`StagedPayload::finish`] moves it.
+struct StagedPayload {
+    digest: Digest,
+    size: u64,
+    file: fs::File,
+    work: RemoveOnDrop,
+}
+
+impl StagedPayload {
+    /// Syncs it and renames it into place (unless it is there already).
+    fn finish(mut self, repo: &FsRepository) -> Result<()> {
+        let dest = repo.payload_path(&self.digest);
+        if dest.exists() {
+            return Ok(());
+        }
+        let Some(work) = self.work.0.take() else {
+            return Ok(());
+        };
+        let guard = RemoveOnDrop(Some(work.clone()));
+        self.file
+            .sync_all()
+            .map_err(Error::io("sync payload", &work))?;
+        finish_atomic(&work, &dest, PAYLOAD_MODE)?;
+        std::mem::forget(guard);
+        Ok(())
+    }
+}
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {

@@ -351,6 +351,35 @@ impl FsRepository {
 }
 
 impl FsRepository {
+    /// Adds a record made elsewhere (pulled from a remote) to its stream,
+    /// as upstream's sync does: kept as it is, the stream ordered by time;
+    /// nothing happens if the stream holds the same record already.
+    /// Returns whether it was added.
+    pub fn insert_tag(&self, tag: &Tag) -> Result<bool> {
+        let spec_text = if tag.org.is_empty() {
+            tag.name.clone()
+        } else {
+            format!("{}/{}", tag.org, tag.name)
+        };
+        let spec = TagSpec::parse_to_write(&spec_text)?;
+        let path = spec.file_in(&self.tags_root());
+        let parent_dir = path.parent().unwrap_or(&path);
+        fs::create_dir_all(parent_dir).map_err(Error::io("create tag directory", parent_dir))?;
+        let _lock = TagLock::acquire(&path)?;
+        let mut stream = self.read_tag_stream(&spec)?.unwrap_or_default();
+        if stream.contains(tag) {
+            return Ok(false);
+        }
+        stream.push(tag.clone());
+        // RFC 3339 times of different offsets do not sort as text.
+        stream.sort_by_key(|t| chrono::DateTime::parse_from_rfc3339(&t.time).ok());
+        let work = path.with_extension("tag.work");
+        super::storage::write_atomic(&work, &path, &encode_stream(&stream), 0o666)?;
+        Ok(true)
+    }
+}
+
+impl FsRepository {
     /// Points every tag of `tags` at `target` (see [`FsRepository::push_tag`]);
     /// returns the tags that pointed elsewhere before, with that earlier
     /// target (now reachable as `tag~1`).
