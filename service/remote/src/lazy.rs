@@ -1,0 +1,200 @@
+//! Payloads fetched the first time a runtime opens them.
+//!
+//! A runtime whose stack came from a remote starts once its objects are
+//! local; the payload of a file is fetched when the file is first opened:
+//! from the first remote that has it, verified, stored atomically in the
+//! local repository, then served. Concurrent first opens of one payload
+//! fetch it once; downloads across all runtimes are bounded.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+use spfs_repo::{Digest, FsRepository, PayloadSource};
+
+use crate::progress::{Counting, Progress};
+use crate::store::Store;
+use crate::Error;
+
+/// Shared by every runtime of the service: in-flight downloads and the
+/// bound on how many run at once.
+#[derive(Debug, Clone)]
+pub struct PayloadFetcher {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    flights: Mutex<HashMap<(PathBuf, Digest), Arc<Flight>>>,
+    running: Mutex<usize>,
+    slot_free: Condvar,
+    max: usize,
+}
+
+#[derive(Debug, Default)]
+struct Flight {
+    result: Mutex<Option<Result<(), String>>>,
+    done: Condvar,
+}
+
+/// What one runtime's payload fetches have done.
+#[derive(Debug, Default)]
+pub struct FetchStats {
+    /// Payloads fetched and stored.
+    pub fetched: AtomicU64,
+    /// Fetches that failed.
+    pub failed: AtomicU64,
+    /// Fetches running or waiting for a download slot now.
+    pub in_flight: AtomicU64,
+    /// Bytes received.
+    pub progress: Progress,
+}
+
+impl PayloadFetcher {
+    /// At most `max_downloads` downloads at once (at least one).
+    pub fn new(max_downloads: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                flights: Mutex::new(HashMap::new()),
+                running: Mutex::new(0),
+                slot_free: Condvar::new(),
+                max: max_downloads.max(1),
+            }),
+        }
+    }
+
+    /// The payload source of a runtime reading from `remotes`, in order.
+    pub fn source(&self, remotes: Vec<Arc<dyn Store>>) -> Arc<RemotePayloads> {
+        Arc::new(RemotePayloads {
+            inner: self.inner.clone(),
+            remotes,
+            stats: Arc::new(FetchStats::default()),
+        })
+    }
+}
+
+/// Fetches the payloads of one runtime from its remotes.
+#[derive(Debug)]
+pub struct RemotePayloads {
+    inner: Arc<Inner>,
+    remotes: Vec<Arc<dyn Store>>,
+    stats: Arc<FetchStats>,
+}
+
+impl RemotePayloads {
+    /// This runtime's fetches so far.
+    pub fn stats(&self) -> Arc<FetchStats> {
+        self.stats.clone()
+    }
+
+    fn download(&self, d: &Digest, into: &FsRepository) -> Result<u64, String> {
+        let _slot = Slot::take(&self.inner);
+        let mut reasons = Vec::new();
+        for remote in &self.remotes {
+            let started = Instant::now();
+            let data = match remote.open_payload(d) {
+                Ok(data) => data,
+                Err(Error::UnknownPayload { .. }) => {
+                    reasons.push(format!("not in {}", remote.describe()));
+                    continue;
+                }
+                Err(e) => {
+                    reasons.push(e.to_string());
+                    continue;
+                }
+            };
+            let counted = Counting {
+                inner: data,
+                progress: &self.stats.progress,
+            };
+            match into.import_payload(d, counted, remote.describe()) {
+                Ok(size) => {
+                    tracing::info!(payload = %d, remote = remote.describe(), bytes = size,
+                        secs = started.elapsed().as_secs_f64(), "fetched a payload");
+                    return Ok(size);
+                }
+                Err(e) => reasons.push(e.to_string()),
+            }
+        }
+        if reasons.is_empty() {
+            reasons.push("no remote is configured".into());
+        }
+        Err(reasons.join("; "))
+    }
+}
+
+impl PayloadSource for RemotePayloads {
+    fn fetch(&self, d: &Digest, into: &FsRepository) -> spfs_repo::Result<()> {
+        let key = (into.root().to_owned(), *d);
+        let (flight, leader) = {
+            let mut flights = self.inner.flights.lock();
+            if into.has_payload(d) {
+                return Ok(());
+            }
+            match flights.get(&key) {
+                Some(f) => (f.clone(), false),
+                None => {
+                    let f = Arc::new(Flight::default());
+                    flights.insert(key.clone(), f.clone());
+                    (f, true)
+                }
+            }
+        };
+        let result = if leader {
+            self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            let result = self.download(d, into).map(|_| ());
+            self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+            match &result {
+                Ok(()) => {
+                    self.stats.fetched.fetch_add(1, Ordering::Relaxed);
+                    self.stats.progress_payload_done();
+                }
+                Err(reason) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(payload = %d, %reason, "cannot fetch a payload; its readers get EIO");
+                }
+            }
+            *flight.result.lock() = Some(result.clone());
+            flight.done.notify_all();
+            self.inner.flights.lock().remove(&key);
+            result
+        } else {
+            let mut r = flight.result.lock();
+            while r.is_none() {
+                flight.done.wait(&mut r);
+            }
+            r.clone().unwrap_or(Ok(()))
+        };
+        result.map_err(|reason| spfs_repo::Error::PayloadFetch { digest: *d, reason })
+    }
+}
+
+impl FetchStats {
+    fn progress_payload_done(&self) {
+        self.progress.payload_done();
+    }
+}
+
+/// A download slot, given back on drop.
+struct Slot<'a>(&'a Inner);
+
+impl<'a> Slot<'a> {
+    fn take(inner: &'a Inner) -> Self {
+        let mut running = inner.running.lock();
+        while *running >= inner.max {
+            inner.slot_free.wait(&mut running);
+        }
+        *running += 1;
+        Self(inner)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.running.lock() -= 1;
+        self.0.slot_free.notify_one();
+    }
+}

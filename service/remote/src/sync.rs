@@ -1,0 +1,276 @@
+//! Copies refs from one [`Store`] to another: pull (a remote into the
+//! local repository) and push (the local repository into a remote).
+//!
+//! Objects are read first (from the destination when it has them), then
+//! payloads are copied with bounded concurrency, then objects are written
+//! children before parents, then tags: a destination never holds a tag or
+//! an object whose children it lacks, and a sync stopped at any moment
+//! leaves only whole, verified files behind.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use spfs_repo::object::{AnnotationValue, EntryKind};
+use spfs_repo::tags::Tag;
+use spfs_repo::{Digest, EnvSpec, EnvSpecItem, Object, TagSpec};
+
+use crate::error::{Error, Result};
+use crate::progress::{Counting, Progress};
+use crate::store::{decode_wire, Store};
+
+/// What a sync copies.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncOptions {
+    /// Copy payloads too (a pull for later offline use, `--sync-all`, a
+    /// push); without them only tags and objects are copied, and a
+    /// runtime fetches payloads when it first opens them.
+    pub payloads: bool,
+    /// Payloads copied at once.
+    pub concurrency: usize,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            payloads: true,
+            concurrency: 8,
+        }
+    }
+}
+
+/// One ref a sync copied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Synced {
+    /// As the user gave it.
+    pub reference: String,
+    /// What it named.
+    pub digest: Digest,
+    /// The tag record copied, if the ref was a tag.
+    pub tag: Option<String>,
+}
+
+/// What a sync did.
+#[derive(Clone, Debug, Default)]
+pub struct SyncSummary {
+    /// The refs copied, in order.
+    pub synced: Vec<Synced>,
+}
+
+/// Copies from `src` to `dst`.
+pub struct Syncer<'a> {
+    src: &'a dyn Store,
+    dst: &'a dyn Store,
+    options: SyncOptions,
+    progress: &'a Progress,
+}
+
+struct Plan {
+    seen: HashSet<Digest>,
+    /// Objects to write, children first.
+    objects: Vec<(Digest, Vec<u8>)>,
+    payloads: Vec<(Digest, u64)>,
+    payload_seen: HashSet<Digest>,
+}
+
+impl<'a> Syncer<'a> {
+    /// A sync from `src` to `dst` counted in `progress`.
+    pub fn new(
+        src: &'a dyn Store,
+        dst: &'a dyn Store,
+        options: SyncOptions,
+        progress: &'a Progress,
+    ) -> Self {
+        Self {
+            src,
+            dst,
+            options,
+            progress,
+        }
+    }
+
+    /// Copies every item of env spec `spec` (`a+b`, tags, digests).
+    pub fn sync_spec(&self, spec: &str) -> Result<SyncSummary> {
+        let parsed = EnvSpec::parse(spec)?;
+        let mut summary = SyncSummary::default();
+        for item in &parsed.items {
+            self.sync_item(item, &mut summary)?;
+        }
+        Ok(summary)
+    }
+
+    fn sync_item(&self, item: &EnvSpecItem, summary: &mut SyncSummary) -> Result<()> {
+        let (digest, tag) = match item {
+            EnvSpecItem::SpecFile { items, .. } => {
+                for i in items {
+                    self.sync_item(i, summary)?;
+                }
+                return Ok(());
+            }
+            EnvSpecItem::Digest(d) => (*d, None),
+            EnvSpecItem::Tag(t) => {
+                let tag = self.tag(t, item)?;
+                (tag.target, Some(tag))
+            }
+            // An all-capitals tag name parses as a partial digest too.
+            EnvSpecItem::Partial(p) => match TagSpec::parse(p.as_str())
+                .ok()
+                .map(|t| self.src.resolve_tag(&t))
+                .transpose()?
+                .flatten()
+            {
+                Some(tag) => (tag.target, Some(tag)),
+                None => {
+                    return Err(Error::BadReference {
+                        reference: item.to_string(),
+                        reason: "a partial digest cannot be synced: give the full digest or a tag"
+                            .into(),
+                    })
+                }
+            },
+        };
+        self.sync_digest(&digest)?;
+        if let Some(tag) = &tag {
+            self.dst.insert_tag(tag)?;
+        }
+        summary.synced.push(Synced {
+            reference: item.to_string(),
+            digest,
+            tag: tag.map(|t| {
+                if t.org.is_empty() {
+                    t.name
+                } else {
+                    format!("{}/{}", t.org, t.name)
+                }
+            }),
+        });
+        Ok(())
+    }
+
+    fn tag(&self, spec: &TagSpec, item: &EnvSpecItem) -> Result<Tag> {
+        self.src
+            .resolve_tag(spec)?
+            .ok_or_else(|| Error::UnknownReference {
+                reference: item.to_string(),
+                remote: self.src.describe().to_owned(),
+            })
+    }
+
+    /// Copies object `root` and everything below it.
+    pub fn sync_digest(&self, root: &Digest) -> Result<()> {
+        let mut plan = Plan {
+            seen: HashSet::new(),
+            objects: Vec::new(),
+            payloads: Vec::new(),
+            payload_seen: HashSet::new(),
+        };
+        self.visit(root, &mut plan, 0)?;
+        self.copy_payloads(&plan.payloads)?;
+        for (d, bytes) in &plan.objects {
+            self.dst.write_object(d, bytes)?;
+            self.progress.object_done();
+        }
+        Ok(())
+    }
+
+    fn visit(&self, d: &Digest, plan: &mut Plan, depth: usize) -> Result<()> {
+        if depth > 64 || !plan.seen.insert(*d) {
+            return Ok(());
+        }
+        let present = self.dst.has_object(d)?;
+        if present && !self.options.payloads {
+            // Written children first: what is below it is here too.
+            return Ok(());
+        }
+        let (from, mut bytes) = if present {
+            (self.dst, self.dst.read_object(d)?)
+        } else {
+            (self.src, self.src.read_object(d)?)
+        };
+        let object = decode_wire(&mut bytes).map_err(|reason| {
+            spfs_repo::Error::Decode(format!("object {d} from {}: {reason}", from.describe()))
+        })?;
+        match &object {
+            Object::Platform(p) => {
+                for layer in &p.layers {
+                    self.visit(layer, plan, depth + 1)?;
+                }
+            }
+            Object::Layer(l) => {
+                if let Some(m) = &l.manifest {
+                    self.visit(m, plan, depth + 1)?;
+                }
+                for a in &l.annotations {
+                    // Annotation values kept in payloads are small and
+                    // read without opening a file: always copied.
+                    if let AnnotationValue::Digest(p) = &a.value {
+                        if plan.payload_seen.insert(*p) {
+                            plan.payloads.push((*p, 0));
+                        }
+                    }
+                }
+            }
+            Object::Manifest(m) if self.options.payloads => {
+                for entry in m.trees.iter().flat_map(|t| &t.entries) {
+                    if entry.kind == EntryKind::Blob && plan.payload_seen.insert(entry.object) {
+                        plan.payloads.push((entry.object, entry.size));
+                    }
+                }
+            }
+            Object::Manifest(_) | Object::Blob(_) => {}
+        }
+        if !present {
+            plan.objects.push((*d, bytes));
+        }
+        Ok(())
+    }
+
+    fn copy_payloads(&self, payloads: &[(Digest, u64)]) -> Result<()> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        self.progress
+            .payloads_planned(payloads.len() as u64, payloads.iter().map(|(_, s)| s).sum());
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        let workers = self.options.concurrency.clamp(1, 64).min(payloads.len());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let Some((d, size)) = payloads.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        return;
+                    };
+                    if let Err(e) = self.copy_payload(d, *size) {
+                        stop.store(true, Ordering::Relaxed);
+                        failure.lock().get_or_insert(e);
+                        return;
+                    }
+                });
+            }
+        });
+        match failure.into_inner() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn copy_payload(&self, d: &Digest, size: u64) -> Result<()> {
+        if self.dst.has_payload(d)? {
+            self.progress.bytes(size);
+        } else {
+            let data = self.src.open_payload(d)?;
+            let counted = Counting {
+                inner: data,
+                progress: self.progress,
+            };
+            self.dst
+                .write_payload(d, Box::new(counted), self.src.describe())?;
+        }
+        self.progress.payload_done();
+        Ok(())
+    }
+}
