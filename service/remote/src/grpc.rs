@@ -237,6 +237,31 @@ fn from_proto_digest(remote: &str, d: Option<proto::Digest>) -> Result<Digest> {
         })
 }
 
+/// A tag time as the server sends it (chrono's display form, "2026-11-23
+/// 20:40:54.490741 UTC") in the RFC 3339 form tag files hold.
+fn file_time(remote: &str, time: Option<proto::DateTime>) -> Result<String> {
+    let text = time.map(|t| t.iso_timestamp).unwrap_or_default();
+    let parsed = chrono::DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .or_else(|_| text.parse::<chrono::DateTime<chrono::Utc>>());
+    match parsed {
+        Ok(t) => Ok(t.to_rfc3339()),
+        Err(e) => Err(Error::Server {
+            remote: remote.to_owned(),
+            what: "send a tag".into(),
+            message: format!("a tag time '{text}' that is not a time: {e}"),
+        }),
+    }
+}
+
+/// A tag file's RFC 3339 time in the form upstream's server sends and
+/// parses.
+fn wire_time(time: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(time)
+        .map(|t| t.with_timezone(&chrono::Utc).to_string())
+        .unwrap_or_else(|_| time.to_owned())
+}
+
 /// Decodes the body of an HTTP upload's answer.
 pub(crate) fn decode_upload(remote: &str, body: &[u8]) -> Result<(Digest, u64)> {
     use proto::write_payload_response::upload_response::Result as R;
@@ -277,7 +302,7 @@ impl Store for GrpcRemote {
                 target: from_proto_digest(&self.name, tag.target)?,
                 parent: from_proto_digest(&self.name, tag.parent)?,
                 user: tag.user,
-                time: tag.time.map(|t| t.iso_timestamp).unwrap_or_default(),
+                time: file_time(&self.name, tag.time)?,
             })),
             Some(R::Error(e)) if is_unknown(&e) => Ok(None),
             Some(R::Error(e)) => Err(self.rpc_error(&what, Some(e))),
@@ -429,7 +454,7 @@ impl Store for GrpcRemote {
                 parent: Some(digest(&tag.parent)),
                 user: tag.user.clone(),
                 time: Some(proto::DateTime {
-                    iso_timestamp: tag.time.clone(),
+                    iso_timestamp: wire_time(&tag.time),
                 }),
             }),
             namespace: String::new(),

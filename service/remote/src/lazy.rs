@@ -110,7 +110,17 @@ impl RemotePayloads {
                 inner: data,
                 progress: &self.stats.progress,
             };
-            match into.import_payload(d, counted, remote.describe()) {
+            let stored = into
+                .import_payload(d, counted, remote.describe())
+                .and_then(|size| {
+                    // The blob object upstream keeps beside a payload.
+                    into.write_object(&spfs_repo::Object::Blob(spfs_repo::object::Blob {
+                        payload: *d,
+                        size,
+                    }))?;
+                    Ok(size)
+                });
+            match stored {
                 Ok(size) => {
                     tracing::info!(payload = %d, remote = remote.describe(), bytes = size,
                         secs = started.elapsed().as_secs_f64(), "fetched a payload");

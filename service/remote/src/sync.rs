@@ -11,9 +11,9 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
-use spfs_repo::object::{AnnotationValue, EntryKind};
+use spfs_repo::object::{AnnotationValue, Blob, EntryKind};
 use spfs_repo::tags::Tag;
-use spfs_repo::{Digest, EnvSpec, EnvSpecItem, Object, TagSpec};
+use spfs_repo::{Digest, DigestStrategy, EncodingFormat, EnvSpec, EnvSpecItem, Object, TagSpec};
 
 use crate::error::{Error, Result};
 use crate::progress::{Counting, Progress};
@@ -69,7 +69,8 @@ struct Plan {
     seen: HashSet<Digest>,
     /// Objects to write, children first.
     objects: Vec<(Digest, Vec<u8>)>,
-    payloads: Vec<(Digest, u64)>,
+    /// Payloads with their manifest size (`None`: an annotation's).
+    payloads: Vec<(Digest, Option<u64>)>,
     payload_seen: HashSet<Digest>,
 }
 
@@ -205,7 +206,7 @@ impl<'a> Syncer<'a> {
                     // read without opening a file: always copied.
                     if let AnnotationValue::Digest(p) = &a.value {
                         if plan.payload_seen.insert(*p) {
-                            plan.payloads.push((*p, 0));
+                            plan.payloads.push((*p, None));
                         }
                     }
                 }
@@ -213,7 +214,7 @@ impl<'a> Syncer<'a> {
             Object::Manifest(m) if self.options.payloads => {
                 for entry in m.trees.iter().flat_map(|t| &t.entries) {
                     if entry.kind == EntryKind::Blob && plan.payload_seen.insert(entry.object) {
-                        plan.payloads.push((entry.object, entry.size));
+                        plan.payloads.push((entry.object, Some(entry.size)));
                     }
                 }
             }
@@ -225,12 +226,12 @@ impl<'a> Syncer<'a> {
         Ok(())
     }
 
-    fn copy_payloads(&self, payloads: &[(Digest, u64)]) -> Result<()> {
+    fn copy_payloads(&self, payloads: &[(Digest, Option<u64>)]) -> Result<()> {
         if payloads.is_empty() {
             return Ok(());
         }
         self.progress
-            .payloads_planned(payloads.len() as u64, payloads.iter().map(|(_, s)| s).sum());
+            .payloads_planned(payloads.len() as u64, payloads.iter().filter_map(|(_, s)| *s).sum());
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         let failure: Mutex<Option<Error>> = Mutex::new(None);
@@ -258,9 +259,9 @@ impl<'a> Syncer<'a> {
         }
     }
 
-    fn copy_payload(&self, d: &Digest, size: u64) -> Result<()> {
+    fn copy_payload(&self, d: &Digest, size: Option<u64>) -> Result<()> {
         if self.dst.has_payload(d)? {
-            self.progress.bytes(size);
+            self.progress.bytes(size.unwrap_or(0));
         } else {
             let data = self.src.open_payload(d)?;
             let counted = Counting {
@@ -269,6 +270,16 @@ impl<'a> Syncer<'a> {
             };
             self.dst
                 .write_payload(d, Box::new(counted), self.src.describe())?;
+        }
+        // Upstream keeps a blob object beside each file's payload (its
+        // `spfs check` looks for them); ours are written the same way.
+        if let Some(size) = size {
+            if !self.dst.has_object(d)? {
+                let blob = Object::Blob(Blob { payload: *d, size });
+                let bytes =
+                    blob.encode(DigestStrategy::WithKindAndSalt, EncodingFormat::FlatBuffers)?;
+                self.dst.write_object(d, &bytes)?;
+            }
         }
         self.progress.payload_done();
         Ok(())

@@ -57,6 +57,11 @@ pub enum Error {
         source_name: String,
     },
 
+    /// A payload no repository holds that could not be fetched from the
+    /// remotes either.
+    #[error("payload {digest} could not be fetched: {reason}")]
+    PayloadFetch { digest: Digest, reason: String },
+
     /// A ref that is neither a digest, a spec file, nor a tag.
     #[error("unknown reference '{0}': no tag, digest or spec file by that name")]
     UnknownReference(String),

@@ -362,6 +362,12 @@ impl FsRepository {
             format!("{}/{}", tag.org, tag.name)
         };
         let spec = TagSpec::parse_to_write(&spec_text)?;
+        if chrono::DateTime::parse_from_rfc3339(&tag.time).is_err() {
+            return Err(Error::InvalidTag {
+                spec: spec_text,
+                reason: format!("its time '{}' is not RFC 3339", tag.time),
+            });
+        }
         let path = spec.file_in(&self.tags_root());
         let parent_dir = path.parent().unwrap_or(&path);
         fs::create_dir_all(parent_dir).map_err(Error::io("create tag directory", parent_dir))?;
