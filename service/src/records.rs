@@ -136,6 +136,7 @@ mod tests {
             repositories: vec![RepositoryLocation {
                 root: "/repo".into(),
                 tag_namespace: None,
+                remote_name: None,
             }],
             token: "t".into(),
             created_unix: 1,

@@ -3,7 +3,7 @@
 //! Stacks stay digests from here on (records, commits, restarts).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
 use spfs_shared::protocol::RepositoryLocation;
@@ -11,10 +11,43 @@ use spfs_shared::protocol::RepositoryLocation;
 use crate::repo::tags::TagAuthor;
 use crate::repo::{Digest, EnvSpec, Error, FsRepository, RepositorySet, Result, View};
 
-/// Opens `locations`, the primary first.
+/// True if `root` names a remote (payloads are fetched from it), not a
+/// directory.
+pub fn is_remote(root: &str) -> bool {
+    root.starts_with("grpc://")
+}
+
+/// Shared by every runtime: one download per payload, a bound on
+/// downloads at once (`SPFS_REMOTE_DOWNLOADS`, 4 by default).
+fn fetcher() -> &'static spfs_remote::PayloadFetcher {
+    static FETCHER: OnceLock<spfs_remote::PayloadFetcher> = OnceLock::new();
+    FETCHER.get_or_init(|| {
+        let max = std::env::var("SPFS_REMOTE_DOWNLOADS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(4);
+        spfs_remote::PayloadFetcher::new(max)
+    })
+}
+
+/// Opens `locations`, the primary first. Remotes among them are where
+/// payloads no directory holds are fetched from, when first opened.
 pub fn open_repositories(locations: &[RepositoryLocation]) -> Result<RepositorySet> {
     let mut opened = Vec::with_capacity(locations.len());
+    let mut remotes = Vec::new();
     for loc in locations {
+        if is_remote(&loc.root) {
+            let name = loc.remote_name.clone().unwrap_or_else(|| loc.root.clone());
+            let remote = spfs_remote::RemoteAddress {
+                name: name.clone(),
+                address: loc.root.clone(),
+            };
+            remotes.push(spfs_remote::open(&remote).map_err(|e| Error::Config {
+                source_name: format!("remote.{name}"),
+                reason: e.to_string(),
+            })?);
+            continue;
+        }
         opened.push(FsRepository::open(&loc.root)?.with_tag_namespace(loc.tag_namespace.clone()));
     }
     if opened.is_empty() {
@@ -24,11 +57,12 @@ pub fn open_repositories(locations: &[RepositoryLocation]) -> Result<RepositoryS
         });
     }
     let primary = opened.remove(0);
-    Ok(RepositorySet::new(
-        primary,
-        opened,
-        TagAuthor("spfs-fuse-macos".into()),
-    ))
+    let set = RepositorySet::new(primary, opened, TagAuthor("spfs-fuse-macos".into()));
+    Ok(if remotes.is_empty() {
+        set
+    } else {
+        set.with_payload_source(fetcher().source(remotes))
+    })
 }
 
 /// The stack `spec` names, bottom-up.

@@ -33,6 +33,7 @@ fn scratch(dir: &Path, name: &str, pid: u32, start_time: u64, repo: &Path) {
         repositories: vec![RepositoryLocation {
             root: repo.display().to_string(),
             tag_namespace: None,
+            remote_name: None,
         }],
         token: format!("token-{name}"),
         created_unix: 1,

@@ -114,9 +114,14 @@ pub struct CommitRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepositoryLocation {
+    /// A directory, or a remote's address (`grpc://host:port`), which
+    /// payloads missing from the directories are fetched from.
     pub root: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_namespace: Option<String>,
+    /// A remote's name in the spfs config (`[remote.NAME]`), for messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_name: Option<String>,
 }
 
 /// A runtime to start.
@@ -373,6 +378,22 @@ pub struct RuntimeInfo {
     /// left in the repository).
     #[serde(default = "running_by_default")]
     pub running: bool,
+    /// Payloads it fetches from remotes as files are first opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetching: Option<FetchInfo>,
+}
+
+/// A runtime's payload fetches from remotes, so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchInfo {
+    /// Fetches running or waiting now.
+    pub in_flight: u64,
+    /// Payloads fetched.
+    pub fetched: u64,
+    /// Fetches that failed (their readers got EIO).
+    pub failed: u64,
+    /// Bytes received.
+    pub bytes: u64,
 }
 
 fn running_by_default() -> bool {
@@ -483,6 +504,7 @@ mod tests {
                 repositories: vec![RepositoryLocation {
                     root: "/r".into(),
                     tag_namespace: None,
+                    remote_name: None,
                 }],
                 command: vec!["sh".into()],
                 durable: true,

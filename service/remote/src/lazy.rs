@@ -137,6 +137,15 @@ impl RemotePayloads {
 }
 
 impl PayloadSource for RemotePayloads {
+    fn progress(&self) -> spfs_repo::FetchProgress {
+        spfs_repo::FetchProgress {
+            in_flight: self.stats.in_flight.load(Ordering::Relaxed),
+            fetched: self.stats.fetched.load(Ordering::Relaxed),
+            failed: self.stats.failed.load(Ordering::Relaxed),
+            bytes: self.stats.progress.snapshot().bytes_done,
+        }
+    }
+
     fn fetch(&self, d: &Digest, into: &FsRepository) -> spfs_repo::Result<()> {
         let key = (into.root().to_owned(), *d);
         let (flight, leader) = {

@@ -33,7 +33,7 @@ pub use error::{Error, Result};
 pub use lazy::{FetchStats, PayloadFetcher};
 pub use progress::Progress;
 pub use store::{LocalStore, Store};
-pub use sync::{SyncOptions, SyncSummary, Syncer};
+pub use sync::{pull_from_first, SyncOptions, SyncSummary, Synced, Syncer};
 
 use spfs_repo::config::{Config, RemoteLocation};
 use spfs_repo::FsRepository;

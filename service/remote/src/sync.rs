@@ -230,8 +230,10 @@ impl<'a> Syncer<'a> {
         if payloads.is_empty() {
             return Ok(());
         }
-        self.progress
-            .payloads_planned(payloads.len() as u64, payloads.iter().filter_map(|(_, s)| *s).sum());
+        self.progress.payloads_planned(
+            payloads.len() as u64,
+            payloads.iter().filter_map(|(_, s)| *s).sum(),
+        );
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         let failure: Mutex<Option<Error>> = Mutex::new(None);
@@ -283,5 +285,65 @@ impl<'a> Syncer<'a> {
         }
         self.progress.payload_done();
         Ok(())
+    }
+}
+
+/// Copies every item of `spec` into `dst` from the first of `remotes`
+/// that has it; returns what was copied and from where.
+pub fn pull_from_first(
+    remotes: &[std::sync::Arc<dyn Store>],
+    dst: &dyn Store,
+    spec: &str,
+    options: SyncOptions,
+    progress: &Progress,
+) -> Result<Vec<(Synced, String)>> {
+    let parsed = EnvSpec::parse(spec)?;
+    let mut items = Vec::new();
+    flatten(&parsed.items, &mut items);
+    let mut done = Vec::new();
+    for item in items {
+        let mut missing_from = Vec::new();
+        let mut pulled = None;
+        for remote in remotes {
+            let syncer = Syncer::new(remote.as_ref(), dst, options, progress);
+            let mut summary = SyncSummary::default();
+            match syncer.sync_item(item, &mut summary) {
+                Ok(()) => {
+                    pulled = summary
+                        .synced
+                        .pop()
+                        .map(|s| (s, remote.describe().to_owned()));
+                    break;
+                }
+                Err(Error::UnknownReference { .. }) | Err(Error::UnknownObject { .. }) => {
+                    missing_from.push(remote.describe().to_owned())
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match pulled {
+            Some(p) => done.push(p),
+            None => {
+                return Err(Error::UnknownReference {
+                    reference: item.to_string(),
+                    remote: if missing_from.is_empty() {
+                        "any remote: none is configured".to_owned()
+                    } else {
+                        missing_from.join(", nor in ")
+                    },
+                })
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// The items of a spec, spec files expanded.
+pub fn flatten<'s>(items: &'s [EnvSpecItem], out: &mut Vec<&'s EnvSpecItem>) {
+    for item in items {
+        match item {
+            EnvSpecItem::SpecFile { items, .. } => flatten(items, out),
+            other => out.push(other),
+        }
     }
 }

@@ -38,7 +38,7 @@ pub use digest::{Digest, PartialDigest};
 pub use env_spec::{EnvSpec, EnvSpecItem};
 pub use error::{Error, Result};
 pub use object::{DigestStrategy, EncodingFormat, Object};
-pub use repos::{PayloadSource, RepositorySet, StackItem};
+pub use repos::{FetchProgress, PayloadSource, RepositorySet, StackItem};
 pub use storage::FsRepository;
 pub use tags::TagSpec;
 pub use view::{NodeId, NodeKind, View};

@@ -27,6 +27,22 @@ pub trait PayloadSource: Send + Sync + std::fmt::Debug {
     /// atomically, or not at all. Concurrent calls for one digest fetch
     /// it once. The error names the remote and why.
     fn fetch(&self, d: &Digest, into: &FsRepository) -> Result<()>;
+
+    /// What this source has fetched so far.
+    fn progress(&self) -> FetchProgress;
+}
+
+/// What a [`PayloadSource`] has fetched so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FetchProgress {
+    /// Fetches running or waiting now.
+    pub in_flight: u64,
+    /// Payloads fetched.
+    pub fetched: u64,
+    /// Fetches that failed.
+    pub failed: u64,
+    /// Bytes received.
+    pub bytes: u64,
 }
 
 /// One element of a resolved stack: a layer or a bare manifest.
@@ -55,6 +71,11 @@ impl RepositorySet {
     pub fn with_payload_source(mut self, source: Arc<dyn PayloadSource>) -> Self {
         self.fetcher = Some(source);
         self
+    }
+
+    /// What the payload source (if any) has fetched so far.
+    pub fn fetch_progress(&self) -> Option<FetchProgress> {
+        self.fetcher.as_ref().map(|f| f.progress())
     }
 
     /// True if payload `d` is in none of these repositories but can be

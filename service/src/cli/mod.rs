@@ -8,6 +8,7 @@ mod info;
 mod join;
 mod launchagent;
 mod ls;
+mod remote;
 mod run;
 mod runtime;
 mod service;
@@ -134,6 +135,12 @@ enum Command {
     /// List, inspect and stop runtimes.
     #[command(subcommand)]
     Runtime(runtime::Command),
+    /// Copy refs (tags, digests) from the configured remotes into the
+    /// local repository, payloads too unless --no-payloads.
+    Pull(remote::PullArgs),
+    /// Copy refs from the local repository to a remote (e.g. a layer
+    /// committed here, to the studio's spfs server).
+    Push(remote::PushArgs),
     /// Show whether the service is running, and its state.
     Status(status::StatusArgs),
     /// Start the service in the background if it is not running.
@@ -185,6 +192,8 @@ pub fn run() -> ExitCode {
         Command::Shell(args) => run::shell(args, &endpoint),
         Command::Runtime(cmd) => runtime::run(cmd, &endpoint),
         Command::Join(args) => join::join(args, &endpoint),
+        Command::Pull(args) => remote::pull(args),
+        Command::Push(args) => remote::push(args),
         Command::Status(args) => status::status(args, &endpoint),
         Command::Start => status::start(&endpoint),
         Command::Shutdown => status::shutdown(&endpoint),

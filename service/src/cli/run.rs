@@ -40,6 +40,11 @@ pub struct Common {
     /// With --rerun: even if it is running (its processes leave it).
     #[arg(long, requires = "rerun")]
     force: bool,
+    /// Pull everything, payloads too, before starting (as upstream's
+    /// `spfs run`): without it, what is only on a remote is pulled as
+    /// tags and objects, and each file's payload when it is first opened.
+    #[arg(long)]
+    sync_all: bool,
     /// Tags, digests or .spfs.yaml files joined by '+' ('-' for an empty /spfs).
     #[arg(required_unless_present = "rerun")]
     env_spec: Option<String>,
@@ -110,6 +115,7 @@ pub fn run_command(env_spec: &str, endpoint: &Endpoint, command: Vec<String>) ->
         keep_runtime: false,
         rerun: None,
         force: false,
+        sync_all: false,
         env_spec: Some(env_spec.to_owned()),
     };
     enter(&common, endpoint, &command)
@@ -121,15 +127,28 @@ pub fn shell(args: ShellArgs, endpoint: &Endpoint) -> CliResult {
 }
 
 fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult {
-    let repos = RepositorySet::from_config(&Config::load()?)?;
-    let repositories = repos
+    let config = Config::load()?;
+    let repos = RepositorySet::from_config(&config)?;
+    let mut repositories: Vec<RepositoryLocation> = repos
         .all()
         .iter()
         .map(|r| RepositoryLocation {
             root: r.root().display().to_string(),
             tag_namespace: r.tag_namespace().map(str::to_owned),
+            remote_name: None,
         })
         .collect();
+    // Remotes last: payloads none of the directories holds come from them.
+    repositories.extend(
+        spfs_remote::configured(&config)
+            .into_iter()
+            .filter(|r| crate::stack::is_remote(&r.address))
+            .map(|r| RepositoryLocation {
+                root: r.address,
+                tag_namespace: None,
+                remote_name: Some(r.name),
+            }),
+    );
     let mut command = command.to_vec();
     let request = if let Some(name) = &common.rerun {
         // Fail early, with the repository named, on what the service
@@ -177,6 +196,7 @@ fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult 
         let env_spec = crate::repo::env_spec::with_absolute_paths(spec);
         // Fail on a bad spec or name before contacting (or starting) the service.
         EnvSpec::parse(&env_spec)?;
+        super::remote::bring_local(&config, &repos, &env_spec, common.sync_all)?;
         if let Some(name) = common.runtime_name.as_deref() {
             if !crate::runtimes::valid_name(name) {
                 return Err(crate::runtimes::StartError::BadName(name.to_owned()).into());

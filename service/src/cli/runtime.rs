@@ -181,6 +181,7 @@ fn saved_info(repo: &FsRepository, r: &SavedRecord, uid: u32) -> RuntimeInfo {
         scratch_dir: r.config.durable.then(|| edits.display().to_string()),
         durable: r.config.durable,
         running: false,
+        fetching: None,
     }
 }
 

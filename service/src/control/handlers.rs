@@ -141,6 +141,12 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
             .map(|e| e.scratch().root().display().to_string()),
         durable: rt.durable,
         running: true,
+        fetching: rt.repos.fetch_progress().map(|p| protocol::FetchInfo {
+            in_flight: p.in_flight,
+            fetched: p.fetched,
+            failed: p.failed,
+            bytes: p.bytes,
+        }),
     }
 }
 

@@ -23,6 +23,7 @@
 //! `<name>` again (one routed lookup); nothing deeper does. A runtime whose
 //! tree changes moves to a new inode slot instead of invalidating caches.
 
+mod fetch_pool;
 mod handles;
 pub mod inode;
 mod ops;
@@ -49,6 +50,7 @@ use ops::{Entry, Ops, TTL_VIEW};
 pub struct SpfsFs {
     ops: Ops,
     panics: Arc<AtomicU64>,
+    fetches: fetch_pool::FetchPool,
 }
 
 impl SpfsFs {
@@ -57,6 +59,7 @@ impl SpfsFs {
         Self {
             ops: Ops::new(runtimes, owner),
             panics: Arc::new(AtomicU64::new(0)),
+            fetches: fetch_pool::FetchPool::new(fetch_pool::THREADS),
         }
     }
 
@@ -172,10 +175,27 @@ impl Filesystem for SpfsFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        opened(
-            self.serve("open", || self.ops.open(req, ino, flags.0)),
-            reply,
-        )
+        match self.serve("open", || self.ops.open(req, ino, flags.0)) {
+            Ok(Ok(o)) => opened(Ok(o), reply),
+            // The payload comes from a remote: answered from the fetch
+            // pool when it is here, while this thread serves others.
+            Ok(Err(pending)) => {
+                let panics = self.panics.clone();
+                self.fetches.submit(Box::new(move || {
+                    let r =
+                        catch_unwind(AssertUnwindSafe(|| pending.finish())).unwrap_or_else(|_| {
+                            panics.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(
+                                request = "open",
+                                "a payload fetch panicked; answered EIO"
+                            );
+                            Err(Errno::EIO)
+                        });
+                    opened(r, reply)
+                }))
+            }
+            Err(e) => reply.error(e),
+        }
     }
 
     fn read(

@@ -108,18 +108,47 @@ fn lower_type(k: NodeKind) -> FileType {
 /// The filesystem's state and its requests.
 pub(crate) struct Ops {
     runtimes: Arc<Runtimes>,
-    handles: Handles,
+    handles: Arc<Handles>,
     mounted: SystemTime,
     owner: (u32, u32),
     /// A name whose lookup panics (tests of the panic guard only).
     panic_on_lookup: Option<Vec<u8>>,
 }
 
+/// A read-only open waiting for its payload to be fetched from a remote.
+pub(crate) struct PendingOpen {
+    view: Arc<ReadOnlyView>,
+    payload: crate::repo::Digest,
+    size: u64,
+    ino: u64,
+    handles: Arc<Handles>,
+}
+
+impl PendingOpen {
+    /// Fetches the payload (verified, stored in the local repository;
+    /// one download for concurrent opens), then opens it. Failure is EIO
+    /// to the reader, logged with the reason.
+    pub(crate) fn finish(self) -> Result<Opened, Errno> {
+        let file = self
+            .view
+            .repos
+            .open_payload_sized(&self.payload, self.size)
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot open a payload");
+                repo_errno(&e)
+            })?;
+        Ok(Opened {
+            fh: self.handles.insert(self.ino, Open::File(file)),
+            flags: FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
+        })
+    }
+}
+
 impl Ops {
     pub(crate) fn new(runtimes: Arc<Runtimes>, owner: (u32, u32)) -> Self {
         Ops {
             runtimes,
-            handles: Handles::default(),
+            handles: Arc::new(Handles::default()),
             mounted: SystemTime::now(),
             owner,
             panic_on_lookup: fault_injection(),
@@ -298,7 +327,37 @@ impl Ops {
         }
     }
 
-    pub(crate) fn open(&self, req: &Request, ino: INodeNo, flags: i32) -> Result<Opened, Errno> {
+    /// Opens `ino`. A read-only file whose payload is not local yet is
+    /// not opened here: the caller finishes the returned [`PendingOpen`]
+    /// off the request thread, so a download never holds up the others.
+    pub(crate) fn open(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        flags: i32,
+    ) -> Result<Result<Opened, PendingOpen>, Errno> {
+        let write = crate::overlay::is_write(flags);
+        if !write {
+            let (target, _in) = self.resolve_entered(req, ino, false)?;
+            if let Target::ReadOnly(v, id) = &target {
+                let n = v.view.get(*id).ok_or(Errno::ESTALE)?;
+                if let Some(payload) = n.payload() {
+                    if n.kind() != NodeKind::Dir && v.repos.payload_needs_fetch(&payload) {
+                        return Ok(Err(PendingOpen {
+                            view: v.clone(),
+                            payload,
+                            size: n.size(),
+                            ino: ino.0,
+                            handles: self.handles.clone(),
+                        }));
+                    }
+                }
+            }
+        }
+        self.open_now(req, ino, flags).map(Ok)
+    }
+
+    fn open_now(&self, req: &Request, ino: INodeNo, flags: i32) -> Result<Opened, Errno> {
         let write = crate::overlay::is_write(flags);
         let (target, _in) = self.resolve_entered(req, ino, write)?;
         match target {
