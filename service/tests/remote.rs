@@ -1,0 +1,439 @@
+//! Studio remotes end to end: upstream's own `spfs server` (from
+//! `../shared/peers/spfs-0.44`, required when `SPFS_REQUIRE_PEERS` is set,
+//! as CI sets it) over a copy of the upstream fixtures, our service with
+//! an empty local repository, and the real binaries on a real mount.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::service::*;
+use common::{copy_tree, fixtures};
+
+fn upstream_spfs() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/spfs-0.44/spfs");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("SPFS_REQUIRE_PEERS").is_none(),
+        "upstream spfs is missing at {} and SPFS_REQUIRE_PEERS is set",
+        p.display()
+    );
+    eprintln!("SKIPPED: no upstream spfs server at {}", p.display());
+    None
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Upstream's `spfs server` over a private copy of a fixture repository;
+/// killed when dropped.
+struct Server {
+    child: Option<Child>,
+    spfs: PathBuf,
+    dir: tempfile::TempDir,
+    address: String,
+}
+
+impl Server {
+    fn start(spfs: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&fixtures().join("repo"), &dir.path().join("repo"));
+        let mut s = Self {
+            child: None,
+            spfs: spfs.to_owned(),
+            dir,
+            address: String::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    fn spawn(&mut self) {
+        let (grpc, http) = (free_port(), free_port());
+        let child = Command::new(&self.spfs)
+            .args([
+                "server",
+                &format!("127.0.0.1:{grpc}"),
+                &format!("127.0.0.1:{http}"),
+                "--payloads-root",
+                &format!("http://127.0.0.1:{http}"),
+            ])
+            .env_clear()
+            .env("SPFS_STORAGE_ROOT", self.repo())
+            .env("HOME", self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.address = format!("grpc://127.0.0.1:{grpc}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", grpc)).is_err()
+            || TcpStream::connect(("127.0.0.1", http)).is_err()
+        {
+            assert!(Instant::now() < deadline, "spfs server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Upstream's `spfs ARGS` on the server's repository.
+    fn upstream(&self, args: &[&str]) -> Output {
+        Command::new(&self.spfs)
+            .args(args)
+            .env_clear()
+            .env("SPFS_STORAGE_ROOT", self.repo())
+            .env("HOME", self.dir.path())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Our service with an empty local repository (created by the first
+/// client, as upstream creates it).
+fn service() -> Service {
+    Service::start_prepared("repo", |dir| {
+        std::fs::remove_dir_all(dir.join("repo")).unwrap();
+    })
+}
+
+/// Our CLI against `svc`, with `server` as remote `origin`.
+fn cli(svc: &Service, server: &Server, args: &[&str]) -> Output {
+    svc.command(BIN)
+        .env("SPFS_REMOTE_origin_ADDRESS", &server.address)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Payload files in `repo` (none staged).
+fn payload_files(repo: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(shards) = std::fs::read_dir(repo.join("payloads")) else {
+        return out;
+    };
+    for shard in shards.flatten() {
+        if shard.file_name() == "work" {
+            continue;
+        }
+        for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            out.push(f.path());
+        }
+    }
+    out
+}
+
+fn expected(name: &str) -> Vec<String> {
+    std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fixtures/spfs-upstream/expected")
+            .join(name),
+    )
+    .unwrap()
+    .lines()
+    .filter(|l| !l.is_empty())
+    .map(str::to_owned)
+    .collect()
+}
+
+/// Lines of `o`'s stdout that parse as JSON.
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+#[test]
+fn a_stack_only_on_the_server_runs_at_once_and_each_file_is_fetched_when_first_opened() {
+    let Some(spfs) = upstream_spfs() else { return };
+    let server = Server::start(&spfs);
+    let svc = service();
+    let mnt = svc.mnt.to_str().unwrap();
+    // In the runtime: the fetch counters and payload files at start, after
+    // reading one file, then the whole view.
+    let script = format!(
+        r#"
+        {BIN} runtime info --json "$SPFS_RUNTIME" | tr -d '\n'; echo
+        python3 -c 'import os,sys; print(sum(len(f) for _,_,f in os.walk(sys.argv[1]+"/payloads")))' "$SPFS_STORAGE_ROOT"
+        cat {mnt}/hello.txt > /dev/null
+        {BIN} runtime info --json "$SPFS_RUNTIME" | tr -d '\n'; echo
+        python3 -c 'import os,sys; print(sum(len(f) for _,_,f in os.walk(sys.argv[1]+"/payloads")))' "$SPFS_STORAGE_ROOT"
+        echo WALK
+        python3 -c '{WALKER}' {mnt}
+        "#
+    );
+    let o = cli(
+        &svc,
+        &server,
+        &["run", "fixture/base+fixture/top", "--", "sh", "-c", &script],
+    );
+    let out = ok(&o);
+    let (head, walk) = out.split_once("WALK\n").unwrap();
+    let infos = json_lines(&o);
+    assert_eq!(infos.len(), 2, "{out}");
+    let fetched = |i: usize| infos[i]["fetching"]["fetched"].as_u64().unwrap();
+    assert_eq!(fetched(0), 0, "starting fetched payloads: {out}");
+    assert_eq!(
+        fetched(1),
+        1,
+        "reading one file fetched another number: {out}"
+    );
+    let counts: Vec<u64> = head.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert_eq!(counts[1], counts[0] + 1, "one payload file more: {out}");
+    // The exact view upstream's own FUSE showed for this stack.
+    let walked: Vec<String> = walk
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(walked, expected("fixture__base_plus_fixture__top.tsv"));
+    // Upstream reads what was pulled (a file masked in the view, never
+    // opened, has no local payload: that is the point).
+    let check = Command::new(&spfs)
+        .args(["ls", "fixture/top", "new"])
+        .env_clear()
+        .env("SPFS_STORAGE_ROOT", &svc.repo)
+        .env("HOME", svc.dir.path())
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", both(&check));
+    assert!(both(&check).contains("added.txt"), "{}", both(&check));
+}
+
+#[test]
+fn sync_all_pulls_every_payload_before_the_command_starts() {
+    let Some(spfs) = upstream_spfs() else { return };
+    let server = Server::start(&spfs);
+    let svc = service();
+    let script = format!(
+        r#"python3 -c 'import os,sys; print(sum(len(f) for _,_,f in os.walk(sys.argv[1]+"/payloads")))' "$SPFS_STORAGE_ROOT"
+        {BIN} runtime info --json "$SPFS_RUNTIME" | tr -d '\n'; echo"#
+    );
+    let o = cli(
+        &svc,
+        &server,
+        &[
+            "run",
+            "--sync-all",
+            "fixture/base",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = ok(&o);
+    let files: u64 = out.lines().next().unwrap().trim().parse().unwrap();
+    // fixture/base has 213 payloads; the runtime's record adds one.
+    assert!(files >= 213, "{out}");
+    let info = &json_lines(&o)[0];
+    assert_eq!(info["fetching"]["fetched"].as_u64(), Some(0), "{out}");
+}
+
+#[test]
+fn a_layer_committed_on_the_mac_is_pushed_and_upstream_reads_it_from_the_server() {
+    let Some(spfs) = upstream_spfs() else { return };
+    let server = Server::start(&spfs);
+    let svc = service();
+    let mnt = svc.mnt.to_str().unwrap();
+    let script = format!(
+        "mkdir -p {mnt}/mac && echo 'made on a mac' > {mnt}/mac/note.txt && rm {mnt}/hello.txt && {BIN} commit -t mac/pushed"
+    );
+    let o = cli(
+        &svc,
+        &server,
+        &["run", "--edit", "fixture/base", "--", "sh", "-c", &script],
+    );
+    ok(&o);
+    let o = cli(&svc, &server, &["push", "mac/pushed", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(doc["pushed"][0]["tag"], "mac/pushed", "{doc}");
+    assert!(doc["payloads"].as_u64().unwrap() >= 1, "{doc}");
+    // Upstream, on the server's own repository.
+    let read = server.upstream(&["read", "mac/pushed", "mac/note.txt"]);
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout),
+        "made on a mac\n",
+        "{}",
+        both(&read)
+    );
+    let listed = server.upstream(&["ls", "mac/pushed"]);
+    assert!(both(&listed).contains("mac"), "{}", both(&listed));
+    let check = server.upstream(&["check"]);
+    assert!(check.status.success(), "{}", both(&check));
+    // And a second push has nothing to send.
+    let o = cli(&svc, &server, &["push", "mac/pushed", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(doc["objects"], 0, "{doc}");
+}
+
+#[test]
+fn a_server_killed_in_the_middle_of_a_pull_leaves_no_partial_object() {
+    let Some(spfs) = upstream_spfs() else { return };
+    let mut server = Server::start(&spfs);
+    let svc = service();
+    // A layer with one large file on the server.
+    let big = server.dir.path().join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    let block: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(big.join("large.bin")).unwrap();
+        for i in 0..384u32 {
+            f.write_all(&i.to_le_bytes()).unwrap();
+            f.write_all(&block).unwrap();
+        }
+    }
+    let o = svc
+        .command(BIN)
+        .env("SPFS_STORAGE_ROOT", server.repo())
+        .args(["commit", "--path", big.to_str().unwrap(), "-t", "big/layer"])
+        .output()
+        .unwrap();
+    ok(&o);
+    let mut pull = svc
+        .command(BIN)
+        .env("SPFS_REMOTE_origin_ADDRESS", &server.address)
+        .args(["pull", "big/layer"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the server once the payload is arriving.
+    let work = svc.repo.join("payloads/work");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let arriving = std::fs::read_dir(&work)
+            .map(|d| {
+                d.flatten()
+                    .any(|f| f.metadata().map(|m| m.len() > 0).unwrap_or(false))
+            })
+            .unwrap_or(false);
+        if arriving {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    server.kill();
+    let out = pull.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the pull succeeded: {err}");
+    assert!(
+        err.contains(&server.address),
+        "the error names no address: {err}"
+    );
+    // Nothing half-written, and nothing that names what is missing.
+    assert_eq!(payload_files(&svc.repo), Vec::<PathBuf>::new());
+    let staged: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().collect();
+    assert!(staged.is_empty(), "staged files left: {staged:?}");
+    assert!(!svc.repo.join("tags/big/layer.tag").exists());
+    let objects = walk_files(&svc.repo.join("objects"));
+    assert!(
+        objects.is_empty(),
+        "objects written before their payload: {objects:?}"
+    );
+    // A remote that is down: its address and what to do, at once.
+    let started = Instant::now();
+    let o = cli(&svc, &server, &["pull", "big/layer"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success());
+    assert!(
+        err.contains(&server.address) && err.contains("cannot be reached"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_payload_that_cannot_be_fetched_is_eio_to_its_reader_and_nothing_else_stops() {
+    let Some(spfs) = upstream_spfs() else { return };
+    let mut server = Server::start(&spfs);
+    let svc = service();
+    let mnt = svc.mnt.to_str().unwrap();
+    // Objects only, then the server goes away.
+    let o = cli(
+        &svc,
+        &server,
+        &["pull", "--no-payloads", "fixture/base", "--json"],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(doc["payloads"], 0, "{doc}");
+    server.kill();
+    let script = format!(
+        "cat {mnt}/hello.txt; echo \"cat=$?\"; ls {mnt} | wc -l; {BIN} runtime info --json \"$SPFS_RUNTIME\" | tr -d '\\n'; echo"
+    );
+    let o = cli(
+        &svc,
+        &server,
+        &["run", "fixture/base", "--", "sh", "-c", &script],
+    );
+    let out = both(&o);
+    assert!(out.contains("Input/output error"), "{out}");
+    assert!(out.contains("cat=1"), "{out}");
+    let info = &json_lines(&o)[0];
+    assert_eq!(info["fetching"]["failed"].as_u64(), Some(1), "{out}");
+    assert!(
+        svc.log().contains("cannot fetch a payload") && svc.log().contains(&server.address),
+        "the service's log does not say why: {}",
+        svc.log()
+    );
+}
+
+/// stdout and stderr of `o`, whether it succeeded or not.
+fn both(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk_files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
