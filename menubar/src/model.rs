@@ -319,7 +319,7 @@ fn runtime_menu(rt: &RuntimeInfo, now: SystemTime) -> Item {
     } else {
         "read-only".to_owned()
     };
-    let title = if rt.editable {
+    let mut title = if rt.editable {
         format!(
             "{} — {} · {}",
             rt.name,
@@ -329,6 +329,10 @@ fn runtime_menu(rt: &RuntimeInfo, now: SystemTime) -> Item {
     } else {
         format!("{} — {}", rt.name, short_spec(&rt.env_spec))
     };
+    let pulling = rt.fetching.filter(|f| f.in_flight > 0);
+    if pulling.is_some() {
+        title.push_str(" · pulling");
+    }
     let mut items = vec![
         Item::Label(format!("Environment: {}", short_spec(&rt.env_spec))),
         Item::Label(kind),
@@ -337,9 +341,34 @@ fn runtime_menu(rt: &RuntimeInfo, now: SystemTime) -> Item {
         } else {
             format!("Started {age} ago")
         }),
+    ];
+    if let Some(f) = rt
+        .fetching
+        .filter(|f| f.in_flight + f.fetched + f.failed > 0)
+    {
+        let mut text = if f.in_flight > 0 {
+            format!(
+                "Pulling {} from the studio · {} fetched ({})",
+                plural(f.in_flight as usize, "file"),
+                f.fetched,
+                human_size(f.bytes)
+            )
+        } else {
+            format!(
+                "Fetched {} ({}) from the studio",
+                plural(f.fetched as usize, "file"),
+                human_size(f.bytes)
+            )
+        };
+        if f.failed > 0 {
+            text.push_str(&format!(" · {} failed", f.failed));
+        }
+        items.push(Item::Label(text));
+    }
+    items.extend([
         Item::Separator,
         action(format!("stop/{}", rt.name), "Stop", true),
-    ];
+    ]);
     if rt.editable && rt.scratch_dir.is_some() {
         items.push(action(
             format!("reveal/{}", rt.name),
@@ -581,6 +610,7 @@ mod tests {
             scratch_dir: editable.then(|| format!("/scratch/{name}")),
             durable: false,
             running: true,
+            fetching: None,
         }
     }
 
@@ -648,6 +678,44 @@ mod tests {
         let d = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567ABCDEFGHIJKLMNOPQRSTUV====";
         assert_eq!(short_spec(&format!("{d}+org/tag")), "ABCDEFGH+org/tag");
         assert_eq!(short_spec(&"x".repeat(60)).chars().count(), 40);
+    }
+
+    #[test]
+    fn a_runtime_still_pulling_shows_its_progress() {
+        let mut pulling = rt(1, "studio", false, 0, 0);
+        pulling.fetching = Some(spfs_shared::protocol::FetchInfo {
+            in_flight: 3,
+            fetched: 12,
+            failed: 1,
+            bytes: 4_200_000,
+        });
+        let mut done = rt(2, "done", false, 0, 0);
+        done.fetching = Some(spfs_shared::protocol::FetchInfo {
+            in_flight: 0,
+            fetched: 1,
+            failed: 0,
+            bytes: 1_000,
+        });
+        let local = rt(3, "local", false, 0, 0);
+        let st = state(Service::Running(Box::new(snapshot(
+            vec![pulling, done, local],
+            None,
+        ))));
+        let text = render(&menu(&st, UNIX_EPOCH, Instant::now()));
+        assert!(
+            text.contains("studio — fixture/base+fixture/top · pulling >"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Pulling 3 files from the studio · 12 fetched (4.2 MB) · 1 failed"),
+            "{text}"
+        );
+        assert!(text.contains("done — fixture/base+fixture/top >"), "{text}");
+        assert!(
+            text.contains("Fetched 1 file (1.0 kB) from the studio"),
+            "{text}"
+        );
+        assert_eq!(text.matches("from the studio").count(), 2, "{text}");
     }
 
     #[test]

@@ -137,6 +137,8 @@ pub struct Runtime {
     /// Its record in the primary repository (see [`crate::durable`]);
     /// `None` for runtimes that are not recorded (benchmarks).
     pub repo_record: Mutex<Option<crate::repo::runtime_records::RuntimeRecord>>,
+    /// Its payload fetches as last told to subscribers.
+    fetches_reported: Mutex<Option<crate::repo::FetchProgress>>,
 }
 
 impl Runtime {
@@ -435,6 +437,7 @@ impl Runtimes {
             tree,
             durable: new.durable,
             repo_record: Mutex::new(new.repo_record),
+            fetches_reported: Mutex::new(None),
         });
         self.slots.write().insert(slot, runtime.tree());
         by_id.insert(id, runtime.clone());
@@ -724,11 +727,19 @@ impl Runtimes {
         self.notify(Change::Updated(rt.clone()));
     }
 
-    /// Tells subscribers about each runtime whose edits changed since the
-    /// last call (the service calls it once a second).
+    /// Tells subscribers about each runtime whose edits or payload
+    /// fetches (a runtime still pulling) changed since the last call (the
+    /// service calls it once a second).
     pub fn report_edits(&self) {
         for rt in self.list() {
-            if rt.editable().is_some_and(|e| e.scratch.take_changed()) {
+            let edits = rt.editable().is_some_and(|e| e.scratch.take_changed());
+            let fetches = rt.repos.fetch_progress().is_some_and(|now| {
+                let mut last = rt.fetches_reported.lock();
+                let changed = *last != Some(now);
+                *last = Some(now);
+                changed
+            });
+            if edits || fetches {
                 self.updated(&rt);
             }
         }

@@ -118,9 +118,69 @@ impl Drop for Server {
 /// Our service with an empty local repository (created by the first
 /// client, as upstream creates it).
 fn service() -> Service {
-    Service::start_prepared("repo", |dir| {
-        std::fs::remove_dir_all(dir.join("repo")).unwrap();
-    })
+    service_env(&[])
+}
+
+fn service_env(env: &[(&str, &str)]) -> Service {
+    Service::start_full(
+        "repo",
+        |dir| std::fs::remove_dir_all(dir.join("repo")).unwrap(),
+        env,
+    )
+}
+
+/// Tags `big/layer` on the server: one file `large.bin` of `mib` MiB;
+/// returns its sha256.
+fn big_layer(server: &Server, svc: &Service, mib: u32) -> String {
+    use sha2::Digest as _;
+    use std::io::Write;
+    let big = server.dir.path().join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    let block: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let mut hash = sha2::Sha256::new();
+    let mut f = std::fs::File::create(big.join("large.bin")).unwrap();
+    for i in 0..mib {
+        f.write_all(&i.to_le_bytes()).unwrap();
+        f.write_all(&block).unwrap();
+        hash.update(i.to_le_bytes());
+        hash.update(&block);
+    }
+    drop(f);
+    let o = svc
+        .command(BIN)
+        .env("SPFS_STORAGE_ROOT", server.repo())
+        .args(["commit", "--path", big.to_str().unwrap(), "-t", "big/layer"])
+        .output()
+        .unwrap();
+    ok(&o);
+    std::fs::remove_dir_all(&big).unwrap();
+    format!("{:x}", hash.finalize())
+}
+
+/// Waits until a payload is arriving in `repo` (a staged file with data).
+fn wait_arriving(repo: &Path) {
+    let work = repo.join("payloads/work");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let arriving = std::fs::read_dir(&work)
+            .map(|d| {
+                d.flatten()
+                    .any(|f| f.metadata().map(|m| m.len() > 0).unwrap_or(false))
+            })
+            .unwrap_or(false);
+        if arriving {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn signal(server: &Server, sig: i32) {
+    let pid = server.child.as_ref().unwrap().id() as i32;
+    unsafe { libc::kill(pid, sig) };
 }
 
 /// Our CLI against `svc`, with `server` as remote `origin`.
@@ -300,28 +360,8 @@ fn a_server_killed_in_the_middle_of_a_pull_leaves_no_partial_object() {
     let Some(spfs) = upstream_spfs() else { return };
     let mut server = Server::start(&spfs);
     let svc = service();
-    // A layer with one large file on the server.
-    let big = server.dir.path().join("big");
-    std::fs::create_dir_all(&big).unwrap();
-    let block: Vec<u8> = (0..1u32 << 20)
-        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
-        .collect();
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(big.join("large.bin")).unwrap();
-        for i in 0..384u32 {
-            f.write_all(&i.to_le_bytes()).unwrap();
-            f.write_all(&block).unwrap();
-        }
-    }
-    let o = svc
-        .command(BIN)
-        .env("SPFS_STORAGE_ROOT", server.repo())
-        .args(["commit", "--path", big.to_str().unwrap(), "-t", "big/layer"])
-        .output()
-        .unwrap();
-    ok(&o);
-    let mut pull = svc
+    big_layer(&server, &svc, 384);
+    let pull = svc
         .command(BIN)
         .env("SPFS_REMOTE_origin_ADDRESS", &server.address)
         .args(["pull", "big/layer"])
@@ -421,6 +461,130 @@ fn both(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+#[test]
+fn a_runtime_still_pulling_shows_progress_to_subscribers_and_holds_up_no_one_else() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some(spfs) = upstream_spfs() else { return };
+    let server = Server::start(&spfs);
+    let svc = service_env(&[("SPFS_REMOTE_TIMEOUT", "60")]);
+    let sha = big_layer(&server, &svc, 256);
+    let mnt = svc.mnt.to_str().unwrap().to_owned();
+    let mut sub = std::os::unix::net::UnixStream::connect(&svc.sock).unwrap();
+    sub.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sub.write_all(b"{\"version\":1,\"request\":\"subscribe\"}\n")
+        .unwrap();
+    let mut events = BufReader::new(sub);
+    let reader = svc
+        .command(BIN)
+        .env("SPFS_REMOTE_origin_ADDRESS", &server.address)
+        .args([
+            "run",
+            "big/layer",
+            "--",
+            "sha256sum",
+            &format!("{mnt}/large.bin"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_arriving(&svc.repo);
+    // The server stops sending in the middle of the payload.
+    signal(&server, libc::SIGSTOP);
+    // Subscribers see the runtime pulling.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut line = String::new();
+        events.read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["event"] == "updated" && v["runtime"]["fetching"]["in_flight"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no event showed the runtime pulling"
+        );
+    }
+    // Meanwhile the file system answers everyone else: another runtime
+    // of the same stack lists and stats files at once.
+    let started = Instant::now();
+    let o = cli(
+        &svc,
+        &server,
+        &[
+            "run",
+            "big/layer",
+            "--",
+            "sh",
+            "-c",
+            &format!("ls -l {mnt} && stat {mnt}/large.bin"),
+        ],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    signal(&server, libc::SIGCONT);
+    let out = reader.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(&sha),
+        "{}",
+        both(&out)
+    );
+}
+
+#[test]
+fn a_download_that_stalls_past_the_timeout_is_eio_and_stores_nothing() {
+    let Some(spfs) = upstream_spfs() else { return };
+    let server = Server::start(&spfs);
+    let svc = service_env(&[("SPFS_REMOTE_TIMEOUT", "2")]);
+    big_layer(&server, &svc, 256);
+    let mnt = svc.mnt.to_str().unwrap().to_owned();
+    let reader = svc
+        .command(BIN)
+        .env("SPFS_REMOTE_origin_ADDRESS", &server.address)
+        .args([
+            "run",
+            "big/layer",
+            "--",
+            "sh",
+            "-c",
+            &format!("cat {mnt}/large.bin > /dev/null; echo cat=$?"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_arriving(&svc.repo);
+    signal(&server, libc::SIGSTOP);
+    let out = reader.wait_with_output().unwrap();
+    signal(&server, libc::SIGCONT);
+    let all = both(&out);
+    assert!(
+        all.contains("cat=1") && all.contains("Input/output error"),
+        "{all}"
+    );
+    assert!(
+        svc.log().contains("did not answer within 2 s"),
+        "the log does not say why: {}",
+        svc.log()
+    );
+    // No partial payload in place, nothing staged left.
+    let large: Vec<_> = payload_files(&svc.repo)
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 1 << 20)
+        .collect();
+    assert!(large.is_empty(), "{large:?}");
+    let staged: Vec<_> = std::fs::read_dir(svc.repo.join("payloads/work"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(staged.is_empty(), "{staged:?}");
 }
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
