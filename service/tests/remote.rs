@@ -587,6 +587,61 @@ fn a_download_that_stalls_past_the_timeout_is_eio_and_stores_nothing() {
     assert!(staged.is_empty(), "{staged:?}");
 }
 
+#[test]
+fn a_payload_that_does_not_match_its_digest_is_eio_and_never_stored() {
+    use spfs_fuse_macos::repo::{Digest, FsRepository};
+    let Some(spfs) = upstream_spfs() else { return };
+    let server = Server::start(&spfs);
+    let svc = service();
+    let mnt = svc.mnt.to_str().unwrap();
+    // The server's copy of hello.txt is damaged: same size, other bytes.
+    let hello = Digest::of(b"hello from base\n");
+    let on_server = FsRepository::open(server.repo())
+        .unwrap()
+        .payload_path(&hello);
+    assert!(
+        on_server.exists(),
+        "the fixture changed: {}",
+        on_server.display()
+    );
+    let mut perms = std::fs::metadata(&on_server).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&on_server, perms).unwrap();
+    std::fs::write(&on_server, b"hello, damaged\n!").unwrap();
+    let script = format!("cat {mnt}/hello.txt; echo cat=$?; cat {mnt}/empty.txt; echo empty=$?");
+    let o = cli(
+        &svc,
+        &server,
+        &["run", "fixture/base", "--", "sh", "-c", &script],
+    );
+    let all = both(&o);
+    assert!(
+        all.contains("cat=1") && all.contains("Input/output error"),
+        "{all}"
+    );
+    assert!(!all.contains("damaged"), "served the damaged bytes: {all}");
+    assert!(all.contains("empty=0"), "{all}");
+    let log = svc.log();
+    assert!(
+        log.contains(&hello.to_string())
+            && log.contains(&server.address)
+            && log.contains("refused"),
+        "the log does not name the digest and remote: {log}"
+    );
+    let local = FsRepository::open(&svc.repo).unwrap().payload_path(&hello);
+    assert!(!local.exists(), "the damaged payload was stored");
+    // `pull` refuses it the same way.
+    let o = cli(&svc, &server, &["pull", "fixture/base"]);
+    let err = both(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains(&hello.to_string()) && err.contains(&server.address),
+        "{err}"
+    );
+    assert!(!local.exists(), "the damaged payload was stored");
+}
+
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {

@@ -355,22 +355,8 @@ impl Store for GrpcRemote {
     }
 
     fn write_object(&self, d: &Digest, bytes: &[u8]) -> Result<Object> {
-        let mut wire = bytes.to_vec();
-        let object = crate::store::decode_wire(&mut wire).map_err(spfs_repo::Error::Decode)?;
-        let strategy = spfs_repo::object::Header::parse(&wire)
-            .map_err(spfs_repo::Error::Decode)?
-            .0
-            .strategy;
-        let actual = object.digest(strategy);
-        if actual != *d {
-            return Err(spfs_repo::Error::DigestMismatch {
-                what: "object",
-                expected: *d,
-                actual,
-                source_name: "the local repository".into(),
-            }
-            .into());
-        }
+        // Checked here too: a server stores what it is sent.
+        let (wire, object) = crate::store::decode_wire(bytes, d, "the local repository")?;
         let mut client = self.database();
         let request = proto::WriteObjectRequest {
             object: Some(proto::Object {
@@ -433,12 +419,12 @@ impl Store for GrpcRemote {
         if stored != *d {
             // The server stored what it received under its own digest;
             // it is not the payload the manifest names.
-            return Err(spfs_repo::Error::DigestMismatch {
-                what: "payload",
-                expected: *d,
-                actual: stored,
-                source_name: format!("the upload to {}", self.name),
-            }
+            return Err(spfs_repo::Error::mismatch(
+                "payload",
+                *d,
+                stored,
+                format!("the upload to {}", self.name),
+            )
             .into());
         }
         Ok(size)
@@ -469,5 +455,47 @@ impl Store for GrpcRemote {
             Some(R::Error(e)) => Err(self.rpc_error(&what, Some(e))),
             None => Err(self.rpc_error(&what, None)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_times_travel_in_the_servers_form_and_are_stored_in_the_files_form() {
+        let sent = proto::DateTime {
+            iso_timestamp: "2026-11-23 20:40:54.490741 UTC".into(),
+        };
+        let stored = file_time("r", Some(sent)).unwrap();
+        assert_eq!(stored, "2026-11-23T20:40:54.490741+00:00");
+        assert_eq!(wire_time(&stored), "2026-11-23 20:40:54.490741 UTC");
+        // Another offset is converted to UTC on the wire.
+        assert_eq!(
+            wire_time("2026-11-23T22:40:54+02:00"),
+            "2026-11-23 20:40:54 UTC"
+        );
+        let rfc = proto::DateTime {
+            iso_timestamp: "2026-11-23T20:40:54+00:00".into(),
+        };
+        assert_eq!(
+            file_time("r", Some(rfc)).unwrap(),
+            "2026-11-23T20:40:54+00:00"
+        );
+        let err = file_time("remote x", None).unwrap_err().to_string();
+        assert!(
+            err.contains("remote x") && err.contains("not a time"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn addresses_other_than_grpc_are_refused_with_the_remote_named() {
+        let err = GrpcRemote::connect("studio", "http://h:1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("studio") && err.contains("grpc://"), "{err}");
+        // A lazy connection: nothing is contacted until it is used.
+        GrpcRemote::connect("studio", "grpc://127.0.0.1:1").unwrap();
     }
 }

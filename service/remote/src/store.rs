@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use spfs_repo::object::Header;
+use spfs_repo::object::ReceivedError;
 use spfs_repo::tags::Tag;
 use spfs_repo::{Digest, EncodingFormat, FsRepository, Object, TagSpec};
 
@@ -58,6 +58,11 @@ impl LocalStore {
     /// The repository.
     pub fn repo(&self) -> &FsRepository {
         &self.repo
+    }
+
+    /// Itself as a [`Store`].
+    pub fn repo_store(&self) -> &dyn Store {
+        self
     }
 }
 
@@ -135,18 +140,18 @@ impl Store for LocalStore {
     }
 }
 
-/// Decodes an object file as upstream's gRPC sends it: the body is always
-/// flatbuffers, even under a header that says legacy, which is corrected
-/// in place.
-pub(crate) fn decode_wire(bytes: &mut [u8]) -> std::result::Result<Object, String> {
-    match Object::decode(bytes) {
-        Ok((_, o)) => Ok(o),
-        Err(first) => {
-            if Header::parse(bytes).is_err() || bytes[10] != EncodingFormat::Legacy as u8 {
-                return Err(first);
+/// Decodes object file `bytes` received from `from` as object `d` (see
+/// [`Object::decode_received`]): the bytes to store and the object.
+pub(crate) fn decode_wire(bytes: &[u8], d: &Digest, from: &str) -> Result<(Vec<u8>, Object)> {
+    Object::decode_received(bytes, d).map_err(|e| {
+        match e {
+            ReceivedError::Mismatch(actual) => {
+                spfs_repo::Error::mismatch("object", *d, actual, from.to_owned())
             }
-            bytes[10] = EncodingFormat::FlatBuffers as u8;
-            Object::decode(bytes).map(|(_, o)| o).map_err(|_| first)
+            ReceivedError::Undecodable(reason) => {
+                spfs_repo::Error::Decode(format!("object {d} from {from}: {reason}"))
+            }
         }
-    }
+        .into()
+    })
 }

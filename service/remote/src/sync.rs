@@ -183,14 +183,12 @@ impl<'a> Syncer<'a> {
             // Written children first: what is below it is here too.
             return Ok(());
         }
-        let (from, mut bytes) = if present {
+        let (from, raw) = if present {
             (self.dst, self.dst.read_object(d)?)
         } else {
             (self.src, self.src.read_object(d)?)
         };
-        let object = decode_wire(&mut bytes).map_err(|reason| {
-            spfs_repo::Error::Decode(format!("object {d} from {}: {reason}", from.describe()))
-        })?;
+        let (bytes, object) = decode_wire(&raw, d, from.describe())?;
         match &object {
             Object::Platform(p) => {
                 for layer in &p.layers {

@@ -8,6 +8,46 @@ use std::path::{Path, PathBuf};
 
 use super::digest::Digest;
 
+/// Data that hashes to another digest than the one it was asked for.
+#[derive(Debug)]
+pub struct Mismatch {
+    /// `object` or `payload`.
+    pub what: &'static str,
+    /// The digest asked for.
+    pub expected: Digest,
+    /// The digest of what arrived.
+    pub actual: Digest,
+    /// Where it came from (`remote 'origin' (grpc://host:7737)`).
+    pub source_name: String,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} from {} has digest {}: refused, nothing stored; the remote's repository may be damaged (run 'spfs check' there)",
+            self.what, self.expected, self.source_name, self.actual
+        )
+    }
+}
+
+impl Error {
+    /// What arrived from `source_name` as `expected` hashes to `actual`.
+    pub fn mismatch(
+        what: &'static str,
+        expected: Digest,
+        actual: Digest,
+        source_name: impl Into<String>,
+    ) -> Self {
+        Error::DigestMismatch(Box::new(Mismatch {
+            what,
+            expected,
+            actual,
+            source_name: source_name.into(),
+        }))
+    }
+}
+
 /// Result alias for repository operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -49,13 +89,8 @@ pub enum Error {
 
     /// Data received from elsewhere (a remote) that does not hash to the
     /// digest it was asked for: never stored.
-    #[error("{what} {expected} from {source_name} has digest {actual}: refused, nothing stored; the remote's repository may be damaged (run 'spfs check' there)")]
-    DigestMismatch {
-        what: &'static str,
-        expected: Digest,
-        actual: Digest,
-        source_name: String,
-    },
+    #[error("{0}")]
+    DigestMismatch(Box<Mismatch>),
 
     /// A payload no repository holds that could not be fetched from the
     /// remotes either.

@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::digest::{Digest, PartialDigest, DIGEST_TEXT_LEN};
 use super::error::{Error, Result};
-use super::object::{DigestStrategy, EncodingFormat, Object};
+use super::object::{DigestStrategy, EncodingFormat, Object, ReceivedError};
 
 /// The major repository version this library reads and writes.
 pub const SUPPORTED_MAJOR: u64 = 0;
@@ -216,12 +216,12 @@ impl FsRepository {
     ) -> Result<u64> {
         let staged = self.stage_payload(reader)?;
         if staged.digest != *expected {
-            return Err(Error::DigestMismatch {
-                what: "payload",
-                expected: *expected,
-                actual: staged.digest,
-                source_name: source_name.to_owned(),
-            });
+            return Err(Error::mismatch(
+                "payload",
+                *expected,
+                staged.digest,
+                source_name.to_owned(),
+            ));
         }
         let size = staged.size;
         staged.finish(self)?;
@@ -239,38 +239,14 @@ impl FsRepository {
         bytes: &[u8],
         source_name: &str,
     ) -> Result<Object> {
-        let mut bytes = std::borrow::Cow::Borrowed(bytes);
-        let decoded = match Object::decode(&bytes) {
-            Ok(d) => d,
-            Err(first) => {
-                let mut fixed = bytes.to_vec();
-                match fixed.get_mut(10) {
-                    Some(b) if *b == EncodingFormat::Legacy as u8 => {
-                        *b = EncodingFormat::FlatBuffers as u8
-                    }
-                    _ => {
-                        return Err(Error::Decode(format!(
-                            "{expected} from {source_name}: {first}"
-                        )))
-                    }
-                }
-                let d = Object::decode(&fixed).map_err(|_| {
-                    Error::Decode(format!("{expected} from {source_name}: {first}"))
-                })?;
-                bytes = std::borrow::Cow::Owned(fixed);
-                d
+        let (bytes, object) = Object::decode_received(bytes, expected).map_err(|e| match e {
+            ReceivedError::Mismatch(actual) => {
+                Error::mismatch("object", *expected, actual, source_name.to_owned())
             }
-        };
-        let (header, object) = decoded;
-        let actual = object.digest(header.strategy);
-        if actual != *expected {
-            return Err(Error::DigestMismatch {
-                what: "object",
-                expected: *expected,
-                actual,
-                source_name: source_name.to_owned(),
-            });
-        }
+            ReceivedError::Undecodable(reason) => {
+                Error::Decode(format!("object {expected} from {source_name}: {reason}"))
+            }
+        })?;
         let path = self.object_path(expected);
         if !path.exists() {
             self.store_file("objects", &path, &bytes, OBJECT_MODE)?;
@@ -436,4 +412,78 @@ fn finish_atomic(work: &Path, dest: &Path, mode: u32) -> Result<()> {
     fs::rename(work, dest).map_err(Error::io("rename into place", dest))?;
     std::mem::forget(cleanup);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_store_only_what_hashes_to_the_digest_asked_for() {
+        use crate::object::{Layer, Platform};
+        let dir = tempfile::tempdir().unwrap();
+        let repo = FsRepository::open_or_create(dir.path().join("r")).unwrap();
+        // A payload: the right bytes are stored, others refused and gone.
+        let good = Digest::of(b"payload bytes");
+        let err = repo
+            .import_payload(&good, &b"other bytes"[..], "remote 'origin' (grpc://h:1)")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&good.to_string()) && err.contains("grpc://h:1"),
+            "{err}"
+        );
+        assert!(!repo.has_payload(&good));
+        let work: Vec<_> = fs::read_dir(repo.root().join("payloads/work"))
+            .unwrap()
+            .collect();
+        assert!(work.is_empty(), "staged files left behind");
+        assert_eq!(
+            repo.import_payload(&good, &b"payload bytes"[..], "r")
+                .unwrap(),
+            13
+        );
+        assert_eq!(
+            fs::read(repo.payload_path(&good)).unwrap(),
+            b"payload bytes"
+        );
+        // An object: stored as received, if its digest is the one asked for.
+        let layer = Object::Layer(Layer {
+            manifest: Some(Digest::from_bytes([7; 32])),
+            annotations: vec![],
+        });
+        let bytes = layer
+            .encode(DigestStrategy::WithKindAndSalt, EncodingFormat::FlatBuffers)
+            .unwrap();
+        let digest = layer.digest(DigestStrategy::WithKindAndSalt);
+        let other = Object::Platform(Platform {
+            layers: vec![digest],
+        })
+        .digest(DigestStrategy::WithKindAndSalt);
+        let err = repo
+            .import_object(&other, &bytes, "r")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("refused"), "{err}");
+        assert!(!repo.has_object(&other));
+        assert_eq!(repo.import_object(&digest, &bytes, "r").unwrap(), layer);
+        assert_eq!(fs::read(repo.object_path(&digest)).unwrap(), bytes);
+        // A flatbuffers body under a header that says legacy, as
+        // upstream's gRPC may send: the header is corrected.
+        let mut mislabelled = bytes.clone();
+        mislabelled[10] = EncodingFormat::Legacy as u8;
+        let dir2 = tempfile::tempdir().unwrap();
+        let repo2 = FsRepository::open_or_create(dir2.path().join("r")).unwrap();
+        assert_eq!(
+            repo2.import_object(&digest, &mislabelled, "r").unwrap(),
+            layer
+        );
+        assert_eq!(repo2.read_object(&digest).unwrap(), Some(layer));
+        // Garbage is an error naming where it came from.
+        let err = repo2
+            .import_object(&digest, b"garbage", "remote x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("remote x"), "{err}");
+    }
 }

@@ -474,6 +474,36 @@ mod tests {
     }
 
     #[test]
+    fn inserted_records_are_kept_as_made_in_time_order_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = FsRepository::open_or_create(dir.path().join("r")).unwrap();
+        let record = |time: &str, target: u8| Tag {
+            org: "studio".into(),
+            name: "pkg".into(),
+            target: Digest::from_bytes([target; 32]),
+            user: "someone@elsewhere".into(),
+            time: time.into(),
+            parent: Digest::NULL,
+        };
+        let newer = record("2026-11-23T20:40:54.490741+00:00", 2);
+        // An older record given in another offset sorts before it.
+        let older = record("2026-11-23T21:00:00+02:00", 1);
+        assert!(repo.insert_tag(&newer).unwrap());
+        assert!(repo.insert_tag(&older).unwrap());
+        assert!(!repo.insert_tag(&newer).unwrap(), "inserted twice");
+        let spec = TagSpec::parse("studio/pkg").unwrap();
+        assert_eq!(
+            repo.read_tag_stream(&spec).unwrap().unwrap(),
+            vec![older.clone(), newer.clone()]
+        );
+        assert_eq!(repo.resolve_tag(&spec).unwrap().unwrap(), newer);
+        let bad = record("2026-11-23 20:40:54 UTC", 3);
+        let err = repo.insert_tag(&bad).unwrap_err().to_string();
+        assert!(err.contains("not RFC 3339"), "{err}");
+        assert_eq!(repo.read_tag_stream(&spec).unwrap().unwrap().len(), 2);
+    }
+
+    #[test]
     fn truncated_streams_are_errors() {
         let tag = Tag {
             org: "o".into(),

@@ -87,6 +87,15 @@ impl ObjectKind {
     }
 }
 
+/// Why received object bytes were not accepted.
+#[derive(Debug)]
+pub enum ReceivedError {
+    /// They decode to an object with this other digest.
+    Mismatch(Digest),
+    /// They do not decode.
+    Undecodable(String),
+}
+
 /// The fixed header at the start of every object file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -329,6 +338,47 @@ impl Object {
             EncodingFormat::Legacy => legacy::encode_body(self, &mut out).map_err(Error::Decode)?,
         }
         Ok(out)
+    }
+
+    /// Decodes an object file received from elsewhere as object `expected`:
+    /// returns the bytes to store and the object. Upstream's gRPC sends
+    /// flatbuffers bodies whatever their header says, so a header saying
+    /// legacy is tried both ways; only a reading whose digest is
+    /// `expected` is accepted (its header corrected in the bytes
+    /// returned). `Err` holds what went wrong: the digest found, or why
+    /// nothing decoded.
+    pub fn decode_received(
+        bytes: &[u8],
+        expected: &Digest,
+    ) -> Result<(Vec<u8>, Object), ReceivedError> {
+        let (header, _) = Header::parse(bytes).map_err(ReceivedError::Undecodable)?;
+        let mut readings = Vec::with_capacity(2);
+        if header.encoding == EncodingFormat::Legacy {
+            let mut relabelled = bytes.to_vec();
+            relabelled[10] = EncodingFormat::FlatBuffers as u8;
+            readings.push(relabelled);
+        }
+        readings.push(bytes.to_vec());
+        let mut first_error = None;
+        let mut found = None;
+        for reading in readings {
+            match Object::decode(&reading) {
+                Ok((h, object)) => {
+                    let actual = object.digest(h.strategy);
+                    if actual == *expected {
+                        return Ok((reading, object));
+                    }
+                    found.get_or_insert(actual);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(match found {
+            Some(actual) => ReceivedError::Mismatch(actual),
+            None => ReceivedError::Undecodable(first_error.unwrap_or_default()),
+        })
     }
 
     /// Decodes a whole object file (header and body).
