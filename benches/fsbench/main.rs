@@ -13,6 +13,7 @@
 
 mod dataset;
 mod peers;
+mod remote;
 mod report;
 mod scale;
 mod workloads;
@@ -85,6 +86,20 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         workloads: Vec<String>,
     },
+    /// Studio remotes: time to a first command from upstream's spfs
+    /// server (lazy and --sync-all) beside upstream's pull, and payload
+    /// throughput beside curl.
+    Remote {
+        /// Rounds (rows rotated each round).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// A small data set (a quick look, not figures).
+        #[arg(long)]
+        quick: bool,
+        /// Work directory.
+        #[arg(long, default_value = "target/fsbench/remote")]
+        dir: PathBuf,
+    },
     /// (internal) Measure one growth row in a process of its own.
     Child {
         what: String,
@@ -120,6 +135,9 @@ fn main() -> std::process::ExitCode {
             workloads,
         }) => worker(&root, quick, masks, cold, &workloads),
         Some(Cmd::Child { what, n, dir, path }) => child(&what, n, dir, path),
+        Some(Cmd::Remote { rounds, quick, dir }) => std::env::current_exe()
+            .map_err(Into::into)
+            .and_then(|exe| remote::run(&exe, quick, rounds, &dir)),
         None => run(cli.run),
     };
     match result {
