@@ -131,7 +131,11 @@ fn write_env(dir: &Path, shape: &Shape) -> Res<u64> {
         total += len as u64;
     }
     for i in 0..shape.large_files {
-        total += write_large(&dir.join(format!("data/large{i}.bin")), shape.large_mib, i as u64)?;
+        total += write_large(
+            &dir.join(format!("data/large{i}.bin")),
+            shape.large_mib,
+            i as u64,
+        )?;
     }
     Ok(total)
 }
@@ -198,8 +202,10 @@ pub fn run(exe: &Path, quick: bool, rounds: usize, dir: &Path) -> Res<u8> {
     std::fs::create_dir_all(dir)?;
     let dir = dir.canonicalize()?;
     let server_repo = dir.join("server-repo");
-    eprintln!("remote: writing the data set ({} small files, {} × {} MiB, and {} MiB)...",
-        shape.small_files, shape.large_files, shape.large_mib, shape.big_mib);
+    eprintln!(
+        "remote: writing the data set ({} small files, {} × {} MiB, and {} MiB)...",
+        shape.small_files, shape.large_files, shape.large_mib, shape.big_mib
+    );
     let env_dir = dir.join("env");
     let env_bytes = write_env(&env_dir, &shape)?;
     let big_dir = dir.join("big");
@@ -347,9 +353,7 @@ pub fn run(exe: &Path, quick: bool, rounds: usize, dir: &Path) -> Res<u8> {
 }
 
 fn table(rows: &[Row], rounds: usize) -> String {
-    let mut s = format!(
-        "| what | median s | min–max s | MiB/s (median) |\n|---|---:|---:|---:|\n"
-    );
+    let mut s = format!("| what | median s | min–max s | MiB/s (median) |\n|---|---:|---:|---:|\n");
     for r in rows {
         let min = r.seconds.iter().copied().fold(f64::INFINITY, f64::min);
         let max = r.seconds.iter().copied().fold(0.0, f64::max);
@@ -363,6 +367,8 @@ fn table(rows: &[Row], rounds: usize) -> String {
             r.bytes as f64 / 1048576.0 / med
         ));
     }
-    s.push_str(&format!("\n({rounds} rounds; each from an empty local repository)\n"));
+    s.push_str(&format!(
+        "\n({rounds} rounds; each from an empty local repository)\n"
+    ));
     s
 }

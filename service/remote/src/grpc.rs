@@ -25,19 +25,20 @@ use crate::store::Store;
 
 /// The runtime every remote call runs on; built on first use, never
 /// dropped (so no caller, async or not, ever has to drop it).
-pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+pub(crate) fn runtime(remote: &str) -> Result<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     RT.get_or_init(|| {
-        match tokio::runtime::Builder::new_multi_thread()
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("spfs-remote")
             .enable_all()
             .build()
-        {
-            Ok(rt) => rt,
-            // Without threads nothing can run at all; say so plainly.
-            Err(e) => panic!("cannot start the remote client's threads: {e}"),
-        }
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Error::Unreachable {
+        remote: remote.to_owned(),
+        reason: format!("cannot start the threads that talk to it: {e}"),
     })
 }
 
@@ -69,7 +70,7 @@ impl GrpcRemote {
             remote: describe.clone(),
             reason: format!("not a valid address: {e}"),
         })?;
-        let _inside = runtime().enter();
+        let _inside = runtime(&describe)?.enter();
         let channel = endpoint
             .connect_timeout(limit)
             .timeout(limit)
@@ -101,7 +102,7 @@ impl GrpcRemote {
     {
         let (tx, rx) = mpsc::channel();
         let limit = self.limit;
-        runtime().spawn(async move {
+        runtime(&self.name)?.spawn(async move {
             let _ = tx.send(tokio::time::timeout(limit, call).await);
         });
         match rx.recv() {

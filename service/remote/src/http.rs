@@ -107,7 +107,7 @@ pub fn download(remote: &str, url: &str, limit: Duration) -> Result<Download> {
     let (tx, rx) = mpsc::sync_channel(16);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
     let remote_name = remote.to_owned();
-    runtime().spawn(async move {
+    runtime(remote)?.spawn(async move {
         let response = match send(&remote_name, request, limit).await {
             Ok(r) => r,
             Err(e) => {
@@ -182,7 +182,7 @@ pub fn upload(
         .map_err(|e| unreachable(remote, format!("payload URL {url}: {e}")))?;
     let remote_name = remote.to_owned();
     let (done_tx, done_rx) = mpsc::channel();
-    runtime().spawn(async move {
+    runtime(remote)?.spawn(async move {
         let result = async {
             let response = send(&remote_name, request, limit).await?;
             let status = response.status();
@@ -205,20 +205,33 @@ pub fn upload(
     });
     let mut data = data;
     let mut buf = vec![0u8; 256 * 1024];
+    let mut read_error = None;
     loop {
         let chunk = match data.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => Ok(Bytes::copy_from_slice(&buf[..n])),
+            Ok(n) => Bytes::copy_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => Err(e),
+            Err(e) => {
+                // The body ends short; the server's answer is moot.
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                read_error = Some(e);
+                break;
+            }
         };
-        let failed = chunk.is_err();
-        if tx.blocking_send(chunk).is_err() || failed {
+        if tx.blocking_send(Ok(chunk)).is_err() {
             break;
         }
     }
     drop(tx);
-    done_rx
+    let answer = done_rx
         .recv()
-        .unwrap_or_else(|_| Err(unreachable(remote, "the upload task ended")))
+        .unwrap_or_else(|_| Err(unreachable(remote, "the upload task ended")));
+    match read_error {
+        Some(e) => Err(Error::Server {
+            remote: remote.to_owned(),
+            what: "receive a payload".into(),
+            message: format!("reading it here failed: {e}"),
+        }),
+        None => answer,
+    }
 }
