@@ -353,7 +353,8 @@ pub fn run(exe: &Path, quick: bool, rounds: usize, dir: &Path) -> Res<u8> {
 }
 
 fn table(rows: &[Row], rounds: usize) -> String {
-    let mut s = format!("| what | median s | min–max s | MiB/s (median) |\n|---|---:|---:|---:|\n");
+    let mut s =
+        "| what | median s | min–max s | MiB/s (median) |\n|---|---:|---:|---:|\n".to_owned();
     for r in rows {
         let min = r.seconds.iter().copied().fold(f64::INFINITY, f64::min);
         let max = r.seconds.iter().copied().fold(0.0, f64::max);

@@ -8,6 +8,7 @@
 
 use std::io::Read;
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +27,9 @@ enum Chunk {
 /// A download in progress, read as a `Read`.
 pub struct Download {
     rx: mpsc::Receiver<Chunk>,
+    /// One permit per chunk the reader may fall behind by: the task takes
+    /// one before each chunk it sends, the reader gives it back.
+    room: Arc<tokio::sync::Semaphore>,
     current: Bytes,
     done: bool,
 }
@@ -36,7 +40,9 @@ impl Read for Download {
             if self.done {
                 return Ok(0);
             }
-            match self.rx.recv() {
+            let chunk = self.rx.recv();
+            self.room.add_permits(1);
+            match chunk {
                 Ok(Chunk::Data(b)) => self.current = b,
                 Ok(Chunk::End) => self.done = true,
                 Ok(Chunk::Failed(e)) => return Err(std::io::Error::other(e.to_string())),
@@ -46,6 +52,13 @@ impl Read for Download {
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current.split_to(n));
         Ok(n)
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        // A task waiting for room ends instead of waiting forever.
+        self.room.close();
     }
 }
 
@@ -103,8 +116,11 @@ pub fn download(remote: &str, url: &str, limit: Duration) -> Result<Download> {
         .header(hyper::header::ACCEPT, "application/octet-stream")
         .body(http_body_util::Empty::<Bytes>::new())
         .map_err(|e| unreachable(remote, format!("payload URL {url}: {e}")))?;
-    // A few chunks in flight: the writer keeps up with the network.
-    let (tx, rx) = mpsc::sync_channel(16);
+    // A few chunks in flight: the writer keeps up with the network, and a
+    // slow writer holds the download back rather than filling memory.
+    let (tx, rx) = mpsc::channel();
+    let room = Arc::new(tokio::sync::Semaphore::new(16));
+    let task_room = room.clone();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
     let remote_name = remote.to_owned();
     runtime(remote)?.spawn(async move {
@@ -144,10 +160,11 @@ pub fn download(remote: &str, url: &str, limit: Duration) -> Result<Download> {
                 },
             };
             let last = !matches!(chunk, Chunk::Data(_));
-            // The reader may block a while (disk); never the runtime.
-            let tx = tx.clone();
-            let sent = tokio::task::spawn_blocking(move || tx.send(chunk).is_ok()).await;
-            if last || !matches!(sent, Ok(true)) {
+            match task_room.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return,
+            }
+            if tx.send(chunk).is_err() || last {
                 return;
             }
         }
@@ -155,6 +172,7 @@ pub fn download(remote: &str, url: &str, limit: Duration) -> Result<Download> {
     match ready_rx.recv() {
         Ok(Ok(())) => Ok(Download {
             rx,
+            room,
             current: Bytes::new(),
             done: false,
         }),
