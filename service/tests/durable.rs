@@ -14,23 +14,6 @@ use std::time::{Duration, Instant};
 use common::service::*;
 use spfs_fuse_macos::repo::{Digest, FsRepository, Object};
 
-fn upstream_spfs() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/spfs-0.44/spfs");
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("SPFS_REQUIRE_PEERS").is_none(),
-        "upstream spfs is missing at {} and SPFS_REQUIRE_PEERS is set",
-        p.display()
-    );
-    eprintln!(
-        "SKIPPED (upstream part): no upstream spfs at {}",
-        p.display()
-    );
-    None
-}
-
 /// Upstream's `spfs ARGS` on the service's repository.
 fn upstream(svc: &Service, spfs: &Path, args: &[&str]) -> Output {
     Command::new(spfs)
@@ -127,7 +110,7 @@ fn a_durable_runtime_is_saved_and_survives_kills_restarts_and_a_reboot() {
     );
 
     // Upstream's tools read our record.
-    if let Some(spfs) = upstream_spfs() {
+    if let Some(spfs) = upstream_spfs(" (upstream part)") {
         let ls = ok(&upstream(&svc, &spfs, &["runtime", "ls"]));
         assert!(
             ls.lines().any(|l| l.starts_with("keep")
@@ -462,7 +445,7 @@ fn runtimes_are_recorded_in_the_repository_while_they_run() {
         .map(|d| d.as_str().unwrap().to_owned())
         .collect();
     assert_eq!(stack.last(), Some(&layer));
-    if let Some(spfs) = upstream_spfs() {
+    if let Some(spfs) = upstream_spfs(" (upstream part)") {
         let up: serde_json::Value =
             serde_json::from_str(&ok(&upstream(&svc, &spfs, &["runtime", "info", "rec"]))).unwrap();
         let mut top_down = stack.clone();

@@ -13,20 +13,6 @@ use std::time::{Duration, Instant};
 use common::service::*;
 use common::{copy_tree, fixtures};
 
-fn upstream_spfs() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/spfs-0.44/spfs");
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("SPFS_REQUIRE_PEERS").is_none(),
-        "upstream spfs is missing at {} and SPFS_REQUIRE_PEERS is set",
-        p.display()
-    );
-    eprintln!("SKIPPED: no upstream spfs server at {}", p.display());
-    None
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -192,6 +178,18 @@ fn cli(svc: &Service, server: &Server, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Our CLI against `svc` with `server` as `origin`, running on, its
+/// output piped.
+fn spawn_cli(svc: &Service, server: &Server, args: &[&str]) -> Child {
+    svc.command(BIN)
+        .env("SPFS_REMOTE_origin_ADDRESS", &server.address)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Payload files in `repo` (none staged).
 fn payload_files(repo: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -233,7 +231,9 @@ fn json_lines(o: &Output) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_stack_only_on_the_server_runs_at_once_and_each_file_is_fetched_when_first_opened() {
-    let Some(spfs) = upstream_spfs() else { return };
+    let Some(spfs) = upstream_spfs("") else {
+        return;
+    };
     let server = Server::start(&spfs);
     let svc = service();
     let mnt = svc.mnt.to_str().unwrap();
@@ -290,7 +290,9 @@ fn a_stack_only_on_the_server_runs_at_once_and_each_file_is_fetched_when_first_o
 
 #[test]
 fn sync_all_pulls_every_payload_before_the_command_starts() {
-    let Some(spfs) = upstream_spfs() else { return };
+    let Some(spfs) = upstream_spfs("") else {
+        return;
+    };
     let server = Server::start(&spfs);
     let svc = service();
     let script = format!(
@@ -320,7 +322,9 @@ fn sync_all_pulls_every_payload_before_the_command_starts() {
 
 #[test]
 fn a_layer_committed_on_the_mac_is_pushed_and_upstream_reads_it_from_the_server() {
-    let Some(spfs) = upstream_spfs() else { return };
+    let Some(spfs) = upstream_spfs("") else {
+        return;
+    };
     let server = Server::start(&spfs);
     let svc = service();
     let mnt = svc.mnt.to_str().unwrap();
@@ -357,18 +361,13 @@ fn a_layer_committed_on_the_mac_is_pushed_and_upstream_reads_it_from_the_server(
 
 #[test]
 fn a_server_killed_in_the_middle_of_a_pull_leaves_no_partial_object() {
-    let Some(spfs) = upstream_spfs() else { return };
+    let Some(spfs) = upstream_spfs("") else {
+        return;
+    };
     let mut server = Server::start(&spfs);
     let svc = service();
     big_layer(&server, &svc, 384);
-    let pull = svc
-        .command(BIN)
-        .env("SPFS_REMOTE_origin_ADDRESS", &server.address)
-        .args(["pull", "big/layer"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let pull = spawn_cli(&svc, &server, &["pull", "big/layer"]);
     // Kill the server once the payload is arriving.
     let work = svc.repo.join("payloads/work");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -421,7 +420,9 @@ fn a_server_killed_in_the_middle_of_a_pull_leaves_no_partial_object() {
 
 #[test]
 fn a_payload_that_cannot_be_fetched_is_eio_to_its_reader_and_nothing_else_stops() {
-    let Some(spfs) = upstream_spfs() else { return };
+    let Some(spfs) = upstream_spfs("") else {
+        return;
+    };
     let mut server = Server::start(&spfs);
     let svc = service();
     let mnt = svc.mnt.to_str().unwrap();
@@ -466,7 +467,9 @@ fn both(o: &Output) -> String {
 #[test]
 fn a_runtime_still_pulling_shows_progress_to_subscribers_and_holds_up_no_one_else() {
     use std::io::{BufRead, BufReader, Write};
-    let Some(spfs) = upstream_spfs() else { return };
+    let Some(spfs) = upstream_spfs("") else {
+        return;
+    };
     let server = Server::start(&spfs);
     let svc = service_env(&[("SPFS_REMOTE_TIMEOUT", "60")]);
     let sha = big_layer(&server, &svc, 256);
@@ -476,20 +479,12 @@ fn a_runtime_still_pulling_shows_progress_to_subscribers_and_holds_up_no_one_els
     sub.write_all(b"{\"version\":1,\"request\":\"subscribe\"}\n")
         .unwrap();
     let mut events = BufReader::new(sub);
-    let reader = svc
-        .command(BIN)
-        .env("SPFS_REMOTE_origin_ADDRESS", &server.address)
-        .args([
-            "run",
-            "big/layer",
-            "--",
-            "sha256sum",
-            &format!("{mnt}/large.bin"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let large = format!("{mnt}/large.bin");
+    let reader = spawn_cli(
+        &svc,
+        &server,
+        &["run", "big/layer", "--", "sha256sum", &large],
+    );
     wait_arriving(&svc.repo);
     // The server stops sending in the middle of the payload.
     signal(&server, libc::SIGSTOP);
@@ -540,26 +535,19 @@ fn a_runtime_still_pulling_shows_progress_to_subscribers_and_holds_up_no_one_els
 
 #[test]
 fn a_download_that_stalls_past_the_timeout_is_eio_and_stores_nothing() {
-    let Some(spfs) = upstream_spfs() else { return };
+    let Some(spfs) = upstream_spfs("") else {
+        return;
+    };
     let server = Server::start(&spfs);
     let svc = service_env(&[("SPFS_REMOTE_TIMEOUT", "2")]);
     big_layer(&server, &svc, 256);
     let mnt = svc.mnt.to_str().unwrap().to_owned();
-    let reader = svc
-        .command(BIN)
-        .env("SPFS_REMOTE_origin_ADDRESS", &server.address)
-        .args([
-            "run",
-            "big/layer",
-            "--",
-            "sh",
-            "-c",
-            &format!("cat {mnt}/large.bin > /dev/null; echo cat=$?"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let script = format!("cat {mnt}/large.bin > /dev/null; echo cat=$?");
+    let reader = spawn_cli(
+        &svc,
+        &server,
+        &["run", "big/layer", "--", "sh", "-c", &script],
+    );
     wait_arriving(&svc.repo);
     signal(&server, libc::SIGSTOP);
     let out = reader.wait_with_output().unwrap();
@@ -590,7 +578,9 @@ fn a_download_that_stalls_past_the_timeout_is_eio_and_stores_nothing() {
 #[test]
 fn a_payload_that_does_not_match_its_digest_is_eio_and_never_stored() {
     use spfs_fuse_macos::repo::{Digest, FsRepository};
-    let Some(spfs) = upstream_spfs() else { return };
+    let Some(spfs) = upstream_spfs("") else {
+        return;
+    };
     let server = Server::start(&spfs);
     let svc = service();
     let mnt = svc.mnt.to_str().unwrap();

@@ -44,6 +44,23 @@ for d, dirs, files in os.walk(root):
 print("\n".join(sorted(out)))
 "#;
 
+/// Upstream's `spfs` 0.44 (`../shared/peers`), the peer of interop
+/// tests; `None`, with a SKIPPED line naming `what` is skipped, when it
+/// is absent — a failure instead when `SPFS_REQUIRE_PEERS` is set (CI).
+pub fn upstream_spfs(what: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/spfs-0.44/spfs");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("SPFS_REQUIRE_PEERS").is_none(),
+        "upstream spfs is missing at {} and SPFS_REQUIRE_PEERS is set",
+        p.display()
+    );
+    eprintln!("SKIPPED{what}: no upstream spfs at {}", p.display());
+    None
+}
+
 /// A running service on a private mountpoint.
 pub struct Service {
     pub child: Child,
