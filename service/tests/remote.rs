@@ -455,6 +455,105 @@ fn a_payload_that_cannot_be_fetched_is_eio_to_its_reader_and_nothing_else_stops(
     );
 }
 
+#[test]
+fn a_pull_killed_in_the_middle_leaves_no_partial_object_and_the_next_one_completes() {
+    let Some(spfs) = upstream_spfs("") else {
+        return;
+    };
+    let server = Server::start(&spfs);
+    let svc = service();
+    let sha = big_layer(&server, &svc, 384);
+    let mut pull = spawn_cli(&svc, &server, &["pull", "big/layer"]);
+    wait_arriving(&svc.repo);
+    pull.kill().unwrap();
+    pull.wait().unwrap();
+    assert_eq!(payload_files(&svc.repo), Vec::<PathBuf>::new());
+    assert!(walk_files(&svc.repo.join("objects")).is_empty());
+    assert!(!svc.repo.join("tags/big/layer.tag").exists());
+    // Pulled again: whole, with its progress on a terminal this time.
+    let o = Command::new("script")
+        .args(["-qec", &format!("{BIN} pull big/layer"), "/dev/null"])
+        .envs(
+            svc.command(BIN)
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .env("SPFS_REMOTE_origin_ADDRESS", &server.address)
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let shown = both(&o);
+    assert!(o.status.success(), "{shown}");
+    assert!(shown.contains("pull ["), "no progress bar: {shown}");
+    assert!(
+        shown.contains("MiB/s") && shown.contains("payloads"),
+        "{shown}"
+    );
+    assert!(shown.contains("pulled big/layer"), "{shown}");
+    let local: Vec<PathBuf> = payload_files(&svc.repo);
+    assert_eq!(local.len(), 1, "{local:?}");
+    let o = Command::new("sha256sum").arg(&local[0]).output().unwrap();
+    assert!(both(&o).starts_with(&sha));
+    // Without a terminal: plain lines, no escapes.
+    let o = cli(&svc, &server, &["pull", "fixture/base"]);
+    let plain = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{plain}");
+    assert!(
+        plain.contains("pulled fixture/base (") && plain.contains(&server.address),
+        "{plain}"
+    );
+    assert!(plain.contains("pulled 2 objects, 213 payloads"), "{plain}");
+    assert!(!plain.contains('\x1b'), "{plain}");
+}
+
+#[test]
+fn a_saved_runtime_on_a_remote_stack_runs_again_and_fetches_from_the_remote_configured_now() {
+    let Some(spfs) = upstream_spfs("") else {
+        return;
+    };
+    let mut server = Server::start(&spfs);
+    let svc = service();
+    let mnt = svc.mnt.to_str().unwrap();
+    let o = cli(
+        &svc,
+        &server,
+        &[
+            "run",
+            "-k",
+            "--runtime-name",
+            "studio-work",
+            "--edit",
+            "fixture/base",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo mine > {mnt}/mine.txt"),
+        ],
+    );
+    ok(&o);
+    // The studio is down: the edits are here, what was never read is not.
+    server.kill();
+    let script = format!("cat {mnt}/mine.txt; cat {mnt}/hello.txt; echo hello=$?");
+    let o = cli(
+        &svc,
+        &server,
+        &["run", "--rerun", "studio-work", "--", "sh", "-c", &script],
+    );
+    let out = both(&o);
+    assert!(out.contains("mine\n") && out.contains("hello=1"), "{out}");
+    assert!(out.contains("Input/output error"), "{out}");
+    // It is back, at another address: the rerun fetches from there.
+    server.spawn();
+    let o = cli(
+        &svc,
+        &server,
+        &["run", "--rerun", "studio-work", "--", "sh", "-c", &script],
+    );
+    let out = both(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("mine\nhello from base\nhello=0"), "{out}");
+}
+
 /// stdout and stderr of `o`, whether it succeeded or not.
 fn both(o: &Output) -> String {
     format!(

@@ -254,6 +254,36 @@ impl FsRepository {
         Ok(object)
     }
 
+    /// Removes files staged in `objects/work` and `payloads/work` that were
+    /// last written more than `age` ago: what a writer killed in the
+    /// middle (a pull, a commit) left. A live writer writes its staged
+    /// file continuously, so `age` only needs to be longer than any pause.
+    /// Returns how many were removed.
+    pub fn remove_stale_work(&self, age: std::time::Duration) -> Result<usize> {
+        let mut removed = 0;
+        for store in ["objects", "payloads"] {
+            let dir = self.root.join(store).join("work");
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("list", &dir)(e)),
+            };
+            for entry in entries.flatten() {
+                let stale = entry
+                    .metadata()
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|elapsed| elapsed > age);
+                if stale && fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Copies `reader` into a work file while hashing it.
     fn stage_payload(&self, mut reader: impl Read) -> Result<StagedPayload> {
         let work_dir = self.root.join("payloads").join("work");
@@ -479,6 +509,24 @@ mod tests {
             layer
         );
         assert_eq!(repo2.read_object(&digest).unwrap(), Some(layer));
+        // What a killed writer left is removed once it is old enough.
+        let work = repo.root().join("payloads/work");
+        let old = work.join("killed-writer");
+        let fresh = work.join("live-writer");
+        fs::write(&old, b"partial").unwrap();
+        fs::write(&fresh, b"partial").unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let n = repo
+            .remove_stale_work(std::time::Duration::from_secs(600))
+            .unwrap();
+        assert_eq!(n, 1);
+        assert!(!old.exists() && fresh.exists());
         // Garbage is an error naming where it came from.
         let err = repo2
             .import_object(&digest, b"garbage", "remote x")

@@ -54,10 +54,19 @@ fn concurrency() -> usize {
         .unwrap_or(8)
 }
 
+/// Staged files untouched this long were left by a killed writer.
+const STALE_WORK: Duration = Duration::from_secs(3600);
+
+/// The primary repository, to pull into; what an earlier pull killed in
+/// the middle left staged there is cleared first.
 fn local_store(config: &Config) -> crate::repo::Result<LocalStore> {
-    Ok(LocalStore::local(
-        RepositorySet::from_config(config)?.primary().clone(),
-    ))
+    let repo = RepositorySet::from_config(config)?.primary().clone();
+    match repo.remove_stale_work(STALE_WORK) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed files a killed writer left staged"),
+        Err(e) => tracing::warn!(error = %e, "cannot clear staged files"),
+    }
+    Ok(LocalStore::local(repo))
 }
 
 fn grpc_and_fs_remotes(config: &Config) -> spfs_remote::Result<Vec<Arc<dyn Store>>> {
