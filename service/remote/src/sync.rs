@@ -23,8 +23,9 @@ use crate::store::{decode_wire, Store};
 #[derive(Clone, Copy, Debug)]
 pub struct SyncOptions {
     /// Copy payloads too (a pull for later offline use, `--sync-all`, a
-    /// push); without them only tags and objects are copied, and a
-    /// runtime fetches payloads when it first opens them.
+    /// push); without them only tags, objects and symlink targets are
+    /// copied, and a runtime fetches file payloads when it first opens
+    /// them.
     pub payloads: bool,
     /// Payloads copied at once.
     pub concurrency: usize,
@@ -209,14 +210,21 @@ impl<'a> Syncer<'a> {
                     }
                 }
             }
-            Object::Manifest(m) if self.options.payloads => {
+            Object::Manifest(m) => {
                 for entry in m.trees.iter().flat_map(|t| &t.entries) {
-                    if entry.kind == EntryKind::Blob && plan.payload_seen.insert(entry.object) {
+                    // Symlink targets are tiny and read by lookups of
+                    // paths through them: always copied, so that no path
+                    // walk waits for a download.
+                    let wanted = self.options.payloads || entry.is_symlink();
+                    if entry.kind == EntryKind::Blob
+                        && wanted
+                        && plan.payload_seen.insert(entry.object)
+                    {
                         plan.payloads.push((entry.object, Some(entry.size)));
                     }
                 }
             }
-            Object::Manifest(_) | Object::Blob(_) => {}
+            Object::Blob(_) => {}
         }
         if !present {
             plan.objects.push((*d, bytes));
