@@ -555,6 +555,40 @@ fn a_saved_runtime_on_a_remote_stack_runs_again_and_fetches_from_the_remote_conf
     assert!(out.contains("mine\nhello from base\nhello=0"), "{out}");
 }
 
+#[test]
+fn an_editable_runtime_on_a_remote_stack_reads_and_copies_up_files_fetched_on_first_open() {
+    let Some(spfs) = upstream_spfs("") else {
+        return;
+    };
+    let server = Server::start(&spfs);
+    let svc = service();
+    let mnt = svc.mnt.to_str().unwrap();
+    let fetched = format!(
+        "{BIN} runtime info --json \"$SPFS_RUNTIME\" | python3 -c 'import json,sys; print(\"fetched\", json.load(sys.stdin)[\"fetching\"][\"fetched\"])'"
+    );
+    let script = format!(
+        "{fetched}; echo more >> {mnt}/hello.txt; cat {mnt}/hello.txt; {fetched}; \
+         echo replaced > {mnt}/bin/tool; cat {mnt}/bin/tool; {fetched}; \
+         cat {mnt}/etc/conf.d/a.conf; {fetched}"
+    );
+    let o = cli(
+        &svc,
+        &server,
+        &["run", "--edit", "fixture/base", "--", "sh", "-c", &script],
+    );
+    let out = both(&o);
+    assert!(o.status.success(), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    // Nothing at start; the append copied hello.txt up after fetching it;
+    // a write that truncates fetches nothing; a read fetches its file.
+    assert_eq!(lines[0], "fetched 0", "{out}");
+    assert_eq!(lines[1..3], ["hello from base", "more"], "{out}");
+    assert_eq!(lines[3], "fetched 1", "{out}");
+    assert_eq!(lines[4..6], ["replaced", "fetched 1"], "{out}");
+    assert_eq!(lines[7], "fetched 2", "{out}");
+    assert_eq!(lines.len(), 8, "{out}");
+}
+
 /// stdout and stderr of `o`, whether it succeeded or not.
 fn both(o: &Output) -> String {
     format!(
@@ -566,12 +600,25 @@ fn both(o: &Output) -> String {
 
 #[test]
 fn a_runtime_still_pulling_shows_progress_to_subscribers_and_holds_up_no_one_else() {
+    pulling_holds_up_no_one(false);
+}
+
+#[test]
+fn an_editable_runtime_still_pulling_holds_up_no_one_else_either() {
+    pulling_holds_up_no_one(true);
+}
+
+/// A runtime (editable or not) reads a large file whose download the
+/// server stalls: subscribers see it pulling, others are served at once.
+fn pulling_holds_up_no_one(edit: bool) {
     use std::io::{BufRead, BufReader, Write};
     let Some(spfs) = upstream_spfs("") else {
         return;
     };
     let server = Server::start(&spfs);
-    let svc = service_env(&[("SPFS_REMOTE_TIMEOUT", "60")]);
+    // One request thread, as macFUSE serves: a download on it would hold
+    // up everyone.
+    let svc = service_env(&[("SPFS_REMOTE_TIMEOUT", "60"), ("SPFS_FUSE_THREADS", "1")]);
     let sha = big_layer(&server, &svc, 256);
     let mnt = svc.mnt.to_str().unwrap().to_owned();
     let mut sub = std::os::unix::net::UnixStream::connect(&svc.sock).unwrap();

@@ -115,32 +115,63 @@ pub(crate) struct Ops {
     panic_on_lookup: Option<Vec<u8>>,
 }
 
-/// A read-only open waiting for its payload to be fetched from a remote.
+/// An open waiting for a payload to be fetched from a remote.
 pub(crate) struct PendingOpen {
-    view: Arc<ReadOnlyView>,
     payload: crate::repo::Digest,
     size: u64,
     ino: u64,
     handles: Arc<Handles>,
+    what: Pending,
+}
+
+enum Pending {
+    /// A file of a read-only view.
+    ReadOnly(Arc<ReadOnlyView>),
+    /// A lower file of an editable runtime, read or copied up.
+    Editable {
+        overlay: Arc<Overlay>,
+        idx: Index,
+        flags: i32,
+    },
 }
 
 impl PendingOpen {
     /// Fetches the payload (verified, stored in the local repository;
-    /// one download for concurrent opens), then opens it. Failure is EIO
-    /// to the reader, logged with the reason.
+    /// one download for concurrent opens), then opens the file. Failure
+    /// is EIO to the caller, logged with the reason.
     pub(crate) fn finish(self) -> Result<Opened, Errno> {
-        let file = self
-            .view
-            .repos
+        let repos = match &self.what {
+            Pending::ReadOnly(v) => &v.repos,
+            Pending::Editable { overlay, .. } => overlay.repos(),
+        };
+        let file = repos
             .open_payload_sized(&self.payload, self.size)
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot open a payload");
                 repo_errno(&e)
             })?;
-        Ok(Opened {
-            fh: self.handles.insert(self.ino, Open::File(file)),
-            flags: FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
-        })
+        match self.what {
+            Pending::ReadOnly(_) => Ok(Opened {
+                fh: self.handles.insert(self.ino, Open::File(file)),
+                flags: FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
+            }),
+            // The payload is local now: the open goes on as on the
+            // request thread (a copy-up for writing).
+            Pending::Editable {
+                overlay,
+                idx,
+                flags,
+            } => {
+                drop(file);
+                let _in = overlay.enter(crate::overlay::is_write(flags))?;
+                let file = overlay.open(idx, flags)?;
+                let file = EditableFile::new(&overlay, idx, flags, file);
+                Ok(Opened {
+                    fh: self.handles.insert(self.ino, Open::EditableFile(file)),
+                    flags: FopenFlags::FOPEN_NOFLUSH,
+                })
+            }
+        }
     }
 }
 
@@ -327,9 +358,11 @@ impl Ops {
         }
     }
 
-    /// Opens `ino`. A read-only file whose payload is not local yet is
-    /// not opened here: the caller finishes the returned [`PendingOpen`]
-    /// off the request thread, so a download never holds up the others.
+    /// Opens `ino`. A file whose payload is not local yet (of a read-only
+    /// view, or a lower file of an editable runtime, to read or to copy
+    /// up) is not opened here: the caller finishes the returned
+    /// [`PendingOpen`] off the request thread, so a download never holds
+    /// up the others.
     pub(crate) fn open(
         &self,
         req: &Request,
@@ -337,22 +370,35 @@ impl Ops {
         flags: i32,
     ) -> Result<Result<Opened, PendingOpen>, Errno> {
         let write = crate::overlay::is_write(flags);
-        if !write {
-            let (target, _in) = self.resolve_entered(req, ino, false)?;
-            if let Target::ReadOnly(v, id) = &target {
-                let n = v.view.get(*id).ok_or(Errno::ESTALE)?;
+        let pending = |payload, size, what| PendingOpen {
+            payload,
+            size,
+            ino: ino.0,
+            handles: self.handles.clone(),
+            what,
+        };
+        match self.resolve(req, ino)? {
+            Target::ReadOnly(v, id) if !write => {
+                let n = v.view.get(id).ok_or(Errno::ESTALE)?;
                 if let Some(payload) = n.payload() {
-                    if n.kind() != NodeKind::Dir && v.repos.payload_needs_fetch(&payload) {
-                        return Ok(Err(PendingOpen {
-                            view: v.clone(),
-                            payload,
-                            size: n.size(),
-                            ino: ino.0,
-                            handles: self.handles.clone(),
-                        }));
+                    if n.kind() == NodeKind::File && v.repos.payload_needs_fetch(&payload) {
+                        let size = n.size();
+                        return Ok(Err(pending(payload, size, Pending::ReadOnly(v))));
                     }
                 }
             }
+            // Truncated on open, a copy-up copies no data.
+            Target::Editable(o, idx) if !(write && flags & libc::O_TRUNC != 0) => {
+                if let Some((payload, size)) = o.lower_payload_to_fetch(idx)? {
+                    let what = Pending::Editable {
+                        overlay: o,
+                        idx,
+                        flags,
+                    };
+                    return Ok(Err(pending(payload, size, what)));
+                }
+            }
+            _ => {}
         }
         self.open_now(req, ino, flags).map(Ok)
     }

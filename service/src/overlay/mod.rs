@@ -482,6 +482,23 @@ impl Overlay {
             .collect())
     }
 
+    /// The payload (and size) of node `idx` if opening it would read a
+    /// lower file whose payload must first be fetched from a remote.
+    pub fn lower_payload_to_fetch(
+        &self,
+        idx: Index,
+    ) -> Result<Option<(crate::repo::Digest, u64)>, Errno> {
+        let Location::Lower(id) = self.locate(idx)? else {
+            return Ok(None);
+        };
+        let Some(n) = self.lower.get(id) else {
+            return Ok(None);
+        };
+        Ok(n.payload()
+            .filter(|p| n.kind() == NodeKind::File && self.repos.payload_needs_fetch(p))
+            .map(|p| (p, n.size())))
+    }
+
     /// Opens lower file `id`'s payload for reading.
     fn open_payload(&self, id: NodeId) -> Result<File, Errno> {
         let n = self.lower.get(id).ok_or(Errno::ESTALE)?;

@@ -214,8 +214,14 @@ impl Service {
 }
 
 fn spawn_service(dir: &Path, mnt: &Path, sock: &Path, env: &[(String, String)]) -> Child {
+    // Two request threads, unless a test asks for another number
+    // (`SPFS_FUSE_THREADS=1`: one, as macFUSE serves).
+    let threads = env
+        .iter()
+        .find(|(k, _)| k == "SPFS_FUSE_THREADS")
+        .map_or("2", |(_, v)| v.as_str());
     Command::new(BIN)
-        .args(["service", "--threads", "2"])
+        .args(["service", "--threads", threads])
         // The user's files (settings) are the test's own.
         .env("HOME", dir)
         .env_remove("XDG_CONFIG_HOME")
