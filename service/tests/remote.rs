@@ -627,11 +627,11 @@ fn pulling_holds_up_no_one(edit: bool) {
         .unwrap();
     let mut events = BufReader::new(sub);
     let large = format!("{mnt}/large.bin");
-    let reader = spawn_cli(
-        &svc,
-        &server,
-        &["run", "big/layer", "--", "sha256sum", &large],
-    );
+    let mut args = vec!["run", "big/layer", "--", "sha256sum", &large];
+    if edit {
+        args.insert(1, "--edit");
+    }
+    let reader = spawn_cli(&svc, &server, &args);
     wait_arriving(&svc.repo);
     // The server stops sending in the middle of the payload.
     signal(&server, libc::SIGSTOP);
