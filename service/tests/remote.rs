@@ -369,22 +369,9 @@ fn a_server_killed_in_the_middle_of_a_pull_leaves_no_partial_object() {
     big_layer(&server, &svc, 384);
     let pull = spawn_cli(&svc, &server, &["pull", "big/layer"]);
     // Kill the server once the payload is arriving.
-    let work = svc.repo.join("payloads/work");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let arriving = std::fs::read_dir(&work)
-            .map(|d| {
-                d.flatten()
-                    .any(|f| f.metadata().map(|m| m.len() > 0).unwrap_or(false))
-            })
-            .unwrap_or(false);
-        if arriving {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the download never started");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_arriving(&svc.repo);
     server.kill();
+    let work = svc.repo.join("payloads/work");
     let out = pull.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "the pull succeeded: {err}");

@@ -119,13 +119,12 @@ impl GrpcRemote {
     fn status_error(&self, what: &str, status: tonic::Status) -> Error {
         use tonic::Code;
         match status.code() {
-            Code::Unavailable | Code::Unknown if is_connection_error(&status) => {
-                Error::Unreachable {
-                    remote: self.name.clone(),
-                    reason: connection_reason(&status),
-                }
-            }
             Code::Unavailable => Error::Unreachable {
+                remote: self.name.clone(),
+                reason: connection_reason(&status),
+            },
+            // A transport failure tonic could not classify.
+            Code::Unknown if is_connection_error(&status) => Error::Unreachable {
                 remote: self.name.clone(),
                 reason: connection_reason(&status),
             },
@@ -157,15 +156,6 @@ impl GrpcRemote {
             what: what.to_owned(),
             message,
         }
-    }
-
-    /// Checks the server answers.
-    pub fn ping(&self) -> Result<()> {
-        let mut client =
-            crate::proto::repository_client::RepositoryClient::new(self.channel.clone());
-        self.call("answer a ping", async move {
-            client.ping(proto::PingRequest {}).await.map(|_| ())
-        })
     }
 
     fn payload_url(&self, d: &Digest) -> Result<String> {

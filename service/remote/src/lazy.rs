@@ -169,7 +169,7 @@ impl PayloadSource for RemotePayloads {
             match &result {
                 Ok(()) => {
                     self.stats.fetched.fetch_add(1, Ordering::Relaxed);
-                    self.stats.progress_payload_done();
+                    self.stats.progress.payload_done();
                 }
                 Err(reason) => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -188,12 +188,6 @@ impl PayloadSource for RemotePayloads {
             r.clone().unwrap_or(Ok(()))
         };
         result.map_err(|reason| spfs_repo::Error::PayloadFetch { digest: *d, reason })
-    }
-}
-
-impl FetchStats {
-    fn progress_payload_done(&self) {
-        self.progress.payload_done();
     }
 }
 

@@ -59,11 +59,6 @@ impl LocalStore {
     pub fn repo(&self) -> &FsRepository {
         &self.repo
     }
-
-    /// Itself as a [`Store`].
-    pub fn repo_store(&self) -> &dyn Store {
-        self
-    }
 }
 
 impl Store for LocalStore {

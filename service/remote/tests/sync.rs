@@ -160,15 +160,10 @@ fn each_ref_comes_from_the_first_remote_that_has_it() {
     .to_string();
     assert!(err.contains("'no/such' is not in remote 'origin'"), "{err}");
     assert!(err.contains("nor in"), "{err}");
-    let err = Syncer::new(
-        local.repo_store(),
-        &local,
-        SyncOptions::default(),
-        &Progress::new(),
-    )
-    .sync_spec("ABCDEF")
-    .unwrap_err()
-    .to_string();
+    let err = Syncer::new(&local, &local, SyncOptions::default(), &Progress::new())
+        .sync_spec("ABCDEF")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("partial digest"), "{err}");
 }
 

@@ -78,6 +78,11 @@ impl RepositorySet {
         self.fetcher.as_ref().map(|f| f.progress())
     }
 
+    /// True if payloads missing here are fetched from a source (remotes).
+    pub fn fetches_payloads(&self) -> bool {
+        self.fetcher.is_some()
+    }
+
     /// True if payload `d` is in none of these repositories but can be
     /// fetched: opening it will wait for a download.
     pub fn payload_needs_fetch(&self, d: &Digest) -> bool {

@@ -94,18 +94,9 @@ pub fn pull(args: PullArgs) -> CliResult {
     let shown = Shown::start(progress.clone(), "pull", args.json);
     let mut synced = Vec::new();
     for r in &args.refs {
-        let result = spfs_remote::pull_from_first(&remotes, &local, r, options, &progress);
-        match result {
-            Ok(done) => {
-                for (s, from) in done {
-                    shown.line(&format!("pulled {} from {from}", describe(&s)));
-                    synced.push((s, from));
-                }
-            }
-            Err(e) => {
-                shown.finish();
-                return Err(e.into());
-            }
+        for (s, from) in spfs_remote::pull_from_first(&remotes, &local, r, options, &progress)? {
+            shown.line(&format!("pulled {} from {from}", describe(&s)));
+            synced.push((s, from));
         }
     }
     let end = shown.finish();
@@ -126,17 +117,9 @@ pub fn push(args: PushArgs) -> CliResult {
     let syncer = spfs_remote::Syncer::new(&local, remote.as_ref(), options, &progress);
     let mut synced = Vec::new();
     for r in &args.refs {
-        match syncer.sync_spec(r) {
-            Ok(summary) => {
-                for s in summary.synced {
-                    shown.line(&format!("pushed {} to {}", describe(&s), remote.describe()));
-                    synced.push((s, remote.describe().to_owned()));
-                }
-            }
-            Err(e) => {
-                shown.finish();
-                return Err(e.into());
-            }
+        for s in syncer.sync_spec(r)?.synced {
+            shown.line(&format!("pushed {} to {}", describe(&s), remote.describe()));
+            synced.push((s, remote.describe().to_owned()));
         }
     }
     let end = shown.finish();
@@ -271,9 +254,10 @@ impl Shown {
     }
 }
 
+/// Stops the ticker and clears the bar however the sync ended.
 impl Drop for Shown {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.finish();
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
         }
@@ -323,19 +307,14 @@ pub(super) fn bring_local(
             // Local, and on no remote: run what is here.
             Err(spfs_remote::Error::UnknownReference { .. }) if here => {}
             Err(spfs_remote::Error::UnknownReference { reference, remote }) => {
-                shown.finish();
                 return Err(format!(
                     "unknown reference '{reference}': not in the local repository {}, nor in {remote}",
                     repos.primary().root().display()
                 )
                 .into());
             }
-            Err(e) => {
-                shown.finish();
-                return Err(e.into());
-            }
+            Err(e) => return Err(e.into()),
         }
     }
-    shown.finish();
     Ok(())
 }

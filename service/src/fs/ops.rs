@@ -370,42 +370,64 @@ impl Ops {
         flags: i32,
     ) -> Result<Result<Opened, PendingOpen>, Errno> {
         let write = crate::overlay::is_write(flags);
-        let pending = |payload, size, what| PendingOpen {
+        let (target, _in) = self.resolve_entered(req, ino, write)?;
+        if let Some(pending) = self.pending_fetch(&target, ino, flags)? {
+            return Ok(Err(pending));
+        }
+        self.open_target(target, ino, flags).map(Ok)
+    }
+
+    /// The open of `target` as a [`PendingOpen`] if it needs a payload
+    /// fetched first; `None` (at no cost beyond a flag test) for runtimes
+    /// without remotes.
+    fn pending_fetch(
+        &self,
+        target: &Target,
+        ino: INodeNo,
+        flags: i32,
+    ) -> Result<Option<PendingOpen>, Errno> {
+        let write = crate::overlay::is_write(flags);
+        let (payload, size, what) = match target {
+            Target::ReadOnly(v, id) if !write && v.repos.fetches_payloads() => {
+                let n = v.view.get(*id).ok_or(Errno::ESTALE)?;
+                match n.payload() {
+                    Some(p) if n.kind() == NodeKind::File && v.repos.payload_needs_fetch(&p) => {
+                        (p, n.size(), Pending::ReadOnly(v.clone()))
+                    }
+                    _ => return Ok(None),
+                }
+            }
+            // Truncated on open, a copy-up copies no data.
+            Target::Editable(o, idx)
+                if o.repos().fetches_payloads() && !(write && flags & libc::O_TRUNC != 0) =>
+            {
+                match o.lower_payload_to_fetch(*idx)? {
+                    Some((p, size)) => (
+                        p,
+                        size,
+                        Pending::Editable {
+                            overlay: o.clone(),
+                            idx: *idx,
+                            flags,
+                        },
+                    ),
+                    None => return Ok(None),
+                }
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(PendingOpen {
             payload,
             size,
             ino: ino.0,
             handles: self.handles.clone(),
             what,
-        };
-        match self.resolve(req, ino)? {
-            Target::ReadOnly(v, id) if !write => {
-                let n = v.view.get(id).ok_or(Errno::ESTALE)?;
-                if let Some(payload) = n.payload() {
-                    if n.kind() == NodeKind::File && v.repos.payload_needs_fetch(&payload) {
-                        let size = n.size();
-                        return Ok(Err(pending(payload, size, Pending::ReadOnly(v))));
-                    }
-                }
-            }
-            // Truncated on open, a copy-up copies no data.
-            Target::Editable(o, idx) if !(write && flags & libc::O_TRUNC != 0) => {
-                if let Some((payload, size)) = o.lower_payload_to_fetch(idx)? {
-                    let what = Pending::Editable {
-                        overlay: o,
-                        idx,
-                        flags,
-                    };
-                    return Ok(Err(pending(payload, size, what)));
-                }
-            }
-            _ => {}
-        }
-        self.open_now(req, ino, flags).map(Ok)
+        }))
     }
 
-    fn open_now(&self, req: &Request, ino: INodeNo, flags: i32) -> Result<Opened, Errno> {
+    /// Opens `target` (resolved, and entered if editable) for `ino`.
+    fn open_target(&self, target: Target, ino: INodeNo, flags: i32) -> Result<Opened, Errno> {
         let write = crate::overlay::is_write(flags);
-        let (target, _in) = self.resolve_entered(req, ino, write)?;
         match target {
             Target::Outside => Err(Errno::EISDIR),
             Target::ReadOnly(v, id) => {
