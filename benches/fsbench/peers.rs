@@ -291,7 +291,7 @@ impl OurService {
 impl Drop for OurService {
     fn drop(&mut self) {
         let _ = Command::new(&self.bin)
-            .arg("shutdown")
+            .args(["shutdown", "--force"])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

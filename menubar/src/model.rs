@@ -207,7 +207,7 @@ pub fn short_spec(spec: &str) -> String {
             }
         })
         .collect();
-    let s = parts.join("+");
+    let s = spfs_shared::display::escape_control(&parts.join("+")).into_owned();
     if s.chars().count() > 40 {
         let cut: String = s.chars().take(39).collect();
         format!("{cut}…")
@@ -319,15 +319,17 @@ fn runtime_menu(rt: &RuntimeInfo, now: SystemTime) -> Item {
     } else {
         "read-only".to_owned()
     };
+    // Names and specs come from records anyone can write: shown escaped.
+    let name = spfs_shared::display::escape_control(&rt.name);
     let mut title = if rt.editable {
         format!(
             "{} — {} · {}",
-            rt.name,
+            name,
             short_spec(&rt.env_spec),
             human_size(rt.scratch_bytes)
         )
     } else {
-        format!("{} — {}", rt.name, short_spec(&rt.env_spec))
+        format!("{} — {}", name, short_spec(&rt.env_spec))
     };
     let pulling = rt.fetching.filter(|f| f.in_flight > 0);
     if pulling.is_some() {
@@ -678,6 +680,20 @@ mod tests {
         let d = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567ABCDEFGHIJKLMNOPQRSTUV====";
         assert_eq!(short_spec(&format!("{d}+org/tag")), "ABCDEFGH+org/tag");
         assert_eq!(short_spec(&"x".repeat(60)).chars().count(), 40);
+    }
+
+    #[test]
+    fn names_and_specs_from_records_are_shown_with_control_characters_escaped() {
+        let mut r = rt(1, "evil\x1b[2J\nname", false, 0, 0);
+        r.env_spec = "org/\x07tag".into();
+        let Item::Submenu { text: title, items } = runtime_menu(&r, UNIX_EPOCH) else {
+            panic!("a runtime is a submenu");
+        };
+        assert!(
+            title.starts_with("evil\\x1b[2J\\nname — org/\\x07tag"),
+            "{title}"
+        );
+        assert!(!format!("{items:?}").contains('\x07'));
     }
 
     #[test]

@@ -12,6 +12,24 @@ use crate::sys::daemon::Started;
 
 /// How long to wait for a service started in the background.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a quick request (status, lists, settings, join, stop) may
+/// take, unless `SPFS_FUSE_CLIENT_TIMEOUT` (seconds) says otherwise.
+const QUICK_TIMEOUT: Duration = Duration::from_secs(15);
+/// Overrides [`QUICK_TIMEOUT`] (seconds).
+pub const TIMEOUT_ENV: &str = "SPFS_FUSE_CLIENT_TIMEOUT";
+
+/// The quick requests' timeout in force.
+fn quick_timeout() -> Duration {
+    std::env::var(TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
+        .map_or(QUICK_TIMEOUT, Duration::from_secs_f64)
+}
+/// How long starting a runtime may take (its view is built first).
+const MOUNT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest log tail read to say why a service did not start.
+const LOG_TAIL_BYTES: u64 = 16 * 1024;
 /// How long a stopping service may take to go.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -40,12 +58,31 @@ pub enum ClientError {
     Failed { reason: String, log: PathBuf },
     #[error("{0}")]
     ShuttingDown(String),
+    #[error("the service{} did not answer within {:.0} s (it may be stopped or stuck): check it with 'ps -o pid,stat,cmd -p {}'; if it stays so, end it with 'kill {}' and run the command again (a new one starts)", pid.map_or_else(String::new, |p| format!(" (pid {p})")), timeout.as_secs_f64(), pid.map_or_else(|| "PID".to_owned(), |p| p.to_string()), pid.map_or_else(|| "PID".to_owned(), |p| p.to_string()))]
+    NoAnswer {
+        /// The service's process, as the socket's peer credentials say.
+        pid: Option<u32>,
+        timeout: Duration,
+    },
 }
 
 /// A connection to the service.
 pub struct Client {
     writer: UnixStream,
     reader: BufReader<UnixStream>,
+    /// The service's process (for messages).
+    pid: Option<u32>,
+}
+
+/// How long the answer to `request` may take: `None` for commits and
+/// resets (as long as the scratch takes; the service answers when done)
+/// and subscriptions (they last).
+fn answer_timeout(request: &Request) -> Option<Duration> {
+    match request {
+        Request::Commit(_) | Request::Reset { .. } | Request::Subscribe(_) => None,
+        Request::Mount(_) => Some(MOUNT_TIMEOUT),
+        _ => Some(quick_timeout()),
+    }
 }
 
 impl Client {
@@ -62,24 +99,55 @@ impl Client {
                 }
             }
         })?;
+        use std::os::fd::AsFd;
+        let pid = crate::sys::peer::credentials(stream.as_fd())
+            .ok()
+            .map(|p| p.pid)
+            .filter(|p| *p != 0);
+        stream.set_write_timeout(Some(quick_timeout()))?;
         let reader = BufReader::new(stream.try_clone()?);
         Ok(Self {
             writer: stream,
             reader,
+            pid,
         })
+    }
+
+    /// The service's process id, as the socket's peer credentials say.
+    pub fn service_pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// A timed-out read or write as [`ClientError::NoAnswer`].
+    fn no_answer(&self, e: io::Error, timeout: Option<Duration>) -> ClientError {
+        match (e.kind(), timeout) {
+            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(timeout)) => {
+                ClientError::NoAnswer {
+                    pid: self.pid,
+                    timeout,
+                }
+            }
+            _ => ClientError::Io(e),
+        }
     }
 
     /// Sends one request and reads its response; an error response becomes
     /// `ClientError::Service`.
     pub fn call(&mut self, request: Request) -> Result<Response, ClientError> {
+        let timeout = answer_timeout(&request);
         protocol::write_frame(
             &mut self.writer,
             &RequestFrame {
                 version: protocol::VERSION,
                 request,
             },
-        )?;
-        match self.receive()? {
+        )
+        .map_err(|e| self.no_answer(e, Some(quick_timeout())))?;
+        self.reader.get_ref().set_read_timeout(timeout)?;
+        let answer = self.receive_timed(timeout);
+        // Later messages (a subscription's) come when they come.
+        self.reader.get_ref().set_read_timeout(None)?;
+        match answer? {
             Some(Response::Error {
                 message,
                 code: Some(ErrorCode::ShuttingDown),
@@ -94,10 +162,17 @@ impl Client {
 
     /// The next message (for subscriptions); `None` when the service closes.
     pub fn receive(&mut self) -> Result<Option<Response>, ClientError> {
+        self.receive_timed(None)
+    }
+
+    fn receive_timed(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Response>, ClientError> {
         let line = match protocol::read_frame(&mut self.reader) {
             Ok(Some(line)) => line,
             Ok(None) => return Ok(None),
-            Err(protocol::FrameError::Io(e)) => return Err(ClientError::Io(e)),
+            Err(protocol::FrameError::Io(e)) => return Err(self.no_answer(e, timeout)),
             Err(e) => return Err(ClientError::Protocol(e.to_string())),
         };
         serde_json::from_str(&line)
@@ -118,6 +193,9 @@ pub fn connect_or_start(
         match c.call(Request::Status) {
             Ok(_) => return Ok(c),
             Err(ClientError::ShuttingDown(_)) => wait_gone(socket),
+            // A service is there but stopped or stuck: starting another
+            // would only wait for it too.
+            Err(e @ ClientError::NoAnswer { .. }) => return Err(e),
             Err(_) => {}
         }
     }
@@ -174,12 +252,17 @@ fn start(socket: &Path, mountpoint: &Path, log: &Path) -> Result<(), ClientError
         .stderr(log_file);
     match crate::sys::daemon::spawn_daemon_reporting(&mut cmd, START_TIMEOUT)? {
         Started::Ready => Ok(()),
+        // Another client started one at the same moment: use that one.
+        Started::Busy(reason) => wait_serving(socket).map_err(|e| ClientError::Failed {
+            reason: format!("{reason}, which did not answer: {e}"),
+            log: log.to_owned(),
+        }),
         Started::Failed(reason) => Err(ClientError::Failed {
             reason,
             log: log.to_owned(),
         }),
         Started::Exited | Started::TimedOut => {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let text = read_tail(log, LOG_TAIL_BYTES);
             let tail = text
                 .lines()
                 .rev()
@@ -195,4 +278,31 @@ fn start(socket: &Path, mountpoint: &Path, log: &Path) -> Result<(), ClientError
             })
         }
     }
+}
+
+/// Waits until the service another client started answers on `socket`.
+fn wait_serving(socket: &Path) -> Result<(), ClientError> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let answer = Client::connect(socket).and_then(|mut c| c.call(Request::Status));
+        match answer {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// The last `max` bytes of the file at `path` (as text; empty if it
+/// cannot be read): a log can be any size.
+fn read_tail(path: &Path, max: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(max)));
+    let mut bytes = Vec::new();
+    let _ = f.take(max).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
 }

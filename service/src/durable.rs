@@ -26,6 +26,10 @@ pub enum DurableError {
     /// another tool; never taken over silently.
     #[error("the durable edits directory {0} is already used by another runtime; choose another --runtime-name, or delete the directory if its edits are not needed")]
     EditsInUse(PathBuf),
+    /// `durable_edits` (or a runtime's directory in it) is a symlink or
+    /// not a directory: nothing is written or deleted through it.
+    #[error("{0} is a symlink or not a directory: durable edits are never written or deleted through links; make it a plain directory (or remove it) and try again")]
+    LinkedEdits(PathBuf),
     /// `--rerun` of a name without a record.
     #[error("no saved runtime named '{name}' in {repo}; 'runtime ls' lists them")]
     NoSuchSaved {
@@ -173,11 +177,28 @@ pub fn check_new_name(repo: &FsRepository, name: &str, durable: bool) -> Result<
             repo: repo.root().to_owned(),
         });
     }
+    if !durable {
+        return Ok(());
+    }
+    check_edits_path(repo, name)?;
     let edits = repo.durable_dir(name);
-    if durable && edits.symlink_metadata().is_ok() {
+    if edits.symlink_metadata().is_ok() {
         return Err(DurableError::EditsInUse(edits));
     }
     Ok(())
+}
+
+/// Refuses a `durable_edits` that is a symlink (or not a directory) in
+/// `repo`: a tampered repository must not make the service write or
+/// delete elsewhere. (A runtime's own directory in it that is not a
+/// directory is moved aside by `prepare_edits`; whatever is written
+/// there is opened without following links: `scratch::private_dir`.)
+pub fn check_edits_path(repo: &FsRepository, name: &str) -> Result<(), DurableError> {
+    let edits = repo.durable_dir(name);
+    match edits.parent().map(|p| (p, p.symlink_metadata())) {
+        Some((parent, Ok(m))) if !m.is_dir() => Err(DurableError::LinkedEdits(parent.to_owned())),
+        _ => Ok(()),
+    }
 }
 
 /// The record of runtime `rt` now (its stack may have grown by commits).
@@ -229,6 +250,7 @@ pub fn prepare_edits(
     repo: &FsRepository,
     record: &RuntimeRecord,
 ) -> Result<Option<String>, DurableError> {
+    check_edits_path(repo, &record.name)?;
     let dir = repo.durable_dir(&record.name);
     let upper = dir.join("upper");
     let err = |source| DurableError::Edits {

@@ -170,6 +170,12 @@ impl Mounted {
         self.session.as_ref().map(BackgroundSession::notifier)
     }
 
+    /// Whether the FUSE session has ended: the mount was unmounted or its
+    /// connection aborted from outside (the service can no longer serve).
+    pub fn session_ended(&self) -> bool {
+        self.session.as_ref().is_none_or(|s| s.guard.is_finished())
+    }
+
     /// Where it is mounted.
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint

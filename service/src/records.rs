@@ -99,7 +99,7 @@ impl RuntimeRecord {
     /// The record of scratch directory `dir`, or None if it has none.
     pub fn read(dir: &Path) -> Result<Option<RuntimeRecord>, RecordError> {
         let path = dir.join(RECORD_FILE);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match spfs_shared::bounded::read(&path, spfs_shared::bounded::SMALL) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(RecordError::Io { path, source }),

@@ -42,6 +42,16 @@ pub fn lock_scratch_root(root: &Path) -> Result<std::fs::File, ScratchRootError>
         source,
     };
     std::fs::create_dir_all(root).map_err(io_err)?;
+    // Private: other accounts never read the edits below it (older
+    // versions left it 0755; fixed here, at every start).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(root).map_err(io_err)?;
+        if meta.is_dir() && meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err)?;
+        }
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

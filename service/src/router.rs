@@ -54,7 +54,10 @@ pub struct Router {
     exclude: Option<u32>,
     /// Each runtime's root process, by pid (valid while its watch is alive).
     roots: RwLock<HashMap<u32, Root>>,
-    tokens: RwLock<HashMap<String, RuntimeId>>,
+    /// Each runtime's token, with the uid of its root process: a token
+    /// places only processes of that user (another account that copies it
+    /// into its environment is not let in).
+    tokens: RwLock<HashMap<String, (RuntimeId, u32)>>,
     /// Keyed by thread id (the process id for main threads).
     cache: RwLock<HashMap<u32, Entry>>,
 }
@@ -104,7 +107,7 @@ impl Router {
                 },
             );
         }
-        self.tokens.write().insert(token.to_owned(), id);
+        self.tokens.write().insert(token.to_owned(), (id, info.uid));
         // Processes seen outside any runtime may now be inside this one.
         self.cache.write().retain(|_, e| e.runtime.is_some());
         Ok(info)
@@ -113,7 +116,7 @@ impl Router {
     /// Forgets runtime `id`: its root, its token and its members.
     pub fn unregister(&self, id: RuntimeId) {
         self.roots.write().retain(|_, r| r.id != id);
-        self.tokens.write().retain(|_, r| *r != id);
+        self.tokens.write().retain(|_, (r, _)| *r != id);
         self.cache.write().retain(|_, e| e.runtime != Some(id));
     }
 
@@ -170,14 +173,19 @@ impl Router {
         // by the runtime token in its environment, if any — the caller and
         // its ancestors alike, so that every process carrying a token is
         // in its runtime whichever of them asks first.
-        let by_token = |pid: u32| {
+        let by_token = |info: &ProcInfo| {
             if self.tokens.read().is_empty() {
                 return None;
             }
-            let token = process::environ_var(pid, TOKEN_ENV)?;
-            self.tokens.read().get(&token).copied()
+            let token = process::environ_var(info.pid, TOKEN_ENV)?;
+            self.token_runtime(&token, info.uid)
         };
-        let own = walked.or_else(|| by_token(tgid));
+        let own = walked.or_else(|| {
+            visited
+                .first()
+                .filter(|(info, _)| info.pid == tgid)
+                .and_then(|(info, _)| by_token(info))
+        });
         // Placed before the cache is locked: reading environments is slow.
         let placed: Vec<_> = visited
             .into_iter()
@@ -185,7 +193,7 @@ impl Router {
                 let runtime = match walked {
                     Some(_) => walked,
                     None if info.pid == tgid => own,
-                    None => by_token(info.pid),
+                    None => by_token(&info),
                 };
                 (info, watch, runtime)
             })
@@ -213,6 +221,21 @@ impl Router {
             );
         }
         own
+    }
+
+    /// The runtime `token` names, if a process of `uid` may use it.
+    fn token_runtime(&self, token: &str, uid: u32) -> Option<RuntimeId> {
+        match self.tokens.read().get(token) {
+            Some(&(id, owner)) if owner == uid => Some(id),
+            Some(_) => {
+                tracing::warn!(
+                    uid,
+                    "a process carries the runtime token of another user's runtime: ignored"
+                );
+                None
+            }
+            None => None,
+        }
     }
 
     /// A valid cached answer for process `pid`.
@@ -251,13 +274,17 @@ impl Router {
     /// A scan of every process: only done when a runtime is about to end.
     pub fn adopt_by_token(&self, id: RuntimeId, token: &str) -> bool {
         let mut found = false;
+        let owner = self.tokens.read().get(token).map(|&(_, uid)| uid);
         for pid in process::all_pids() {
             if Some(pid) == self.exclude
                 || process::environ_var(pid, TOKEN_ENV).as_deref() != Some(token)
             {
                 continue;
             }
-            if let Some((watch, _)) = ProcessWatch::open(pid) {
+            if let Some((watch, info)) = ProcessWatch::open(pid) {
+                if Some(info.uid) != owner {
+                    continue;
+                }
                 self.cache.write().insert(
                     pid,
                     Entry {

@@ -236,10 +236,10 @@ pub fn new_token() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The user has a runtime of that name.
-    #[error("a runtime named '{0}' is already running; choose another --runtime-name")]
+    #[error("a runtime named '{}' is already running; choose another --runtime-name", spfs_shared::display::quoted(.0))]
     NameTaken(String),
     /// Not a name a runtime can have.
-    #[error("invalid runtime name '{0}': use letters, digits, '.', '_' and '-', not first '.' or '-' (at most 64)")]
+    #[error("invalid runtime name '{}': use letters, digits, '.', '_' and '-', not first '.' or '-' (at most 64)", spfs_shared::display::quoted(.0))]
     BadName(String),
     /// The root process cannot be a root.
     #[error(transparent)]

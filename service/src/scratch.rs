@@ -15,6 +15,7 @@
 //! reached through [`Dir`] (never following a symlink).
 
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -87,10 +88,25 @@ impl Scratch {
     /// Opens the scratch directory at `root` as [`Scratch::open`]; with
     /// `read_only`, the runtime shows its edits but takes no new ones.
     pub fn open_as(root: &Path, read_only: bool) -> io::Result<Scratch> {
-        std::fs::create_dir_all(root)?;
-        let root_dir = Dir::open(root)?;
+        let (parent, name) = split(root)?;
+        // The parent (the scratch root, a repository's durable_edits) is
+        // made if missing; it is then opened without following a link.
+        std::fs::create_dir_all(parent)?;
+        Self::open_in(parent, &[name], read_only)
+    }
+
+    /// Opens (creating if needed, private to the user) the scratch
+    /// directory `below` beneath `base`, following no symlink below
+    /// `base` (see [`private_dir`]): a durable runtime's edits are
+    /// `durable_edits/NAME` beneath its repository.
+    pub fn open_in(base: &Path, below: &[&[u8]], read_only: bool) -> io::Result<Scratch> {
+        let root_dir = private_dir(base, below)?;
+        let mut root = base.to_owned();
+        for n in below {
+            root.push(std::ffi::OsStr::from_bytes(n));
+        }
         for d in [&b"upper"[..], b"work"] {
-            match root_dir.mkdir(d, 0o755) {
+            match root_dir.mkdir(d, 0o700) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 r => r?,
             }
@@ -101,8 +117,8 @@ impl Scratch {
         }
         let upper = root_dir.sub([&b"upper"[..]])?;
         Ok(Scratch {
-            root: root.to_owned(),
             upper_path: root.join("upper"),
+            root,
             root_dir,
             upper: RwLock::new(Arc::new(upper)),
             work,
@@ -229,7 +245,7 @@ impl Scratch {
         self.root_dir.rename(b"upper", &self.work, &trash, 0)?;
         let fresh = self
             .root_dir
-            .mkdir(b"upper", 0o755)
+            .mkdir(b"upper", 0o700)
             .and_then(|()| self.root_dir.sub([&b"upper"[..]]))
             .and_then(|d| copy_owner_and_mode(&old, &self.root_dir).map(|()| d));
         self.touched();
@@ -311,18 +327,86 @@ fn copy_owner_and_mode(old: &Dir, root: &Dir) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes a file or a whole tree the service chose the path of (a
-/// scratch directory), tolerating what is already gone.
-pub fn remove_all(path: &Path) -> io::Result<()> {
-    let r = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) => Err(e),
-    };
-    match r {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        r => r,
+/// Opens the directory `below` beneath `base` (a repository or the
+/// scratch root, which the user chose), creating missing components with
+/// mode 0700 and following no symlink below `base`: a link planted in a
+/// repository (`durable_edits` → elsewhere) is refused, never written
+/// through. The last component is made private (0700) if it was not, so
+/// other accounts never read the edits (an older version made them 0755).
+pub fn private_dir(base: &Path, below: &[&[u8]]) -> io::Result<Dir> {
+    let mut dir = Dir::open(base).map_err(|e| not_a_directory(e, base, &[]))?;
+    for (i, name) in below.iter().enumerate() {
+        match dir.mkdir(name, 0o700) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            r => r?,
+        }
+        let sub = dir
+            .sub([*name])
+            .map_err(|e| not_a_directory(e, base, below))?;
+        if i + 1 == below.len() && sub.meta()?.perm & 0o077 != 0 {
+            dir.chmod(name, 0o700)?;
+        }
+        dir = sub;
     }
+    Ok(dir)
+}
+
+/// Removes `below` beneath `base` and everything in it, following no
+/// symlink below `base` (a symlink on the way is an error, and a symlink
+/// at the end is removed, not followed); what is already gone is fine.
+pub fn remove_beneath(base: &Path, below: &[&[u8]]) -> io::Result<()> {
+    let Some((last, parents)) = below.split_last() else {
+        return Ok(());
+    };
+    let dir = match Dir::open(base).and_then(|d| d.sub(parents.iter().copied())) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(not_a_directory(e, base, below)),
+    };
+    dir.remove_all(last)
+}
+
+/// The error for a path component below `base` that is not a directory
+/// (a symlink, most likely): names the path.
+fn not_a_directory(e: io::Error, base: &Path, below: &[&[u8]]) -> io::Error {
+    let link = matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR));
+    if !(link || crate::sys::dir::is_not_beneath(&e)) {
+        return e;
+    }
+    let mut path = base.to_owned();
+    for n in below {
+        path.push(std::ffi::OsStr::from_bytes(n));
+    }
+    io::Error::other(format!(
+        "{} is reached through a symlink or a file that is not a directory: refused (nothing is written or deleted through links)",
+        path.display()
+    ))
+}
+
+/// Splits the path of a scratch directory into its parent and its name.
+fn split(path: &Path) -> io::Result<(&Path, &[u8])> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => Ok((
+            if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            },
+            name.as_bytes(),
+        )),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a directory the service can use", path.display()),
+        )),
+    }
+}
+
+/// Removes a file or a whole tree the service chose the path of (a
+/// scratch directory), tolerating what is already gone. Nothing is
+/// followed: the last component is removed as what it is.
+pub fn remove_all(path: &Path) -> io::Result<()> {
+    let (parent, name) = split(path)?;
+    remove_beneath(parent, &[name])
 }
 
 /// Bytes and files in the upper directory `upper` (a saved durable

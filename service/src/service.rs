@@ -30,6 +30,9 @@ use crate::user_settings::UserSettings;
 const REAP_INTERVAL: Duration = Duration::from_millis(100);
 /// How often subscribers hear of edits (scratch sizes) at most.
 const EDITS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the FUSE session is checked (a mount unmounted or aborted
+/// from outside ends it).
+const SESSION_INTERVAL: Duration = Duration::from_millis(250);
 /// How often the settings file is checked for changes.
 const SETTINGS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -73,6 +76,18 @@ pub enum ServiceError {
     MountBusy(String),
     #[error(transparent)]
     Scratch(#[from] recovery::ScratchRootError),
+    /// The FUSE session ended under the service (unmounted or aborted).
+    #[error("the mount at {0} was unmounted or aborted from outside; the service stopped (the next run starts a new one)")]
+    MountLost(PathBuf),
+    /// Another service is starting or serving on this socket.
+    #[error("another service is starting or serving on {0}")]
+    SocketLocked(PathBuf),
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Settings(#[from] SettingsError),
     #[error("cannot start the service's event loop: {0}")]
@@ -85,6 +100,18 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl ServiceError {
+    /// Another service won the start on this socket: the starter should
+    /// use that one. (A scratch root locked by a service on another
+    /// socket is a conflict to report, not a race.)
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::SocketLocked(_) | ServiceError::Bind(crate::control::BindError::InUse(_))
+        )
+    }
 }
 
 /// What the service announces besides runtime changes.
@@ -116,6 +143,8 @@ enum Stop {
     Signal(&'static str),
     Idle,
     Failed,
+    /// The FUSE session ended under the service.
+    MountLost,
 }
 
 /// Runs the service in the foreground until SIGTERM, SIGINT, a shutdown
@@ -144,7 +173,11 @@ async fn serve(
         Ok(s) => s,
         Err(e) => {
             if let Some(r) = ready.take() {
-                r.failed(&e.to_string());
+                if e.is_busy() {
+                    r.busy(&e.to_string());
+                } else {
+                    r.failed(&e.to_string());
+                }
             }
             return Err(e);
         }
@@ -203,8 +236,12 @@ async fn serve(
         let mut term = signal(SignalKind::terminate()).map_err(ServiceError::Signals)?;
         let mut int = signal(SignalKind::interrupt()).map_err(ServiceError::Signals)?;
         let mut hup = signal(SignalKind::hangup()).map_err(ServiceError::Signals)?;
+        let mut session = tokio::time::interval(SESSION_INTERVAL);
         loop {
             tokio::select! {
+                _ = session.tick() => if mounted.session_ended() {
+                    break Stop::MountLost;
+                },
                 _ = term.recv() => break Stop::Signal("SIGTERM"),
                 _ = int.recv() => break Stop::Signal("SIGINT"),
                 _ = hup.recv() => break Stop::Signal("SIGHUP"),
@@ -226,6 +263,10 @@ async fn serve(
         Stop::Request => tracing::info!("shutting down on request"),
         Stop::Signal(s) => tracing::info!(signal = s, "shutting down on signal"),
         Stop::Failed => tracing::error!("a part of the service stopped; shutting down"),
+        Stop::MountLost => tracing::error!(
+            mountpoint = %mounted.mountpoint().display(),
+            "the mount was unmounted or aborted from outside: this service can no longer serve; stopping so that the next run starts a new one"
+        ),
         Stop::Idle => tracing::info!(
             timeout = %lifecycle.timeout(),
             "no runtime and no request for the idle timeout; shutting down"
@@ -234,6 +275,13 @@ async fn serve(
     lifecycle.stop();
     let _ = notices.send(Notice::Shutdown);
     tasks.abort_all();
+    // Runtimes whose processes are gone end as they would have (a
+    // transient one's records leave the repository); the live ones stay
+    // recorded, to come back with the next service.
+    {
+        let r = runtimes.clone();
+        let _ = tokio::task::spawn_blocking(move || r.reap()).await;
+    }
     let path = mounted.mountpoint().to_owned();
     let left = runtimes.list().len();
     let unmounted = tokio::task::spawn_blocking(move || mounted.unmount())
@@ -241,12 +289,52 @@ async fn serve(
         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
     // Clients wait for the socket to go: remove it only once unmounted.
     control.remove_file();
-    unmounted.map_err(|source| ServiceError::Unmount { path, source })?;
+    unmounted.map_err(|source| ServiceError::Unmount {
+        path: path.clone(),
+        source,
+    })?;
     tracing::info!(runtimes = left, "service stopped");
+    if why == Stop::MountLost {
+        return Err(ServiceError::MountLost(path));
+    }
     Ok(())
 }
 
-type Started = (ControlSocket, Mounted, Context, std::fs::File);
+type Started = (ControlSocket, Mounted, Context, [std::fs::File; 2]);
+
+/// Locks `<socket>.lock` for this process: of the services that start on
+/// one socket at the same moment (two first `run`s), one goes on and the
+/// others stop before they touch the mount, the socket or the scratch.
+fn lock_socket(socket: &std::path::Path) -> Result<std::fs::File, ServiceError> {
+    let mut path = socket.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    let err = |source| ServiceError::Lock {
+        path: path.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(err)?;
+        }
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(err)?;
+    match sys::lock::try_lock_exclusive(&file) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(ServiceError::SocketLocked(socket.to_owned())),
+        Err(e) => Err(err(e)),
+    }
+}
 
 /// Everything before the service can serve: the scratch lock, the
 /// settings, the control socket, the mount, and the runtimes of an earlier
@@ -254,6 +342,7 @@ type Started = (ControlSocket, Mounted, Context, std::fs::File);
 async fn start(opts: &ServiceOptions, reporting: Arc<Reporting>) -> Result<Started, ServiceError> {
     // One service per scratch root: a second one would "recover" the
     // first one's live runtimes and empty its work directories.
+    let socket_lock = lock_socket(&opts.socket)?;
     let lock = recovery::lock_scratch_root(&opts.scratch_root)?;
     let settings = Arc::new(UserSettings::load(&opts.settings, opts.always_on)?);
     reporting.configure(&settings.settings());
@@ -307,7 +396,7 @@ async fn start(opts: &ServiceOptions, reporting: Arc<Reporting>) -> Result<Start
         notices,
         reporting,
     };
-    Ok((control, mounted, cx, lock))
+    Ok((control, mounted, cx, [socket_lock, lock]))
 }
 
 /// Ends runtimes whose processes are gone; tells subscribers of edits.

@@ -30,6 +30,13 @@ fn fetcher() -> &'static spfs_remote::PayloadFetcher {
     })
 }
 
+/// Shared by every runtime: payload files are judged by their content
+/// once each (see `repo::verify`).
+fn verifier() -> Arc<crate::repo::PayloadVerifier> {
+    static VERIFIER: OnceLock<Arc<crate::repo::PayloadVerifier>> = OnceLock::new();
+    VERIFIER.get_or_init(Default::default).clone()
+}
+
 /// Opens `locations`, the primary first. Remotes among them are where
 /// payloads no directory holds are fetched from, when first opened.
 pub fn open_repositories(locations: &[RepositoryLocation]) -> Result<RepositorySet> {
@@ -57,7 +64,8 @@ pub fn open_repositories(locations: &[RepositoryLocation]) -> Result<RepositoryS
         });
     }
     let primary = opened.remove(0);
-    let set = RepositorySet::new(primary, opened, TagAuthor("spfs-fuse-macos".into()));
+    let set = RepositorySet::new(primary, opened, TagAuthor("spfs-fuse-macos".into()))
+        .with_verifier(verifier());
     Ok(if remotes.is_empty() {
         set
     } else {

@@ -151,7 +151,7 @@ fn a_durable_runtime_is_saved_and_survives_kills_restarts_and_a_reboot() {
     svc.restart();
     sees_edits(&svc);
     // A clean shutdown and start.
-    ok(&svc.cli(&["shutdown"]));
+    ok(&svc.cli(&["shutdown", "--force"]));
     svc.restart();
     sees_edits(&svc);
 
@@ -208,12 +208,16 @@ fn a_durable_runtime_is_saved_and_survives_kills_restarts_and_a_reboot() {
         text(&o)
     );
 
-    // rm keeps a durable runtime's edits unless asked.
-    let e = fails(&svc.cli(&["runtime", "rm", "keep"]));
+    // rm refuses a durable runtime unless asked, as upstream (status 2).
+    let o = svc.cli(&["runtime", "rm", "keep"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains("durable") && e.contains("--remove-durable"),
+        e.contains("won't delete runtime 'keep': it is marked as durable")
+            && e.contains("--remove-durable"),
         "{e}"
     );
+    assert!(tag_file(&svc, "meta", "keep").exists());
     assert!(upper.join("kept.txt").exists());
     ok(&svc.cli(&["runtime", "rm", "--remove-durable", "keep"]));
     assert!(!svc.repo.join("durable_edits/keep").exists());

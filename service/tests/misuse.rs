@@ -448,7 +448,7 @@ fn read_only_runtimes_come_back_after_a_restart_with_their_age() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     for how in ["SIGKILL", "shutdown"] {
         if how == "shutdown" {
-            ok(&svc.cli(&["shutdown"]));
+            ok(&svc.cli(&["shutdown", "--force"]));
         }
         svc.restart();
         let after = ls(&svc);

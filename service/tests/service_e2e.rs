@@ -310,7 +310,7 @@ fn runtime_commands_and_stop() {
 fn shutdown_with_a_file_open_leaves_no_mount() {
     let mut svc = Service::start("repo");
     let _holder = hold_open(&svc, "lib/big.bin");
-    let o = svc.cli(&["shutdown"]);
+    let o = svc.cli(&["shutdown", "--force"]);
     assert!(text(&o).contains("stopped"));
     assert!(!is_mounted(&svc.mnt), "mount left behind");
     let status = svc.child.wait().unwrap();

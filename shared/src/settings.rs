@@ -142,7 +142,7 @@ pub fn dsn_host(dsn: &str) -> Option<&str> {
 impl Settings {
     /// Reads settings from `path`; a missing file gives the defaults.
     pub fn load(path: &Path) -> Result<Self, SettingsError> {
-        match std::fs::read(path) {
+        match crate::bounded::read(path, crate::bounded::SMALL) {
             Ok(bytes) => Self::parse(path, &bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(source) => Err(SettingsError::Io {

@@ -90,7 +90,7 @@ impl RemotePayloads {
         self.stats.clone()
     }
 
-    fn download(&self, d: &Digest, into: &FsRepository) -> Result<u64, String> {
+    fn download(&self, d: &Digest, size: Option<u64>, into: &FsRepository) -> Result<u64, String> {
         let _slot = Slot::take(&self.inner);
         let mut reasons = Vec::new();
         for remote in &self.remotes {
@@ -109,6 +109,15 @@ impl RemotePayloads {
             let counted = Counting {
                 inner: data,
                 progress: &self.stats.progress,
+            };
+            let counted: Box<dyn std::io::Read + '_> = match size {
+                Some(size) => Box::new(crate::expected::Expected::new(
+                    counted,
+                    size,
+                    crate::timeout(),
+                    remote.describe(),
+                )),
+                None => Box::new(counted),
             };
             let stored = into
                 .import_payload(d, counted, remote.describe())
@@ -146,7 +155,7 @@ impl PayloadSource for RemotePayloads {
         }
     }
 
-    fn fetch(&self, d: &Digest, into: &FsRepository) -> spfs_repo::Result<()> {
+    fn fetch(&self, d: &Digest, size: Option<u64>, into: &FsRepository) -> spfs_repo::Result<()> {
         let key = (into.root().to_owned(), *d);
         let (flight, leader) = {
             let mut flights = self.inner.flights.lock();
@@ -164,7 +173,7 @@ impl PayloadSource for RemotePayloads {
         };
         let result = if leader {
             self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-            let result = self.download(d, into).map(|_| ());
+            let result = self.download(d, size, into).map(|_| ());
             self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
             match &result {
                 Ok(()) => {

@@ -18,6 +18,7 @@
 //! nothing is stored half-written (staged, then renamed).
 
 pub mod error;
+mod expected;
 pub mod grpc;
 pub mod http;
 pub mod lazy;

@@ -76,7 +76,7 @@ impl Store for LocalStore {
 
     fn read_object(&self, d: &Digest) -> Result<Vec<u8>> {
         let path = self.repo.object_path(d);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match spfs_shared::bounded::read(&path, spfs_repo::storage::MAX_OBJECT_BYTES) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(crate::Error::UnknownObject {

@@ -276,8 +276,17 @@ impl<'a> Syncer<'a> {
                 inner: data,
                 progress: self.progress,
             };
-            self.dst
-                .write_payload(d, Box::new(counted), self.src.describe())?;
+            // What the manifest says it is, and no more.
+            let data: Box<dyn std::io::Read + Send + '_> = match size {
+                Some(size) => Box::new(crate::expected::Expected::new(
+                    counted,
+                    size,
+                    crate::timeout(),
+                    self.src.describe(),
+                )),
+                None => Box::new(counted),
+            };
+            self.dst.write_payload(d, data, self.src.describe())?;
         }
         // Upstream keeps a blob object beside each file's payload (its
         // `spfs check` looks for them); ours are written the same way.

@@ -207,6 +207,8 @@ fn a_push_copies_everything_a_ref_needs_children_first() {
 struct Counting {
     inner: Arc<dyn Store>,
     opens: AtomicUsize,
+    /// Sends the payload's bytes, then more, without end.
+    endless: bool,
 }
 
 impl Store for Counting {
@@ -230,6 +232,11 @@ impl Store for Counting {
     }
     fn open_payload(&self, d: &Digest) -> spfs_remote::Result<Box<dyn Read + Send>> {
         self.opens.fetch_add(1, Ordering::SeqCst);
+        if self.endless {
+            return Ok(Box::new(
+                self.inner.open_payload(d)?.chain(std::io::repeat(b'x')),
+            ));
+        }
         // Slow enough that the other readers arrive while it runs.
         std::thread::sleep(std::time::Duration::from_millis(200));
         self.inner.open_payload(d)
@@ -253,6 +260,7 @@ fn concurrent_first_opens_of_one_payload_download_it_once() {
     let origin = Arc::new(Counting {
         inner: remote(&fixture_copy(dir.path())),
         opens: AtomicUsize::new(0),
+        endless: false,
     });
     let local = empty(dir.path(), "local");
     let fetcher = PayloadFetcher::new(2);
@@ -264,7 +272,7 @@ fn concurrent_first_opens_of_one_payload_download_it_once() {
             let (source, local, barrier) = (source.clone(), local.clone(), barrier.clone());
             s.spawn(move || {
                 barrier.wait();
-                source.fetch(&hello, &local).unwrap();
+                source.fetch(&hello, Some(16), &local).unwrap();
             });
         }
     });
@@ -276,7 +284,7 @@ fn concurrent_first_opens_of_one_payload_download_it_once() {
     let p = source.progress();
     assert_eq!((p.fetched, p.failed, p.in_flight, p.bytes), (1, 0, 0, 16));
     // Already here: nothing is downloaded again.
-    source.fetch(&hello, &local).unwrap();
+    source.fetch(&hello, Some(16), &local).unwrap();
     assert_eq!(origin.opens.load(Ordering::SeqCst), 1);
 }
 
@@ -288,7 +296,10 @@ fn a_payload_no_remote_has_is_an_error_naming_each_remote() {
     let local = empty(dir.path(), "local");
     let source = PayloadFetcher::new(1).source(vec![remote(a.root()), remote(b.root())]);
     let missing = Digest::of(b"nowhere");
-    let err = source.fetch(&missing, &local).unwrap_err().to_string();
+    let err = source
+        .fetch(&missing, None, &local)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(&missing.to_string()), "{err}");
     assert!(err.contains(&a.root().display().to_string()), "{err}");
     assert!(err.contains(&b.root().display().to_string()), "{err}");
@@ -297,6 +308,44 @@ fn a_payload_no_remote_has_is_an_error_naming_each_remote() {
     let c = empty(dir.path(), "c");
     let (d, _) = c.write_payload(&b"somewhere"[..]).unwrap();
     let source = PayloadFetcher::new(1).source(vec![remote(a.root()), remote(c.root())]);
-    source.fetch(&d, &local).unwrap();
+    source.fetch(&d, None, &local).unwrap();
     assert!(local.has_payload(&d));
+}
+
+#[test]
+fn a_remote_that_sends_more_than_the_payload_has_is_cut_off_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Arc::new(Counting {
+        inner: remote(&fixture_copy(dir.path())),
+        opens: AtomicUsize::new(0),
+        endless: true,
+    });
+    let local = empty(dir.path(), "local");
+    let hello = Digest::of(b"hello from base\n");
+    // A first open (the manifest says 16 bytes).
+    let source = PayloadFetcher::new(1).source(vec![origin.clone() as Arc<dyn Store>]);
+    let err = source
+        .fetch(&hello, Some(16), &local)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than the 16 bytes"), "{err}");
+    assert!(!local.has_payload(&hello));
+    // A pull of the environment that holds it.
+    let store = LocalStore::local(local.clone());
+    let all = SyncOptions {
+        payloads: true,
+        concurrency: 2,
+    };
+    let origin: Arc<dyn Store> = origin;
+    let err = pull_from_first(&[origin], &store, "fixture/base", all, &Progress::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than the"), "{err}");
+    assert!(!local.has_payload(&hello));
+    // Nothing staged is left behind (a few bytes at most were read).
+    let staged: u64 = walkdir(&local.root().join("work"))
+        .iter()
+        .map(|p| p.metadata().map_or(0, |m| m.len()))
+        .sum();
+    assert!(staged < 4096, "{staged} bytes staged");
 }

@@ -50,14 +50,38 @@ pub fn commit_dir(repo: &FsRepository, dir: &Path) -> Result<Committed> {
             reason: "not a directory".to_owned(),
         });
     }
-    check_committable(dir, Format::Plain)?;
-    let mut stats = Stats::default();
-    let mut trees = Vec::new();
-    collect(repo, dir, Format::Plain, &mut stats, &mut trees)?;
-    let manifest = Manifest {
-        trees: dedup_trees(trees),
-    };
-    commit_manifest(repo, manifest, stats)
+    with_deep_stack(|| {
+        check_committable(dir, Format::Plain)?;
+        let mut stats = Stats::default();
+        let mut trees = Vec::new();
+        collect(repo, dir, Format::Plain, &mut stats, &mut trees, 0)?;
+        let manifest = Manifest {
+            trees: dedup_trees(trees),
+        };
+        commit_manifest(repo, manifest, stats)
+    })
+}
+
+/// Stack for walking a tree of up to `MAX_DEPTH` levels one frame a
+/// level (a few KiB each); only the pages used are ever touched.
+const DEEP_STACK: usize = 256 << 20;
+
+/// Runs `f` (a recursive walk of a directory tree) on a thread whose
+/// stack holds [`crate::view::MAX_DEPTH`] levels: a deep tree is an
+/// error or a layer, never a stack overflow that ends the process.
+fn with_deep_stack<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        let walker = std::thread::Builder::new()
+            .name("commit".into())
+            .stack_size(DEEP_STACK)
+            .spawn_scoped(s, f)
+            .map_err(Error::io("start a thread to commit", Path::new("-")))?;
+        walker.join().unwrap_or_else(|_| {
+            Err(Error::Decode(
+                "the commit's walk of the directory failed".into(),
+            ))
+        })
+    })
 }
 
 /// Commits the scratch directory `upper` of an editable runtime over the
@@ -76,14 +100,16 @@ pub fn commit_scratch(repo: &FsRepository, upper: &Path, lower: &View) -> Result
     if empty {
         return Err(Error::NothingToCommit);
     }
-    check_committable(upper, format)?;
-    let mut stats = Stats::default();
-    let mut trees = Vec::new();
-    collect(repo, upper, format, &mut stats, &mut trees)?;
-    let manifest = Manifest {
-        trees: dedup_trees(trees),
-    };
-    commit_manifest(repo, manifest, stats)
+    with_deep_stack(|| {
+        check_committable(upper, format)?;
+        let mut stats = Stats::default();
+        let mut trees = Vec::new();
+        collect(repo, upper, format, &mut stats, &mut trees, 0)?;
+        let manifest = Manifest {
+            trees: dedup_trees(trees),
+        };
+        commit_manifest(repo, manifest, stats)
+    })
 }
 
 /// How deletions are written in the directory being committed.
@@ -139,6 +165,7 @@ fn check_committable(dir: &Path, format: Format) -> Result<()> {
         Path::new(""),
         matches!(format, Format::Plain),
         &mut bad,
+        0,
     )?;
     if bad.is_empty() {
         Ok(())
@@ -152,7 +179,17 @@ fn scan(
     rel: &Path,
     plain: bool,
     bad: &mut Vec<(std::path::PathBuf, &'static str)>,
+    depth: u32,
 ) -> Result<()> {
+    if depth >= crate::view::MAX_DEPTH {
+        return Err(Error::Uncommittable {
+            path: dir.to_owned(),
+            reason: format!(
+                "directories nest deeper than {} levels, the most a layer may have here",
+                crate::view::MAX_DEPTH
+            ),
+        });
+    }
     for e in fs::read_dir(dir).map_err(Error::io("list", dir))? {
         let e = e.map_err(Error::io("list", dir))?;
         let name = e.file_name();
@@ -165,7 +202,7 @@ fn scan(
         let meta = fs::symlink_metadata(&path).map_err(Error::io("stat", &path))?;
         let ft = meta.file_type();
         let why = if ft.is_dir() {
-            scan(&path, &rel, plain, bad)?;
+            scan(&path, &rel, plain, bad, depth + 1)?;
             continue;
         } else if ft.is_file() || ft.is_symlink() {
             continue;
@@ -204,7 +241,18 @@ fn collect(
     format: Format,
     stats: &mut Stats,
     out: &mut Vec<Tree>,
+    depth: u32,
 ) -> Result<Digest> {
+    // Views accept no deeper tree: refused here, before a layer is made.
+    if depth >= crate::view::MAX_DEPTH {
+        return Err(Error::Uncommittable {
+            path: dir.to_owned(),
+            reason: format!(
+                "directories nest deeper than {} levels, the most a layer may have here",
+                crate::view::MAX_DEPTH
+            ),
+        });
+    }
     let mut names = Vec::new();
     let mut whiteouts = Vec::new();
     let mut opaque = false;
@@ -248,7 +296,7 @@ fn collect(
                         .filter(|&c| lower.get(c).is_some_and(|n| n.kind() == NodeKind::Dir)),
                 },
             };
-            let object = collect(repo, &path, inner, stats, out)?;
+            let object = collect(repo, &path, inner, stats, out, depth + 1)?;
             Entry {
                 name,
                 kind: EntryKind::Tree,

@@ -168,7 +168,7 @@ fn flatten_toml(prefix: &str, table: &toml::Table, out: &mut Flat) {
 }
 
 fn read_file_into(path: &Path, out: &mut Flat) -> Result<()> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match spfs_shared::bounded::read_to_string(path, spfs_shared::bounded::SMALL) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io("read config", path)(e)),

@@ -211,8 +211,8 @@ fn load_spec_file(path: &Path, seen: &mut Vec<PathBuf>) -> Result<EnvSpecItem> {
             "spec files are nested more than {MAX_SPEC_FILE_DEPTH} deep"
         )));
     }
-    let text =
-        std::fs::read_to_string(&canonical).map_err(|e| fail(format!("cannot be read: {e}")))?;
+    let text = spfs_shared::bounded::read_to_string(&canonical, spfs_shared::bounded::SMALL)
+        .map_err(|e| fail(format!("cannot be read: {e}")))?;
     let api: ApiOnly =
         serde_yaml::from_str(&text).map_err(|e| fail(format!("is not valid YAML: {e}")))?;
     match api.api.as_deref() {

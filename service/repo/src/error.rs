@@ -6,6 +6,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use spfs_shared::display::quoted;
+
 use super::digest::Digest;
 
 /// Data that hashes to another digest than the one it was asked for.
@@ -57,7 +59,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[allow(missing_docs)]
 pub enum Error {
     /// Digest text that is not 56 characters of base32.
-    #[error("invalid digest '{text}': {reason}")]
+    #[error("invalid digest '{}': {reason}", quoted(text))]
     InvalidDigest { text: String, reason: String },
 
     /// An object file that cannot be decoded.
@@ -87,6 +89,16 @@ pub enum Error {
         found: u64,
     },
 
+    /// A payload file whose content does not hash to its digest (replaced
+    /// by another file of the same size, or damaged): never served.
+    #[error("payload {digest} at {path} does not hash to its digest: the file was replaced or damaged; run 'spfs check --repair' (or pull the layer again)")]
+    PayloadMismatch { digest: Digest, path: PathBuf },
+
+    /// A payload path that holds something other than a regular file (a
+    /// FIFO, a device, a directory): never opened for reading.
+    #[error("payload {digest} at {path} is not a regular file: the repository is damaged; run 'spfs check --repair' (or pull the layer again)")]
+    NotAPayloadFile { digest: Digest, path: PathBuf },
+
     /// Data received from elsewhere (a remote) that does not hash to the
     /// digest it was asked for: never stored.
     #[error("{0}")]
@@ -98,19 +110,25 @@ pub enum Error {
     PayloadFetch { digest: Digest, reason: String },
 
     /// A ref that is neither a digest, a spec file, nor a tag.
-    #[error("unknown reference '{0}': no tag, digest or spec file by that name")]
-    UnknownReference(String),
+    #[error(
+        "unknown reference '{}': no tag, digest or spec file by that name in {searched}",
+        quoted(reference)
+    )]
+    UnknownReference { reference: String, searched: String },
 
     /// A path that is not in an environment's merged view.
-    #[error("{path} does not exist in {env}")]
+    #[error("{} does not exist in {}", quoted(path), quoted(env))]
     NoSuchPath { path: String, env: String },
 
     /// Something shaped like a digest that is not a valid one.
-    #[error("'{0}' looks like a digest but is not one: a digest is 52 base32 characters (A-Z, 2-7) and '====', a partial digest is a shorter prefix without '='")]
+    #[error("'{}' looks like a digest but is not one: a digest is 52 base32 characters (A-Z, 2-7) and '====', a partial digest is a shorter prefix without '='", quoted(.0))]
     MalformedDigest(String),
 
     /// A partial digest (or a full one) that no repository holds.
-    #[error("'{reference}' looks like a digest, and no object in {searched} has it{tag}")]
+    #[error(
+        "'{}' looks like a digest, and no object in {searched} has it{tag}",
+        quoted(reference)
+    )]
     DigestNotFound {
         reference: String,
         searched: String,
@@ -119,7 +137,10 @@ pub enum Error {
     },
 
     /// A partial digest that matches more than one object.
-    #[error("ambiguous reference '{prefix}': it matches {count} objects: {examples}; type more characters")]
+    #[error(
+        "ambiguous reference '{}': it matches {count} objects: {examples}; type more characters",
+        quoted(prefix)
+    )]
     AmbiguousReference {
         prefix: String,
         count: usize,
@@ -127,7 +148,7 @@ pub enum Error {
     },
 
     /// A ref resolved, but to the wrong kind of object for the operation.
-    #[error("'{reference}' is a {found}, expected {expected}")]
+    #[error("'{}' is a {found}, expected {expected}", quoted(reference))]
     WrongKind {
         reference: String,
         found: &'static str,
@@ -135,11 +156,14 @@ pub enum Error {
     },
 
     /// A tag spec that is not `[org/]name[~N]`.
-    #[error("invalid tag '{spec}': {reason}")]
+    #[error("invalid tag '{}': {reason}", quoted(spec))]
     InvalidTag { spec: String, reason: String },
 
     /// A tag version further back than the stream's history.
-    #[error("tag '{spec}' has only {available} version(s); ~{requested} does not exist")]
+    #[error(
+        "tag '{}' has only {available} version(s); ~{requested} does not exist",
+        quoted(spec)
+    )]
     TagVersionOutOfRange {
         spec: String,
         available: usize,
@@ -151,11 +175,11 @@ pub enum Error {
     CorruptTag { path: PathBuf, reason: String },
 
     /// An env spec (or one of its items) that cannot be understood.
-    #[error("invalid environment spec '{spec}': {reason}")]
+    #[error("invalid environment spec '{}': {}", quoted(spec), quoted(reason))]
     InvalidEnvSpec { spec: String, reason: String },
 
     /// A `.spfs.yaml` spec file that cannot be used.
-    #[error("spec file {path}: {reason}")]
+    #[error("spec file {path}: {}", quoted(reason))]
     SpecFile { path: PathBuf, reason: String },
 
     /// A repository written by an incompatible major version of spfs.
@@ -256,13 +280,16 @@ impl Error {
         match self {
             Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
             Error::UnknownObject { .. }
-            | Error::UnknownReference(_)
+            | Error::UnknownReference { .. }
             | Error::DigestNotFound { .. }
             | Error::NoRepository(_)
             | Error::NotARepository(_)
             | Error::NoSuchPath { .. } => libc::ENOENT,
             // A file that is there but whose data cannot be read.
-            Error::MissingPayload { .. } | Error::DamagedPayload { .. } => libc::EIO,
+            Error::MissingPayload { .. }
+            | Error::DamagedPayload { .. }
+            | Error::NotAPayloadFile { .. }
+            | Error::PayloadMismatch { .. } => libc::EIO,
             Error::InvalidDigest { .. }
             | Error::InvalidTag { .. }
             | Error::InvalidEnvSpec { .. } => libc::EINVAL,

@@ -28,6 +28,7 @@ pub mod repos;
 pub mod runtime_records;
 pub mod storage;
 pub mod tags;
+pub mod verify;
 pub mod view;
 pub mod whiteout;
 
@@ -41,6 +42,7 @@ pub use object::{DigestStrategy, EncodingFormat, Object};
 pub use repos::{FetchProgress, PayloadSource, RepositorySet, StackItem};
 pub use storage::FsRepository;
 pub use tags::TagSpec;
+pub use verify::{PayloadCheck, PayloadVerifier};
 pub use view::{NodeId, NodeKind, View};
 
 /// Decodes arbitrary bytes as an object file; the fuzz target's entry point.

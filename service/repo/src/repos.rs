@@ -11,6 +11,7 @@ use super::error::{Error, Result};
 use super::object::{Manifest, Object};
 use super::storage::FsRepository;
 use super::tags::{Tag, TagAuthor, TagSpec};
+use super::verify::{Admitted, PayloadCheck, PayloadVerifier};
 
 /// The repositories a user reads from: the primary first.
 #[derive(Clone, Debug)]
@@ -18,6 +19,8 @@ pub struct RepositorySet {
     repos: Vec<FsRepository>,
     author: TagAuthor,
     fetcher: Option<Arc<dyn PayloadSource>>,
+    /// Judges payload files by their content before they are served.
+    verifier: Option<Arc<PayloadVerifier>>,
 }
 
 /// Where payloads that no repository of a set holds are fetched from (a
@@ -25,8 +28,10 @@ pub struct RepositorySet {
 pub trait PayloadSource: Send + Sync + std::fmt::Debug {
     /// Fetches payload `d` into `into`: verified against `d` and stored
     /// atomically, or not at all. Concurrent calls for one digest fetch
-    /// it once. The error names the remote and why.
-    fn fetch(&self, d: &Digest, into: &FsRepository) -> Result<()>;
+    /// it once. The error names the remote and why. `size`, when the
+    /// manifest says it, bounds what is accepted (a remote that sends more
+    /// is refused).
+    fn fetch(&self, d: &Digest, size: Option<u64>, into: &FsRepository) -> Result<()>;
 
     /// What this source has fetched so far.
     fn progress(&self) -> FetchProgress;
@@ -63,7 +68,15 @@ impl RepositorySet {
             repos,
             author,
             fetcher: None,
+            verifier: None,
         }
+    }
+
+    /// Payloads opened through this set are served only once `verifier`
+    /// found (or is finding) that they hash to their digest.
+    pub fn with_verifier(mut self, verifier: Arc<PayloadVerifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
     }
 
     /// Payloads none of these repositories hold are fetched from `source`
@@ -91,9 +104,9 @@ impl RepositorySet {
 
     /// Fetches payload `d` into the primary if no repository holds it and
     /// there is a source to fetch it from.
-    fn fetch_missing(&self, d: &Digest) -> Result<bool> {
+    fn fetch_missing(&self, d: &Digest, size: Option<u64>) -> Result<bool> {
         match &self.fetcher {
-            Some(f) => f.fetch(d, self.primary()).map(|()| true),
+            Some(f) => f.fetch(d, size, self.primary()).map(|()| true),
             None => Ok(false),
         }
     }
@@ -196,6 +209,14 @@ impl RepositorySet {
         &self.author
     }
 
+    /// `reference` names nothing in these repositories.
+    fn unknown(&self, reference: String) -> Error {
+        Error::UnknownReference {
+            reference,
+            searched: self.searched(),
+        }
+    }
+
     fn searched(&self) -> String {
         let roots: Vec<String> = self
             .repos
@@ -241,7 +262,7 @@ impl RepositorySet {
         if let Some(p) = found() {
             return Ok(p);
         }
-        if self.fetch_missing(d)? {
+        if self.fetch_missing(d, None)? {
             if let Some(p) = found() {
                 return Ok(p);
             }
@@ -255,8 +276,59 @@ impl RepositorySet {
     /// Opens payload `d` for a file whose manifest records `size` bytes:
     /// a payload of another size (truncated, replaced) is refused rather
     /// than served short or long.
+    ///
+    /// With a verifier ([`RepositorySet::with_verifier`]), its content is
+    /// judged first: a file that does not hash to `d` is refused (each
+    /// file is hashed once; see [`crate::verify`]).
     pub fn open_payload_sized(&self, d: &Digest, size: u64) -> Result<std::fs::File> {
-        let f = self.open_payload(d)?;
+        self.open_payload_judged(d, size, true).map(|(f, _)| f)
+    }
+
+    /// Opens payload `d` as [`RepositorySet::open_payload_sized`] does, but
+    /// a large file not judged yet is served at once, hashed in the
+    /// background: the check returned (`Some`) says when it is found
+    /// wrong, and the reader then fails its reads.
+    pub fn open_payload_checked(
+        &self,
+        d: &Digest,
+        size: u64,
+    ) -> Result<(std::fs::File, Option<Arc<PayloadCheck>>)> {
+        self.open_payload_judged(d, size, false)
+    }
+
+    fn open_payload_judged(
+        &self,
+        d: &Digest,
+        size: u64,
+        now: bool,
+    ) -> Result<(std::fs::File, Option<Arc<PayloadCheck>>)> {
+        let f = self.open_payload_sized_unverified(d, size)?;
+        let Some(verifier) = &self.verifier else {
+            return Ok((f, None));
+        };
+        let admitted = verifier
+            .admit(d, &f, now)
+            .map_err(|e| Error::io("verify payload", self.payload_location(d))(e))?;
+        match admitted {
+            Admitted::Good => Ok((f, None)),
+            Admitted::Pending(check) => Ok((f, Some(check))),
+            Admitted::Bad => Err(Error::PayloadMismatch {
+                digest: *d,
+                path: self.payload_location(d),
+            }),
+        }
+    }
+
+    /// True if [`RepositorySet::open_payload_sized`] of a payload of
+    /// `size` bytes may hash more than a request thread should wait for
+    /// (a first open, or one after the file changed): the service then
+    /// finishes it off the thread.
+    pub fn open_may_hash_long(&self, size: u64) -> bool {
+        self.verifier.is_some() && size > crate::verify::INLINE_MAX
+    }
+
+    fn open_payload_sized_unverified(&self, d: &Digest, size: u64) -> Result<std::fs::File> {
+        let f = self.open_payload_fetching(d, Some(size))?;
         let found = f
             .metadata()
             .map_err(|e| Error::io("stat payload", self.payload_location(d))(e))?
@@ -285,10 +357,15 @@ impl RepositorySet {
     /// Opens payload `d` from the first repository that has it (one open
     /// per repository tried, no separate existence check).
     pub fn open_payload(&self, d: &Digest) -> Result<std::fs::File> {
+        self.open_payload_fetching(d, None)
+    }
+
+    /// [`RepositorySet::open_payload`], fetching at most `size` bytes.
+    fn open_payload_fetching(&self, d: &Digest, size: Option<u64>) -> Result<std::fs::File> {
         if let Some(f) = self.open_local_payload(d)? {
             return Ok(f);
         }
-        if self.fetch_missing(d)? {
+        if self.fetch_missing(d, size)? {
             if let Some(f) = self.open_local_payload(d)? {
                 return Ok(f);
             }
@@ -299,16 +376,46 @@ impl RepositorySet {
         })
     }
 
+    ///
+    /// Opened non-blocking and checked to be a regular file: a payload
+    /// replaced by a FIFO or a device must not block the opener (a FUSE
+    /// request thread) or serve endless bytes.
     fn open_local_payload(&self, d: &Digest) -> Result<Option<std::fs::File>> {
+        use std::os::unix::fs::OpenOptionsExt;
         for r in &self.repos {
             let path = r.payload_path(d);
-            match std::fs::File::open(&path) {
-                Ok(f) => return Ok(Some(f)),
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path);
+            match opened {
+                Ok(f) => {
+                    let meta = f
+                        .metadata()
+                        .map_err(|e| Error::io("stat payload", &path)(e))?;
+                    if !meta.is_file() {
+                        return Err(Error::NotAPayloadFile { digest: *d, path });
+                    }
+                    return Ok(Some(f));
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(Error::io("open payload", &path)(e)),
             }
         }
         Ok(None)
+    }
+
+    /// The target of a symlink whose manifest entry records `size` bytes,
+    /// read from payload `d` (fetched first if only a remote has it).
+    /// Bounded: a payload longer than the manifest says is damaged.
+    pub fn read_symlink_target(&self, d: &Digest, size: u64) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let f = self.open_payload_sized(d, size)?;
+        let mut target = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(4096));
+        f.take(size)
+            .read_to_end(&mut target)
+            .map_err(|e| Error::io("read symlink target", self.payload_location(d))(e))?;
+        Ok(target)
     }
 
     /// The one object whose digest starts with `prefix`, in any repository.
@@ -322,7 +429,7 @@ impl RepositorySet {
             }
         }
         match found.len() {
-            0 => Err(Error::UnknownReference(prefix.to_string())),
+            0 => Err(self.unknown(prefix.to_string())),
             1 => Ok(found[0]),
             n => {
                 found.sort();
@@ -348,7 +455,7 @@ impl RepositorySet {
                 return Ok(t);
             }
         }
-        Err(Error::UnknownReference(spec.to_string()))
+        Err(self.unknown(spec.to_string()))
     }
 
     /// The object digest one (non-file) env spec item refers to.
@@ -359,7 +466,7 @@ impl RepositorySet {
             EnvSpecItem::Partial(p) => {
                 match self.resolve_partial(p) {
                     // An all-capitals tag name parses as a partial digest too.
-                    Err(Error::UnknownReference(_)) => match TagSpec::parse(p.as_str()) {
+                    Err(Error::UnknownReference { .. }) => match TagSpec::parse(p.as_str()) {
                         Ok(t) => self.resolve_tag(&t).map(|t| t.target).map_err(|_| {
                             Error::DigestNotFound {
                                 reference: p.to_string(),
@@ -418,7 +525,7 @@ impl RepositorySet {
             return Ok(());
         }
         let digest = self.resolve_item(item).map_err(|e| match e {
-            Error::UnknownObject { .. } => Error::UnknownReference(item.to_string()),
+            Error::UnknownObject { .. } => self.unknown(item.to_string()),
             e => e,
         })?;
         self.push_digest(&item.to_string(), digest, stack, depth)
@@ -447,9 +554,7 @@ impl RepositorySet {
                     tag: "",
                 }
             }
-            Error::UnknownObject { .. } => {
-                Error::UnknownReference(format!("{reference} ({digest})"))
-            }
+            Error::UnknownObject { .. } => self.unknown(format!("{reference} ({digest})")),
             e => e,
         })?;
         let entry = match object {

@@ -20,6 +20,9 @@ pub const SUPPORTED_MAJOR: u64 = 0;
 /// The version written into `VERSION` of repositories this library creates.
 pub const WRITER_VERSION: &str = "0.44.0";
 
+/// Largest object file read (a manifest of millions of entries is far
+/// smaller): a file linked elsewhere is never read whole.
+pub const MAX_OBJECT_BYTES: u64 = 1 << 30;
 const OBJECT_MODE: u32 = 0o666;
 const PAYLOAD_MODE: u32 = 0o444;
 
@@ -138,7 +141,7 @@ impl FsRepository {
     /// Reads and verifies the object `d`; `Ok(None)` if it is not here.
     pub fn read_object(&self, d: &Digest) -> Result<Option<Object>> {
         let path = self.object_path(d);
-        let bytes = match fs::read(&path) {
+        let bytes = match spfs_shared::bounded::read(&path, MAX_OBJECT_BYTES) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("read object", &path)(e)),
@@ -255,10 +258,12 @@ impl FsRepository {
     }
 
     /// Removes files staged in `objects/work` and `payloads/work` that were
-    /// last written more than `age` ago: what a writer killed in the
-    /// middle (a pull, a commit) left. A live writer writes its staged
-    /// file continuously, so `age` only needs to be longer than any pause.
-    /// Returns how many were removed.
+    /// last written more than `age` ago and that no writer holds locked:
+    /// what a writer killed in the middle (a pull, a commit) left. This
+    /// library's writers lock the payloads they stage (and their locks go
+    /// with them), and every writer writes continuously, so `age` only
+    /// needs to be longer than a pause of a writer that takes no lock
+    /// (another tool's). Returns how many were removed.
     pub fn remove_stale_work(&self, age: std::time::Duration) -> Result<usize> {
         let mut removed = 0;
         for store in ["objects", "payloads"] {
@@ -276,7 +281,12 @@ impl FsRepository {
                     .and_then(|m| m.modified().ok())
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|elapsed| elapsed > age);
-                if stale && fs::remove_file(entry.path()).is_ok() {
+                let unlocked = || {
+                    fs::File::open(entry.path())
+                        .and_then(|f| crate::sys::lock::try_lock_exclusive(&f))
+                        .unwrap_or(false)
+                };
+                if stale && unlocked() && fs::remove_file(entry.path()).is_ok() {
                     removed += 1;
                 }
             }
@@ -291,6 +301,8 @@ impl FsRepository {
         let work = work_dir.join(uuid::Uuid::new_v4().to_string());
         let guard = RemoveOnDrop(Some(work.clone()));
         let mut file = fs::File::create(&work).map_err(Error::io("create payload", &work))?;
+        // Held while it is written: a cleaner leaves it alone.
+        crate::sys::lock::try_lock_exclusive(&file).map_err(Error::io("lock", &work))?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut buf = vec![0u8; 256 * 1024];
@@ -336,7 +348,7 @@ impl FsRepository {
 /// Refuses repositories whose VERSION has another major number.
 fn check_version(root: &Path) -> Result<()> {
     let path = root.join("VERSION");
-    let text = match fs::read_to_string(&path) {
+    let text = match spfs_shared::bounded::read_to_string(&path, spfs_shared::bounded::SMALL) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io("read", &path)(e)),

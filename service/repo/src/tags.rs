@@ -25,6 +25,9 @@ pub struct TagSpec {
 /// The longest tag name or org component: it becomes a file name with
 /// `.tag.lock` after it, and file names are at most 255 bytes.
 pub const MAX_COMPONENT: usize = 240;
+/// Largest tag file read (about 200 bytes a version: hundreds of
+/// thousands of versions).
+const MAX_TAG_FILE_BYTES: u64 = 64 << 20;
 
 fn valid_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
@@ -288,7 +291,7 @@ impl FsRepository {
     /// Reads the records of a tag stream, oldest first; `None` if absent.
     pub fn read_tag_stream(&self, spec: &TagSpec) -> Result<Option<Vec<Tag>>> {
         let path = spec.file_in(&self.tags_root());
-        let bytes = match fs::read(&path) {
+        let bytes = match spfs_shared::bounded::read(&path, MAX_TAG_FILE_BYTES) {
             Ok(b) => b,
             Err(e)
                 if matches!(

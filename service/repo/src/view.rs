@@ -16,8 +16,11 @@ use super::digest::Digest;
 use super::error::{Error, Result};
 use super::object::{mode, Entry, EntryKind, Manifest};
 
-/// Deepest directory nesting accepted (deeper means a corrupt or cyclic manifest).
-const MAX_DEPTH: u32 = 1024;
+/// Deepest directory nesting accepted (deeper means a corrupt or cyclic
+/// manifest): what an editable runtime can make (its node table's limit)
+/// and far past what upstream's tools are used with (a path of 2,048
+/// one-letter directories is PATH_MAX).
+pub const MAX_DEPTH: u32 = 4096;
 /// Most nodes one view may hold.
 const MAX_NODES: usize = 16 << 20;
 
@@ -305,7 +308,7 @@ impl<'m> Builder<'m> {
         while let Some((node, depth, sources)) = queue.pop_front() {
             if depth >= MAX_DEPTH {
                 return Err(Error::Decode(format!(
-                    "directories nest deeper than {MAX_DEPTH} levels at '{}' (corrupt or cyclic manifest)",
+                    "directories nest deeper than {MAX_DEPTH} levels (the most this tool accepts) at '{}': a corrupt or cyclic manifest",
                     self.view.path_of(NodeId(node))
                 )));
             }

@@ -45,6 +45,8 @@ pub fn run(args: Args) -> CliResult {
     for k in Kind::ALL.iter().filter(|k| k.os() == installed.os) {
         let caps = k.capabilities();
         let state = match found.iter().find(|(f, _)| f == k) {
+            // A version alone ("1.2"), or a note in parentheses.
+            Some((_, Some(v))) if v.starts_with('(') => format!("installed {v}"),
             Some((_, Some(v))) => format!("installed, {v}"),
             Some((_, None)) => "installed".to_owned(),
             None => "not installed".to_owned(),

@@ -44,6 +44,7 @@ pub struct CommitArgs {
 }
 
 pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
+    let tag_names = args.tags.clone();
     let tags = args
         .tags
         .iter()
@@ -59,6 +60,7 @@ pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
         };
         let moved = repo.push_tags(&tags, digest, repos.author())?;
         print_moved(&moved);
+        print_tagged(&args.tags, digest);
         println!("{digest}");
         return Ok(());
     }
@@ -91,6 +93,7 @@ pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
         return Err("unexpected reply from the service".into());
     };
     print_moved(&moved);
+    print_tagged(&tag_names, &digest);
     println!("{digest}");
     Ok(())
 }
@@ -147,6 +150,7 @@ fn commit_saved(
             )
         })?;
     print_moved(&moved);
+    print_tagged(tags, digest);
     println!("{digest}");
     Ok(Some(()))
 }
@@ -156,6 +160,14 @@ fn commit_saved(
 fn print_moved(moved: &[(String, String)]) {
     for (tag, old) in moved {
         eprintln!("note: tag {tag} pointed to {old}; that is {tag}~1 now");
+    }
+}
+
+/// Says which tags now name `digest` (on stderr, as upstream logs them;
+/// stdout stays the digest alone, for scripts).
+fn print_tagged<T: std::fmt::Display>(tags: &[T], digest: impl std::fmt::Display) {
+    for tag in tags {
+        eprintln!("tagged {tag}: {digest}");
     }
 }
 

@@ -51,13 +51,51 @@ pub fn run(args: Args, endpoint: &Endpoint) -> CliResult {
     commit_demo().map_err(|e| format!("cannot make the demo environment: {e}"))?;
     let command = if args.command.is_empty() {
         let m = endpoint.mountpoint.display();
+        let tries = try_lines(&endpoint.mountpoint);
         vec![
             "sh".to_owned(),
             "-c".to_owned(),
-            format!("ls -lR {m} && echo && cat {m}/README.txt"),
+            format!("ls -lR {m} && echo && cat {m}/README.txt && echo && printf '%s\\n' \"$1\""),
+            "sh".to_owned(),
+            tries,
         ]
     } else {
         args.command
     };
     super::run::run_command(DEMO_TAG, endpoint, command)
+}
+
+/// What to try next, written for this machine: the command as it can be
+/// typed here (its full path when it is not on PATH, as after
+/// `scripts/run`) and the mountpoint in use.
+fn try_lines(mountpoint: &std::path::Path) -> String {
+    let exe = std::env::current_exe().ok();
+    let on_path = exe.as_ref().is_some_and(|exe| {
+        std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| {
+                std::fs::canonicalize(dir.join("spfs-fuse-macos"))
+                    .ok()
+                    .as_ref()
+                    == Some(exe)
+            })
+        })
+    });
+    let cmd = match exe {
+        Some(exe) if !on_path => super::shell_word(&exe),
+        _ => "spfs-fuse-macos".to_owned(),
+    };
+    let m = super::shell_word(mountpoint);
+    let mut lines = vec![
+        "Try:".to_owned(),
+        format!("  {cmd} run {DEMO_TAG} -- {m}/bin/hello"),
+        format!("  {cmd} run --edit {DEMO_TAG} -- sh     # change files in {m}, then:"),
+        format!("  {cmd} commit -t my/first-layer             # (inside that shell)"),
+        format!("  {cmd} runtime ls"),
+    ];
+    if !on_path {
+        lines.push(format!(
+            "(or put it on your PATH: sudo ln -sf {cmd} /usr/local/bin/spfs-fuse-macos)"
+        ));
+    }
+    lines.join("\n")
 }

@@ -107,7 +107,10 @@ fn write_summary(view: &View, loaded: &Loaded, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "  contents: {files} files, {dirs} directories, {links} symlinks, {}",
+        "  contents: {}, {}, {}, {}",
+        count(files, "file", "files"),
+        count(dirs, "directory", "directories"),
+        count(links, "symlink", "symlinks"),
         human_bytes(bytes)
     );
     let _ = writeln!(
@@ -115,4 +118,9 @@ fn write_summary(view: &View, loaded: &Loaded, out: &mut String) {
         "  repository: {}",
         loaded.repos.primary().root().display()
     );
+}
+
+/// `n` and the noun that goes with it (`1 directory`, `2 directories`).
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

@@ -26,5 +26,5 @@ pub fn join(args: JoinArgs, endpoint: &Endpoint) -> CliResult {
         root_pid: std::process::id(),
     })?;
     drop(client);
-    super::run::become_member(response, &command)
+    super::run::become_member(response, &command, &endpoint.mountpoint)
 }

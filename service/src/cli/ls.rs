@@ -1,7 +1,5 @@
 //! `ls [-R] [-l] REF [PATH]`: list an environment's files.
 
-use std::io::Write;
-
 use crate::repo::view::NodeRef;
 use crate::repo::{Error, NodeKind, Result, View};
 
@@ -57,11 +55,9 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             name
         };
-        if writeln!(out, "{line}").is_err() {
-            break; // e.g. piped into `head`
-        }
+        super::output::write_line(&mut out, &line);
     }
-    let _ = out.flush();
+    super::output::flush(&mut out);
     Ok(())
 }
 
@@ -75,8 +71,8 @@ fn long_line(loaded: &Loaded, _view: &View, node: NodeRef<'_>, name: &str) -> St
     if node.kind() == NodeKind::Symlink {
         let target = node
             .payload()
-            .and_then(|p| loaded.repos.payload_path(&p).ok())
-            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|p| loaded.repos.read_symlink_target(&p, node.size()).ok())
+            .map(|t| String::from_utf8_lossy(&t).into_owned())
             .unwrap_or_else(|| "?".to_owned());
         line.push_str(" -> ");
         line.push_str(&target);

@@ -8,6 +8,7 @@ mod info;
 mod join;
 mod launchagent;
 mod ls;
+mod output;
 mod remote;
 mod run;
 mod runtime;
@@ -23,6 +24,8 @@ use crate::repo::{self, EnvSpec, RepositorySet, StackItem, View};
 
 /// Where the service mounts unless told otherwise.
 pub const DEFAULT_MOUNTPOINT: &str = "/spfs";
+/// Names the mountpoint when `--mountpoint` does not.
+pub const MOUNTPOINT_ENV: &str = "SPFS_FUSE_MOUNTPOINT";
 
 /// SPFS runtimes on macOS: one FUSE mount at /spfs, a view per process tree.
 #[derive(Debug, Parser)]
@@ -31,18 +34,17 @@ pub struct Cli {
     /// More log output (repeat for more); or set RUST_LOG.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// The service's control socket [default: per-user, see docs].
-    #[arg(long, global = true, env = "SPFS_FUSE_SOCKET", value_name = "PATH")]
+    // The two below are read from the environment by hand, not with clap's
+    // `env`: clap then writes them into every usage line as if they were
+    // required arguments (clap-rs/clap#1546).
+    /// The service's control socket [env: SPFS_FUSE_SOCKET] [default:
+    /// per-user, see docs].
+    #[arg(long, global = true, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// Where the service mounts the filesystem.
-    #[arg(
-        long,
-        global = true,
-        env = "SPFS_FUSE_MOUNTPOINT",
-        default_value = DEFAULT_MOUNTPOINT,
-        value_name = "PATH"
-    )]
-    mountpoint: PathBuf,
+    /// Where the service mounts the filesystem [env: SPFS_FUSE_MOUNTPOINT]
+    /// [default: /spfs].
+    #[arg(long, global = true, value_name = "PATH")]
+    mountpoint: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -145,8 +147,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Start the service in the background if it is not running.
     Start,
-    /// Stop the service: unmount /spfs and exit.
-    Shutdown,
+    /// Stop the service: unmount /spfs and exit (refused while runtimes
+    /// run, unless --force).
+    Shutdown(status::ShutdownArgs),
     /// Commit an editable runtime's edits (or a directory) as a layer.
     Commit(commit::CommitArgs),
     /// Discard an editable runtime's edits: all, or those of some paths.
@@ -168,6 +171,9 @@ enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let is_service = matches!(cli.command, Command::Service(_));
+    if !is_service {
+        output::exit_when_stdout_fails();
+    }
     if let Command::Service(args) = &cli.command {
         if args.log_to_file {
             let log = spfs_shared::paths::log_path();
@@ -181,8 +187,16 @@ pub fn run() -> ExitCode {
     let reporting = is_service.then(|| std::sync::Arc::new(crate::reporting::Reporting::init()));
     init_logging(cli.verbose + u8::from(is_service), is_service);
     let endpoint = Endpoint {
+        // (socket_path reads SPFS_FUSE_SOCKET.)
         socket: cli.socket.unwrap_or_else(spfs_shared::paths::socket_path),
-        mountpoint: cli.mountpoint,
+        mountpoint: cli
+            .mountpoint
+            .or_else(|| {
+                std::env::var_os(MOUNTPOINT_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MOUNTPOINT)),
     };
     let result: CliResult = match cli.command {
         Command::Info(args) => info::run(args).map_err(Into::into),
@@ -196,7 +210,7 @@ pub fn run() -> ExitCode {
         Command::Push(args) => remote::push(args),
         Command::Status(args) => status::status(args, &endpoint),
         Command::Start => status::start(&endpoint),
-        Command::Shutdown => status::shutdown(&endpoint),
+        Command::Shutdown(args) => status::shutdown(args, &endpoint),
         Command::Commit(args) => commit::commit(args, &endpoint),
         Command::Reset(args) => commit::reset(args, &endpoint),
         Command::Config(cmd) => config::run(cmd, &endpoint),
@@ -204,6 +218,8 @@ pub fn run() -> ExitCode {
         Command::Backends(args) => backends::run(args),
         Command::Demo(args) => demo::run(args, &endpoint),
     };
+    // Output still buffered must reach its file, or the command failed.
+    let result = result.and_then(|()| output::flush_stdout());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

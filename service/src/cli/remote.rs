@@ -54,8 +54,10 @@ fn concurrency() -> usize {
         .unwrap_or(8)
 }
 
-/// Staged files untouched this long were left by a killed writer.
-const STALE_WORK: Duration = Duration::from_secs(3600);
+/// Staged files untouched this long, and unlocked, were left by a killed
+/// writer (a live one writes continuously, and a download that pauses
+/// longer than the remote timeout fails).
+const STALE_WORK: Duration = Duration::from_secs(120);
 
 /// The primary repository, to pull into; what an earlier pull killed in
 /// the middle left staged there is cleared first.

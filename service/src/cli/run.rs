@@ -128,6 +128,11 @@ pub fn shell(args: ShellArgs, endpoint: &Endpoint) -> CliResult {
 
 fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult {
     let config = Config::load()?;
+    // A mistyped storage root is an error naming it, not a new empty
+    // repository (one is only made to pull into from a remote).
+    if spfs_remote::configured(&config).is_empty() {
+        crate::repo::FsRepository::open(&config.storage.root)?;
+    }
     let repos = RepositorySet::from_config(&config)?;
     let mut repositories: Vec<RepositoryLocation> = repos
         .all()
@@ -197,6 +202,9 @@ fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult 
         // Fail on a bad spec or name before contacting (or starting) the service.
         EnvSpec::parse(&env_spec)?;
         super::remote::bring_local(&config, &repos, &env_spec, common.sync_all)?;
+        // A ref that names nothing fails here, naming the repositories
+        // searched, before the service is started or asked.
+        repos.resolve_stack(&EnvSpec::parse(&env_spec)?)?;
         if let Some(name) = common.runtime_name.as_deref() {
             if !crate::runtimes::valid_name(name) {
                 return Err(crate::runtimes::StartError::BadName(name.to_owned()).into());
@@ -231,11 +239,15 @@ fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult 
         other => other?,
     };
     drop(client);
-    become_member(response, &command)
+    become_member(response, &command, &endpoint.mountpoint)
 }
 
 /// Runs `command` as a member of the runtime the service answered with.
-pub(super) fn become_member(response: Response, command: &[String]) -> CliResult {
+pub(super) fn become_member(
+    response: Response,
+    command: &[String],
+    mountpoint: &std::path::Path,
+) -> CliResult {
     let Response::Mounted {
         runtime,
         token,
@@ -247,11 +259,33 @@ pub(super) fn become_member(response: Response, command: &[String]) -> CliResult
     if let Some(notice) = notice {
         eprintln!("note: {notice}");
     }
+    check_mount_answers(mountpoint)?;
     let err = Command::new(&command[0])
         .args(&command[1..])
         .env("SPFS_RUNTIME", &runtime.name)
         .env(TOKEN_ENV, token)
         .exec();
     // exec only returns on failure; the runtime ends with this process.
-    Err(format!("cannot run '{}': {err}", command[0]).into())
+    // The exit statuses shells (and env, timeout) use: 127 for a command
+    // that is not found, 126 for one that cannot be run.
+    let shown = spfs_shared::display::quoted(&command[0]);
+    let code = match err.kind() {
+        std::io::ErrorKind::NotFound => 127,
+        _ => 126,
+    };
+    Err(super::ExitWith(code, format!("cannot run '{shown}': {err}")).into())
+}
+
+/// Refuses to run anything on a mount whose FUSE session is gone (aborted
+/// or unmounted under the service, which is then stopping): the command
+/// would see an empty or dead `/spfs`.
+fn check_mount_answers(mountpoint: &std::path::Path) -> CliResult {
+    match std::fs::metadata(mountpoint) {
+        Err(e) if e.raw_os_error() == Some(crate::sys::mount::DEAD_MOUNT_ERRNO) => Err(format!(
+            "the service's mount at {} does not answer ({e}); the service is stopping: run the command again to start a new one",
+            mountpoint.display()
+        )
+        .into()),
+        _ => Ok(()),
+    }
 }

@@ -1,5 +1,6 @@
 //! `runtime ls|info|rm`.
 
+use spfs_shared::display::escape_control;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spfs_shared::protocol::{Request, Response, RuntimeInfo};
@@ -247,7 +248,7 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
                 .to_vec()];
             for rt in &runtimes {
                 rows.push(vec![
-                    rt.name.clone(),
+                    escape_control(&rt.name).into_owned(),
                     format!(
                         "{}{}",
                         state(rt),
@@ -264,7 +265,7 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
                     },
                     age(rt.created_unix),
                     edits(rt),
-                    short_spec(&rt.env_spec),
+                    escape_control(&short_spec(&rt.env_spec)).into_owned(),
                 ]);
             }
             print!("{}", table(&rows, &[false, false, true, true, false]));
@@ -296,7 +297,7 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
                 println!("{}", serde_json::to_string_pretty(&rt)?);
                 return Ok(());
             }
-            println!("runtime {}", rt.name);
+            println!("runtime {}", escape_control(&rt.name));
             println!(
                 "  state: {}{}",
                 state(&rt),
@@ -306,7 +307,7 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
                     ""
                 }
             );
-            println!("  env: {}", rt.env_spec);
+            println!("  env: {}", escape_control(&rt.env_spec));
             if rt.running {
                 println!("  root process: {} (uid {})", rt.root_pid, rt.uid);
             }
@@ -325,7 +326,7 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
             }
             println!("  stack (top first):");
             for d in rt.stack.iter().rev() {
-                println!("    {d}");
+                println!("    {}", escape_control(d));
             }
         }
         Command::Rm {
@@ -378,6 +379,7 @@ fn finish_durable(name: &str, remove_durable: bool, endpoint: &Endpoint) -> CliR
 
 /// Removes durable runtime `name` from `repo`: its record, then its edits.
 fn delete_durable(repo: &FsRepository, name: &str) -> CliResult {
+    crate::durable::check_edits_path(repo, name).map_err(|e| e.to_string())?;
     repo.remove_runtime(name)?;
     let dir = repo.durable_dir(name);
     crate::scratch::remove_all(&dir).map_err(|e| {
@@ -420,10 +422,16 @@ fn remove_saved(name: &str, remove_durable: bool, endpoint: &Endpoint) -> CliRes
     let durable = record.as_ref().is_some_and(|r| r.config.durable);
     let dir = repo.durable_dir(name);
     if durable && !remove_durable {
-        return Err(format!(
-            "runtime '{name}' is durable: its edits in {} are kept; '{} runtime rm --remove-durable {name}' deletes them",
-            dir.display(),
-            endpoint.command()
+        // Refused as upstream refuses it (status 2): nothing is removed.
+        return Err(super::ExitWith(
+            2,
+            format!(
+                "won't delete runtime '{}': it is marked as durable and --remove-durable was not given (nothing was removed; its edits are in {}); use '{} runtime rm --remove-durable {}' to remove it and its edits",
+                escape_control(name),
+                dir.display(),
+                endpoint.command(),
+                escape_control(name),
+            ),
         )
         .into());
     }

@@ -132,7 +132,17 @@ fn clear_dead_mount(endpoint: &Endpoint) {
     }
 }
 
-pub fn shutdown(endpoint: &Endpoint) -> CliResult {
+#[derive(Debug, clap::Args)]
+pub struct ShutdownArgs {
+    /// Stop even while runtimes run (their processes then lose /spfs).
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// Runtimes listed in a refusal, at most.
+const NAMED_RUNTIMES: usize = 10;
+
+pub fn shutdown(args: ShutdownArgs, endpoint: &Endpoint) -> CliResult {
     let mut client = match endpoint.connect() {
         Ok(c) => c,
         Err(ClientError::NotRunning { .. }) => {
@@ -142,8 +152,8 @@ pub fn shutdown(endpoint: &Endpoint) -> CliResult {
         }
         Err(e) => return Err(e.into()),
     };
-    let pid = match client.call(Request::Status) {
-        Ok(Response::Status(s)) => s.pid,
+    let (pid, running) = match client.call(Request::Status) {
+        Ok(Response::Status(s)) => (s.pid, s.runtimes),
         // Already on its way out (idle).
         Err(ClientError::ShuttingDown(_)) => {
             crate::client::wait_gone(&endpoint.socket);
@@ -153,6 +163,31 @@ pub fn shutdown(endpoint: &Endpoint) -> CliResult {
         Ok(_) => return Err("unexpected reply from the service".into()),
         Err(e) => return Err(e.into()),
     };
+    // (The list ends runtimes whose processes are gone first.)
+    let live = match (running > 0 && !args.force).then(|| client.call(Request::ListRuntimes)) {
+        Some(Ok(Response::Runtimes { runtimes })) => runtimes,
+        Some(Ok(_)) => return Err("unexpected reply from the service".into()),
+        Some(Err(e)) => return Err(e.into()),
+        None => Vec::new(),
+    };
+    if !live.is_empty() {
+        let running = live.len();
+        let names: Vec<String> = live
+            .iter()
+            .take(NAMED_RUNTIMES)
+            .map(|r| format!("'{}'", spfs_shared::display::escape_control(&r.name)))
+            .collect();
+        let more = running.saturating_sub(names.len());
+        return Err(format!(
+            "the service has {running} running runtime{} ({}{}): their processes would lose {}; end them first ('{} runtime rm NAME'), or stop it anyway with 'shutdown --force'",
+            if running == 1 { "" } else { "s" },
+            names.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() },
+            endpoint.mountpoint.display(),
+            endpoint.command(),
+        )
+        .into());
+    }
     client.call(Request::Shutdown)?;
     // It exits once it has unmounted and removed its socket.
     if !crate::client::wait_exit(pid) {

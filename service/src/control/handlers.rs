@@ -38,8 +38,12 @@ pub enum ControlError {
         "process {0} belongs to another user; a runtime can only be started for your own processes"
     )]
     NotYourProcess(u32),
+    /// A root pid that is neither the requesting process nor one of its
+    /// ancestors, or one that every process descends from.
+    #[error("process {0} is not the requesting process or one of its ancestors: a runtime's root is the process that asks (or its parent shell)")]
+    NotAnAncestor(u32),
     /// No runtime of that name for this user.
-    #[error("no runtime named '{0}'")]
+    #[error("no runtime named '{}'", spfs_shared::display::quoted(.0))]
     NoSuchRuntime(String),
     /// Commit or reset of a runtime without edits.
     #[error("runtime '{0}' is read-only; only runtimes started with --edit have edits")]
@@ -350,11 +354,7 @@ impl Handlers {
     }
 
     fn mount(&self, peer: Peer, req: MountRequest) -> Result<Response, ControlError> {
-        let proc = sys::process::proc_info(req.root_pid)
-            .ok_or(ControlError::NoSuchProcess(req.root_pid))?;
-        if peer.uid != 0 && proc.uid != peer.uid {
-            return Err(ControlError::NotYourProcess(req.root_pid));
-        }
+        let proc = check_root(&peer, req.root_pid)?;
         if let Some(name) = &req.runtime_name {
             if !runtimes::valid_name(name) {
                 return Err(StartError::BadName(name.clone()).into());
@@ -493,11 +493,12 @@ impl Handlers {
     /// runtime), and its record in the repository.
     fn start(&self, s: Starting, notice: Option<String>) -> Result<Response, ControlError> {
         let token = runtimes::new_token();
-        let dir = self.cx.scratch_root.join(format!(
+        let dir_name = format!(
             "{}-{}",
             s.name,
             &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ));
+        );
+        let dir = self.cx.scratch_root.join(&dir_name);
         let edits = if s.durable {
             s.repos.primary().durable_dir(&s.name)
         } else {
@@ -529,7 +530,8 @@ impl Handlers {
         };
         // The record goes first: a restarted service can always find the
         // edits of a runtime that has any.
-        if let Err(source) = std::fs::create_dir_all(&dir).and_then(|()| record.write(&dir)) {
+        let made = crate::scratch::private_dir(&self.cx.scratch_root, &[dir_name.as_bytes()]);
+        if let Err(source) = made.and_then(|_| record.write(&dir)) {
             cleanup(false);
             return Err(ControlError::Scratch { path: dir, source });
         }
@@ -628,11 +630,7 @@ impl Handlers {
         root_pid: u32,
     ) -> Result<Response, ControlError> {
         let rt = self.find(peer, name)?;
-        let proc =
-            sys::process::proc_info(root_pid).ok_or(ControlError::NoSuchProcess(root_pid))?;
-        if peer.uid != 0 && proc.uid != peer.uid {
-            return Err(ControlError::NotYourProcess(root_pid));
-        }
+        check_root(peer, root_pid)?;
         self.cx.runtimes.join(&rt, root_pid)?;
         Ok(Response::Mounted {
             runtime: runtime_info(&rt),
@@ -756,12 +754,19 @@ impl Handlers {
                 CommitKind::Layer => layer,
                 CommitKind::Platform => commit::commit_platform(repo, stack.clone())?,
             };
-            let moved = repo.push_tags(&tags, digest, &author)?;
+            // The new stack must load before any tag names it: a commit
+            // that fails writes no tag.
             let view = stack::view(&repos, &stack)?;
+            let moved = repo.push_tags(&tags, digest, &author)?;
             Ok(((digest, moved), view, stack))
         });
         let ((digest, moved), emptied) = committed.map_err(|source| {
-            tracing::error!(runtime = %rt.name, error = %source, "commit failed");
+            // No edits is an answer to the user, not a failure of the service.
+            if matches!(source, crate::repo::Error::NothingToCommit) {
+                tracing::info!(runtime = %rt.name, "nothing to commit");
+            } else {
+                tracing::error!(runtime = %rt.name, error = %source, "commit failed");
+            }
             ControlError::Commit {
                 runtime: rt.name.clone(),
                 source,
@@ -839,4 +844,38 @@ impl Handlers {
                 mount: self.cx.mountpoint.clone(),
             })
     }
+}
+
+/// Longest ancestry walked to find a root pid above the requester.
+const MAX_ANCESTRY: usize = 256;
+
+/// Checks that process `root_pid` may become a runtime's root for `peer`:
+/// it belongs to the peer's user (root too: a root process cannot claim
+/// another user's processes), it is the peer itself or one of the peer's
+/// ancestors, and it is not an ancestor of the service (pid 1, a session
+/// manager): every process descends from those, so every user's
+/// processes would land in the runtime.
+fn check_root(peer: &Peer, root_pid: u32) -> Result<sys::process::ProcInfo, ControlError> {
+    let proc = sys::process::proc_info(root_pid).ok_or(ControlError::NoSuchProcess(root_pid))?;
+    if proc.uid != peer.uid {
+        return Err(ControlError::NotYourProcess(root_pid));
+    }
+    let ancestry = |from: u32| {
+        let mut chain = Vec::new();
+        let mut pid = from;
+        while let Some(info) = sys::process::proc_info(pid) {
+            chain.push(pid);
+            if info.ppid == 0 || info.ppid == pid || chain.len() >= MAX_ANCESTRY {
+                break;
+            }
+            pid = info.ppid;
+        }
+        chain
+    };
+    let above_service = ancestry(std::process::id());
+    if root_pid == 1 || above_service.contains(&root_pid) || !ancestry(peer.pid).contains(&root_pid)
+    {
+        return Err(ControlError::NotAnAncestor(root_pid));
+    }
+    Ok(proc)
 }

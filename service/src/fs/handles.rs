@@ -15,15 +15,17 @@ use fuser::{Errno, FileType};
 use parking_lot::RwLock;
 
 use crate::overlay::{Index, Listed, Overlay};
-use crate::repo::NodeId;
+use crate::repo::{NodeId, PayloadCheck};
 use crate::runtimes::ReadOnlyView;
 use crate::scratch::Scratch;
 
 /// What a handle holds open.
 #[derive(Debug)]
 pub(crate) enum Open {
-    /// A payload of a read-only view's layers.
-    File(File),
+    /// A payload of a read-only view's layers, and the verdict on its
+    /// content while a background hash is still judging it (reads fail
+    /// once it is found wrong).
+    File(File, Option<Arc<PayloadCheck>>),
     /// A file of an editable runtime, which follows its node across
     /// commits and resets.
     EditableFile(EditableFile),
@@ -149,7 +151,7 @@ impl Handles {
     pub(crate) fn file(&self, fh: u64, ino: u64) -> Result<Arc<Handle>, Errno> {
         let h = self.get(fh, ino)?;
         match h.open {
-            Open::File(_) | Open::EditableFile(_) => Ok(h),
+            Open::File(..) | Open::EditableFile(_) => Ok(h),
             _ => Err(Errno::EBADF),
         }
     }
@@ -190,10 +192,12 @@ impl Handles {
 }
 
 impl Handle {
-    /// The read-only view's file (None for directories and editable files).
-    pub(crate) fn as_file(&self) -> Option<&File> {
+    /// The read-only view's file (None for directories and editable
+    /// files); EIO once its content was found not to match its digest.
+    pub(crate) fn as_file(&self) -> Option<Result<&File, Errno>> {
         match &self.open {
-            Open::File(f) => Some(f),
+            Open::File(_, Some(check)) if check.is_bad() => Some(Err(Errno::EIO)),
+            Open::File(f, _) => Some(Ok(f)),
             _ => None,
         }
     }

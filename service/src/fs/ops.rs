@@ -97,6 +97,32 @@ fn caller(req: &Request, umask: u32) -> Caller {
     }
 }
 
+/// How the kernel treats an open payload of a read-only view: payloads
+/// never change, so pages stay cached across opens, and there is nothing
+/// to do on close(2) (no FLUSH) — once the file's content is known right.
+/// While a background hash still judges it, its pages are not kept for
+/// later opens (those find the verdict).
+fn payload_open_flags(check: &Option<Arc<crate::repo::PayloadCheck>>) -> FopenFlags {
+    match check {
+        None => FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
+        Some(_) => FopenFlags::FOPEN_NOFLUSH,
+    }
+}
+
+/// How the kernel treats an open file of an editable runtime: writes go
+/// straight to the scratch file (no writeback cache), so a close has
+/// nothing to flush; an `O_DIRECT` open bypasses the kernel's page cache
+/// here (the scratch file itself is opened buffered: the service's
+/// buffers are not aligned for direct I/O, and tmpfs refuses it).
+fn editable_open_flags(flags: i32) -> FopenFlags {
+    #[cfg(target_os = "linux")]
+    if flags & libc::O_DIRECT != 0 {
+        return FopenFlags::FOPEN_NOFLUSH | FopenFlags::FOPEN_DIRECT_IO;
+    }
+    let _ = flags;
+    FopenFlags::FOPEN_NOFLUSH
+}
+
 fn lower_type(k: NodeKind) -> FileType {
     match k {
         NodeKind::Dir => FileType::Directory,
@@ -115,7 +141,8 @@ pub(crate) struct Ops {
     panic_on_lookup: Option<Vec<u8>>,
 }
 
-/// An open waiting for a payload to be fetched from a remote.
+/// An open waiting for a payload to be fetched from a remote, or hashed
+/// (a large one's first open): finished off the request thread.
 pub(crate) struct PendingOpen {
     payload: crate::repo::Digest,
     size: u64,
@@ -144,16 +171,16 @@ impl PendingOpen {
             Pending::ReadOnly(v) => &v.repos,
             Pending::Editable { overlay, .. } => overlay.repos(),
         };
-        let file = repos
-            .open_payload_sized(&self.payload, self.size)
+        let (file, check) = repos
+            .open_payload_checked(&self.payload, self.size)
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot open a payload");
                 repo_errno(&e)
             })?;
         match self.what {
             Pending::ReadOnly(_) => Ok(Opened {
-                fh: self.handles.insert(self.ino, Open::File(file)),
-                flags: FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
+                flags: payload_open_flags(&check),
+                fh: self.handles.insert(self.ino, Open::File(file, check)),
             }),
             // The payload is local now: the open goes on as on the
             // request thread (a copy-up for writing).
@@ -168,7 +195,7 @@ impl PendingOpen {
                 let file = EditableFile::new(&overlay, idx, flags, file);
                 Ok(Opened {
                     fh: self.handles.insert(self.ino, Open::EditableFile(file)),
-                    flags: FopenFlags::FOPEN_NOFLUSH,
+                    flags: editable_open_flags(flags),
                 })
             }
         }
@@ -351,8 +378,12 @@ impl Ops {
                     return Err(Errno::EINVAL);
                 }
                 let payload = n.payload().ok_or(Errno::EIO)?;
-                let path = v.repos.payload_path(&payload).map_err(|e| repo_errno(&e))?;
-                std::fs::read(path).map_err(Errno::from)
+                v.repos
+                    .read_symlink_target(&payload, n.size())
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "cannot read a symlink's target");
+                        repo_errno(&e)
+                    })
             }
             Target::Editable(o, idx) => o.readlink(idx),
         }
@@ -378,8 +409,8 @@ impl Ops {
     }
 
     /// The open of `target` as a [`PendingOpen`] if it needs a payload
-    /// fetched first; `None` (at no cost beyond a flag test) for runtimes
-    /// without remotes.
+    /// fetched or a large one hashed first; `None`, decided from the
+    /// manifest's size and a flag, for the rest.
     fn pending_fetch(
         &self,
         target: &Target,
@@ -388,20 +419,22 @@ impl Ops {
     ) -> Result<Option<PendingOpen>, Errno> {
         let write = crate::overlay::is_write(flags);
         let (payload, size, what) = match target {
-            Target::ReadOnly(v, id) if !write && v.repos.fetches_payloads() => {
+            Target::ReadOnly(v, id) if !write => {
                 let n = v.view.get(*id).ok_or(Errno::ESTALE)?;
+                // (A large payload's first hash runs in the background.)
+                let prepare = |p: &crate::repo::Digest| {
+                    v.repos.fetches_payloads() && v.repos.payload_needs_fetch(p)
+                };
                 match n.payload() {
-                    Some(p) if n.kind() == NodeKind::File && v.repos.payload_needs_fetch(&p) => {
+                    Some(p) if n.kind() == NodeKind::File && prepare(&p) => {
                         (p, n.size(), Pending::ReadOnly(v.clone()))
                     }
                     _ => return Ok(None),
                 }
             }
             // Truncated on open, a copy-up copies no data.
-            Target::Editable(o, idx)
-                if o.repos().fetches_payloads() && !(write && flags & libc::O_TRUNC != 0) =>
-            {
-                match o.lower_payload_to_fetch(*idx)? {
+            Target::Editable(o, idx) if !(write && flags & libc::O_TRUNC != 0) => {
+                match o.lower_payload_to_prepare(*idx)? {
                     Some((p, size)) => (
                         p,
                         size,
@@ -440,18 +473,16 @@ impl Ops {
                 }
                 let payload = n.payload().ok_or(Errno::EIO)?;
                 // A payload of the wrong size is never served short or long.
-                let file = v
-                    .repos
-                    .open_payload_sized(&payload, n.size())
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "cannot open a payload");
-                        repo_errno(&e)
-                    })?;
-                // Payloads never change: pages stay cached across opens,
-                // and there is nothing to do on close(2) (no FLUSH).
+                let (file, check) =
+                    v.repos
+                        .open_payload_checked(&payload, n.size())
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "cannot open a payload");
+                            repo_errno(&e)
+                        })?;
                 Ok(Opened {
-                    fh: self.handles.insert(ino.0, Open::File(file)),
-                    flags: FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
+                    flags: payload_open_flags(&check),
+                    fh: self.handles.insert(ino.0, Open::File(file, check)),
                 })
             }
             Target::Editable(o, idx) => {
@@ -461,7 +492,7 @@ impl Ops {
                 // cache), so a close has nothing to flush or report.
                 Ok(Opened {
                     fh: self.handles.insert(ino.0, Open::EditableFile(file)),
-                    flags: FopenFlags::FOPEN_NOFLUSH,
+                    flags: editable_open_flags(flags),
                 })
             }
         }
@@ -476,7 +507,7 @@ impl Ops {
     ) -> Result<Vec<u8>, Errno> {
         let h = self.handles.file(fh, ino.0)?;
         if let Some(file) = h.as_file() {
-            return read_at(file, offset, size).map_err(Errno::from);
+            return read_at(file?, offset, size).map_err(Errno::from);
         }
         let ef = h.as_editable().ok_or(Errno::EBADF)?;
         let file = match ef.current() {
@@ -546,7 +577,7 @@ impl Ops {
         let mut rows = Vec::new();
         let skip = usize::try_from(offset).unwrap_or(usize::MAX);
         match &h.open {
-            Open::File(_) | Open::EditableFile(_) => return Err(Errno::ENOTDIR),
+            Open::File(..) | Open::EditableFile(_) => return Err(Errno::ENOTDIR),
             Open::ReadOnlyDir(None) => {
                 for (i, name) in [&b"."[..], b".."].into_iter().enumerate().skip(skip) {
                     rows.push(DirRow {
@@ -941,7 +972,7 @@ impl Ops {
             },
             Opened {
                 fh,
-                flags: FopenFlags::FOPEN_NOFLUSH,
+                flags: editable_open_flags(flags),
             },
         ))
     }

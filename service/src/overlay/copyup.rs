@@ -3,12 +3,11 @@
 //! (cloned where the filesystem can), mode, owner, times — and renamed into
 //! place, so a crash at any moment leaves either no copy or a whole one.
 
-use std::io::Read;
-
 use fuser::Errno;
 
 use super::{io_errno, Index, Location, Overlay, Upper};
 use crate::repo::{NodeId, NodeKind};
+use crate::scratch;
 use crate::sys;
 use crate::sys::dir::{Dir, OpenHow, SetTime};
 
@@ -53,6 +52,12 @@ impl Overlay {
             Location::Lower(l) => l,
         };
         let (parent, name) = self.nodes.parent_and_name(idx)?.ok_or(Errno::EINVAL)?;
+        if scratch::is_reserved(&name) {
+            // A layer's `.wh.x` is content (read and deleted as any
+            // file), but in the scratch that name would be a whiteout of
+            // `x`: it cannot be changed in place.
+            return Err(Errno::EPERM);
+        }
         let dir = if parent == 0 {
             self.scratch.upper().try_clone().map_err(io_errno)?
         } else {
@@ -94,10 +99,7 @@ impl Overlay {
                 work.chmod(stage, perm).map_err(io_errno)?;
             }
             NodeKind::Symlink => {
-                let mut target = Vec::new();
-                self.open_payload(id)?
-                    .read_to_end(&mut target)
-                    .map_err(io_errno)?;
+                let target = self.read_lower_link(id)?;
                 work.symlink(&target, stage).map_err(io_errno)?;
                 self.own(work, stage)?;
             }

@@ -401,7 +401,15 @@ impl Overlay {
     /// Looks `name` up in directory `dir`: the node and where it is.
     pub fn find(&self, dir: Index, name: &[u8]) -> Result<(Index, Location), Errno> {
         if scratch::is_reserved(name) {
-            return Err(Errno::ENOENT);
+            // Never an upper entry (there it is a whiteout or a marker);
+            // a layer may hold such a name, as content.
+            if let Some(d) = self.dir_handle(dir)? {
+                if Self::whited_out(&d, name) {
+                    return Err(Errno::ENOENT);
+                }
+            }
+            let l = self.lower_child(dir, name).ok_or(Errno::ENOENT)?;
+            return Ok((self.nodes.intern(dir, name, Some(l)), Location::Lower(l)));
         }
         if let Some(d) = self.dir_handle(dir)? {
             if let Some(meta) = d.try_stat(name).map_err(io_errno)? {
@@ -483,20 +491,35 @@ impl Overlay {
     }
 
     /// The payload (and size) of node `idx` if opening it would read a
-    /// lower file whose payload must first be fetched from a remote.
-    pub fn lower_payload_to_fetch(
+    /// lower file whose payload must first be fetched from a remote, or
+    /// hashed for longer than a request thread should wait (its first
+    /// open: see `repo::verify`).
+    pub fn lower_payload_to_prepare(
         &self,
         idx: Index,
     ) -> Result<Option<(crate::repo::Digest, u64)>, Errno> {
-        let Location::Lower(id) = self.locate(idx)? else {
+        let fetches = self.repos.fetches_payloads();
+        // Decided from the node table where it can be (no upper stat):
+        // most files are small, and most runtimes fetch nothing.
+        let Some(id) = self.nodes.lower(idx) else {
             return Ok(None);
         };
         let Some(n) = self.lower.get(id) else {
             return Ok(None);
         };
-        Ok(n.payload()
-            .filter(|p| n.kind() == NodeKind::File && self.repos.payload_needs_fetch(p))
-            .map(|p| (p, n.size())))
+        let Some(p) = n.payload().filter(|_| n.kind() == NodeKind::File) else {
+            return Ok(None);
+        };
+        let prepare = self.repos.open_may_hash_long(n.size())
+            || (fetches && self.repos.payload_needs_fetch(&p));
+        if !prepare {
+            return Ok(None);
+        }
+        // A copied-up file reads its upper copy.
+        match self.locate(idx)? {
+            Location::Lower(_) => Ok(Some((p, n.size()))),
+            Location::Upper(_) => Ok(None),
+        }
     }
 
     /// Opens lower file `id`'s payload for reading.
@@ -511,22 +534,28 @@ impl Overlay {
             })
     }
 
+    /// The target of lower symlink `id` (EINVAL if it is not one).
+    pub(crate) fn read_lower_link(&self, id: NodeId) -> Result<Vec<u8>, Errno> {
+        let n = self.lower.get(id).ok_or(Errno::ESTALE)?;
+        if n.kind() != NodeKind::Symlink {
+            return Err(Errno::EINVAL);
+        }
+        let payload = n.payload().ok_or(Errno::EIO)?;
+        self.repos
+            .read_symlink_target(&payload, n.size())
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot read a symlink's target");
+                Errno::from_i32(e.errno())
+            })
+    }
+
     /// The target of symlink `idx`.
     pub fn readlink(&self, idx: Index) -> Result<Vec<u8>, Errno> {
         match self.locate(idx)? {
             Location::Upper(u) if u.meta.kind == Kind::Symlink => {
                 u.dir.read_link(&u.name).map_err(io_errno)
             }
-            Location::Lower(id) => {
-                let n = self.lower.get(id).ok_or(Errno::ESTALE)?;
-                if n.kind() != NodeKind::Symlink {
-                    return Err(Errno::EINVAL);
-                }
-                let mut target = Vec::new();
-                io::Read::read_to_end(&mut self.open_payload(id)?, &mut target)
-                    .map_err(io_errno)?;
-                Ok(target)
-            }
+            Location::Lower(id) => self.read_lower_link(id),
             Location::Upper(_) => Err(Errno::EINVAL),
         }
     }

@@ -228,3 +228,102 @@ fn chmod_copies_up_metadata_and_keeps_content() {
     // the parent came up with it, still merged with the lower dir
     assert_eq!(names(&f.ov, dir), ["b.txt", "sub"]);
 }
+
+/// The entries of the upper directory (names, sorted).
+fn upper_names(ov: &Overlay) -> Vec<String> {
+    let mut n: Vec<String> = std::fs::read_dir(ov.scratch().upper_path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    n.sort();
+    n
+}
+
+#[test]
+fn renaming_one_name_of_a_hard_linked_file_moves_that_name_only() {
+    let f = fixture();
+    let (a, _) = f.ov.lookup(0, b"a.txt").unwrap();
+    f.ov.link(a, 0, b"no_a").unwrap();
+    // unionmount-testsuite's rename-hard-link: the link is renamed.
+    f.ov.rename(0, b"no_a", 0, b"no_a-moved", 0).unwrap();
+    assert_eq!(names(&f.ov, 0), ["a.txt", "dir", "link", "no_a-moved"]);
+    assert_eq!(
+        upper_names(&f.ov),
+        ["a.txt", "no_a-moved"],
+        "the wrong name moved"
+    );
+    let (a2, _) = f.ov.lookup(0, b"a.txt").unwrap();
+    let (m, _) = f.ov.lookup(0, b"no_a-moved").unwrap();
+    assert_eq!((a2, m), (a, a), "one file, one inode, two names");
+    assert_eq!(read(&f.ov, a2), b"lower a");
+    // rename-mass-5: names of the file rotate through a gap.
+    f.ov.link(a, 0, b"ring1").unwrap();
+    f.ov.rename(0, b"ring1", 0, b"ring2", 0).unwrap();
+    f.ov.rename(0, b"a.txt", 0, b"ring1", 0).unwrap();
+    assert_eq!(
+        names(&f.ov, 0),
+        ["dir", "link", "no_a-moved", "ring1", "ring2"]
+    );
+    assert_eq!(
+        upper_names(&f.ov),
+        [".wh.a.txt", "no_a-moved", "ring1", "ring2"]
+    );
+    // Renaming a name over another name of the same file does nothing.
+    f.ov.rename(0, b"ring1", 0, b"ring2", 0).unwrap();
+    assert_eq!(
+        names(&f.ov, 0),
+        ["dir", "link", "no_a-moved", "ring1", "ring2"]
+    );
+}
+
+#[test]
+fn a_layers_wh_names_are_content_read_and_deleted_never_whiteouts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join(".wh.dir")).unwrap();
+    std::fs::write(src.join(".wh.keep"), b"kept").unwrap();
+    std::fs::write(src.join("keep"), b"plain").unwrap();
+    let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
+    let layer = commit::commit_dir(&repo, &src).unwrap().layer;
+    let set = Arc::new(RepositorySet::new(repo, vec![], TagAuthor("t@h".into())));
+    let stack = set
+        .resolve_stack(&EnvSpec::parse(&layer.to_string()).unwrap())
+        .unwrap();
+    let view = View::build(&set.read_stack_manifests(&stack).unwrap()).unwrap();
+    let scratch = Arc::new(Scratch::open(&tmp.path().join("scratch")).unwrap());
+    let ov = Overlay::new(
+        Arc::new(view),
+        set,
+        scratch,
+        7,
+        crate::sys::user::effective_ids(),
+        SystemTime::now(),
+    );
+    assert_eq!(names(&ov, 0), [".wh.dir", ".wh.keep", "keep"]);
+    let (wh, _) = ov.lookup(0, b".wh.keep").unwrap();
+    assert_eq!(read(&ov, wh), b"kept");
+    // Changing it in place or moving it cannot be represented: refused
+    // (mv copies and deletes on EXDEV); nothing is copied up.
+    assert_eq!(ov.open(wh, libc::O_WRONLY).unwrap_err(), Errno::EPERM);
+    assert_eq!(
+        ov.rename(0, b".wh.keep", 0, b"moved", 0).unwrap_err(),
+        Errno::EXDEV
+    );
+    let (d, _) = ov.lookup(0, b".wh.dir").unwrap();
+    assert_eq!(
+        ov.create(d, b"new", 0o644, 0, WHO).unwrap_err(),
+        Errno::EPERM
+    );
+    assert!(upper_names(&ov).is_empty(), "{:?}", upper_names(&ov));
+    assert_eq!(
+        names(&ov, 0),
+        [".wh.dir", ".wh.keep", "keep"],
+        "keep is whited out"
+    );
+    // Deleted as any file: the other name stays.
+    ov.unlink(0, b".wh.keep").unwrap();
+    assert_eq!(ov.lookup(0, b".wh.keep").unwrap_err(), Errno::ENOENT);
+    assert_eq!(names(&ov, 0), [".wh.dir", "keep"]);
+    let (k, _) = ov.lookup(0, b"keep").unwrap();
+    assert_eq!(read(&ov, k), b"plain");
+}

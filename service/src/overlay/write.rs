@@ -87,9 +87,11 @@ fn open_how(flags: i32) -> OpenHow {
     }
 }
 
-/// Open flags passed on to the upper file as they are.
+/// Open flags passed on to the upper file as they are (`O_DIRECT` is not:
+/// the kernel's direct I/O is honoured at the mount, see
+/// `fs::ops::editable_open_flags`).
 #[cfg(target_os = "linux")]
-const PASSED_FLAGS: i32 = libc::O_SYNC | libc::O_DSYNC | libc::O_NOATIME | libc::O_DIRECT;
+const PASSED_FLAGS: i32 = libc::O_SYNC | libc::O_DSYNC | libc::O_NOATIME;
 #[cfg(not(target_os = "linux"))]
 const PASSED_FLAGS: i32 = libc::O_SYNC | libc::O_DSYNC;
 
@@ -390,10 +392,18 @@ impl Overlay {
                 _ => {}
             }
         }
-        if src_is_dir && self.nodes.lower(src).is_some() {
+        // A directory with lower content, or a layer's `.wh.` entry (it
+        // cannot be copied up under its name): EXDEV, as overlayfs answers
+        // for directories; `mv` then copies and deletes.
+        if (src_is_dir && self.nodes.lower(src).is_some()) || scratch::is_reserved(name) {
             return Err(Errno::EXDEV);
         }
-        let from = self.copy_up(src, Content::Keep)?;
+        // The entry named moves, never another name of the same file (a
+        // hard link): an upper entry as it is, a lower one copied up.
+        let from = match src_loc {
+            Location::Upper(u) => u,
+            Location::Lower(_) => self.copy_up(src, Content::Keep)?,
+        };
         let to_dir = self.copy_up_dir(new_dir)?;
         if let Some((_, Location::Upper(u))) = &dst {
             if u.meta.is_dir() {

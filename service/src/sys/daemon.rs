@@ -58,9 +58,13 @@ pub enum Started {
     Ready,
     /// It failed at start, for this reason.
     Failed(String),
+    /// Another service was starting or serving at the same moment, and
+    /// serves instead (the reason says where).
+    Busy(String),
     /// It exited without a word (a crash).
     Exited,
-    /// Nothing within the wait.
+    /// Nothing within the wait; the service was ended (the process it
+    /// said it was, if it said).
     TimedOut,
 }
 
@@ -77,23 +81,64 @@ pub fn spawn_daemon_reporting(cmd: &mut Command, wait: Duration) -> io::Result<S
     spawned?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::fs::File::from(read).read_to_string(&mut text);
-        let _ = tx.send(text);
-    });
-    Ok(match rx.recv_timeout(wait) {
-        Ok(text) => {
-            let line = text.lines().next().unwrap_or_default();
-            if line == "ready" {
-                Started::Ready
-            } else if let Some(reason) = line.strip_prefix("error: ") {
-                Started::Failed(reason.to_owned())
-            } else {
-                Started::Exited
+        // Lines, each bounded: the service's pid, then its verdict.
+        let mut lines = io::BufReader::new(std::fs::File::from(read));
+        loop {
+            let mut line = String::new();
+            match io::BufRead::read_line(&mut (&mut lines).take(REPORT_LINE_MAX), &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send(line.trim_end().to_owned()).is_err() {
+                        break;
+                    }
+                }
             }
         }
-        Err(_) => Started::TimedOut,
-    })
+    });
+    let deadline = std::time::Instant::now() + wait;
+    let mut pid = None;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = match rx.recv_timeout(left) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(Started::Exited),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // Given up on: it must not live on holding the service's
+                // locks (the next start would find them taken).
+                if let Some(pid) = pid {
+                    end(pid);
+                }
+                return Ok(Started::TimedOut);
+            }
+        };
+        if line == "ready" {
+            return Ok(Started::Ready);
+        } else if let Some(reason) = line.strip_prefix("error: ") {
+            return Ok(Started::Failed(reason.to_owned()));
+        } else if let Some(reason) = line.strip_prefix("busy: ") {
+            return Ok(Started::Busy(reason.to_owned()));
+        } else if let Some(p) = line.strip_prefix("pid ") {
+            pid = p.parse::<u32>().ok().filter(|p| *p > 1);
+        } else {
+            return Ok(Started::Exited);
+        }
+    }
+}
+
+/// Longest line read from a starting service's report.
+const REPORT_LINE_MAX: u64 = 64 * 1024;
+
+/// Ends process `pid`: SIGTERM, then SIGKILL if it is still there a
+/// second later.
+fn end(pid: u32) {
+    let _ = crate::sys::process::signal(pid, libc::SIGTERM);
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while crate::sys::process::is_running(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if crate::sys::process::is_running(pid) {
+        let _ = crate::sys::process::signal(pid, libc::SIGKILL);
+    }
 }
 
 /// The pipe a starting service reports on, if its starter gave one.
@@ -119,12 +164,21 @@ impl ReadyPipe {
             return None;
         }
         let _ = rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC);
-        Some(ReadyPipe(owned))
+        // Who started: the starter ends this process if it gives up.
+        let mut pipe = std::fs::File::from(owned);
+        let _ = writeln!(pipe, "pid {}", std::process::id());
+        Some(ReadyPipe(pipe.into()))
     }
 
     /// Says the service serves.
     pub fn ready(self) {
         let _ = std::fs::File::from(self.0).write_all(b"ready\n");
+    }
+
+    /// Says another service won the start (it serves instead).
+    pub fn busy(self, reason: &str) {
+        let line = format!("busy: {}\n", reason.replace('\n', " "));
+        let _ = std::fs::File::from(self.0).write_all(line.as_bytes());
     }
 
     /// Says why the service could not start.

@@ -193,7 +193,7 @@ impl Service {
         // say) is not our child: ask it to stop too.
         let _ = self
             .command(BIN)
-            .arg("shutdown")
+            .args(["shutdown", "--force"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();

@@ -1,7 +1,8 @@
 //! The only code in the crate that needs `unsafe`: the `Push` impl the
-//! `flatbuffers` builder requires, and the user and host names that tag
-//! records carry.
+//! `flatbuffers` builder requires, the user and host names that tag
+//! records carry, and the locks on staged files.
 #![allow(unsafe_code)]
 
 pub(crate) mod flatbuffers;
+pub(crate) mod lock;
 pub(crate) mod user;

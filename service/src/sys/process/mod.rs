@@ -26,6 +26,21 @@ pub struct ProcInfo {
     pub start_time: u64,
 }
 
+/// Ends this process as SIGPIPE ends `ls` writing into a closed pipe
+/// (`status | head -1`): quietly, with the status a shell reports for it.
+/// (Rust programs ignore SIGPIPE, so that a closed socket is an error
+/// rather than death; only standard output going away ends the command.)
+pub fn die_of_sigpipe() -> ! {
+    // SAFETY: restoring a signal's default disposition and raising it
+    // have no memory preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    // Not reached: SIGPIPE's default action ends the process.
+    std::process::exit(141)
+}
+
 /// Sends `signal` to process `pid`.
 pub fn signal(pid: u32, signal: i32) -> std::io::Result<()> {
     // SAFETY: kill has no memory preconditions.
