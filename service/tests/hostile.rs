@@ -994,3 +994,35 @@ fn a_commit_says_which_tags_it_set() {
         "{e}"
     );
 }
+
+/// xfstests' `fsx` (ltp/fsx.c, built with a few defines; it cannot ship
+/// with the project) in an editable runtime: buffered with mmap,
+/// buffered without, and aligned direct I/O, 20,000 operations each.
+/// Run it with `SPFS_FSX=/path/to/fsx cargo test --test hostile -- --ignored fsx`.
+#[test]
+#[ignore = "needs xfstests' fsx: set SPFS_FSX to its path and run with --ignored"]
+fn fsx_passes_in_an_editable_runtime_buffered_mapped_and_direct() {
+    let fsx = std::env::var("SPFS_FSX").expect("SPFS_FSX names the fsx binary");
+    let svc = Service::start("repo");
+    let m = svc.mnt.display().to_string();
+    for (i, args) in [
+        "-N 20000",
+        "-N 20000 -R -W",
+        "-N 20000 -Z -r 4096 -w 4096 -t 4096",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut cmd = vec!["run", "--edit", "fixture/base", "--", fsx.as_str(), "-q"];
+        cmd.extend(args.split(' '));
+        let file = format!("{m}/fsx{i}");
+        cmd.push(&file);
+        let o = svc.cli(&cmd);
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("All 20000 operations completed A-OK!"),
+            "fsx {args}: {}{}",
+            text(&o),
+            err(&o)
+        );
+    }
+}

@@ -111,15 +111,10 @@ fn payload_open_flags(check: &Option<Arc<crate::repo::PayloadCheck>>) -> FopenFl
 
 /// How the kernel treats an open file of an editable runtime: writes go
 /// straight to the scratch file (no writeback cache), so a close has
-/// nothing to flush; an `O_DIRECT` open bypasses the kernel's page cache
-/// here (the scratch file itself is opened buffered: the service's
-/// buffers are not aligned for direct I/O, and tmpfs refuses it).
-fn editable_open_flags(flags: i32) -> FopenFlags {
-    #[cfg(target_os = "linux")]
-    if flags & libc::O_DIRECT != 0 {
-        return FopenFlags::FOPEN_NOFLUSH | FopenFlags::FOPEN_DIRECT_IO;
-    }
-    let _ = flags;
+/// nothing to flush. (An `O_DIRECT` open needs nothing here: the kernel
+/// sends its I/O to the service uncached, and still lets it be mapped, as
+/// a disk does; the scratch file itself is opened buffered.)
+fn editable_open_flags(_flags: i32) -> FopenFlags {
     FopenFlags::FOPEN_NOFLUSH
 }
 

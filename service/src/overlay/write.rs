@@ -87,9 +87,10 @@ fn open_how(flags: i32) -> OpenHow {
     }
 }
 
-/// Open flags passed on to the upper file as they are (`O_DIRECT` is not:
-/// the kernel's direct I/O is honoured at the mount, see
-/// `fs::ops::editable_open_flags`).
+/// Open flags passed on to the upper file as they are. Not `O_DIRECT`:
+/// the kernel already does the caller's I/O uncached through the mount,
+/// and the service's buffers are not aligned as direct I/O on the
+/// scratch file would need (EINVAL), nor does tmpfs take it.
 #[cfg(target_os = "linux")]
 const PASSED_FLAGS: i32 = libc::O_SYNC | libc::O_DSYNC | libc::O_NOATIME;
 #[cfg(not(target_os = "linux"))]
