@@ -27,6 +27,7 @@ pub mod router;
 pub mod runtimes;
 pub mod scratch;
 pub mod service;
+pub mod spfs_cli;
 pub mod stack;
 #[allow(unsafe_code)]
 pub mod sys;

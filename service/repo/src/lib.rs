@@ -23,6 +23,7 @@ pub mod config;
 pub mod digest;
 pub mod env_spec;
 pub mod error;
+pub mod listing;
 pub mod object;
 pub mod repos;
 pub mod runtime_records;

@@ -8,7 +8,7 @@ mod info;
 mod join;
 mod launchagent;
 mod ls;
-mod output;
+pub(crate) mod output;
 mod remote;
 mod run;
 mod runtime;

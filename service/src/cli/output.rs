@@ -12,7 +12,7 @@ use super::CliResult;
 const PRINT_FAILED: &str = "failed printing to stdout: ";
 
 /// Ends the command as a failed write of its output must: see the module.
-fn fail(e: &std::io::Error) -> ! {
+pub(crate) fn fail(e: &std::io::Error) -> ! {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         crate::sys::process::die_of_sigpipe();
     }
@@ -22,7 +22,7 @@ fn fail(e: &std::io::Error) -> ! {
 
 /// Turns a failed `println!` (which panics) into [`fail`]; other panics
 /// are reported as before.
-pub(super) fn exit_when_stdout_fails() {
+pub(crate) fn exit_when_stdout_fails() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let message = info

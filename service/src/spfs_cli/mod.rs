@@ -1,0 +1,142 @@
+//! `spfs`: upstream spfs's command line, on this project's repository
+//! library, printing what upstream prints (spfs 0.44, command for
+//! command; see `docs/spfs-cli.md` for what each does here).
+//!
+//! This module holds the repository commands that read (`version`,
+//! `ls-tags`, `tags`, `layers`, `platforms`, `log`, `search`, `info`,
+//! `read`); the others are still `spfs-fuse-macos`'s.
+
+mod format;
+mod objects;
+mod tags;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::repo::config::RemoteLocation;
+use crate::repo::{Config, FsRepository};
+
+/// What a command returns: an error is printed as upstream prints one.
+type CmdResult = Result<(), CmdError>;
+
+/// An error of an `spfs` command, and the status it exits with.
+#[derive(Debug)]
+pub(crate) struct CmdError {
+    message: String,
+    status: u8,
+}
+
+impl<E: std::fmt::Display> From<E> for CmdError {
+    fn from(e: E) -> Self {
+        CmdError {
+            message: e.to_string(),
+            status: 1,
+        }
+    }
+}
+
+/// SPFS is a system for filesystem isolation, capture, and distribution.
+#[derive(Debug, Parser)]
+#[command(name = "spfs", version = crate::repo::storage::WRITER_VERSION, max_term_width = 100)]
+struct Cli {
+    /// Make output more verbose, can be specified more than once.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where a command reads: the local repository, or `--remote NAME`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Repositories {
+    /// Operate on a remote repository instead of the local one.
+    #[arg(short, long, value_name = "REMOTE")]
+    remote: Option<String>,
+}
+
+impl Repositories {
+    /// The repository to read: the configured local one, or the remote
+    /// named (a `file://` one, read in place).
+    fn open(&self) -> Result<FsRepository, CmdError> {
+        let config = Config::load()?;
+        match &self.remote {
+            None => Ok(FsRepository::open(&config.storage.root)?
+                .with_tag_namespace(config.storage.tag_namespace.clone())),
+            Some(name) => {
+                let remote = config
+                    .remotes
+                    .iter()
+                    .find(|r| &r.name == name)
+                    .ok_or_else(|| format!("no remote named '{name}' in the spfs config"))?;
+                match &remote.location {
+                    RemoteLocation::Fs {
+                        path,
+                        tag_namespace,
+                    } => Ok(FsRepository::open(path)?.with_tag_namespace(tag_namespace.clone())),
+                    _ => Err(format!(
+                        "remote '{name}' is not a file system repository: this command reads only those so far (pull what you need with 'spfs-fuse-macos pull')"
+                    )
+                    .into()),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the version of spfs.
+    Version,
+    /// List tags by their path.
+    #[command(name = "ls-tags", visible_alias = "list-tags")]
+    LsTags(tags::LsTagsArgs),
+    /// List all tags in an spfs repository.
+    Tags(tags::TagsArgs),
+    /// List all layers in an spfs repository.
+    Layers(objects::ListArgs),
+    /// List all platforms in an spfs repository.
+    Platforms(objects::ListArgs),
+    /// Log the history of a given tag over time.
+    Log(tags::LogArgs),
+    /// Search for available tags by substring.
+    Search(tags::SearchArgs),
+    /// Display information about specific items.
+    Info(objects::InfoArgs),
+    /// Output the contents of a blob to stdout.
+    #[command(visible_aliases = ["read-file", "cat", "cat-file"])]
+    Read(objects::ReadArgs),
+}
+
+/// Parses the process arguments and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    crate::cli::output::exit_when_stdout_fails();
+    let result = match cli.command {
+        Command::Version => {
+            println!("{}", crate::repo::storage::WRITER_VERSION);
+            Ok(())
+        }
+        Command::LsTags(args) => tags::ls_tags(args),
+        Command::Tags(args) => tags::tags(args),
+        Command::Layers(args) => objects::list(args, crate::repo::object::ObjectKind::Layer),
+        Command::Platforms(args) => objects::list(args, crate::repo::object::ObjectKind::Platform),
+        Command::Log(args) => tags::log(args),
+        Command::Search(args) => tags::search(args),
+        Command::Info(args) => objects::info(args, cli.verbose),
+        Command::Read(args) => objects::read(args),
+    };
+    if result.is_ok() {
+        if let Err(e) = std::io::Write::flush(&mut std::io::stdout()) {
+            crate::cli::output::fail(&e);
+        }
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Upstream's error report, one line.
+            eprintln!("Error:   × {}", e.message);
+            ExitCode::from(e.status)
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `ls-tags`, `tags`, `log`, `search`: tags as upstream lists them.
+
+use crate::repo::listing::TagEntry;
+use crate::repo::{Config, FsRepository, TagSpec};
+
+use super::format::{self, DigestFormat};
+use super::{CmdError, CmdResult, Repositories};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LsTagsArgs {
+    #[command(flatten)]
+    repos: Repositories,
+    /// Walk the tag tree recursively, listing only tags.
+    #[arg(long)]
+    recursive: bool,
+    /// The tag directory to list.
+    #[arg(default_value = "/")]
+    path: String,
+}
+
+/// `ls-tags [--recursive] [PATH]`: one entry a line (`name/` for a
+/// directory), names relative to PATH — except at the top, which upstream
+/// shows with a leading `/`.
+pub(crate) fn ls_tags(args: LsTagsArgs) -> CmdResult {
+    let repo = args.repos.open()?;
+    let root: Vec<&str> = args.path.split('/').filter(|p| !p.is_empty()).collect();
+    let lead = if root.is_empty() { "/" } else { "" };
+    let mut names = Vec::new();
+    let mut dirs = std::collections::VecDeque::from([Vec::<String>::new()]);
+    while let Some(rel) = dirs.pop_front() {
+        let mut full: Vec<&str> = root.clone();
+        full.extend(rel.iter().map(String::as_str));
+        for entry in repo.ls_tags(&full.join("/"))? {
+            let mut path = rel.clone();
+            match entry {
+                TagEntry::Folder(name) if args.recursive => {
+                    path.push(name);
+                    dirs.push_back(path);
+                    continue;
+                }
+                TagEntry::Folder(name) => path.push(format!("{name}/")),
+                TagEntry::Tag(name) => path.push(name),
+            }
+            names.push(format!("{lead}{}", path.join("/")));
+        }
+    }
+    names.sort();
+    for name in names {
+        println!("{name}");
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TagsArgs {
+    #[command(flatten)]
+    repos: Repositories,
+    /// Show each tag's target digest.
+    #[arg(long)]
+    target: bool,
+    /// Show each tag's target, shortened.
+    #[arg(long)]
+    short: bool,
+}
+
+/// `tags [--short | --target]`: every tag, `org/name[ -> TARGET]`.
+pub(crate) fn tags(args: TagsArgs) -> CmdResult {
+    let repo = args.repos.open()?;
+    for spec in repo.tag_specs()? {
+        let Some(tag) = repo.resolve_tag(&spec)? else {
+            continue;
+        };
+        let suffix = if args.short {
+            format!(
+                " -> {}",
+                format::digest(&repo, &tag.target, DigestFormat::Short)?
+            )
+        } else if args.target {
+            format!(" -> {}", tag.target)
+        } else {
+            String::new()
+        };
+        println!("{spec}{suffix}");
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogArgs {
+    #[command(flatten)]
+    repos: Repositories,
+    /// The tag whose history to show.
+    tag: String,
+}
+
+/// `log TAG`: the tag's versions, newest first:
+/// `TARGET10 org/name~N user@host local-time`.
+pub(crate) fn log(args: LogArgs) -> CmdResult {
+    let repo = args.repos.open()?;
+    let spec = TagSpec::parse(&args.tag)?;
+    let stream = repo
+        .read_tag_stream(&spec.with_version(0))?
+        .ok_or_else(|| unknown(&args.tag))?;
+    for (version, tag) in stream.iter().rev().enumerate() {
+        println!(
+            "{} {} {} {}",
+            &tag.target.to_string()[..10],
+            spec.with_version(version as u64),
+            tag.user,
+            format::local_time(&tag.time)
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SearchArgs {
+    #[command(flatten)]
+    repos: Repositories,
+    /// Part of a tag's path.
+    #[arg(value_name = "TERM")]
+    term: String,
+}
+
+/// `search TERM`: the tags that contain TERM, in the local repository and
+/// then each file system remote of the config.
+pub(crate) fn search(args: SearchArgs) -> CmdResult {
+    let mut repos = vec![args.repos.open()?];
+    let config = Config::load()?;
+    for remote in &config.remotes {
+        if let crate::repo::config::RemoteLocation::Fs {
+            path,
+            tag_namespace,
+        } = &remote.location
+        {
+            match FsRepository::open(path) {
+                Ok(r) => repos.push(r.with_tag_namespace(tag_namespace.clone())),
+                Err(e) => {
+                    tracing::warn!(remote = %remote.name, error = %e, "failed to load remote repository")
+                }
+            }
+        }
+    }
+    for repo in repos {
+        for spec in repo.tag_specs()? {
+            let text = spec.to_string();
+            if text.contains(&args.term) {
+                println!("{text}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Upstream's error for a reference that names nothing.
+pub(crate) fn unknown(reference: &str) -> CmdError {
+    CmdError {
+        message: format!(
+            "Unknown Reference: {}",
+            spfs_shared::display::quoted(reference)
+        ),
+        status: 1,
+    }
+}

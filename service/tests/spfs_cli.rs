@@ -1,0 +1,272 @@
+//! `spfs` beside upstream's: each repository command run both ways on
+//! private copies of the fixture repositories upstream wrote (both
+//! encodings) and of one written by this project's commits, comparing
+//! standard output and exit status. Where upstream's order follows the
+//! file system or a hash map (tags, search, layers, platforms, the tags
+//! shown beside a digest, a manifest's entries), lines are compared as
+//! sets; everything else byte for byte.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::service::upstream_spfs;
+
+const OURS: &str = env!("CARGO_BIN_EXE_spfs");
+
+/// How two outputs are compared.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Order {
+    /// Byte for byte.
+    Exact,
+    /// The same lines in any order.
+    Lines,
+    /// The same lines in any order, `A -> b -> c` alias lists as sets.
+    Aliases,
+}
+
+fn spfs(bin: &Path, repo: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", repo.parent().unwrap())
+        .env("SPFS_STORAGE_ROOT", repo)
+        .env("TZ", "UTC")
+        .output()
+        .unwrap()
+}
+
+fn normalized(out: &[u8], order: Order) -> Vec<String> {
+    let text = String::from_utf8_lossy(out);
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(|l| match order {
+            Order::Aliases => {
+                let (head, rest) = l.split_once(" -> ").unwrap_or((l, ""));
+                let mut aliases: Vec<&str> = rest.split(" -> ").filter(|a| !a.is_empty()).collect();
+                // (":" ends a heading line: keep it at the end.)
+                let colon = aliases.last().is_some_and(|a| a.ends_with(':'));
+                let mut aliases: Vec<String> = aliases
+                    .drain(..)
+                    .map(|a| a.trim_end_matches(':').to_owned())
+                    .collect();
+                aliases.sort();
+                let mut s = std::iter::once(head.to_owned())
+                    .chain(aliases)
+                    .collect::<Vec<_>>()
+                    .join(" -> ");
+                if colon {
+                    s.push(':');
+                }
+                s
+            }
+            _ => l.to_owned(),
+        })
+        .collect();
+    if order != Order::Exact {
+        lines.sort();
+    }
+    lines
+}
+
+/// Runs `args` with both tools on `repo`; their outputs and statuses
+/// must agree.
+fn same(upstream: &Path, repo: &Path, args: &[&str], order: Order) {
+    let theirs = spfs(upstream, repo, args);
+    let ours = spfs(Path::new(OURS), repo, args);
+    assert_eq!(
+        ours.status.code(),
+        theirs.status.code(),
+        "spfs {args:?}: exit status; ours said: {}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    if order == Order::Exact {
+        assert_eq!(
+            String::from_utf8_lossy(&ours.stdout),
+            String::from_utf8_lossy(&theirs.stdout),
+            "spfs {args:?}"
+        );
+    } else {
+        assert_eq!(
+            normalized(&ours.stdout, order),
+            normalized(&theirs.stdout, order),
+            "spfs {args:?}"
+        );
+    }
+}
+
+/// A private copy of fixture repository `name`.
+fn copy(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    common::copy_tree(&common::fixtures().join(name), &repo);
+    (dir, repo)
+}
+
+/// The cases every repository is checked with. In a legacy-encoded
+/// repository upstream shows, as a platform's own digest in `info` and
+/// beside each digest with `--tags`, the digest the object would have if
+/// written today — one the repository does not hold (its `platforms`
+/// lists the real one) — where ours shows the digest it is stored under
+/// and its tags; those cases are compared on the current encoding only.
+fn check_repository(upstream: &Path, repo: &Path, legacy: bool) {
+    use Order::*;
+    for (args, order) in [
+        (&["version"][..], Exact),
+        (&["ls-tags"], Exact),
+        (&["ls-tags", "/"], Exact),
+        (&["ls-tags", "fixture"], Exact),
+        (&["ls-tags", "/fixture/"], Exact),
+        (&["ls-tags", "--recursive"], Exact),
+        (&["ls-tags", "--recursive", "fixture"], Exact),
+        (&["list-tags", "nope"], Exact),
+        (&["ls-tags", "fixture/base"], Exact),
+        (&["tags"], Lines),
+        (&["tags", "--short"], Lines),
+        (&["tags", "--target"], Lines),
+        (&["layers"], Lines),
+        (&["layers", "--short"], Lines),
+        (&["layers", "--tags"], Aliases),
+        (&["platforms"], Lines),
+        (&["platforms", "--short"], Lines),
+        (&["platforms", "--tags"], Aliases),
+        (&["log", "fixture/moving"], Exact),
+        (&["log", "fixture/base"], Exact),
+        (&["log", "fixture/nope"], Exact),
+        (&["search", "fix"], Lines),
+        (&["search", "mov"], Lines),
+        (&["search", "zzz"], Lines),
+        (&["info", "fixture/base"], Exact),
+        (&["info", "fixture/base", "fixture/top"], Exact),
+        (&["info", "fixture/platform"], Exact),
+        (&["info", "--short", "fixture/platform"], Exact),
+        (&["info", "-H", "fixture/top"], Exact),
+        (&["info", "--tags", "fixture/platform"], Aliases),
+        // (A manifest's first 10 entries are hash-ordered upstream: only
+        // whole listings compare.)
+        (&["info", "-vv", "--follow", "fixture/moving~1"], Lines),
+        (&["info", "-vv", "--follow", "fixture/platform"], Lines),
+        (&["info", "fixture/nope"], Exact),
+        (&["info", "NOTADIGEST"], Exact),
+        (&["read", "fixture/base", "hello.txt"], Exact),
+        (&["cat", "fixture/platform", "/spfs/hello.txt"], Exact),
+        (&["read-file", "fixture/nope", "hello.txt"], Exact),
+    ] {
+        if legacy && (args.contains(&"--tags") || args.contains(&"fixture/platform")) {
+            continue;
+        }
+        same(upstream, repo, args, order);
+    }
+    // A manifest (its entries in upstream's hash order), a blob, by
+    // digest and by a digest's first characters.
+    let theirs = spfs(upstream, repo, &["info", "fixture/base"]);
+    let text = String::from_utf8_lossy(&theirs.stdout).into_owned();
+    let manifest = text
+        .lines()
+        .find_map(|l| l.strip_prefix(" manifest: "))
+        .unwrap()
+        .to_owned();
+    same(upstream, repo, &["info", "-vv", &manifest], Lines);
+    // Without -vv: the first ten of them, then a note.
+    let ours = spfs(Path::new(OURS), repo, &["info", &manifest]);
+    let shown = String::from_utf8_lossy(&ours.stdout).lines().count();
+    assert_eq!(
+        shown,
+        2 + 10 + 1,
+        "{}",
+        String::from_utf8_lossy(&ours.stdout)
+    );
+    let listing = spfs(upstream, repo, &["info", "-vv", &manifest]);
+    let blob = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .find(|l| l.ends_with("/spfs/hello.txt"))
+        .map(|l| l.split(' ').nth(3).unwrap().to_owned())
+        .unwrap();
+    same(upstream, repo, &["info", &blob], Exact);
+    same(upstream, repo, &["info", &blob[..8]], Exact);
+    same(upstream, repo, &["read", &blob], Exact);
+}
+
+#[test]
+fn repository_commands_print_what_upstream_prints() {
+    let Some(upstream) = upstream_spfs(" (spfs beside upstream's)") else {
+        return;
+    };
+    for name in ["repo", "repo-legacy"] {
+        let (_dir, repo) = copy(name);
+        check_repository(&upstream, &repo, name == "repo-legacy");
+    }
+}
+
+#[test]
+fn a_repository_written_by_our_commits_reads_the_same_both_ways() {
+    let Some(upstream) = upstream_spfs(" (spfs beside upstream's)") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(src.join("hello.txt"), b"hello from base\n").unwrap();
+    std::fs::write(src.join("etc/a.conf"), b"a = 1\n").unwrap();
+    std::os::unix::fs::symlink("hello.txt", src.join("link")).unwrap();
+    let fuse = Path::new(OURS).with_file_name("spfs-fuse-macos");
+    for (tag, extra) in [
+        ("fixture/base", "x"),
+        ("fixture/top", "y"),
+        ("fixture/moving", "z"),
+    ] {
+        std::fs::write(src.join("extra.txt"), extra).unwrap();
+        let o = Command::new(&fuse)
+            .args(["commit", "--path", src.to_str().unwrap(), "-t", tag])
+            .env("SPFS_STORAGE_ROOT", &repo)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for (args, order) in [
+        (&["tags", "--target"][..], Order::Lines),
+        (&["ls-tags", "--recursive"], Order::Exact),
+        (&["layers", "--tags"], Order::Aliases),
+        (&["log", "fixture/moving"], Order::Exact),
+        (&["info", "fixture/top"], Order::Exact),
+        (&["read", "fixture/top", "etc/a.conf"], Order::Exact),
+        (&["read", "fixture/top", "link"], Order::Exact),
+    ] {
+        same(&upstream, &repo, args, order);
+    }
+}
+
+#[test]
+fn output_into_a_closed_pipe_or_a_full_disk_ends_as_upstream_should() {
+    let (_dir, repo) = copy("repo");
+    let o = Command::new("bash")
+        .args([
+            "-c",
+            &format!("{OURS} tags | (exec 0<&-; true); echo \"${{PIPESTATUS[0]}}\""),
+        ])
+        .env("SPFS_STORAGE_ROOT", &repo)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert!(
+        status == "0" || status == "141",
+        "exit {status}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = Command::new(OURS)
+        .args(["read", "fixture/base", "hello.txt"])
+        .env("SPFS_STORAGE_ROOT", &repo)
+        .stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot write the output"));
+}
