@@ -270,3 +270,72 @@ fn output_into_a_closed_pipe_or_a_full_disk_ends_as_upstream_should() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot write the output"));
 }
+
+/// `log` lines without their times (which differ between two runs).
+fn log_without_times(bin: &Path, repo: &Path, tag: &str) -> (Option<i32>, Vec<String>) {
+    let o = spfs(bin, repo, &["log", tag]);
+    let lines = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    (o.status.code(), lines)
+}
+
+#[test]
+fn tag_and_untag_leave_what_upstream_leaves_and_upstream_reads_it() {
+    let Some(upstream) = upstream_spfs(" (spfs tag/untag beside upstream's)") else {
+        return;
+    };
+    let (_a, ours_repo) = copy("repo");
+    let (_b, their_repo) = copy("repo");
+    let steps: &[&[&str]] = &[
+        &["tag", "fixture/base", "me/new", "me/other"],
+        &["tag", "fixture/base", "me/new"],
+        &["tag", "fixture/top", "me/new"],
+        &["tag", "fixture/platform", "me/new"],
+        &["untag", "me/new~1"],
+        &["untag", "me/new"],
+        &["untag", "--latest", "me/other"],
+        &["untag", "me/none~0"],
+        &["tag", "fixture/nope", "me/x"],
+        &["tag", "fixture/top", "deep/er/tag"],
+        &["untag", "--all", "deep/er/tag"],
+    ];
+    for step in steps {
+        let ours = spfs(Path::new(OURS), &ours_repo, step);
+        let theirs = spfs(&upstream, &their_repo, step);
+        assert_eq!(
+            ours.status.code(),
+            theirs.status.code(),
+            "spfs {step:?}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        // Upstream reads what ours wrote as it reads what it wrote itself.
+        for tag in ["me/new", "me/other", "deep/er/tag"] {
+            assert_eq!(
+                log_without_times(&upstream, &ours_repo, tag),
+                log_without_times(&upstream, &their_repo, tag),
+                "after spfs {step:?}: log {tag}"
+            );
+        }
+        assert_eq!(
+            normalized(
+                &spfs(&upstream, &ours_repo, &["ls-tags", "--recursive"]).stdout,
+                Order::Exact
+            ),
+            normalized(
+                &spfs(&upstream, &their_repo, &["ls-tags", "--recursive"]).stdout,
+                Order::Exact
+            ),
+            "after spfs {step:?}"
+        );
+    }
+    // Tag directories a removal left empty are gone, as upstream's.
+    assert!(!ours_repo.join("tags/deep").exists());
+    let check = spfs(&upstream, &ours_repo, &["check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

@@ -389,6 +389,71 @@ impl FsRepository {
 }
 
 impl FsRepository {
+    /// Removes version `spec` (`org/name~N`) from its stream, as upstream's
+    /// `spfs untag`: the other records stay as they are; a stream left
+    /// empty goes, and so do tag directories it leaves empty.
+    /// `UnknownReference` if there is no such version.
+    pub fn remove_tag_version(&self, spec: &TagSpec) -> Result<()> {
+        let path = spec.file_in(&self.tags_root());
+        let unknown = || Error::UnknownReference {
+            reference: spec.to_string(),
+            searched: self.root().display().to_string(),
+        };
+        if !path.is_file() {
+            return Err(unknown());
+        }
+        let lock = TagLock::acquire(&path)?;
+        let mut stream = self
+            .read_tag_stream(&spec.with_version(0))?
+            .unwrap_or_default();
+        let version = usize::try_from(spec.version()).map_err(|_| unknown())?;
+        if version >= stream.len() {
+            return Err(unknown());
+        }
+        stream.remove(stream.len() - 1 - version);
+        if stream.is_empty() {
+            fs::remove_file(&path).map_err(Error::io("remove tag", &path))?;
+            drop(lock);
+            self.remove_empty_tag_dirs(&path);
+            return Ok(());
+        }
+        let work = path.with_extension("tag.work");
+        super::storage::write_atomic(&work, &path, &encode_stream(&stream), 0o666)
+    }
+
+    /// Removes the whole stream of `spec`, as `spfs untag --all`, and the
+    /// tag directories it leaves empty. `UnknownReference` if there is
+    /// none.
+    pub fn remove_tag_stream(&self, spec: &TagSpec) -> Result<()> {
+        let path = spec.file_in(&self.tags_root());
+        if !path.is_file() {
+            return Err(Error::UnknownReference {
+                reference: spec.to_string(),
+                searched: self.root().display().to_string(),
+            });
+        }
+        let lock = TagLock::acquire(&path)?;
+        fs::remove_file(&path).map_err(Error::io("remove tag", &path))?;
+        drop(lock);
+        self.remove_empty_tag_dirs(&path);
+        Ok(())
+    }
+
+    /// Removes the directories above tag file `path` that are empty now,
+    /// up to (not including) the tags root.
+    fn remove_empty_tag_dirs(&self, path: &Path) {
+        let root = self.tags_root();
+        let mut at = path.parent();
+        while let Some(dir) = at.filter(|d| d.starts_with(&root) && *d != root) {
+            if fs::remove_dir(dir).is_err() {
+                break;
+            }
+            at = dir.parent();
+        }
+    }
+}
+
+impl FsRepository {
     /// Points every tag of `tags` at `target` (see [`FsRepository::push_tag`]);
     /// returns the tags that pointed elsewhere before, with that earlier
     /// target (now reachable as `tag~1`).

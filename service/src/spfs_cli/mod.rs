@@ -4,7 +4,8 @@
 //!
 //! This module holds the repository commands that read (`version`,
 //! `ls-tags`, `tags`, `layers`, `platforms`, `log`, `search`, `info`,
-//! `read`); the others are still `spfs-fuse-macos`'s.
+//! `read`) and that tag (`tag`, `untag`); the others are still
+//! `spfs-fuse-macos`'s.
 
 mod format;
 mod objects;
@@ -106,6 +107,10 @@ enum Command {
     /// Output the contents of a blob to stdout.
     #[command(visible_aliases = ["read-file", "cat", "cat-file"])]
     Read(objects::ReadArgs),
+    /// Tag an object.
+    Tag(tags::TagArgs),
+    /// Remove tag versions or entire tag streams.
+    Untag(tags::UntagArgs),
 }
 
 /// Parses the process arguments and runs the command.
@@ -125,6 +130,8 @@ pub fn run() -> ExitCode {
         Command::Search(args) => tags::search(args),
         Command::Info(args) => objects::info(args, cli.verbose),
         Command::Read(args) => objects::read(args),
+        Command::Tag(args) => tags::tag(args),
+        Command::Untag(args) => tags::untag(args),
     };
     if result.is_ok() {
         if let Err(e) = std::io::Write::flush(&mut std::io::stdout()) {

@@ -180,7 +180,7 @@ fn walk(m: &Manifest) -> Vec<(u32, &'static str, Digest, String)> {
 
 /// The digest `reference` names (a tag, a digest or a digest prefix) and
 /// its object.
-fn read_ref(repo: &FsRepository, reference: &str) -> Result<(Digest, Object), CmdError> {
+pub(crate) fn read_ref(repo: &FsRepository, reference: &str) -> Result<(Digest, Object), CmdError> {
     let set = RepositorySet::new(repo.clone(), Vec::new(), TagAuthor(String::new()));
     let spec = EnvSpec::parse(reference).map_err(|_| unknown(reference))?;
     let [item @ (EnvSpecItem::Digest(_) | EnvSpecItem::Partial(_) | EnvSpecItem::Tag(_))] =

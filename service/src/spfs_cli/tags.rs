@@ -100,6 +100,7 @@ pub(crate) fn log(args: LogArgs) -> CmdResult {
     let spec = TagSpec::parse(&args.tag)?;
     let stream = repo
         .read_tag_stream(&spec.with_version(0))?
+        .filter(|s| !s.is_empty())
         .ok_or_else(|| unknown(&args.tag))?;
     for (version, tag) in stream.iter().rev().enumerate() {
         println!(
@@ -160,5 +161,81 @@ pub(crate) fn unknown(reference: &str) -> CmdError {
             spfs_shared::display::quoted(reference)
         ),
         status: 1,
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TagArgs {
+    #[command(flatten)]
+    repos: Repositories,
+    /// The reference to tag.
+    #[arg(value_name = "TARGET_REF")]
+    reference: String,
+    /// The tags to point at it.
+    #[arg(value_name = "TAG", required = true)]
+    tags: Vec<String>,
+}
+
+/// `tag TARGET_REF TAG...`: points each tag at what TARGET_REF names (a
+/// tag already pointing there gains no new version), as the config's user.
+pub(crate) fn tag(args: TagArgs) -> CmdResult {
+    let repo = args.repos.open()?;
+    let config = Config::load()?;
+    let author =
+        crate::repo::tags::TagAuthor(format!("{}@{}", config.user.name, config.user.domain));
+    let (target, _) = super::objects::read_ref(&repo, &args.reference)?;
+    let specs = args
+        .tags
+        .iter()
+        .map(|t| TagSpec::parse_to_write(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    for spec in specs {
+        repo.push_tag(&spec, target, &author)?;
+        eprintln!(" INFO created tag={spec}");
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct UntagArgs {
+    #[command(flatten)]
+    repos: Repositories,
+    /// Remove the newest version of the tag.
+    #[arg(long)]
+    latest: bool,
+    /// Remove the whole tag stream.
+    #[arg(short, long)]
+    all: bool,
+    /// The tag (`org/name~N` for one version).
+    #[arg(value_name = "TAG")]
+    tag: String,
+}
+
+/// `untag [--latest | --all] TAG`: removes one version of a tag, or all.
+pub(crate) fn untag(args: UntagArgs) -> CmdResult {
+    let repo = args.repos.open()?;
+    let has_version = args.tag.contains('~') || args.latest;
+    let mut spec = TagSpec::parse(&args.tag)?;
+    if args.latest {
+        spec = spec.with_version(0);
+    }
+    if !args.all && !has_version {
+        return Err(CmdError {
+            message: "You must specify one of --all, --latest or provide a tag with an explicit version number (eg: path/name~0)".into(),
+            status: 1,
+        });
+    }
+    let removed = if args.all {
+        repo.remove_tag_stream(&spec)
+    } else {
+        repo.remove_tag_version(&spec)
+    };
+    match removed {
+        Ok(()) => {
+            eprintln!(" INFO removed tag={spec}");
+            Ok(())
+        }
+        Err(crate::repo::Error::UnknownReference { .. }) => Err(unknown(&spec.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
