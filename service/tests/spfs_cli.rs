@@ -339,3 +339,109 @@ fn tag_and_untag_leave_what_upstream_leaves_and_upstream_reads_it() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+#[test]
+fn init_and_write_make_what_upstream_reads_and_checks() {
+    let Some(upstream) = upstream_spfs(" (spfs init/write beside upstream's)") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours");
+    let theirs = dir.path().join("theirs");
+    // (init takes its path; the storage root is only where other commands look.)
+    for (bin, repo) in [(Path::new(OURS), &ours), (upstream.as_path(), &theirs)] {
+        let o = spfs(bin, repo, &["init", "repo", repo.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let again = spfs(bin, repo, &["init", "repo", repo.to_str().unwrap()]);
+        assert!(again.status.success());
+    }
+    let names = |p: &Path| {
+        let mut n: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&ours), names(&theirs));
+    assert_eq!(
+        std::fs::read(ours.join("VERSION")).unwrap(),
+        std::fs::read(theirs.join("VERSION")).unwrap()
+    );
+    // write: from standard input and from a file, tagged.
+    let file = dir.path().join("data.txt");
+    std::fs::write(&file, b"some data\n").unwrap();
+    let stdin_write = |bin: &Path, repo: &Path| {
+        let mut child = Command::new(bin)
+            .args(["write", "-t", "me/stdin"])
+            .env("SPFS_STORAGE_ROOT", repo)
+            .env("HOME", dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"piped data\n").unwrap();
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    };
+    for (bin, repo) in [(Path::new(OURS), &ours), (upstream.as_path(), &theirs)] {
+        let o = stdin_write(bin, repo);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(o.stdout.is_empty());
+        let o = spfs(
+            bin,
+            repo,
+            &[
+                "write",
+                "-t",
+                "me/file",
+                "-t",
+                "me/also",
+                "-f",
+                file.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // Upstream reads ours as its own: the same tags to the same digests,
+    // the same bytes, and its check passes.
+    for args in [
+        &["tags", "--target"][..],
+        &["read", "me/stdin"],
+        &["read", "me/also"],
+        &["info", "me/file"],
+    ] {
+        let a = spfs(&upstream, &ours, args);
+        let b = spfs(&upstream, &theirs, args);
+        assert_eq!(
+            normalized(&a.stdout, Order::Lines),
+            normalized(&b.stdout, Order::Lines),
+            "{args:?}"
+        );
+        assert!(
+            a.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&a.stderr)
+        );
+    }
+    let check = spfs(&upstream, &ours, &["check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // A bad tag: nothing is written.
+    let before = common::snapshot(&ours);
+    let o = spfs(
+        Path::new(OURS),
+        &ours,
+        &["write", "-t", "bad tag!", "-f", file.to_str().unwrap()],
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(
+        common::snapshot(&ours),
+        before,
+        "a failed write changed the repository"
+    );
+}

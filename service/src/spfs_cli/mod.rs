@@ -4,12 +4,13 @@
 //!
 //! This module holds the repository commands that read (`version`,
 //! `ls-tags`, `tags`, `layers`, `platforms`, `log`, `search`, `info`,
-//! `read`) and that tag (`tag`, `untag`); the others are still
-//! `spfs-fuse-macos`'s.
+//! `read`), that tag (`tag`, `untag`) and that store (`init repo`,
+//! `write`); the others are still `spfs-fuse-macos`'s.
 
 mod format;
 mod objects;
 mod tags;
+mod write;
 
 use std::process::ExitCode;
 
@@ -107,6 +108,12 @@ enum Command {
     /// Output the contents of a blob to stdout.
     #[command(visible_aliases = ["read-file", "cat", "cat-file"])]
     Read(objects::ReadArgs),
+    /// Create an empty filesystem repository.
+    #[command(subcommand)]
+    Init(write::InitCommand),
+    /// Store an arbitrary blob of data in spfs.
+    #[command(visible_alias = "write-file")]
+    Write(write::WriteArgs),
     /// Tag an object.
     Tag(tags::TagArgs),
     /// Remove tag versions or entire tag streams.
@@ -130,6 +137,8 @@ pub fn run() -> ExitCode {
         Command::Search(args) => tags::search(args),
         Command::Info(args) => objects::info(args, cli.verbose),
         Command::Read(args) => objects::read(args),
+        Command::Init(cmd) => write::init(cmd),
+        Command::Write(args) => write::write(args),
         Command::Tag(args) => tags::tag(args),
         Command::Untag(args) => tags::untag(args),
     };
