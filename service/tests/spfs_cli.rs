@@ -159,6 +159,30 @@ fn check_repository(upstream: &Path, repo: &Path, legacy: bool) {
         }
         same(upstream, repo, args, order);
     }
+    // diff, every way round, masks on either side, stacks of several.
+    let envs = [
+        "fixture/base",
+        "fixture/top",
+        "fixture/third",
+        "fixture/platform",
+        "fixture/moving~1",
+        "fixture/base+fixture/third",
+        "fixture/third+fixture/top",
+    ];
+    for a in envs {
+        for b in envs {
+            if legacy && (a.contains("platform") || b.contains("platform")) {
+                continue;
+            }
+            same(upstream, repo, &["diff", a, b], Exact);
+        }
+    }
+    same(
+        upstream,
+        repo,
+        &["diff", "fixture/nope", "fixture/base"],
+        Exact,
+    );
     // A manifest (its entries in upstream's hash order), a blob, by
     // digest and by a digest's first characters.
     let theirs = spfs(upstream, repo, &["info", "fixture/base"]);

@@ -7,6 +7,7 @@
 //! `read`), that tag (`tag`, `untag`) and that store (`init repo`,
 //! `write`); the others are still `spfs-fuse-macos`'s.
 
+mod diff;
 mod format;
 mod objects;
 mod tags;
@@ -103,6 +104,8 @@ enum Command {
     Log(tags::LogArgs),
     /// Search for available tags by substring.
     Search(tags::SearchArgs),
+    /// Compare two spfs file system states.
+    Diff(diff::DiffArgs),
     /// Display information about specific items.
     Info(objects::InfoArgs),
     /// Output the contents of a blob to stdout.
@@ -136,6 +139,7 @@ pub fn run() -> ExitCode {
         Command::Log(args) => tags::log(args),
         Command::Search(args) => tags::search(args),
         Command::Info(args) => objects::info(args, cli.verbose),
+        Command::Diff(args) => diff::diff(args),
         Command::Read(args) => objects::read(args),
         Command::Init(cmd) => write::init(cmd),
         Command::Write(args) => write::write(args),

@@ -1,0 +1,204 @@
+//! `diff A B`: how one environment's files differ from another's, as
+//! upstream's `spfs diff` lists them.
+//!
+//! Environments are compared as upstream compares them: each stack's
+//! manifests merged into one tree in which a mask is an entry of its own,
+//! not as the views a runtime shows. A mask on the FROM side is an entry
+//! (a path masked there and present on the TO side changed in mode and
+//! content); on the TO side, a removal of whatever FROM has there.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::repo::object::{EntryKind, Manifest};
+use crate::repo::tags::TagAuthor;
+use crate::repo::{Digest, EnvSpec, RepositorySet};
+
+use super::{CmdError, CmdResult, Repositories};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DiffArgs {
+    #[command(flatten)]
+    repos: Repositories,
+    /// The environment to compare from.
+    #[arg(value_name = "FROM")]
+    base: String,
+    /// The environment to compare to [default: the active runtime].
+    #[arg(value_name = "TO")]
+    top: Option<String>,
+}
+
+/// One entry of a merged tree.
+#[derive(Debug, PartialEq, Eq)]
+struct Node {
+    mode: u32,
+    kind: EntryKind,
+    object: Digest,
+    size: u64,
+    children: BTreeMap<String, Node>,
+}
+
+/// Deeper than this is not merged (views refuse it anyway).
+const MAX_DEPTH: usize = crate::repo::view::MAX_DEPTH as usize;
+
+/// `diff FROM TO`: one line per path that differs, depth first, each
+/// directory's subdirectories then its other entries by name:
+/// `+/spfs/p` added, `-/spfs/p` removed, `~/spfs/p [mode {…}, content,
+/// size {a=>b}]` changed (a directory is changed when anything below it
+/// differs). Nothing differing: no output ("no changes" on standard
+/// error).
+pub(crate) fn diff(args: DiffArgs) -> CmdResult {
+    let repo = args.repos.open()?;
+    let Some(top) = &args.top else {
+        // Against the active runtime: the runtime half of the command line.
+        return Err(CmdError {
+            message: "diff against the active runtime is not available here yet: give two environments (spfs diff FROM TO)".into(),
+            status: 1,
+        });
+    };
+    let set = RepositorySet::new(repo, Vec::new(), TagAuthor(String::new()));
+    let a = merged(&set, &args.base)?;
+    let b = merged(&set, top)?;
+    let mut lines = Vec::new();
+    compare(&a, &b, "", &mut lines);
+    if lines.is_empty() {
+        eprintln!(" INFO no changes");
+    }
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
+}
+
+/// The stack `spec` names, its manifests merged bottom-up.
+fn merged(set: &RepositorySet, spec: &str) -> Result<BTreeMap<String, Node>, CmdError> {
+    let parsed = EnvSpec::parse(spec)?;
+    let stack = match set.resolve_stack(&parsed) {
+        Ok(s) => s,
+        Err(
+            crate::repo::Error::UnknownReference { .. } | crate::repo::Error::DigestNotFound { .. },
+        ) => return Err(super::tags::unknown(spec)),
+        Err(e) => return Err(e.into()),
+    };
+    let mut root = BTreeMap::new();
+    for m in set.read_stack_manifests(&stack)? {
+        let trees: HashMap<Digest, usize> = m
+            .trees
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.digest(), i))
+            .collect();
+        apply(&m, &trees, 0, &mut root, 0);
+    }
+    Ok(root)
+}
+
+/// Lays tree `tree` of manifest `m` over `into`: a directory over a
+/// directory merges, anything else replaces (a mask included).
+fn apply(
+    m: &Manifest,
+    trees: &HashMap<Digest, usize>,
+    tree: usize,
+    into: &mut BTreeMap<String, Node>,
+    depth: usize,
+) {
+    let Some(t) = m.trees.get(tree) else {
+        return;
+    };
+    for e in &t.entries {
+        let sub = (e.kind == EntryKind::Tree && depth < MAX_DEPTH)
+            .then(|| trees.get(&e.object).copied())
+            .flatten();
+        match (into.get_mut(&e.name), sub) {
+            (Some(existing), Some(i)) if existing.kind == EntryKind::Tree => {
+                existing.mode = e.mode;
+                apply(m, trees, i, &mut existing.children, depth + 1);
+            }
+            (_, sub) => {
+                let mut node = Node {
+                    mode: e.mode,
+                    kind: e.kind,
+                    object: if e.kind == EntryKind::Tree {
+                        Digest::NULL
+                    } else {
+                        e.object
+                    },
+                    size: if e.kind == EntryKind::Blob { e.size } else { 0 },
+                    children: BTreeMap::new(),
+                };
+                if let Some(i) = sub {
+                    apply(m, trees, i, &mut node.children, depth + 1);
+                }
+                into.insert(e.name.clone(), node);
+            }
+        }
+    }
+}
+
+/// The names of `a` and `b` together: directories first, then the rest,
+/// each by name.
+fn names<'n>(a: &'n BTreeMap<String, Node>, b: &'n BTreeMap<String, Node>) -> Vec<&'n str> {
+    let mut all: Vec<(bool, &str)> = Vec::new();
+    for (name, node) in a.iter().chain(b.iter()) {
+        if !all.iter().any(|(_, n)| *n == name) {
+            all.push((node.kind != EntryKind::Tree, name));
+        }
+    }
+    all.sort_by(|x, y| (x.0, x.1.as_bytes()).cmp(&(y.0, y.1.as_bytes())));
+    all.into_iter().map(|(_, n)| n).collect()
+}
+
+/// Appends the differences below `path` to `out`.
+fn compare(
+    a: &BTreeMap<String, Node>,
+    b: &BTreeMap<String, Node>,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    for name in names(a, b) {
+        let child = format!("{path}/{name}");
+        let to = b.get(name).filter(|n| n.kind != EntryKind::Mask);
+        match (a.get(name), to) {
+            (Some(x), None) => listed(x, &child, '-', out),
+            (None, Some(y)) => listed(y, &child, '+', out),
+            (Some(x), Some(y)) => {
+                // Changed: anything of it or below it differs (what is
+                // listed below it is decided there).
+                let mut abouts = Vec::new();
+                if x.mode != y.mode {
+                    abouts.push(format!("mode {{{:06o}=>{:06o}}}", x.mode, y.mode));
+                }
+                if x.object != y.object {
+                    abouts.push("content".to_owned());
+                }
+                if x.size != y.size {
+                    abouts.push(format!("size {{{}=>{}}}", x.size, y.size));
+                }
+                if x != y {
+                    let about = if abouts.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", abouts.join(", "))
+                    };
+                    out.push(format!("~/spfs{child}{about}"));
+                }
+                compare(&x.children, &y.children, &child, out);
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// `node` at `path` and everything below it, each as `sign/spfs/path`
+/// (an added mask is no entry).
+fn listed(node: &Node, path: &str, sign: char, out: &mut Vec<String>) {
+    if sign == '+' && node.kind == EntryKind::Mask {
+        return;
+    }
+    out.push(format!("{sign}/spfs{path}"));
+    let none = BTreeMap::new();
+    for name in names(&node.children, &none) {
+        if let Some(child) = node.children.get(name) {
+            listed(child, &format!("{path}/{name}"), sign, out);
+        }
+    }
+}
