@@ -4,6 +4,7 @@ mod backends;
 mod commit;
 mod config;
 mod demo;
+pub mod docs;
 mod info;
 mod join;
 mod launchagent;
@@ -165,6 +166,13 @@ enum Command {
     /// Run the service always-on: install or remove its LaunchAgent (systemd unit on Linux).
     #[command(subcommand)]
     Launchagent(launchagent::Command),
+    /// Write shell completions and man pages for spfs and spfs-fuse-macos
+    /// under DIR (what bundle/make-app installs).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Where to write `completions/` and `man/`.
+        dir: PathBuf,
+    },
 }
 
 /// Parses the process arguments and runs the command.
@@ -217,6 +225,13 @@ pub fn run() -> ExitCode {
         Command::Launchagent(cmd) => launchagent::run(cmd, &endpoint),
         Command::Backends(args) => backends::run(args),
         Command::Demo(args) => demo::run(args, &endpoint),
+        Command::GenerateDocs { dir } => docs::generate(&dir)
+            .map(|written| {
+                for p in written {
+                    println!("{}", p.display());
+                }
+            })
+            .map_err(|e| format!("cannot write the docs under {}: {e}", dir.display()).into()),
     };
     // Output still buffered must reach its file, or the command failed.
     let result = result.and_then(|()| output::flush_stdout());

@@ -123,6 +123,11 @@ enum Command {
     Untag(tags::UntagArgs),
 }
 
+/// The command line's definition (for completions and man pages).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Parses the process arguments and runs the command.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
