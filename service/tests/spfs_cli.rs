@@ -469,3 +469,66 @@ fn init_and_write_make_what_upstream_reads_and_checks() {
         "a failed write changed the repository"
     );
 }
+
+#[test]
+fn config_prints_what_upstream_prints() {
+    let Some(upstream) = upstream_spfs(" (spfs config beside upstream's)") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join(".config/spfs");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let config = |bin: &Path, env: &[(&str, &str)]| {
+        Command::new(bin)
+            .arg("config")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", home.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let cases: &[&[(&str, &str)]] = &[
+        &[],
+        &[("SPFS_STORAGE_ROOT", "/some/repo")],
+        &[
+            ("SPFS_REMOTE_origin_ADDRESS", "grpc://h:7737"),
+            ("SPFS_FUSE__WORKER_THREADS", "5"),
+            ("SPFS_SENTRY__DSN", "https://k@sentry/1"),
+            ("SPFS_STORAGE__TAG_NAMESPACE", "team"),
+        ],
+    ];
+    for with_file in [false, true] {
+        if with_file {
+            std::fs::write(
+                cfg.join("spfs.toml"),
+                "[user]\nname = \"artist\"\n[fuse]\nworker_threads = 3\nenable_heartbeat = true\n[monitor]\nmax_blocking_threads = 4\n",
+            )
+            .unwrap();
+        }
+        for env in cases {
+            let ours = config(Path::new(OURS), env);
+            let theirs = config(&upstream, env);
+            assert!(
+                ours.status.success(),
+                "{}",
+                String::from_utf8_lossy(&ours.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&ours.stdout),
+                String::from_utf8_lossy(&theirs.stdout),
+                "config with {env:?} (file: {with_file})"
+            );
+        }
+    }
+    // Several remotes: upstream's order is a hash map's; the same content.
+    let env = [
+        ("SPFS_REMOTE_origin_ADDRESS", "grpc://h:7737"),
+        ("SPFS_REMOTE_disk_ADDRESS", "file:///tmp/x"),
+    ];
+    let parse = |o: Output| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap();
+    assert_eq!(
+        parse(config(Path::new(OURS), &env)),
+        parse(config(&upstream, &env))
+    );
+}

@@ -21,6 +21,10 @@ pub struct Config {
     pub user: UserConfig,
     /// Remotes in the order they first appear in the sources.
     pub remotes: Vec<Remote>,
+    /// Every `section.key` set by a file or variable, in the order first
+    /// set, with its last value (settings this library does not act on
+    /// included: `spfs config` shows them).
+    pub settings: Vec<(String, String)>,
 }
 
 /// `[storage]`: the primary (local) repository.
@@ -345,6 +349,7 @@ impl Config {
             storage,
             user,
             remotes,
+            settings: flat.0,
         })
     }
 }

@@ -7,6 +7,7 @@
 //! `read`), that tag (`tag`, `untag`) and that store (`init repo`,
 //! `write`); the others are still `spfs-fuse-macos`'s.
 
+mod config;
 mod diff;
 mod format;
 mod objects;
@@ -111,6 +112,8 @@ enum Command {
     /// Output the contents of a blob to stdout.
     #[command(visible_aliases = ["read-file", "cat", "cat-file"])]
     Read(objects::ReadArgs),
+    /// Output the current configuration of spfs.
+    Config,
     /// Create an empty filesystem repository.
     #[command(subcommand)]
     Init(write::InitCommand),
@@ -147,6 +150,7 @@ pub fn run() -> ExitCode {
         Command::Diff(args) => diff::diff(args),
         Command::Read(args) => objects::read(args),
         Command::Init(cmd) => write::init(cmd),
+        Command::Config => config::config(),
         Command::Write(args) => write::write(args),
         Command::Tag(args) => tags::tag(args),
         Command::Untag(args) => tags::untag(args),
