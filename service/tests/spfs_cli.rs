@@ -532,3 +532,65 @@ fn config_prints_what_upstream_prints() {
         parse(config(&upstream, &env))
     );
 }
+
+/// Standard output without its first line (`Finished after 19ms:`, a time).
+fn after_first_line(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn check_reports_what_upstream_reports_on_whole_and_damaged_repositories() {
+    let Some(upstream) = upstream_spfs(" (spfs check beside upstream's)") else {
+        return;
+    };
+    let (_a, whole) = copy("repo");
+    let (_b, legacy) = copy("repo-legacy");
+    let (_c, broken) = copy("repo");
+    // One payload gone, and the top layer's manifest.
+    let repo = spfs_fuse_macos::repo::FsRepository::open(&broken).unwrap();
+    let payload = std::fs::read_dir(broken.join("payloads"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir() && p.file_name().unwrap() != "work")
+        .and_then(|d| std::fs::read_dir(d).unwrap().next())
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(payload).unwrap();
+    let top = spfs(&upstream, &broken, &["info", "fixture/top"]);
+    let manifest = String::from_utf8_lossy(&top.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(" manifest: "))
+        .map(|m| spfs_fuse_macos::repo::Digest::parse(m).unwrap())
+        .unwrap();
+    std::fs::remove_file(repo.object_path(&manifest)).unwrap();
+    for repo in [&whole, &legacy, &broken] {
+        for args in [
+            &["check"][..],
+            &["check", "fixture/base"],
+            &["check", "fixture/platform", "fixture/third"],
+            &["check", "fixture/top"],
+            &["check", "fixture/nope"],
+        ] {
+            let ours = spfs(Path::new(OURS), repo, args);
+            let theirs = spfs(&upstream, repo, args);
+            assert_eq!(
+                ours.status.code(),
+                theirs.status.code(),
+                "{args:?} on {}",
+                repo.display()
+            );
+            assert_eq!(
+                after_first_line(&ours),
+                after_first_line(&theirs),
+                "{args:?} on {}",
+                repo.display()
+            );
+            assert!(String::from_utf8_lossy(&ours.stdout).starts_with("Finished after "));
+        }
+    }
+}

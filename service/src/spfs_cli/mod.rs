@@ -7,6 +7,7 @@
 //! `read`), that tag (`tag`, `untag`) and that store (`init repo`,
 //! `write`); the others are still `spfs-fuse-macos`'s.
 
+mod check;
 mod config;
 mod diff;
 mod format;
@@ -112,6 +113,8 @@ enum Command {
     /// Output the contents of a blob to stdout.
     #[command(visible_aliases = ["read-file", "cat", "cat-file"])]
     Read(objects::ReadArgs),
+    /// Check a repositories internal integrity.
+    Check(check::CheckArgs),
     /// Output the current configuration of spfs.
     Config,
     /// Create an empty filesystem repository.
@@ -151,6 +154,7 @@ pub fn run() -> ExitCode {
         Command::Read(args) => objects::read(args),
         Command::Init(cmd) => write::init(cmd),
         Command::Config => config::config(),
+        Command::Check(args) => check::check(args),
         Command::Write(args) => write::write(args),
         Command::Tag(args) => tags::tag(args),
         Command::Untag(args) => tags::untag(args),
