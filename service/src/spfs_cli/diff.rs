@@ -29,12 +29,23 @@ pub(crate) struct DiffArgs {
 
 /// One entry of a merged tree.
 #[derive(Debug, PartialEq, Eq)]
-struct Node {
-    mode: u32,
-    kind: EntryKind,
-    object: Digest,
-    size: u64,
-    children: BTreeMap<String, Node>,
+pub(crate) struct Node {
+    pub(crate) mode: u32,
+    pub(crate) kind: EntryKind,
+    pub(crate) object: Digest,
+    pub(crate) size: u64,
+    pub(crate) children: BTreeMap<String, Node>,
+}
+
+impl Node {
+    /// Its size; a directory's is the sum of everything below it.
+    pub(crate) fn total_size(&self) -> u64 {
+        if self.kind == EntryKind::Tree {
+            self.children.values().map(Node::total_size).sum()
+        } else {
+            self.size
+        }
+    }
 }
 
 /// Deeper than this is not merged (views refuse it anyway).
@@ -70,7 +81,7 @@ pub(crate) fn diff(args: DiffArgs) -> CmdResult {
 }
 
 /// The stack `spec` names, its manifests merged bottom-up.
-fn merged(set: &RepositorySet, spec: &str) -> Result<BTreeMap<String, Node>, CmdError> {
+pub(crate) fn merged(set: &RepositorySet, spec: &str) -> Result<BTreeMap<String, Node>, CmdError> {
     let parsed = EnvSpec::parse(spec)?;
     let stack = match set.resolve_stack(&parsed) {
         Ok(s) => s,

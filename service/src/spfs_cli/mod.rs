@@ -11,6 +11,7 @@ mod check;
 mod config;
 mod diff;
 mod format;
+mod ls;
 mod objects;
 mod tags;
 mod write;
@@ -110,6 +111,9 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Display information about specific items.
     Info(objects::InfoArgs),
+    /// List the contents of a committed directory.
+    #[command(visible_aliases = ["list-dir", "list"])]
+    Ls(ls::LsArgs),
     /// Output the contents of a blob to stdout.
     #[command(visible_aliases = ["read-file", "cat", "cat-file"])]
     Read(objects::ReadArgs),
@@ -152,6 +156,7 @@ pub fn run() -> ExitCode {
         Command::Info(args) => objects::info(args, cli.verbose),
         Command::Diff(args) => diff::diff(args),
         Command::Read(args) => objects::read(args),
+        Command::Ls(args) => ls::ls(args),
         Command::Init(cmd) => write::init(cmd),
         Command::Config => config::config(),
         Command::Check(args) => check::check(args),
