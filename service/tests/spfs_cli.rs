@@ -606,3 +606,39 @@ fn check_reports_what_upstream_reports_on_whole_and_damaged_repositories() {
         }
     }
 }
+
+#[test]
+fn migrate_and_server_say_what_to_use_instead_and_errors_reach_the_log_file() {
+    let (dir, repo) = copy("repo");
+    for (args, says) in [
+        (&["server"][..], "upstream's 'spfs server'"),
+        (&["migrate", "--upgrade"], "migrate them there"),
+    ] {
+        let o = spfs(Path::new(OURS), &repo, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains(says) && e.lines().count() == 1, "{args:?}: {e}");
+    }
+    let log = dir.path().join("spfs.log");
+    let o = Command::new(OURS)
+        .args(["log", "fixture/nope"])
+        .env("SPFS_STORAGE_ROOT", &repo)
+        .env("SPFS_LOG_FILE", &log)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("Unknown Reference: fixture/nope"),
+        "{logged}"
+    );
+    let o = spfs(
+        Path::new(OURS),
+        &repo,
+        &["--log-file", log.to_str().unwrap(), "info", "fixture/none"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("fixture/none"));
+}

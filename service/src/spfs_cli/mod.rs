@@ -49,6 +49,16 @@ struct Cli {
     /// Make output more verbose, can be specified more than once.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    // (Their variables are read by hand: clap would write variables it
+    // read into every usage line as required arguments, clap#1546.)
+    /// Additionally log output to the provided file: the errors this
+    /// command reports [env: SPFS_LOG_FILE].
+    #[arg(long, global = true, value_name = "LOG_FILE")]
+    log_file: Option<std::path::PathBuf>,
+    /// Enables timestamp in logging (always enabled in file log)
+    /// [env: SPFS_LOG_TIMESTAMP].
+    #[arg(long, global = true)]
+    timestamp: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -127,15 +137,43 @@ enum Command {
     /// Store an arbitrary blob of data in spfs.
     #[command(visible_alias = "write-file")]
     Write(write::WriteArgs),
+    /// Migrate the data from an older repository format to the latest one.
+    Migrate(Unsupported),
+    /// Start an spfs server.
+    Server(Unsupported),
     /// Tag an object.
     Tag(tags::TagArgs),
     /// Remove tag versions or entire tag streams.
     Untag(tags::UntagArgs),
 }
 
+/// The arguments of a command this `spfs` does not run (they are taken
+/// whatever they are, so the refusal is the one line below).
+#[derive(Debug, clap::Args)]
+struct Unsupported {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
 /// The command line's definition (for completions and man pages).
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+/// Appends `line` to the log file `--log-file` names, stamped with the
+/// time (as upstream's file log always is); a file that cannot be written
+/// is said on standard error.
+fn log_to_file(path: &std::path::Path, line: &str) {
+    use std::io::Write as _;
+    let stamped = format!("{} {line}\n", chrono::Utc::now().to_rfc3339());
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(stamped.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("cannot write the log file {}: {e}", path.display());
+    }
 }
 
 /// Parses the process arguments and runs the command.
@@ -161,6 +199,14 @@ pub fn run() -> ExitCode {
         Command::Config => config::config(),
         Command::Check(args) => check::check(args),
         Command::Write(args) => write::write(args),
+        Command::Migrate(_) => Err(CmdError {
+            message: "spfs migrate is not part of spfs on macOS: repositories older than 0.x are read by upstream's spfs on Linux; migrate them there".into(),
+            status: 1,
+        }),
+        Command::Server(_) => Err(CmdError {
+            message: "spfs server is not part of spfs on macOS: run upstream's 'spfs server' on a Linux host for the studio, and add it here as a remote ([remote.origin] address = \"grpc://HOST:7737\")".into(),
+            status: 1,
+        }),
         Command::Tag(args) => tags::tag(args),
         Command::Untag(args) => tags::untag(args),
     };
@@ -173,7 +219,16 @@ pub fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Upstream's error report, one line.
-            eprintln!("Error:   × {}", e.message);
+            let line = format!("Error:   × {}", e.message);
+            eprintln!("{line}");
+            let log_file = cli.log_file.clone().or_else(|| {
+                std::env::var_os("SPFS_LOG_FILE")
+                    .filter(|v| !v.is_empty())
+                    .map(std::path::PathBuf::from)
+            });
+            if let Some(path) = &log_file {
+                log_to_file(path, &line);
+            }
             ExitCode::from(e.status)
         }
     }
