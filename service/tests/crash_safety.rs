@@ -342,3 +342,118 @@ fn a_second_service_on_the_same_scratch_root_refuses_to_start() {
     assert_eq!(sh.eval("cat \"$M/kept.txt\""), ["kept"]);
     ok(&svc.cli(&["status"]));
 }
+
+/// Every payload under `repo` holds what its name says, and every object
+/// reads back verified (whole or absent, never wrong).
+fn assert_repository_whole(repo: &Path) {
+    use sha2::Digest as _;
+    let payloads = repo.join("payloads");
+    for shard in std::fs::read_dir(&payloads).into_iter().flatten() {
+        let shard = shard.unwrap().path();
+        if shard.file_name().unwrap() == "work" {
+            continue;
+        }
+        for f in std::fs::read_dir(&shard).unwrap() {
+            let f = f.unwrap().path();
+            let name = format!(
+                "{}{}",
+                shard.file_name().unwrap().to_str().unwrap(),
+                f.file_name().unwrap().to_str().unwrap()
+            );
+            let digest = spfs_fuse_macos::repo::Digest::parse(&name).unwrap();
+            let actual = sha2::Sha256::digest(std::fs::read(&f).unwrap());
+            assert_eq!(
+                actual.as_slice(),
+                digest.as_bytes(),
+                "payload {name} holds other bytes"
+            );
+        }
+    }
+    let r = spfs_fuse_macos::repo::FsRepository::open(repo).unwrap();
+    for d in r.object_digests().unwrap() {
+        assert!(
+            r.read_object(&d).unwrap().is_some(),
+            "object {d} does not read back"
+        );
+    }
+}
+
+#[test]
+fn a_commit_killed_at_any_moment_leaves_every_object_whole_or_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    // 1,500 files, some shared contents, a few larger ones, a link.
+    for i in 0..1500u32 {
+        let d = src.join(format!("d{:02}", i % 40));
+        std::fs::create_dir_all(&d).unwrap();
+        let len = if i % 500 == 0 {
+            3 << 20
+        } else {
+            100 + (i as usize * 37) % 4000
+        };
+        let bytes: Vec<u8> = (0..len)
+            .map(|j| ((j as u32 * 13) ^ (i % 900)) as u8)
+            .collect();
+        std::fs::write(d.join(format!("f{i}")), bytes).unwrap();
+    }
+    std::os::unix::fs::symlink("d00/f0", src.join("link")).unwrap();
+    let commit = |repo: &Path| {
+        Command::new(BIN)
+            .args(["commit", "--path", src.to_str().unwrap()])
+            .env("SPFS_STORAGE_ROOT", repo)
+            .env("HOME", dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // How long a whole commit takes here: kills land anywhere in it.
+    let started = Instant::now();
+    let whole = dir.path().join("whole");
+    assert!(commit(&whole).wait().unwrap().success());
+    let span = started.elapsed().as_micros().max(1000) as u64;
+    let upstream = upstream_spfs(" (upstream's check of the killed commits)");
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for trial in 0..20 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let repo = dir.path().join(format!("trial{trial}"));
+        let mut child = commit(&repo);
+        std::thread::sleep(Duration::from_micros(seed % span));
+        let _ = child.kill();
+        let _ = child.wait();
+        if !repo.exists() {
+            continue;
+        }
+        assert_repository_whole(&repo);
+        // Both tools' checks find nothing wrong (an unfinished commit
+        // leaves objects nothing names, never a name without its bytes).
+        let ours = Command::new(Path::new(BIN).with_file_name("spfs"))
+            .arg("check")
+            .env("SPFS_STORAGE_ROOT", &repo)
+            .output()
+            .unwrap();
+        assert!(
+            ours.status.success(),
+            "trial {trial}: {}",
+            String::from_utf8_lossy(&ours.stdout)
+        );
+        if let Some(spfs) = &upstream {
+            let theirs = Command::new(spfs)
+                .arg("check")
+                .env("SPFS_STORAGE_ROOT", &repo)
+                .env("HOME", dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                theirs.status.success(),
+                "trial {trial}: {}",
+                String::from_utf8_lossy(&theirs.stdout)
+            );
+        }
+        // And the commit, done again, completes.
+        assert!(commit(&repo).wait().unwrap().success(), "trial {trial}");
+        assert_repository_whole(&repo);
+    }
+}

@@ -5,14 +5,19 @@
 //! the layer), so whatever a crash leaves behind is only unreferenced data:
 //! no object ever names one that is missing.
 
+use std::collections::HashMap;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
 
 use super::digest::Digest;
 use super::error::{Error, Result};
-use super::object::{Blob, Entry, EntryKind, Layer, Manifest, Object, Platform, Tree};
-use super::storage::FsRepository;
+use super::object::{Entry, EntryKind, Layer, Manifest, Object, Platform, Tree};
+use super::storage::{FsRepository, WriteBatch};
 use super::view::{NodeId, NodeKind, View};
 use crate::whiteout::{OPAQUE_MARKER, WHITEOUT_PREFIX};
 
@@ -51,10 +56,11 @@ pub fn commit_dir(repo: &FsRepository, dir: &Path) -> Result<Committed> {
         });
     }
     with_deep_stack(|| {
-        check_committable(dir, Format::Plain)?;
+        let files = check_committable(dir, Format::Plain)?;
+        let stored = store_payloads(repo, &files)?;
         let mut stats = Stats::default();
         let mut trees = Vec::new();
-        collect(repo, dir, Format::Plain, &mut stats, &mut trees, 0)?;
+        collect(&stored, dir, Format::Plain, &mut stats, &mut trees, 0)?;
         let manifest = Manifest {
             trees: dedup_trees(trees),
         };
@@ -101,10 +107,11 @@ pub fn commit_scratch(repo: &FsRepository, upper: &Path, lower: &View) -> Result
         return Err(Error::NothingToCommit);
     }
     with_deep_stack(|| {
-        check_committable(upper, format)?;
+        let files = check_committable(upper, format)?;
+        let stored = store_payloads(repo, &files)?;
         let mut stats = Stats::default();
         let mut trees = Vec::new();
-        collect(repo, upper, format, &mut stats, &mut trees, 0)?;
+        collect(&stored, upper, format, &mut stats, &mut trees, 0)?;
         let manifest = Manifest {
             trees: dedup_trees(trees),
         };
@@ -158,19 +165,106 @@ pub fn commit_platform(repo: &FsRepository, layers: Vec<Digest>) -> Result<Diges
 /// Looks through `dir` for what cannot be committed (FIFOs, sockets,
 /// devices, names that are not UTF-8) before anything is written, so a
 /// commit either writes everything or nothing and names every problem.
-fn check_committable(dir: &Path, format: Format) -> Result<()> {
+/// Returns the files and symlinks to store (whiteouts and markers left
+/// out).
+fn check_committable(dir: &Path, format: Format) -> Result<Vec<(PathBuf, u64)>> {
     let mut bad = Vec::new();
+    let mut files = Vec::new();
     scan(
         dir,
         Path::new(""),
         matches!(format, Format::Plain),
         &mut bad,
+        &mut files,
         0,
     )?;
     if bad.is_empty() {
-        Ok(())
+        Ok(files)
     } else {
         Err(Error::UncommittableEntries(bad))
+    }
+}
+
+/// Files staged and put in place in one batch (one flush to disk), at
+/// most: so many, or so many bytes — a batch lasts seconds, far less than
+/// the age at which a cleaner takes a staged file for a killed writer's
+/// (`FsRepository::remove_stale_work`).
+const BATCH_FILES: usize = 4096;
+const BATCH_BYTES: u64 = 1 << 30;
+
+/// Stores the payload (and blob object) of every file and symlink of
+/// `files`, several at a time, in batches that each reach the disk at
+/// once (see [`WriteBatch`]); returns each one's payload and size.
+fn store_payloads(
+    repo: &FsRepository,
+    files: &[(PathBuf, u64)],
+) -> Result<HashMap<PathBuf, (Digest, u64)>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let mut stored = HashMap::with_capacity(files.len());
+    for chunk in batches(files) {
+        let batch = WriteBatch::new(repo);
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<Result<(usize, Digest, u64)>>> = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..threads.min(chunk.len()) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((path, _)) = chunk.get(i) else {
+                        return;
+                    };
+                    let done = store_one(&batch, path).map(|(d, n)| (i, d, n));
+                    let failed = done.is_err();
+                    results.lock().push(done);
+                    if failed {
+                        // The others stop at their next file.
+                        next.store(chunk.len(), Ordering::Relaxed);
+                        return;
+                    }
+                });
+            }
+        });
+        for r in results.into_inner() {
+            let (i, digest, size) = r?;
+            if let Some((path, _)) = chunk.get(i) {
+                stored.insert(path.clone(), (digest, size));
+            }
+        }
+        batch.finish()?;
+    }
+    Ok(stored)
+}
+
+/// `files` cut into batches of at most [`BATCH_FILES`] files and (but for
+/// a single larger file) [`BATCH_BYTES`] bytes.
+fn batches(files: &[(PathBuf, u64)]) -> Vec<&[(PathBuf, u64)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, (_, size)) in files.iter().enumerate() {
+        let count = i - start;
+        if count > 0 && (count >= BATCH_FILES || bytes + size > BATCH_BYTES) {
+            out.push(&files[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < files.len() {
+        out.push(&files[start..]);
+    }
+    out
+}
+
+/// Stages the payload of one file or symlink (its target) in `batch`.
+fn store_one(batch: &WriteBatch<'_>, path: &Path) -> Result<(Digest, u64)> {
+    let meta = fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(path).map_err(Error::io("read link", path))?;
+        batch.payload(target.as_os_str().as_encoded_bytes())
+    } else {
+        let file = fs::File::open(path).map_err(Error::io("read", path))?;
+        batch.payload(file)
     }
 }
 
@@ -179,6 +273,7 @@ fn scan(
     rel: &Path,
     plain: bool,
     bad: &mut Vec<(std::path::PathBuf, &'static str)>,
+    files: &mut Vec<(PathBuf, u64)>,
     depth: u32,
 ) -> Result<()> {
     if depth >= crate::view::MAX_DEPTH {
@@ -202,9 +297,13 @@ fn scan(
         let meta = fs::symlink_metadata(&path).map_err(Error::io("stat", &path))?;
         let ft = meta.file_type();
         let why = if ft.is_dir() {
-            scan(&path, &rel, plain, bad, depth + 1)?;
+            scan(&path, &rel, plain, bad, files, depth + 1)?;
             continue;
         } else if ft.is_file() || ft.is_symlink() {
+            // In a scratch, whiteouts and markers are not content.
+            if plain || !name.as_bytes().starts_with(WHITEOUT_PREFIX) {
+                files.push((path, meta.len()));
+            }
             continue;
         } else if ft.is_char_device() && meta.rdev() == 0 && plain {
             // An overlayfs whiteout.
@@ -236,7 +335,7 @@ fn dedup_trees(trees: Vec<Tree>) -> Vec<Tree> {
 /// directory's own tree first, then each child directory's, by name) and
 /// returns the digest of `dir`'s own tree.
 fn collect(
-    repo: &FsRepository,
+    stored: &HashMap<PathBuf, (Digest, u64)>,
     dir: &Path,
     format: Format,
     stats: &mut Stats,
@@ -296,7 +395,7 @@ fn collect(
                         .filter(|&c| lower.get(c).is_some_and(|n| n.kind() == NodeKind::Dir)),
                 },
             };
-            let object = collect(repo, &path, inner, stats, out, depth + 1)?;
+            let object = collect(stored, &path, inner, stats, out, depth + 1)?;
             Entry {
                 name,
                 kind: EntryKind::Tree,
@@ -305,9 +404,7 @@ fn collect(
                 size: 0,
             }
         } else if ft.is_file() {
-            let file = fs::File::open(&path).map_err(Error::io("read", &path))?;
-            let (payload, size) = repo.write_payload(file)?;
-            store_blob(repo, payload, size, stats)?;
+            let (payload, size) = stored_payload(stored, &path, stats)?;
             Entry {
                 name,
                 kind: EntryKind::Blob,
@@ -316,10 +413,7 @@ fn collect(
                 size,
             }
         } else if ft.is_symlink() {
-            let target = fs::read_link(&path).map_err(Error::io("read link", &path))?;
-            let bytes = target.as_os_str().as_encoded_bytes();
-            let (payload, size) = repo.write_payload(bytes)?;
-            store_blob(repo, payload, size, stats)?;
+            let (payload, size) = stored_payload(stored, &path, stats)?;
             Entry {
                 name,
                 kind: EntryKind::Blob,
@@ -366,9 +460,74 @@ fn collect(
     Ok(digest)
 }
 
-fn store_blob(repo: &FsRepository, payload: Digest, size: u64, stats: &mut Stats) -> Result<()> {
-    repo.write_object(&Object::Blob(Blob { payload, size }))?;
+/// The payload stored for `path` (by [`store_payloads`]), counted.
+fn stored_payload(
+    stored: &HashMap<PathBuf, (Digest, u64)>,
+    path: &Path,
+    stats: &mut Stats,
+) -> Result<(Digest, u64)> {
+    let &(payload, size) = stored.get(path).ok_or_else(|| Error::Uncommittable {
+        path: path.to_owned(),
+        reason: "it appeared while the directory was being committed; commit again".to_owned(),
+    })?;
     stats.blobs += 1;
     stats.bytes += size;
-    Ok(())
+    Ok((payload, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_bounded_by_files_and_bytes() {
+        let files: Vec<(PathBuf, u64)> = (0..10_000)
+            .map(|i| (PathBuf::from(format!("f{i}")), 10))
+            .collect();
+        let b = batches(&files);
+        assert_eq!(
+            b.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [4096, 4096, 1808]
+        );
+        let big: Vec<(PathBuf, u64)> = (0..5)
+            .map(|i| (PathBuf::from(format!("g{i}")), 600 << 20))
+            .collect();
+        let b = batches(&big);
+        assert!(b.iter().all(|c| c.len() == 1), "{}", b.len());
+        assert!(batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_committed_directory_is_in_place_and_nothing_is_left_staged() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir_all(src.join("a/b")).unwrap();
+        for i in 0..300 {
+            std::fs::write(src.join("a/b").join(format!("f{i}")), format!("{}", i % 7)).unwrap();
+        }
+        std::os::unix::fs::symlink("a/b/f1", src.join("link")).unwrap();
+        let repo = FsRepository::open_or_create(d.path().join("r")).unwrap();
+        let c = commit_dir(&repo, &src).unwrap();
+        assert_eq!(c.blobs, 301);
+        // 7 distinct contents and the link's target: 8 payloads.
+        let count = |store: &str| {
+            let mut n = 0;
+            for shard in std::fs::read_dir(d.path().join("r").join(store)).unwrap() {
+                let shard = shard.unwrap().path();
+                if shard.file_name().unwrap() == "work" {
+                    assert_eq!(std::fs::read_dir(&shard).unwrap().count(), 0, "left staged");
+                    continue;
+                }
+                n += std::fs::read_dir(&shard).unwrap().count();
+            }
+            n
+        };
+        assert_eq!(count("payloads"), 8);
+        let view = View::build(&[match repo.read_object(&c.manifest).unwrap() {
+            Some(Object::Manifest(m)) => m,
+            other => panic!("{other:?}"),
+        }])
+        .unwrap();
+        assert!(view.resolve_path("a/b/f299").is_some());
+    }
 }
