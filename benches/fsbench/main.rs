@@ -248,11 +248,19 @@ fn our_binary(exe: &Path) -> PathBuf {
         .unwrap_or_else(|| exe.with_file_name("spfs-fuse-macos"))
 }
 
+/// The optional material beside the project (the peers): `$SPFS_SHARED`,
+/// or `../shared` next to the clone, as the tests find it.
+fn shared_dir() -> PathBuf {
+    std::env::var_os("SPFS_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+}
+
 fn upstream_fuse() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SPFS_FUSE_BIN") {
         return Some(PathBuf::from(p));
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/spfs-0.44/spfs-fuse");
+    let p = shared_dir().join("peers/spfs-0.44/spfs-fuse");
     p.exists().then_some(p)
 }
 
@@ -262,7 +270,7 @@ fn upstream_spfs() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SPFS_BIN") {
         return Some(PathBuf::from(p));
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/spfs-0.44/spfs");
+    let p = shared_dir().join("peers/spfs-0.44/spfs");
     p.exists().then_some(p)
 }
 

@@ -44,21 +44,34 @@ for d, dirs, files in os.walk(root):
 print("\n".join(sorted(out)))
 "#;
 
-/// Upstream's `spfs` 0.44 (`../shared/peers`), the peer of interop
-/// tests; `None`, with a SKIPPED line naming `what` is skipped, when it
-/// is absent — a failure instead when `SPFS_REQUIRE_PEERS` is set (CI).
-pub fn upstream_spfs(what: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/spfs-0.44/spfs");
-    if p.exists() {
-        return Some(p);
-    }
+/// The optional material beside the project: `$SPFS_SHARED`, or
+/// `../shared` next to the clone. Only tests marked
+/// `#[ignore = "needs …"]` use it; `scripts/test` runs those when it is
+/// there (and CI, which always has it, fails when it is not).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("SPFS_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+}
+
+/// Upstream's `spfs` 0.44 in the material beside the project, if it is
+/// there.
+pub fn upstream_spfs_if_present() -> Option<PathBuf> {
+    let p = shared_dir().join("peers/spfs-0.44/spfs");
+    p.exists().then_some(p)
+}
+
+/// Upstream's `spfs` 0.44, the peer of interop tests (which are ignored
+/// unless it is there): a failure naming where it was looked for when
+/// such a test is run without it.
+pub fn upstream_spfs() -> PathBuf {
+    let p = shared_dir().join("peers/spfs-0.44/spfs");
     assert!(
-        std::env::var_os("SPFS_REQUIRE_PEERS").is_none(),
-        "upstream spfs is missing at {} and SPFS_REQUIRE_PEERS is set",
+        p.exists(),
+        "this test needs upstream spfs at {} (set SPFS_SHARED to the folder that has peers/)",
         p.display()
     );
-    eprintln!("SKIPPED{what}: no upstream spfs at {}", p.display());
-    None
+    p
 }
 
 /// A running service on a private mountpoint.
