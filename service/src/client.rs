@@ -48,8 +48,13 @@ pub enum ClientError {
     PermissionDenied(PathBuf),
     #[error("lost the connection to the service: {0}")]
     Io(#[from] io::Error),
-    #[error("{0}")]
-    Service(String),
+    /// The service answered with an error; `code` says what kind
+    /// (`None` from a service that predates codes).
+    #[error("{message}")]
+    Service {
+        message: String,
+        code: Option<ErrorCode>,
+    },
     #[error("unexpected reply from the service: {0}")]
     Protocol(String),
     #[error("the service did not start; its log {log} ends with: {tail}")]
@@ -64,6 +69,13 @@ pub enum ClientError {
         pid: Option<u32>,
         timeout: Duration,
     },
+}
+
+impl ClientError {
+    /// Whether the service answered with an error of kind `code`.
+    pub fn is(&self, code: ErrorCode) -> bool {
+        matches!(self, ClientError::Service { code: Some(c), .. } if *c == code)
+    }
 }
 
 /// A connection to the service.
@@ -152,7 +164,7 @@ impl Client {
                 message,
                 code: Some(ErrorCode::ShuttingDown),
             }) => Err(ClientError::ShuttingDown(message)),
-            Some(Response::Error { message, .. }) => Err(ClientError::Service(message)),
+            Some(Response::Error { message, code }) => Err(ClientError::Service { message, code }),
             Some(r) => Ok(r),
             None => Err(ClientError::Protocol(
                 "the service closed the connection".into(),

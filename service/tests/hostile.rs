@@ -173,6 +173,7 @@ fn a_mount_request_for_a_process_that_is_not_the_requesters_is_refused() {
     let reply = raw_request(&svc.sock, &mount(1));
     assert!(reply.contains("\"response\":\"error\""), "{reply}");
     assert!(reply.contains("not the requesting process"), "{reply}");
+    assert!(reply.contains(r#""code":"not_permitted""#), "{reply}");
     // A process of the same user that is not an ancestor of the requester.
     let mut other = Kill(Command::new("sleep").arg("30").spawn().unwrap());
     let reply = raw_request(&svc.sock, &mount(other.0.id()));
@@ -182,6 +183,32 @@ fn a_mount_request_for_a_process_that_is_not_the_requesters_is_refused() {
     assert!(text(&svc.cli(&["runtime", "ls"])).contains("no runtimes"));
     let listed = std::fs::read_dir(&svc.mnt).unwrap().count();
     assert_eq!(listed, 0, "an outsider sees a runtime's files");
+}
+
+#[test]
+fn errors_cross_the_socket_with_a_code_clients_act_on() {
+    let svc = Service::start("repo");
+    let info = |name: &str| {
+        raw_request(
+            &svc.sock,
+            &format!("{{\"version\":1,\"request\":\"runtime_info\",\"name\":\"{name}\"}}\n"),
+        )
+    };
+    let reply = info("nobody-has-this");
+    assert!(reply.contains(r#""code":"no_such_runtime""#), "{reply}");
+    let reply = raw_request(
+        &svc.sock,
+        "{\"version\":1,\"request\":\"no_such_request\"}\n",
+    );
+    assert!(reply.contains(r#""code":"invalid_request""#), "{reply}");
+    // A commit of a read-only runtime.
+    let mut ro = RuntimeShell::start_read_only(&svc, "ro", "fixture/base");
+    assert_eq!(ro.eval("echo up"), ["up"]);
+    let reply = raw_request(
+        &svc.sock,
+        "{\"version\":1,\"request\":\"commit\",\"name\":\"ro\"}\n",
+    );
+    assert!(reply.contains(r#""code":"read_only""#), "{reply}");
 }
 
 fn mode(p: &Path) -> u32 {

@@ -216,14 +216,35 @@ pub enum ErrorCode {
     /// The service is stopping (idle, or asked to): start a new one once
     /// its socket is gone.
     ShuttingDown,
+    /// No live runtime of that name for the asking user (a saved durable
+    /// one may still be in the repository).
+    NoSuchRuntime,
+    /// The runtime has no edits (commit or reset of a read-only runtime).
+    ReadOnly,
+    /// The asking user may not do this (another user's process or
+    /// runtime, a root pid that is not theirs).
+    NotPermitted,
+    /// A runtime of that name exists or runs already.
+    AlreadyExists,
+    /// The request is malformed or names something invalid; nothing was
+    /// changed.
+    InvalidRequest,
+    /// A reference (tag or digest) is in none of the repositories.
+    UnknownReference,
+    /// The operation was tried and failed (I/O, the repository); the
+    /// message says where.
+    Failed,
+    /// A code this client does not know (a newer service).
+    #[serde(other)]
+    Other,
 }
 
 impl Response {
-    /// An error response with just a message.
-    pub fn error(message: impl Into<String>) -> Response {
+    /// An error response of a kind a client can act on.
+    pub fn error_with(code: ErrorCode, message: impl Into<String>) -> Response {
         Response::Error {
             message: message.into(),
-            code: None,
+            code: Some(code),
         }
     }
 }
@@ -491,6 +512,28 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_cross_the_socket_and_unknown_ones_are_other() {
+        let e = Response::error_with(ErrorCode::NoSuchRuntime, "no runtime named 'x'");
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(line.contains(r#""code":"no_such_runtime""#), "{line}");
+        assert_eq!(serde_json::from_str::<Response>(&line).unwrap(), e);
+        // From a newer service: still an error, of a kind this client
+        // does not act on.
+        let newer = line.replace("no_such_runtime", "quota_exceeded");
+        assert_eq!(
+            serde_json::from_str::<Response>(&newer).unwrap(),
+            Response::error_with(ErrorCode::Other, "no runtime named 'x'")
+        );
+        // From an older one: no code at all.
+        let older: Response =
+            serde_json::from_str(&line.replace(r#","code":"no_such_runtime""#, "")).unwrap();
+        assert!(
+            matches!(older, Response::Error { code: None, .. }),
+            "{older:?}"
+        );
+    }
 
     #[test]
     fn requests_round_trip() {

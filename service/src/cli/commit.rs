@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use spfs_shared::protocol::{CommitKind, CommitRequest, Request, Response};
+use spfs_shared::protocol::{CommitKind, CommitRequest, ErrorCode, Request, Response};
 
 use super::{CliResult, Endpoint};
 use crate::client::ClientError;
@@ -79,8 +79,8 @@ pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
     let reply = endpoint.connect().and_then(|mut c| c.call(request));
     let reply = match reply {
         // Not live: a saved durable runtime is committed here.
-        Err(ClientError::Service(m)) if m.starts_with("no runtime named") => {
-            commit_saved(&name, args.kind, &tags)?.ok_or(ClientError::Service(m))?;
+        Err(e) if e.is(ErrorCode::NoSuchRuntime) => {
+            commit_saved(&name, args.kind, &tags)?.ok_or(e)?;
             return Ok(());
         }
         Err(e @ ClientError::NotRunning { .. }) => {

@@ -3,7 +3,7 @@
 use spfs_shared::display::escape_control;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use spfs_shared::protocol::{Request, Response, RuntimeInfo};
+use spfs_shared::protocol::{ErrorCode, Request, Response, RuntimeInfo};
 
 use super::{CliResult, Endpoint};
 use crate::client::ClientError;
@@ -94,7 +94,7 @@ fn running(client: &mut crate::client::Client, name: &str) -> Result<bool, Clien
         name: name.to_owned(),
     }) {
         Ok(_) => Ok(true),
-        Err(ClientError::Service(m)) if m.starts_with("no runtime named") => Ok(false),
+        Err(e) if e.is(ErrorCode::NoSuchRuntime) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -217,7 +217,7 @@ fn live_runtimes(endpoint: &Endpoint) -> Result<Option<Vec<RuntimeInfo>>, Client
     };
     match client.call(Request::ListRuntimes)? {
         Response::Runtimes { runtimes } => Ok(Some(runtimes)),
-        other => Err(ClientError::Service(format!("unexpected reply: {other:?}"))),
+        other => Err(ClientError::Protocol(format!("{other:?}"))),
     }
 }
 
@@ -277,12 +277,10 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
             {
                 Ok(Response::Runtime { runtime }) => runtime,
                 Ok(_) => return Err("unexpected reply from the service".into()),
-                Err(e @ (ClientError::Service(_) | ClientError::NotRunning { .. })) => {
-                    if let ClientError::Service(m) = &e {
-                        if !m.starts_with("no runtime named") {
-                            return Err(e.into());
-                        }
-                    }
+                Err(e)
+                    if e.is(ErrorCode::NoSuchRuntime)
+                        || matches!(e, ClientError::NotRunning { .. }) =>
+                {
                     let repos = RepositorySet::existing_from_environment()?;
                     match repos.primary().runtime_record(&name)? {
                         Some(r) if crate::durable::visible_to(&r, my_uid()) => {
@@ -339,7 +337,7 @@ pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
                 Ok(mut c) => match c.call(Request::RuntimeInfo { name: name.clone() }) {
                     Ok(Response::Runtime { runtime }) => Some((c, runtime)),
                     Ok(_) => return Err("unexpected reply from the service".into()),
-                    Err(ClientError::Service(m)) if m.starts_with("no runtime named") => None,
+                    Err(e) if e.is(ErrorCode::NoSuchRuntime) => None,
                     Err(e) => return Err(e.into()),
                 },
                 Err(ClientError::NotRunning { .. }) => None,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use spfs_shared::protocol::{
-    self, CommitKind, CommitRequest, Event, MountRequest, Request, Response, RuntimeInfo,
-    ServiceStatus,
+    self, CommitKind, CommitRequest, ErrorCode, Event, MountRequest, Request, Response,
+    RuntimeInfo, ServiceStatus,
 };
 use spfs_shared::settings::SettingsError;
 use tokio::sync::broadcast;
@@ -117,6 +117,66 @@ pub enum ControlError {
     },
 }
 
+impl ControlError {
+    /// What kind of failure this is, for clients that act on it (they
+    /// never read the message for that).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ControlError::NoSuchProcess(_) | ControlError::NotHere(_) => ErrorCode::InvalidRequest,
+            ControlError::NotYourProcess(_) | ControlError::NotAnAncestor(_) => {
+                ErrorCode::NotPermitted
+            }
+            ControlError::NoSuchRuntime(_) => ErrorCode::NoSuchRuntime,
+            ControlError::ReadOnly(_) => ErrorCode::ReadOnly,
+            ControlError::Repo(e) | ControlError::Commit { source: e, .. } => repo_code(e),
+            ControlError::Start(e) => match e {
+                StartError::NameTaken(_) | StartError::OneAtATime(_) => ErrorCode::AlreadyExists,
+                StartError::BadName(_) => ErrorCode::InvalidRequest,
+                StartError::Register(crate::router::RegisterError::NoSuchProcess(_)) => {
+                    ErrorCode::InvalidRequest
+                }
+                StartError::Register(_) => ErrorCode::AlreadyExists,
+            },
+            ControlError::Settings(e) => match e {
+                SettingsError::Io { .. } => ErrorCode::Failed,
+                _ => ErrorCode::InvalidRequest,
+            },
+            ControlError::OutsideMount { .. } | ControlError::DurableName => {
+                ErrorCode::InvalidRequest
+            }
+            ControlError::OneAtATime(_) => ErrorCode::AlreadyExists,
+            ControlError::Durable(e) => match e {
+                DurableError::Exists { .. }
+                | DurableError::EditsInUse(_)
+                | DurableError::Running { .. }
+                | DurableError::RunningElsewhere { .. } => ErrorCode::AlreadyExists,
+                DurableError::NoSuchSaved { .. } => ErrorCode::NoSuchRuntime,
+                DurableError::NotDurable(_) => ErrorCode::InvalidRequest,
+                DurableError::Repo(e) => repo_code(e),
+                DurableError::LinkedEdits(_) | DurableError::Edits { .. } => ErrorCode::Failed,
+            },
+            ControlError::Scratch { .. }
+            | ControlError::NotEmptied { .. }
+            | ControlError::Reset { .. } => ErrorCode::Failed,
+        }
+    }
+
+    /// The error as the socket carries it.
+    pub fn to_response(&self) -> Response {
+        Response::error_with(self.code(), self.to_string())
+    }
+}
+
+/// The code of a repository error: an unknown reference, bad input, or
+/// a failure.
+fn repo_code(e: &crate::repo::Error) -> ErrorCode {
+    match e {
+        crate::repo::Error::UnknownReference { .. } => ErrorCode::UnknownReference,
+        crate::repo::Error::InvalidDigest { .. } => ErrorCode::InvalidRequest,
+        _ => ErrorCode::Failed,
+    }
+}
+
 /// Seconds since the Unix epoch (0 for earlier times).
 pub fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -221,7 +281,7 @@ impl Handlers {
     /// shutdowns, which the socket server serves).
     pub fn handle(&self, peer: Peer, request: Request) -> Response {
         self.dispatch(peer, request)
-            .unwrap_or_else(|e| Response::error(e.to_string()))
+            .unwrap_or_else(|e| e.to_response())
     }
 
     /// The first message of a subscription: the runtimes `peer` may see.

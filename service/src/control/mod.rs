@@ -251,13 +251,21 @@ impl Server {
                 "permission denied: this service belongs to uid {}",
                 self.owner
             );
-            return write_frame(&mut writer, &Response::error(message)).await;
+            return write_frame(
+                &mut writer,
+                &Response::error_with(ErrorCode::NotPermitted, message),
+            )
+            .await;
         }
         let _slot = match self.admit(peer.pid) {
             Ok(s) => s,
             Err(message) => {
                 tracing::warn!(pid = peer.pid, "{message}");
-                return write_frame(&mut writer, &Response::error(message)).await;
+                return write_frame(
+                    &mut writer,
+                    &Response::error_with(ErrorCode::Failed, message),
+                )
+                .await;
             }
         };
         let mut reader = BufReader::new(read);
@@ -269,10 +277,12 @@ impl Server {
                 Err(e @ FrameError::TooLong) => {
                     // The rest of the line cannot be told from the next message.
                     let message = format!("{e}; closing the connection");
-                    return write_frame(&mut writer, &Response::error(message)).await;
+                    let refused = Response::error_with(ErrorCode::InvalidRequest, message);
+                    return write_frame(&mut writer, &refused).await;
                 }
                 Err(e) => {
-                    write_frame(&mut writer, &Response::error(e.to_string())).await?;
+                    let refused = Response::error_with(ErrorCode::InvalidRequest, e.to_string());
+                    write_frame(&mut writer, &refused).await?;
                     continue;
                 }
             };
@@ -282,7 +292,8 @@ impl Server {
             let request = match protocol::parse_request(&line) {
                 Ok(r) => r,
                 Err(message) => {
-                    write_frame(&mut writer, &Response::error(message)).await?;
+                    let refused = Response::error_with(ErrorCode::InvalidRequest, message);
+                    write_frame(&mut writer, &refused).await?;
                     continue;
                 }
             };
@@ -290,10 +301,7 @@ impl Server {
             let in_flight = match self.lifecycle.begin() {
                 Ok(g) => g,
                 Err(e) => {
-                    let refused = Response::Error {
-                        message: e.to_string(),
-                        code: Some(ErrorCode::ShuttingDown),
-                    };
+                    let refused = Response::error_with(ErrorCode::ShuttingDown, e.to_string());
                     write_frame(&mut writer, &refused).await?;
                     continue;
                 }
@@ -348,7 +356,8 @@ impl Server {
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         let message = format!("this subscriber fell {n} events behind; subscribe again");
-                        return write_frame(writer, &Response::error(message)).await;
+                        let lagged = Response::error_with(ErrorCode::Failed, message);
+                        return write_frame(writer, &lagged).await;
                     }
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
