@@ -4,9 +4,11 @@
 //! A runtime shows one [`Tree`]: a read-only merged view, or an editable
 //! overlay of its layers and scratch. Each tree has an inode *slot*, the
 //! high half of all its inode numbers. Slots are never reused while the
-//! service runs, so an editable runtime whose tree changes wholesale (a
-//! commit, a reset) moves to a new slot, and no kernel cache entry of an
-//! old tree can be mistaken for the new one.
+//! service runs, so no kernel cache entry of an ended runtime can be
+//! mistaken for another's. An editable runtime keeps its slot and its
+//! nodes for life: a commit or a reset builds the next view over the same
+//! node table (every inode the kernel holds stays valid) and tells the
+//! kernel to forget the names and attributes that changed.
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -513,7 +515,7 @@ impl Runtimes {
     /// held off, `make` turns the edits into what it returns, the new
     /// merged view and the new stack; then, for the moment it takes to
     /// move the edits out of the scratch, every operation is held off and
-    /// the runtime moves to the new view at a new slot.
+    /// the runtime moves to the new view (same slot, same nodes).
     ///
     /// The lock order, for every commit and reset: `busy`, then the
     /// scratch's edits, then its views. If `make` fails nothing changes.

@@ -20,8 +20,12 @@
 //! | listings of read-only directories below the root | kept across opens (`FOPEN_CACHE_DIR`) | the same |
 //!
 //! The cost: each path walk through `/spfs/<name>` asks the service for
-//! `<name>` again (one routed lookup); nothing deeper does. A runtime whose
-//! tree changes moves to a new inode slot instead of invalidating caches.
+//! `<name>` again (one routed lookup); nothing deeper does. An editable
+//! runtime whose tree changes (a commit, a reset) keeps its slot and
+//! tells the kernel which names and attributes to drop. Each reply that
+//! hands the kernel an editable node (an entry, a `readdirplus` row) is
+//! counted, and FORGET uncounts it: a node that no name leads to is freed
+//! when the kernel forgets it.
 
 mod fetch_pool;
 mod handles;
@@ -153,6 +157,15 @@ impl Filesystem for SpfsFs {
         Ok(())
     }
 
+    // BATCH_FORGET comes here too: fuser's default splits it (its
+    // `ForgetOne` is not public in 0.18, so it cannot be taken whole).
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let _ = self.serve("forget", || {
+            self.ops.forget(ino.0, nlookup);
+            Ok(())
+        });
+    }
+
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         entry(
             self.serve("lookup", || self.ops.lookup(req, parent, name)),
@@ -280,7 +293,7 @@ impl Filesystem for SpfsFs {
     ) {
         match self.serve("readdirplus", || self.ops.readdir(ino, fh.0, offset, true)) {
             Ok(listing) => {
-                for row in listing.rows {
+                for row in &listing.rows {
                     let Some(attr) = row.attr else { continue };
                     if reply.add(
                         INodeNo(row.ino),
@@ -292,6 +305,7 @@ impl Filesystem for SpfsFs {
                     ) {
                         break;
                     }
+                    listing.sent_plus(row);
                 }
                 reply.ok()
             }

@@ -68,6 +68,22 @@ pub(crate) struct DirRow {
 pub(crate) struct Listing {
     pub(crate) rows: Vec<DirRow>,
     pub(crate) entry_ttl: Duration,
+    /// The overlay whose nodes the rows are, which counts the kernel's
+    /// lookups of them (read-only views have nothing to count).
+    counted: Option<Arc<Overlay>>,
+}
+
+impl Listing {
+    /// Row `row` reached the kernel in a `readdirplus` reply: the kernel
+    /// now holds its inode (except for "." and "..", which it never counts).
+    pub(crate) fn sent_plus(&self, row: &DirRow) {
+        if row.name == b"." || row.name == b".." {
+            return;
+        }
+        if let (Some(o), Some((_, node))) = (&self.counted, inode::decode(row.ino)) {
+            o.remember(node.0);
+        }
+    }
 }
 
 /// Size and free space, as `statfs` replies carry them.
@@ -320,7 +336,8 @@ impl Ops {
                 }
             },
             Target::Editable(o, dir) => {
-                let (_, attr) = o.lookup(dir, name.as_bytes())?;
+                let (idx, attr) = o.lookup(dir, name.as_bytes())?;
+                o.remember(idx);
                 Ok(Entry {
                     attr,
                     entry_ttl: entry_ttl(parent.0),
@@ -570,6 +587,7 @@ impl Ops {
     ) -> Result<Listing, Errno> {
         let h = self.handles.get(fh, ino.0)?;
         let mut rows = Vec::new();
+        let mut counted = None;
         let skip = usize::try_from(offset).unwrap_or(usize::MAX);
         match &h.open {
             Open::File(..) | Open::EditableFile(_) => return Err(Errno::ENOTDIR),
@@ -612,9 +630,15 @@ impl Ops {
                 }
             }
             Open::EditableDir(s) => {
+                counted = Some(s.overlay.clone());
                 for (i, (idx, kind, name)) in s.rows().enumerate().skip(skip) {
                     let attr = if plus {
-                        // Entries deleted since the snapshot are skipped.
+                        // Entries removed since the snapshot are skipped
+                        // (their nodes may be new files' now).
+                        let dot = i < 2;
+                        if !dot && !s.overlay.is_named(idx, s.dir, name) {
+                            continue;
+                        }
                         match s.overlay.getattr(idx) {
                             Ok(a) => Some(a),
                             Err(_) => continue,
@@ -635,6 +659,7 @@ impl Ops {
         Ok(Listing {
             rows,
             entry_ttl: entry_ttl(ino.0),
+            counted,
         })
     }
 
@@ -808,6 +833,18 @@ impl Ops {
         o.setattr(idx, set, file.as_deref())
     }
 
+    /// The kernel forgot `count` lookups of inode `ino` (FORGET): an
+    /// editable runtime's node may be freed. Inodes of read-only views and
+    /// of runtimes that ended need nothing.
+    pub(crate) fn forget(&self, ino: u64, count: u64) {
+        let Some((slot, node)) = inode::decode(ino) else {
+            return;
+        };
+        if let Some(Tree::Editable(o)) = self.runtimes.tree_for_slot(slot) {
+            o.forget(node.0, count);
+        }
+    }
+
     pub(crate) fn mknod(
         &self,
         req: &Request,
@@ -819,6 +856,7 @@ impl Ops {
     ) -> Result<Entry, Errno> {
         let (o, dir, _in) = self.enter_editable(req, parent)?;
         let c = o.mknod(dir, name.as_bytes(), mode, rdev, caller(req, umask))?;
+        o.remember(c.idx);
         Ok(Entry {
             attr: c.attr,
             entry_ttl: entry_ttl(parent.0),
@@ -835,6 +873,7 @@ impl Ops {
     ) -> Result<Entry, Errno> {
         let (o, dir, _in) = self.enter_editable(req, parent)?;
         let c = o.mkdir(dir, name.as_bytes(), mode, caller(req, umask))?;
+        o.remember(c.idx);
         Ok(Entry {
             attr: c.attr,
             entry_ttl: entry_ttl(parent.0),
@@ -855,6 +894,7 @@ impl Ops {
             target.as_os_str().as_bytes(),
             caller(req, 0),
         )?;
+        o.remember(c.idx);
         Ok(Entry {
             attr: c.attr,
             entry_ttl: entry_ttl(parent.0),
@@ -901,6 +941,7 @@ impl Ops {
             _ => return Err(Errno::EXDEV),
         };
         let c = o.link(src, new_dir, new_name.as_bytes())?;
+        o.remember(c.idx);
         Ok(Entry {
             attr: c.attr,
             entry_ttl: entry_ttl(new_parent.0),
@@ -958,6 +999,7 @@ impl Ops {
     ) -> Result<(Entry, Opened), Errno> {
         let (o, dir, _in) = self.enter_editable(req, parent)?;
         let (c, file) = o.create(dir, name.as_bytes(), mode, flags, caller(req, umask))?;
+        o.remember(c.idx);
         let file = EditableFile::new(&o, c.idx, flags, file);
         let fh = self.handles.insert(c.attr.ino.0, Open::EditableFile(file));
         Ok((

@@ -13,8 +13,12 @@
 //! refers to the same file; unlinking, removing or replacing a name
 //! *detaches* its node (open handles keep working) and a new file under
 //! the same name gets a new node, so the kernel never sees one inode
-//! number change type. Inode numbers are `slot << 32 | (index + 1)` as for
-//! read-only views (index 0 is the root).
+//! number change type. A detached node is freed when the kernel forgets
+//! its inode (FUSE's lookup count, as fuse-overlayfs keeps it) and its
+//! index serves a later node, so the table holds the names in use, not
+//! every name ever made. Inode numbers are `slot << 32 | (index + 1)` as
+//! for read-only views (index 0 is the root); a table that would need
+//! more than 2³² − 1 nodes answers ENOSPC.
 //!
 //! The upper directory is only ever touched through [`Dir`]: a node's
 //! directory is opened beneath the scratch without following symlinks,
@@ -267,6 +271,29 @@ impl Overlay {
         self.nodes.contains(idx)
     }
 
+    /// The kernel was given node `idx`'s inode (a reply with an entry):
+    /// the node lives at least until the kernel forgets it.
+    pub fn remember(&self, idx: Index) {
+        self.nodes.remember(idx);
+    }
+
+    /// The kernel forgot `count` lookups of node `idx` (FORGET): a node
+    /// no name leads to any more is freed when the last one goes.
+    pub fn forget(&self, idx: Index, count: u64) {
+        self.nodes.forget(idx, count);
+    }
+
+    /// How many nodes the overlay holds (the root included).
+    pub fn live_nodes(&self) -> usize {
+        self.nodes.live()
+    }
+
+    /// Whether node `idx` is still `name` in `dir` (a listing made
+    /// earlier may hold nodes removed since, whose index is used again).
+    pub fn is_named(&self, idx: Index, dir: Index, name: &[u8]) -> bool {
+        self.nodes.is_named(idx, dir, name)
+    }
+
     /// The parent of node `idx` (the root is its own parent).
     pub fn parent(&self, idx: Index) -> Index {
         self.nodes.parent(idx)
@@ -409,12 +436,12 @@ impl Overlay {
                 }
             }
             let l = self.lower_child(dir, name).ok_or(Errno::ENOENT)?;
-            return Ok((self.nodes.intern(dir, name, Some(l)), Location::Lower(l)));
+            return Ok((self.nodes.intern(dir, name, Some(l))?, Location::Lower(l)));
         }
         if let Some(d) = self.dir_handle(dir)? {
             if let Some(meta) = d.try_stat(name).map_err(io_errno)? {
                 let lower = self.merged_lower(dir, &d, name, &meta);
-                let idx = self.intern_upper(dir, name, &meta, lower);
+                let idx = self.intern_upper(dir, name, &meta, lower)?;
                 let name = name.into();
                 return Ok((idx, Location::Upper(Upper { dir: d, name, meta })));
             }
@@ -423,12 +450,18 @@ impl Overlay {
             }
         }
         let l = self.lower_child(dir, name).ok_or(Errno::ENOENT)?;
-        Ok((self.nodes.intern(dir, name, Some(l)), Location::Lower(l)))
+        Ok((self.nodes.intern(dir, name, Some(l))?, Location::Lower(l)))
     }
 
     /// The node for upper entry `name` in `dir` (with `meta`): one node for
     /// all the names of a file with several hard links.
-    fn intern_upper(&self, dir: Index, name: &[u8], meta: &Meta, lower: Option<NodeId>) -> Index {
+    fn intern_upper(
+        &self,
+        dir: Index,
+        name: &[u8],
+        meta: &Meta,
+        lower: Option<NodeId>,
+    ) -> Result<Index, Errno> {
         if meta.kind != Kind::Dir && meta.nlink > 1 {
             self.nodes
                 .intern_file(dir, name, meta.nlink, (meta.dev, meta.ino))
@@ -467,7 +500,7 @@ impl Overlay {
                     Err(e) => return Err(io_errno(e)),
                 };
                 let lower = self.merged_lower(dir, &d, &name, &meta);
-                let idx = self.intern_upper(dir, &name, &meta, lower);
+                let idx = self.intern_upper(dir, &name, &meta, lower)?;
                 names.insert(name.into(), (idx, file_type(meta.kind)));
             }
         }
@@ -480,7 +513,7 @@ impl Overlay {
                 if names.contains_key(name) || whiteouts.iter().any(|w| &**w == name) {
                     continue;
                 }
-                let idx = self.nodes.intern(dir, name, Some(child));
+                let idx = self.nodes.intern(dir, name, Some(child))?;
                 names.insert(name.into(), (idx, lower_type(n.kind())));
             }
         }

@@ -327,3 +327,23 @@ fn a_layers_wh_names_are_content_read_and_deleted_never_whiteouts() {
     let (k, _) = ov.lookup(0, b"keep").unwrap();
     assert_eq!(read(&ov, k), b"plain");
 }
+
+#[test]
+fn a_commit_finds_each_nodes_layer_entry_also_when_a_child_has_a_lower_index() {
+    let f = fixture();
+    let nodes = &f.ov.nodes;
+    let x = nodes.intern(0, b"x", None).unwrap();
+    // "dir" as a new upper directory shows it: no lower entry yet.
+    let dir = nodes.intern(0, b"dir", None).unwrap();
+    nodes.detach(0, b"x");
+    // The freed index goes to dir's child: a child before its parent.
+    let sub = nodes.intern(dir, b"sub", None).unwrap();
+    assert_eq!(sub, x);
+    assert!(sub < dir);
+    // The layers have dir/sub: after the rebase both nodes show them.
+    nodes.rebase(&f.ov.lower);
+    let lower_dir = f.ov.lower.lookup(NodeId::ROOT, b"dir").unwrap();
+    assert_eq!(nodes.lower(dir), Some(lower_dir));
+    assert_eq!(nodes.lower(sub), f.ov.lower.lookup(lower_dir, b"sub"));
+    assert!(nodes.lower(sub).is_some());
+}

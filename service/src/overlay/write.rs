@@ -171,7 +171,7 @@ impl Overlay {
         self.scratch.touched();
         let meta = updir.stat(name).map_err(io_errno)?;
         let lower = self.merged_lower(dir, updir, name, &meta);
-        let idx = self.nodes.intern(dir, name, lower);
+        let idx = self.nodes.intern(dir, name, lower)?;
         Ok(Created {
             idx,
             attr: super::attr_of(self.ino(idx), &meta),
