@@ -201,6 +201,26 @@ fn child(what: &str, n: usize, dir: Option<PathBuf>, path: Option<PathBuf>) -> R
                 note: format!("{:.0} MiB/s", n as f64 / 1048576.0 / secs),
             }
         }
+        "churn" => {
+            // N files of distinct names created and deleted, one at a
+            // time, in directory --path (a build's temporary files).
+            let path = path.ok_or("--path is needed")?;
+            std::fs::create_dir_all(&path)?;
+            let t = Instant::now();
+            for i in 0..n {
+                let p = path.join(format!("t{i}"));
+                std::fs::File::create(&p)?;
+                std::fs::remove_file(&p)?;
+            }
+            let secs = t.elapsed().as_secs_f64();
+            scale::Row {
+                what: "create_delete".into(),
+                n: n as u64,
+                secs,
+                bytes: 0,
+                note: format!("{:.0} pairs/s", n as f64 / secs),
+            }
+        }
         other => return Err(format!("no child '{other}'").into()),
     };
     println!("{}", serde_json::to_string(&row)?);
@@ -589,6 +609,15 @@ fn growth(
             rows.push(runtimes_row(exe, dir, svc, spec, n, same, quick)?);
         }
     }
+    let pairs: &[usize] = if quick {
+        &[10_000, 100_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+    for &n in pairs {
+        eprintln!("fsbench: {n} files created and deleted in an editable runtime");
+        rows.push(churn_row(exe, svc, spec, n)?);
+    }
     let sizes: &[usize] = if quick {
         &[1 << 20, 16 << 20]
     } else {
@@ -611,6 +640,38 @@ fn growth(
         rows.push(serde_json::from_slice(&out.stdout)?);
     }
     Ok(rows)
+}
+
+/// `n` files of distinct names created and deleted in one editable
+/// runtime: the time, and the service's memory growth while the runtime
+/// still runs (flat when the kernel's FORGET frees the nodes).
+fn churn_row(exe: &Path, svc: &OurService, spec: &str, n: usize) -> Res<scale::Row> {
+    use std::io::BufRead;
+    let before = svc.rss();
+    let script = format!("\"$0\" child churn {n} --path \"$1\" && exec sleep 3600",);
+    let mut child = Idle(vec![Command::new(&svc.bin)
+        .envs(svc.env.iter().map(|(k, v)| (k, v)))
+        .args(["run", "--edit", spec, "--", "sh", "-c", &script])
+        .arg(exe)
+        .arg(svc.mount.join("churn"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?]);
+    let mut line = String::new();
+    let stdout = child.0[0].stdout.take().ok_or("no stdout")?;
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let after = svc.rss();
+    drop(child);
+    let mut row: scale::Row = serde_json::from_str(&line)
+        .map_err(|e| format!("the churn of {n} files failed ({e}): {line}"))?;
+    row.bytes = after.saturating_sub(before);
+    row.note = format!(
+        "{}; service growth {:.0} KiB ({:.1} B per file)",
+        row.note,
+        row.bytes as f64 / 1024.0,
+        row.bytes as f64 / n as f64
+    );
+    Ok(row)
 }
 
 /// A layer of one file of each size, tagged `bench/sizes`.
