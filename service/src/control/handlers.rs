@@ -796,13 +796,11 @@ impl Handlers {
             .map(|t| TagSpec::parse_to_write(t))
             .collect::<Result<Vec<_>, _>>()?;
         let repos = rt.repos.clone();
+        // Without one from the client, the runtime's user (not the
+        // service's account, which may be root serving several users).
         let author = crate::repo::tags::TagAuthor(req.author.clone().unwrap_or_else(|| {
-            let (_, user) = sys::user::account();
-            format!(
-                "{}@{}",
-                user.unwrap_or_else(|| rt.uid.to_string()),
-                crate::repo::Config::default_domain()
-            )
+            let (user, host) = durable::author(rt.uid);
+            format!("{user}@{host}")
         }));
         let upper = ed.scratch().upper_path().to_owned();
         let committed = self.cx.runtimes.commit(&rt, ed, |overlay| {
