@@ -239,6 +239,19 @@ pub fn wait_gone(socket: &Path) {
     }
 }
 
+/// The service's program: this one, or `spfs-fuse-macos` beside it when
+/// this is `spfs` (links resolved: `/usr/local/bin/spfs` may link into
+/// SPFS.app).
+fn service_exe() -> io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    if exe.file_name() == Some(std::ffi::OsStr::new("spfs")) {
+        Ok(exe.with_file_name("spfs-fuse-macos"))
+    } else {
+        Ok(exe)
+    }
+}
+
 /// Starts the service in the background and waits until it serves; its
 /// own words if it cannot start.
 fn start(socket: &Path, mountpoint: &Path, log: &Path) -> Result<(), ClientError> {
@@ -249,8 +262,7 @@ fn start(socket: &Path, mountpoint: &Path, log: &Path) -> Result<(), ClientError
         .create(true)
         .append(true)
         .open(log)?;
-    let exe = std::env::current_exe()?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new(service_exe()?);
     cmd.arg("service")
         .arg("--mountpoint")
         .arg(mountpoint)

@@ -316,58 +316,6 @@ fn a_symlinked_durable_edits_is_never_written_or_deleted_through() {
     assert!(text(&svc.cli(&["runtime", "ls"])).contains("kept"));
 }
 
-/// A private mountpoint, socket and scratch root with no service yet:
-/// clients start one. The service (and its mount) go when dropped.
-struct NoService {
-    dir: tempfile::TempDir,
-    repo: PathBuf,
-}
-
-impl NoService {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        common::copy_tree(&common::fixtures().join("repo"), &repo);
-        NoService { dir, repo }
-    }
-
-    fn mnt(&self) -> PathBuf {
-        self.dir.path().join("spfs")
-    }
-
-    fn command(&self) -> Command {
-        let mut c = Command::new(BIN);
-        let d = self.dir.path();
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap())
-            .env("HOME", d)
-            .env("SPFS_STORAGE_ROOT", &self.repo)
-            .env("SPFS_FUSE_MOUNTPOINT", self.mnt())
-            .env("SPFS_FUSE_SOCKET", d.join("run/control.sock"))
-            .env("SPFS_FUSE_SCRATCH_ROOT", d.join("scratch"))
-            .env("SPFS_FUSE_IDLE_TIMEOUT", "10m");
-        c
-    }
-
-    fn shutdown(&self) {
-        let _ = self
-            .command()
-            .args(["shutdown", "--force"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-impl Drop for NoService {
-    fn drop(&mut self) {
-        self.shutdown();
-        if is_mounted(&self.mnt()) {
-            let _ = Command::new("umount").arg("-l").arg(self.mnt()).status();
-        }
-    }
-}
-
 #[test]
 fn concurrent_first_runs_end_with_one_service_and_every_run_succeeds() {
     let env = NoService::new();

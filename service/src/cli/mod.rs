@@ -6,12 +6,12 @@ mod config;
 mod demo;
 pub mod docs;
 mod info;
-mod join;
+pub(crate) mod join;
 mod launchagent;
 mod ls;
 pub(crate) mod output;
 mod remote;
-mod run;
+pub(crate) mod run;
 mod runtime;
 mod service;
 mod status;
@@ -57,6 +57,17 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The service the environment names (`SPFS_FUSE_SOCKET`,
+    /// `SPFS_FUSE_MOUNTPOINT`), or the defaults: where `spfs` finds it.
+    pub(crate) fn from_environment() -> Endpoint {
+        Endpoint {
+            socket: spfs_shared::paths::socket_path(),
+            mountpoint: std::env::var_os(MOUNTPOINT_ENV)
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| PathBuf::from(DEFAULT_MOUNTPOINT), PathBuf::from),
+        }
+    }
+
     pub(crate) fn connect(&self) -> Result<crate::client::Client, crate::client::ClientError> {
         crate::client::Client::connect(&self.socket).map_err(|e| match e {
             crate::client::ClientError::NotRunning { path, source, .. } => {

@@ -51,6 +51,35 @@ pub struct Common {
 }
 
 impl Common {
+    /// The options of `spfs run` and `spfs shell` (upstream's meaning):
+    /// an empty or `-` reference is an empty runtime, editable unless
+    /// `no_edit`.
+    #[allow(clippy::too_many_arguments)] // one per option
+    pub(crate) fn upstream(
+        reference: Option<String>,
+        edit: bool,
+        no_edit: bool,
+        keep_runtime: bool,
+        runtime_name: Option<String>,
+        rerun: Option<String>,
+        force: bool,
+        sync: bool,
+    ) -> Common {
+        let empty = reference
+            .as_deref()
+            .is_some_and(|r| r.trim().is_empty() || r.trim() == "-");
+        Common {
+            edit: edit || (empty && !no_edit),
+            no_edit,
+            runtime_name,
+            keep_runtime,
+            env_spec: reference.map(|r| if empty { "-".to_owned() } else { r }),
+            rerun,
+            force,
+            sync_all: sync,
+        }
+    }
+
     /// What the runtime is, for messages: its env spec or `--rerun NAME`.
     fn what(&self) -> String {
         match (&self.rerun, &self.env_spec) {
@@ -80,30 +109,48 @@ pub struct ShellArgs {
 }
 
 pub fn run(args: RunArgs, endpoint: &Endpoint) -> CliResult {
-    if !args.stray.is_empty() {
+    run_with(
+        &args.common,
+        &args.stray,
+        &args.command,
+        endpoint,
+        "spfs-fuse-macos",
+    )
+}
+
+/// `run`'s checks, then the command in the runtime; `program` names the
+/// command line in hints (`spfs` or `spfs-fuse-macos`).
+pub(crate) fn run_with(
+    common: &Common,
+    stray: &[String],
+    command: &[String],
+    endpoint: &Endpoint,
+    program: &str,
+) -> CliResult {
+    if !stray.is_empty() {
         return Err(super::ExitWith(
             2,
             format!(
-                "put '--' before the command: spfs-fuse-macos run {} -- {}",
-                args.common.what(),
-                args.stray.join(" ")
+                "put '--' before the command: {program} run {} -- {}",
+                common.what(),
+                stray.join(" ")
             ),
         )
         .into());
     }
-    if args.command.is_empty() && args.common.rerun.is_none() {
+    if command.is_empty() && common.rerun.is_none() {
         // As a shell answers a command it cannot run.
         return Err(super::ExitWith(
             127,
             format!(
-                "no command to run: give one after '--' (spfs-fuse-macos run {} -- CMD...), or start a shell with 'spfs-fuse-macos shell {}'",
-                args.common.what(),
-                args.common.what()
+                "no command to run: give one after '--' ({program} run {} -- CMD...), or start a shell with '{program} shell {}'",
+                common.what(),
+                common.what()
             ),
         )
         .into());
     }
-    enter(&args.common, endpoint, &args.command)
+    enter(common, endpoint, command)
 }
 
 /// Runs `command` in a new read-only runtime of `env_spec`.
@@ -122,8 +169,13 @@ pub fn run_command(env_spec: &str, endpoint: &Endpoint, command: Vec<String>) ->
 }
 
 pub fn shell(args: ShellArgs, endpoint: &Endpoint) -> CliResult {
+    shell_with(&args.common, endpoint)
+}
+
+/// The user's shell (`$SHELL`) in the runtime.
+pub(crate) fn shell_with(common: &Common, endpoint: &Endpoint) -> CliResult {
     let sh = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
-    enter(&args.common, endpoint, &[sh])
+    enter(common, endpoint, &[sh])
 }
 
 fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult {

@@ -5,7 +5,8 @@
 //! This module holds the repository commands that read (`version`,
 //! `ls-tags`, `tags`, `layers`, `platforms`, `log`, `search`, `info`,
 //! `read`), that tag (`tag`, `untag`) and that store (`init repo`,
-//! `write`); the others are still `spfs-fuse-macos`'s.
+//! `write`), and the runtime commands `run`, `shell` and `join` (on the
+//! service); the others are still `spfs-fuse-macos`'s.
 
 mod check;
 mod config;
@@ -13,6 +14,7 @@ mod diff;
 mod format;
 mod ls;
 mod objects;
+mod runtime;
 mod tags;
 mod write;
 
@@ -143,6 +145,12 @@ enum Command {
     Server(Unsupported),
     /// Tag an object.
     Tag(tags::TagArgs),
+    /// Run a program in a configured spfs environment.
+    Run(runtime::RunArgs),
+    /// Enter a subshell in a configured spfs environment.
+    Shell(runtime::ShellArgs),
+    /// Run a command in an existing runtime.
+    Join(runtime::JoinArgs),
     /// Remove tag versions or entire tag streams.
     Untag(tags::UntagArgs),
 }
@@ -208,6 +216,9 @@ pub fn run() -> ExitCode {
             status: 1,
         }),
         Command::Tag(args) => tags::tag(args),
+        Command::Run(args) => runtime::run(args),
+        Command::Shell(args) => runtime::shell(args),
+        Command::Join(args) => runtime::join(args),
         Command::Untag(args) => tags::untag(args),
     };
     if result.is_ok() {

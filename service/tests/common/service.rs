@@ -395,3 +395,61 @@ impl RuntimeShell {
         }
     }
 }
+
+/// A private mountpoint, socket and scratch root with no service yet:
+/// clients start one. The service (and its mount) go when dropped.
+pub struct NoService {
+    pub dir: tempfile::TempDir,
+    pub repo: PathBuf,
+}
+
+impl NoService {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        copy_tree(&fixtures().join("repo"), &repo);
+        NoService { dir, repo }
+    }
+
+    pub fn mnt(&self) -> PathBuf {
+        self.dir.path().join("spfs")
+    }
+
+    /// `spfs-fuse-macos` with this place's environment.
+    pub fn command(&self) -> Command {
+        self.command_of(BIN)
+    }
+
+    /// `program` with this place's environment.
+    pub fn command_of(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        let d = self.dir.path();
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", d)
+            .env("SPFS_STORAGE_ROOT", &self.repo)
+            .env("SPFS_FUSE_MOUNTPOINT", self.mnt())
+            .env("SPFS_FUSE_SOCKET", d.join("run/control.sock"))
+            .env("SPFS_FUSE_SCRATCH_ROOT", d.join("scratch"))
+            .env("SPFS_FUSE_IDLE_TIMEOUT", "10m");
+        c
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self
+            .command()
+            .args(["shutdown", "--force"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for NoService {
+    fn drop(&mut self) {
+        self.shutdown();
+        if is_mounted(&self.mnt()) {
+            let _ = Command::new("umount").arg("-l").arg(self.mnt()).status();
+        }
+    }
+}

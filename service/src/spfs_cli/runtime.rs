@@ -1,0 +1,157 @@
+//! `run`, `shell` and `join` with upstream's flags and meaning, on the
+//! service (started on demand, as `spfs-fuse-macos run` starts it).
+//!
+//! Upstream's `--sync` pulls everything a runtime needs before it starts,
+//! payloads too: here that is `--sync-all`; without it, what is only on a
+//! remote is pulled when first opened. Not taken yet (an error names
+//! them): `--annotation`, `--annotation-file`, `--check`, `--resync`,
+//! `--max-concurrent-*`, `--progress`, `-r/--remote`.
+
+use super::{CmdError, CmdResult};
+use crate::cli::run::Common;
+use crate::cli::{Endpoint, ExitWith};
+
+/// Options `run` and `shell` share (upstream's `CmdRun`/`CmdShell`).
+#[derive(Debug, clap::Args)]
+#[group(id = "runtime_id", required = true, args = ["rerun", "reference"])]
+pub(crate) struct RuntimeOptions {
+    /// Sync the latest information for each tag even if it already
+    /// exists: here, pull everything the runtime needs (payloads too)
+    /// before it starts.
+    #[arg(long, alias = "pull")]
+    sync: bool,
+    /// Mount the spfs filesystem in edit mode.
+    ///
+    /// Editable runtimes are created by default if REF is empty or '-'.
+    /// When combined with --rerun, the original runtime editability is
+    /// overridden.
+    #[arg(short, long)]
+    edit: bool,
+    /// Mount the spfs filesystem in read-only mode.
+    ///
+    /// Read-only runtimes are created by default if REF is provided and
+    /// not empty. When combined with --rerun, the original runtime
+    /// editability is overridden.
+    #[arg(long, overrides_with = "edit")]
+    no_edit: bool,
+    /// Requires --rerun. Force reset the process fields of the runtime
+    /// before it is run again.
+    #[arg(long, requires = "rerun")]
+    force: bool,
+    /// Use to keep the runtime around rather than deleting it when the
+    /// process exits. This is best used with '--runtime-name NAME' to make
+    /// rerunning the runtime easier at a later time.
+    #[arg(
+        short,
+        long,
+        env = "SPFS_KEEP_RUNTIME",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    keep_runtime: bool,
+    /// Provide a name for this runtime to make it easier to identify.
+    #[arg(long)]
+    runtime_name: Option<String>,
+    /// Name of an existing durable runtime to reuse for this run.
+    #[arg(long, value_name = "RUNTIME_NAME", conflicts_with = "runtime_name")]
+    rerun: Option<String>,
+    /// The tag or id of the desired runtime.
+    ///
+    /// Use '-' or an empty string to request an empty environment.
+    #[arg(value_name = "REF", conflicts_with = "rerun")]
+    reference: Option<String>,
+}
+
+impl RuntimeOptions {
+    fn common(self) -> Result<Common, CmdError> {
+        // (clap's `requires` lets a flag through here, so it is checked.)
+        if self.force && self.rerun.is_none() {
+            return Err(CmdError {
+                message: "--force is only for --rerun RUNTIME_NAME: it resets a durable runtime's processes before it runs again".into(),
+                status: 2,
+            });
+        }
+        Ok(self.common_unchecked())
+    }
+
+    fn common_unchecked(self) -> Common {
+        Common::upstream(
+            self.reference,
+            self.edit,
+            self.no_edit,
+            self.keep_runtime,
+            self.runtime_name,
+            self.rerun,
+            self.force,
+            self.sync,
+        )
+    }
+}
+
+/// `spfs run`: run a program in a configured spfs environment.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    options: RuntimeOptions,
+    /// The command to run in the environment and its arguments.
+    ///
+    /// In order to ensure that flags are passed as-is, '--' must be placed
+    /// before specifying the command and any flags that should be given to
+    /// that command: e.g. `spfs run <args> -- command --flag-for-command`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// `spfs shell`: enter a subshell in a configured spfs environment.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ShellArgs {
+    #[command(flatten)]
+    options: RuntimeOptions,
+}
+
+/// `spfs join`: run a command in an existing runtime.
+#[derive(Debug, clap::Args)]
+pub(crate) struct JoinArgs {
+    /// The name or id of the runtime to join.
+    #[arg(value_name = "RUNTIME")]
+    runtime: String,
+    /// The command to run after initialization [default: $SHELL].
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// An error of the shared runtime code, with the status it asks for.
+fn status_of(e: Box<dyn std::error::Error>) -> CmdError {
+    match e.downcast_ref::<ExitWith>() {
+        Some(ExitWith(status, message)) => CmdError {
+            message: message.clone(),
+            status: *status,
+        },
+        None => CmdError {
+            message: e.to_string(),
+            status: 1,
+        },
+    }
+}
+
+pub(crate) fn run(args: RunArgs) -> CmdResult {
+    let endpoint = Endpoint::from_environment();
+    crate::cli::run::run_with(
+        &args.options.common()?,
+        &[],
+        &args.command,
+        &endpoint,
+        "spfs",
+    )
+    .map_err(status_of)
+}
+
+pub(crate) fn shell(args: ShellArgs) -> CmdResult {
+    let endpoint = Endpoint::from_environment();
+    crate::cli::run::shell_with(&args.options.common()?, &endpoint).map_err(status_of)
+}
+
+pub(crate) fn join(args: JoinArgs) -> CmdResult {
+    let endpoint = Endpoint::from_environment();
+    crate::cli::join::join_with(args.runtime, args.command, &endpoint).map_err(status_of)
+}

@@ -1,0 +1,177 @@
+//! `spfs run`, `shell` and `join` with upstream's flags, through the real
+//! binaries on a real mount: the service started on demand by `spfs`
+//! itself, editability as upstream decides it, durable runtimes run
+//! again, and bad input answered with upstream's exit status.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use common::service::*;
+
+const SPFS: &str = env!("CARGO_BIN_EXE_spfs");
+
+fn spfs(place: &NoService, args: &[&str]) -> Output {
+    place.command_of(SPFS).args(args).output().unwrap()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn spfs_run_starts_the_service_and_runs_the_command_in_the_runtime() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "fixture/base",
+            "--",
+            "cat",
+            &format!("{m}/hello.txt"),
+        ],
+    );
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert_eq!(out(&o), "hello from base\n");
+    // The command's exit status is the run's.
+    let o = spfs(&place, &["run", "fixture/base", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7), "{}", err(&o));
+}
+
+#[test]
+fn editability_is_upstreams_a_ref_is_read_only_an_empty_one_editable() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    let write = format!("echo x > {m}/new.txt && cat {m}/new.txt");
+    // A reference: read-only unless -e/--edit.
+    let o = spfs(&place, &["run", "fixture/base", "--", "sh", "-c", &write]);
+    assert!(!o.status.success(), "a read-only runtime took a write");
+    for edit in ["-e", "--edit"] {
+        let o = spfs(
+            &place,
+            &["run", edit, "fixture/base", "--", "sh", "-c", &write],
+        );
+        assert_eq!(out(&o), "x\n", "{edit}: {}", err(&o));
+    }
+    // Empty ('-' or ''): editable unless --no-edit.
+    for empty in ["-", ""] {
+        let o = spfs(&place, &["run", empty, "--", "sh", "-c", &write]);
+        assert_eq!(out(&o), "x\n", "'{empty}': {}", err(&o));
+        let o = spfs(
+            &place,
+            &["run", "--no-edit", empty, "--", "sh", "-c", &write],
+        );
+        assert!(!o.status.success(), "'{empty}' --no-edit took a write");
+    }
+}
+
+#[test]
+fn a_kept_runtime_runs_again_with_its_edits() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "-k",
+            "--runtime-name",
+            "kept",
+            "-e",
+            "fixture/base",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo kept > {m}/kept.txt"),
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    // (It is saved once its processes are gone.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let o = spfs(
+            &place,
+            &[
+                "run",
+                "--rerun",
+                "kept",
+                "--",
+                "cat",
+                &format!("{m}/kept.txt"),
+            ],
+        );
+        if o.status.success() {
+            assert_eq!(out(&o), "kept\n");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", err(&o));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // --force needs --rerun; --rerun and a REF exclude each other.
+    let o = spfs(&place, &["run", "--force", "fixture/base", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let o = spfs(
+        &place,
+        &["run", "--rerun", "kept", "fixture/base", "--", "true"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+}
+
+#[test]
+fn bad_input_is_one_line_with_upstreams_status() {
+    let place = NoService::new();
+    // No REF and no --rerun: a usage error.
+    let o = spfs(&place, &["run", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    // An unknown reference: status 1, the reference named, nothing started.
+    let o = spfs(&place, &["run", "no/such-tag", "--", "true"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("no/such-tag"), "{}", err(&o));
+    assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
+    // No command: as a shell answers one it cannot find, naming `spfs shell`.
+    let o = spfs(&place, &["run", "fixture/base"]);
+    assert_eq!(o.status.code(), Some(127), "{}", err(&o));
+    assert!(err(&o).contains("spfs shell fixture/base"), "{}", err(&o));
+    // Joining a runtime that does not exist.
+    let o = spfs(&place, &["join", "nobody-has-this", "--", "true"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("nobody-has-this"), "{}", err(&o));
+}
+
+#[test]
+fn shell_and_join_enter_the_runtime() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    // `spfs shell`: $SHELL in the runtime, reading its commands.
+    let mut sh = place
+        .command_of(SPFS)
+        .args(["shell", "--runtime-name", "sh1", "-e", "fixture/base"])
+        .env("SHELL", "/bin/sh")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = sh.stdin.take().unwrap();
+    writeln!(stdin, "echo joined > {m}/from-shell.txt; echo ready").unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(sh.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    // `spfs join`: another process in the same runtime sees its edit.
+    let o = spfs(
+        &place,
+        &["join", "sh1", "--", "cat", &format!("{m}/from-shell.txt")],
+    );
+    assert_eq!(out(&o), "joined\n", "{}", err(&o));
+    drop(stdin);
+    assert!(sh.wait().unwrap().success());
+}
