@@ -132,8 +132,10 @@ pub(crate) fn check(args: CheckArgs) -> CmdResult {
     );
     println!("{:>12} total payload footprint", footprint(s.payload_bytes));
     if !s.missing_objects.is_empty() || !s.missing_payloads.is_empty() {
-        eprintln!(" INFO running with `--pull` may be able to resolve these issues");
+        super::log_info("running with `--pull` may be able to resolve these issues");
         return Err(CmdError {
+            causes: Vec::new(),
+            logged: false,
             message: format!(
                 "{} objects and {} payloads are missing",
                 s.missing_objects.len(),

@@ -62,6 +62,8 @@ pub(crate) fn diff(args: DiffArgs) -> CmdResult {
     let Some(top) = &args.top else {
         // Against the active runtime: the runtime half of the command line.
         return Err(CmdError {
+            causes: Vec::new(),
+            logged: false,
             message: "diff against the active runtime is not available here yet: give two environments (spfs diff FROM TO)".into(),
             status: 1,
         });
@@ -72,7 +74,7 @@ pub(crate) fn diff(args: DiffArgs) -> CmdResult {
     let mut lines = Vec::new();
     compare(&a, &b, "", &mut lines);
     if lines.is_empty() {
-        eprintln!(" INFO no changes");
+        super::log_info("no changes");
     }
     for l in lines {
         println!("{l}");

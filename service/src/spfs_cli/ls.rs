@@ -123,7 +123,13 @@ pub(crate) fn ls(args: LsArgs) -> CmdResult {
         } else {
             format!("path not found in manifest: {}", args.path)
         };
-        return Err(CmdError { message, status: 1 });
+        // (upstream logs this one rather than reporting it)
+        return Err(CmdError {
+            message,
+            causes: Vec::new(),
+            logged: true,
+            status: 1,
+        });
     };
     if !args.recursive {
         let width = style.width(entries);

@@ -15,6 +15,7 @@ mod format;
 mod ls;
 mod objects;
 mod runtime;
+mod runtimes;
 mod tags;
 mod write;
 
@@ -25,6 +26,23 @@ use clap::{Parser, Subcommand};
 use crate::repo::config::RemoteLocation;
 use crate::repo::{Config, FsRepository};
 
+/// Writes `message` on standard error as upstream's log shows an
+/// information line: ` INFO` (green unless `NO_COLOR` is set) and the
+/// message.
+pub(crate) fn log_info(message: &str) {
+    eprintln!("{} {message}", level_word(" INFO", 32));
+}
+
+/// `word` in ANSI colour `colour`, as upstream's log writes levels even
+/// into pipes; plain when `NO_COLOR` is set.
+fn level_word(word: &str, colour: u8) -> String {
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        word.to_owned()
+    } else {
+        format!("\x1b[{colour}m{word}\x1b[0m")
+    }
+}
+
 /// What a command returns: an error is printed as upstream prints one.
 type CmdResult = Result<(), CmdError>;
 
@@ -32,12 +50,54 @@ type CmdResult = Result<(), CmdError>;
 #[derive(Debug)]
 pub(crate) struct CmdError {
     message: String,
+    /// What caused it, outermost first (upstream's cause chain).
+    causes: Vec<String>,
+    /// Reported as upstream logs it (an `ERROR` line), not as its error
+    /// report.
+    logged: bool,
     status: u8,
+}
+
+impl CmdError {
+    /// The report upstream prints on standard error: `Error: ` and the
+    /// message after `  × `, each cause after `  ├─▶ ` (the last after
+    /// `  ╰─▶ `), wrapped as miette wraps them to the terminal's width (80
+    /// when it is not one), and a blank line.
+    fn report(&self, columns: usize) -> String {
+        if self.logged {
+            // Upstream's log line.
+            return format!("{} {}\n", level_word("ERROR", 31), self.message);
+        }
+        let width = columns.saturating_sub(2);
+        let fill = |text: &str, first: &str, rest: &str| {
+            textwrap::fill(
+                text,
+                textwrap::Options::new(width)
+                    .initial_indent(first)
+                    .subsequent_indent(rest),
+            )
+        };
+        let mut out = format!("Error: {}\n", fill(&self.message, "  × ", "  │ "));
+        for (i, cause) in self.causes.iter().enumerate() {
+            let last = i + 1 == self.causes.len();
+            let (first, rest) = if last {
+                ("  ╰─▶ ", "      ")
+            } else {
+                ("  ├─▶ ", "  │   ")
+            };
+            out.push_str(&fill(cause, first, rest));
+            out.push('\n');
+        }
+        out.push('\n');
+        out
+    }
 }
 
 impl<E: std::fmt::Display> From<E> for CmdError {
     fn from(e: E) -> Self {
         CmdError {
+            causes: Vec::new(),
+            logged: false,
             message: e.to_string(),
             status: 1,
         }
@@ -151,6 +211,9 @@ enum Command {
     Shell(runtime::ShellArgs),
     /// Run a command in an existing runtime.
     Join(runtime::JoinArgs),
+    /// View and manage spfs runtime information.
+    #[command(subcommand, visible_alias = "rt")]
+    Runtime(runtimes::RuntimeCommand),
     /// Remove tag versions or entire tag streams.
     Untag(tags::UntagArgs),
 }
@@ -208,10 +271,14 @@ pub fn run() -> ExitCode {
         Command::Check(args) => check::check(args),
         Command::Write(args) => write::write(args),
         Command::Migrate(_) => Err(CmdError {
+            causes: Vec::new(),
+            logged: false,
             message: "spfs migrate is not part of spfs on macOS: repositories older than 0.x are read by upstream's spfs on Linux; migrate them there".into(),
             status: 1,
         }),
         Command::Server(_) => Err(CmdError {
+            causes: Vec::new(),
+            logged: false,
             message: "spfs server is not part of spfs on macOS: run upstream's 'spfs server' on a Linux host for the studio, and add it here as a remote ([remote.origin] address = \"grpc://HOST:7737\")".into(),
             status: 1,
         }),
@@ -219,6 +286,7 @@ pub fn run() -> ExitCode {
         Command::Run(args) => runtime::run(args),
         Command::Shell(args) => runtime::shell(args),
         Command::Join(args) => runtime::join(args),
+        Command::Runtime(cmd) => runtimes::run(cmd),
         Command::Untag(args) => tags::untag(args),
     };
     if result.is_ok() {
@@ -229,9 +297,12 @@ pub fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // Upstream's error report, one line.
+            // Upstream's error report; the log file gets it unwrapped.
+            eprint!(
+                "{}",
+                e.report(crate::sys::fd::stdout_columns().unwrap_or(80))
+            );
             let line = format!("Error:   × {}", e.message);
-            eprintln!("{line}");
             let log_file = cli.log_file.clone().or_else(|| {
                 std::env::var_os("SPFS_LOG_FILE")
                     .filter(|v| !v.is_empty())

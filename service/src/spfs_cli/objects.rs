@@ -67,6 +67,8 @@ pub(crate) fn info(args: InfoArgs, verbose: u8) -> CmdResult {
     let repo = args.repos.open()?;
     if args.refs.is_empty() {
         return Err(CmdError {
+            causes: Vec::new(),
+            logged: false,
             message: "No active runtime".into(),
             status: 1,
         });

@@ -67,6 +67,8 @@ impl RuntimeOptions {
         // (clap's `requires` lets a flag through here, so it is checked.)
         if self.force && self.rerun.is_none() {
             return Err(CmdError {
+            causes: Vec::new(),
+            logged: false,
                 message: "--force is only for --rerun RUNTIME_NAME: it resets a durable runtime's processes before it runs again".into(),
                 status: 2,
             });
@@ -124,10 +126,14 @@ pub(crate) struct JoinArgs {
 fn status_of(e: Box<dyn std::error::Error>) -> CmdError {
     match e.downcast_ref::<ExitWith>() {
         Some(ExitWith(status, message)) => CmdError {
+            causes: Vec::new(),
+            logged: false,
             message: message.clone(),
             status: *status,
         },
         None => CmdError {
+            causes: Vec::new(),
+            logged: false,
             message: e.to_string(),
             status: 1,
         },

@@ -156,6 +156,8 @@ pub(crate) fn search(args: SearchArgs) -> CmdResult {
 /// Upstream's error for a reference that names nothing.
 pub(crate) fn unknown(reference: &str) -> CmdError {
     CmdError {
+        causes: Vec::new(),
+        logged: false,
         message: format!(
             "Unknown Reference: {}",
             spfs_shared::display::quoted(reference)
@@ -191,7 +193,7 @@ pub(crate) fn tag(args: TagArgs) -> CmdResult {
         .collect::<Result<Vec<_>, _>>()?;
     for spec in specs {
         repo.push_tag(&spec, target, &author)?;
-        eprintln!(" INFO created tag={spec}");
+        super::log_info(&format!("created tag={spec}"));
     }
     Ok(())
 }
@@ -221,6 +223,8 @@ pub(crate) fn untag(args: UntagArgs) -> CmdResult {
     }
     if !args.all && !has_version {
         return Err(CmdError {
+            causes: Vec::new(),
+            logged: false,
             message: "You must specify one of --all, --latest or provide a tag with an explicit version number (eg: path/name~0)".into(),
             status: 1,
         });
@@ -232,7 +236,7 @@ pub(crate) fn untag(args: UntagArgs) -> CmdResult {
     };
     match removed {
         Ok(()) => {
-            eprintln!(" INFO removed tag={spec}");
+            super::log_info(&format!("removed tag={spec}"));
             Ok(())
         }
         Err(crate::repo::Error::UnknownReference { .. }) => Err(unknown(&spec.to_string())),

@@ -34,3 +34,9 @@ impl From<&rustix::fs::StatVfs> for FsStats {
         }
     }
 }
+
+/// The width of the terminal standard output is, if it is one.
+pub fn stdout_columns() -> Option<usize> {
+    let size = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
+    (size.ws_col > 0).then_some(usize::from(size.ws_col))
+}

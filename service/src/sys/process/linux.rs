@@ -120,3 +120,9 @@ pub fn all_pids() -> Vec<u32> {
     rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect()
 }
+
+/// The mount namespace of process `pid` (the target of
+/// `/proc/PID/ns/mnt`, as upstream spfs records and compares it).
+pub fn mount_namespace(pid: u32) -> Option<std::path::PathBuf> {
+    fs::read_link(format!("/proc/{pid}/ns/mnt")).ok()
+}

@@ -154,3 +154,8 @@ pub fn all_pids() -> Vec<u32> {
         .map(|p| p as u32)
         .collect()
 }
+
+/// The mount namespace of process `pid`: macOS has none.
+pub fn mount_namespace(_pid: u32) -> Option<std::path::PathBuf> {
+    None
+}
