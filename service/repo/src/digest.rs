@@ -45,6 +45,24 @@ impl Digest {
         Self(Sha256::digest(data).into())
     }
 
+    /// SHA-256 of everything `reader` yields, and how many bytes that was.
+    pub fn of_reader(mut reader: impl std::io::Read) -> std::io::Result<(Self, u64)> {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        Ok((Self(hasher.finalize().into()), size))
+    }
+
     /// The digest of no bytes at all (an empty file's payload).
     pub fn empty() -> Self {
         Self::of(b"")

@@ -68,6 +68,11 @@ impl Endpoint {
         }
     }
 
+    /// Where the service mounts.
+    pub(crate) fn mountpoint(&self) -> &std::path::Path {
+        &self.mountpoint
+    }
+
     pub(crate) fn connect(&self) -> Result<crate::client::Client, crate::client::ClientError> {
         crate::client::Client::connect(&self.socket).map_err(|e| match e {
             crate::client::ClientError::NotRunning { path, source, .. } => {

@@ -19,10 +19,12 @@ use super::{CmdError, CmdResult, Repositories};
 pub(crate) struct DiffArgs {
     #[command(flatten)]
     repos: Repositories,
-    /// The environment to compare from.
+    /// The tag or id to use as the base of the computed diff [default:
+    /// the active runtime's stack].
     #[arg(value_name = "FROM")]
-    base: String,
-    /// The environment to compare to [default: the active runtime].
+    base: Option<String>,
+    /// The tag or id to diff the base against [default: the contents of
+    /// the runtime's /spfs].
     #[arg(value_name = "TO")]
     top: Option<String>,
 }
@@ -59,18 +61,25 @@ const MAX_DEPTH: usize = crate::repo::view::MAX_DEPTH as usize;
 /// error).
 pub(crate) fn diff(args: DiffArgs) -> CmdResult {
     let repo = args.repos.open()?;
-    let Some(top) = &args.top else {
-        // Against the active runtime: the runtime half of the command line.
-        return Err(CmdError {
-            causes: Vec::new(),
-            logged: false,
-            message: "diff against the active runtime is not available here yet: give two environments (spfs diff FROM TO)".into(),
-            status: 1,
-        });
-    };
     let set = RepositorySet::new(repo, Vec::new(), TagAuthor(String::new()));
-    let a = merged(&set, &args.base)?;
-    let b = merged(&set, top)?;
+    let a = match &args.base {
+        Some(base) => merged(&set, base)?,
+        None => {
+            let stack = set.resolve_digests(&active_stack(set.primary())?)?;
+            merged_stack(&set, &stack)?
+        }
+    };
+    let b = match &args.top {
+        Some(top) => merged(&set, top)?,
+        None => {
+            // What this process sees: its runtime's view at the mountpoint.
+            active_stack(set.primary())?;
+            let mount = crate::cli::Endpoint::from_environment()
+                .mountpoint()
+                .to_owned();
+            live(&mount, 0).map_err(|e| format!("cannot read {}: {e}", mount.display()))?
+        }
+    };
     let mut lines = Vec::new();
     compare(&a, &b, "", &mut lines);
     if lines.is_empty() {
@@ -92,8 +101,33 @@ pub(crate) fn merged(set: &RepositorySet, spec: &str) -> Result<BTreeMap<String,
         ) => return Err(super::tags::unknown(spec)),
         Err(e) => return Err(e.into()),
     };
+    merged_stack(set, &stack)
+}
+
+/// The stack of the runtime this process is in (`SPFS_RUNTIME`), bottom
+/// first, from its record; upstream's error outside a runtime.
+fn active_stack(repo: &crate::repo::FsRepository) -> Result<Vec<Digest>, CmdError> {
+    let Some(name) = std::env::var("SPFS_RUNTIME").ok().filter(|n| !n.is_empty()) else {
+        return Err(CmdError {
+            message: "No active runtime".into(),
+            causes: Vec::new(),
+            logged: false,
+            status: 1,
+        });
+    };
+    let record = repo
+        .runtime_record(&name)?
+        .ok_or_else(|| super::runtimes::no_such_runtime(repo, &name))?;
+    Ok(record.stack()?)
+}
+
+/// Stack `stack` (bottom first), its manifests merged bottom-up.
+fn merged_stack(
+    set: &RepositorySet,
+    stack: &[crate::repo::StackItem],
+) -> Result<BTreeMap<String, Node>, CmdError> {
     let mut root = BTreeMap::new();
-    for m in set.read_stack_manifests(&stack)? {
+    for m in set.read_stack_manifests(stack)? {
         let trees: HashMap<Digest, usize> = m
             .trees
             .iter()
@@ -103,6 +137,54 @@ pub(crate) fn merged(set: &RepositorySet, spec: &str) -> Result<BTreeMap<String,
         apply(&m, &trees, 0, &mut root, 0);
     }
     Ok(root)
+}
+
+/// The tree at `dir` as a manifest would hold it: each file's and
+/// link's content digest and size, every entry's mode with its type.
+fn live(dir: &std::path::Path, depth: usize) -> std::io::Result<BTreeMap<String, Node>> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path)?;
+        let name = String::from_utf8_lossy(entry.file_name().as_bytes()).into_owned();
+        let mode = meta.permissions().mode();
+        let node = if meta.is_dir() {
+            Node {
+                mode,
+                kind: EntryKind::Tree,
+                object: Digest::NULL,
+                size: 0,
+                children: if depth < MAX_DEPTH {
+                    live(&path, depth + 1)?
+                } else {
+                    BTreeMap::new()
+                },
+            }
+        } else {
+            let (object, size) = if meta.is_symlink() {
+                let target = std::fs::read_link(&path)?;
+                let bytes = target.as_os_str().as_bytes();
+                (Digest::of(bytes), bytes.len() as u64)
+            } else if meta.is_file() {
+                Digest::of_reader(std::fs::File::open(&path)?)?
+            } else {
+                // (a device, FIFO or socket holds no content)
+                (Digest::empty(), 0)
+            };
+            Node {
+                mode,
+                kind: EntryKind::Blob,
+                object,
+                size,
+                children: BTreeMap::new(),
+            }
+        };
+        out.insert(name, node);
+    }
+    Ok(out)
 }
 
 /// Lays tree `tree` of manifest `m` over `into`: a directory over a

@@ -65,15 +65,10 @@ pub(crate) struct InfoArgs {
 /// `info REF...`: each object, as upstream's YAML-like block.
 pub(crate) fn info(args: InfoArgs, verbose: u8) -> CmdResult {
     let repo = args.repos.open()?;
-    if args.refs.is_empty() {
-        return Err(CmdError {
-            causes: Vec::new(),
-            logged: false,
-            message: "No active runtime".into(),
-            status: 1,
-        });
-    }
     let how = DigestFormat::from_flags(args.short, args.tags);
+    if args.refs.is_empty() {
+        return active_runtime(&repo, how, args.human_readable);
+    }
     let d = |digest: &Digest| format::digest(&repo, digest, how);
     let mut queue: std::collections::VecDeque<String> = args.refs.iter().cloned().collect();
     while let Some(reference) = queue.pop_front() {
@@ -141,6 +136,128 @@ pub(crate) fn info(args: InfoArgs, verbose: u8) -> CmdResult {
     }
     let _ = args.human_readable;
     Ok(())
+}
+
+/// `info` with no reference: the runtime this process is in (named by
+/// `SPFS_RUNTIME`, as `run` sets it), read from its record as upstream
+/// reads it, each layer with its size.
+fn active_runtime(repo: &FsRepository, how: DigestFormat, human: bool) -> CmdResult {
+    let Some(name) = std::env::var("SPFS_RUNTIME").ok().filter(|n| !n.is_empty()) else {
+        return Err(CmdError {
+            causes: Vec::new(),
+            logged: false,
+            message: "No active runtime".into(),
+            status: 1,
+        });
+    };
+    let Some(record) = repo.runtime_record(&name)? else {
+        return Err(super::runtimes::no_such_runtime(repo, &name));
+    };
+    // (Nothing is printed until every line is known.)
+    let mut stack = Vec::new();
+    for text in &record.status.stack {
+        let digest = Digest::parse(text)?;
+        let size = object_size(repo, &digest).map_or_else(
+            || "unknown".to_owned(),
+            |n| {
+                if human {
+                    format::size(n)
+                } else {
+                    n.to_string()
+                }
+            },
+        );
+        stack.push(format!(
+            "  - {}, Size: {size}",
+            format::digest(repo, &digest, how)?
+        ));
+    }
+    println!("Active Runtime:");
+    println!(" id: {name}");
+    println!(" editable: {}", record.status.editable);
+    println!("stack (top-down):");
+    for line in stack {
+        println!("{line}");
+    }
+    println!();
+    // Upstream's test: an upper directory that has a size, or that
+    // cannot be looked at, holds changes.
+    let dirty = match std::fs::metadata(&record.config.upper_dir) {
+        Ok(m) => m.len() != 0,
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    };
+    if dirty {
+        println!("Run 'spfs diff' for active changes");
+    } else {
+        println!("No Active Changes");
+    }
+    Ok(())
+}
+
+/// The bytes object `digest` stands for, as upstream counts them: a
+/// blob's size, the files (and links) a manifest holds, a layer's
+/// manifest and annotations, a platform's layers. `None` if an object is
+/// missing.
+fn object_size(repo: &FsRepository, digest: &Digest) -> Option<u64> {
+    // A platform of layers of manifests: three levels at most.
+    let mut total = 0u64;
+    let mut next = vec![*digest];
+    for _ in 0..4 {
+        let mut later = Vec::new();
+        for d in next {
+            match repo.read_object(&d).ok()?? {
+                Object::Platform(p) => later.extend(p.layers.iter().copied()),
+                Object::Layer(l) => {
+                    later.extend(l.manifest);
+                    for a in &l.annotations {
+                        total += match &a.value {
+                            AnnotationValue::String(s) => s.len() as u64,
+                            AnnotationValue::Digest(_) => 32,
+                        };
+                    }
+                }
+                Object::Manifest(m) => {
+                    total += manifest_size(&m);
+                }
+                Object::Blob(b) => total += b.size,
+            }
+        }
+        if later.is_empty() {
+            return Some(total);
+        }
+        next = later;
+    }
+    Some(total)
+}
+
+/// What the entries reachable from a manifest's root hold (directories
+/// count nothing of their own).
+fn manifest_size(m: &Manifest) -> u64 {
+    let trees: HashMap<Digest, usize> = m
+        .trees
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.digest(), i))
+        .collect();
+    let mut total = 0u64;
+    let mut stack = vec![(0usize, 0usize)];
+    while let Some((tree, depth)) = stack.pop() {
+        let Some(t) = m.trees.get(tree) else {
+            continue;
+        };
+        for e in &t.entries {
+            match e.kind {
+                EntryKind::Tree if depth < crate::repo::view::MAX_DEPTH as usize => {
+                    if let Some(&i) = trees.get(&e.object) {
+                        stack.push((i, depth + 1));
+                    }
+                }
+                EntryKind::Tree => {}
+                _ => total += e.size,
+            }
+        }
+    }
+    total
 }
 
 /// The entries of manifest `m` from `/spfs` down, each directory's entries

@@ -54,26 +54,29 @@ fn storage_url(repo: &FsRepository) -> String {
 fn info(args: InfoArgs) -> CmdResult {
     let repo = args.repos.open()?;
     let Some(record) = repo.runtime_record(&args.name)? else {
-        return Err(CmdError {
-            message: format!(
-                "Runtime does not exist: {} in storage {}",
-                args.name,
-                storage_url(&repo)
-            ),
-            causes: vec![format!(
-                "Unknown Reference: {}/{}",
-                crate::repo::runtime_records::META_ORG,
-                args.name
-            )],
-            logged: false,
-            status: 1,
-        });
+        return Err(no_such_runtime(&repo, &args.name));
     };
     println!(
         "{}",
         serde_json::to_string_pretty(&as_upstream_reads(record))?
     );
     Ok(())
+}
+
+/// Upstream's error for a runtime `repo` has no record of.
+pub(crate) fn no_such_runtime(repo: &FsRepository, name: &str) -> CmdError {
+    CmdError {
+        message: format!(
+            "Runtime does not exist: {name} in storage {}",
+            storage_url(repo)
+        ),
+        causes: vec![format!(
+            "Unknown Reference: {}/{name}",
+            crate::repo::runtime_records::META_ORG
+        )],
+        logged: false,
+        status: 1,
+    }
 }
 
 /// The record as upstream holds it: the fields it knows, in its order
