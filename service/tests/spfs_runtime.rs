@@ -342,3 +342,104 @@ fn diff_in_a_runtime_compares_its_stack_with_what_it_shows() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("No active runtime"), "{}", err(&o));
 }
+
+#[test]
+fn annotations_given_to_run_are_read_back_in_the_runtime() {
+    let place = NoService::new();
+    let big = "x".repeat(20_000);
+    let file = place.dir.path().join("notes.yaml");
+    std::fs::write(&file, "from_file: yes-it-is\nb: from-file\n").unwrap();
+    let script = format!(
+        "{SPFS} info --get a --get b --get from_file --get nope; echo ====; {SPFS} info --get big | wc -c"
+    );
+    let big_pair = format!("big={big}");
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "--annotation",
+            "a:1",
+            "--annotation",
+            "b=2",
+            "--annotation-file",
+            file.to_str().unwrap(),
+            "--annotation",
+            &big_pair,
+            "fixture/base",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    // --annotation supersedes the file; a missing key is an empty line.
+    assert_eq!(out(&o), "1\n2\nyes-it-is\n\n====\n20001\n");
+    assert!(
+        err(&o).contains("No annotation stored under: nope"),
+        "{}",
+        err(&o)
+    );
+    // Malformed: one report, status 1, nothing started.
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "--annotation",
+            "novalue",
+            "fixture/base",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains("should be in the form name=value"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+#[ignore = "needs upstream spfs beside the project (../shared/peers/spfs-0.44, or under $SPFS_SHARED); scripts/test runs it when there"]
+fn annotations_read_the_same_with_upstreams_spfs_and_its_check_passes() {
+    let upstream = upstream_spfs();
+    let u = upstream.display().to_string();
+    let place = NoService::new();
+    let big = "y".repeat(20_000);
+    let script = format!(
+        "for t in {u} {SPFS}; do $t info --get a --get b --get c --get nope 2>&1; $t info --get-all; $t info; $t runtime info --get a \"$SPFS_RUNTIME\"; echo ====; done"
+    );
+    let big_pair = format!("c={big}");
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "--annotation",
+            "a:1",
+            "--annotation",
+            "{b: two, a: again}",
+            "--annotation",
+            &big_pair,
+            "fixture/base",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    let parts: Vec<&str> = text.split("====\n").collect();
+    assert_eq!(parts.len(), 3, "{text}");
+    assert_eq!(parts[1], parts[0], "ours, then upstream's");
+    assert!(parts[0].contains("two"), "{text}");
+    // The annotation layers and blob are objects upstream checks whole.
+    let check = std::process::Command::new(&upstream)
+        .arg("check")
+        .env("SPFS_STORAGE_ROOT", &place.repo)
+        .env("HOME", place.dir.path())
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}{}", out(&check), err(&check));
+}

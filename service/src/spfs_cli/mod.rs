@@ -8,6 +8,7 @@
 //! `write`), and the runtime commands `run`, `shell` and `join` (on the
 //! service); the others are still `spfs-fuse-macos`'s.
 
+mod annotations;
 mod check;
 mod config;
 mod diff;
@@ -31,6 +32,11 @@ use crate::repo::{Config, FsRepository};
 /// message.
 pub(crate) fn log_info(message: &str) {
     eprintln!("{} {message}", level_word(" INFO", 32));
+}
+
+/// Writes `message` on standard error as upstream's log shows a warning.
+pub(crate) fn log_warn(message: &str) {
+    eprintln!("{} {message}", level_word(" WARN", 33));
 }
 
 /// `word` in ANSI colour `colour`, as upstream's log writes levels even

@@ -60,6 +60,8 @@ pub(crate) struct InfoArgs {
     /// Show the tags that name each digest.
     #[arg(long)]
     tags: bool,
+    #[command(flatten)]
+    annotation: super::annotations::AnnotationViewing,
 }
 
 /// `info REF...`: each object, as upstream's YAML-like block.
@@ -67,7 +69,7 @@ pub(crate) fn info(args: InfoArgs, verbose: u8) -> CmdResult {
     let repo = args.repos.open()?;
     let how = DigestFormat::from_flags(args.short, args.tags);
     if args.refs.is_empty() {
-        return active_runtime(&repo, how, args.human_readable);
+        return active_runtime(&repo, how, args.human_readable, &args.annotation);
     }
     let d = |digest: &Digest| format::digest(&repo, digest, how);
     let mut queue: std::collections::VecDeque<String> = args.refs.iter().cloned().collect();
@@ -141,7 +143,12 @@ pub(crate) fn info(args: InfoArgs, verbose: u8) -> CmdResult {
 /// `info` with no reference: the runtime this process is in (named by
 /// `SPFS_RUNTIME`, as `run` sets it), read from its record as upstream
 /// reads it, each layer with its size.
-fn active_runtime(repo: &FsRepository, how: DigestFormat, human: bool) -> CmdResult {
+fn active_runtime(
+    repo: &FsRepository,
+    how: DigestFormat,
+    human: bool,
+    annotation: &super::annotations::AnnotationViewing,
+) -> CmdResult {
     let Some(name) = std::env::var("SPFS_RUNTIME").ok().filter(|n| !n.is_empty()) else {
         return Err(CmdError {
             causes: Vec::new(),
@@ -153,6 +160,9 @@ fn active_runtime(repo: &FsRepository, how: DigestFormat, human: bool) -> CmdRes
     let Some(record) = repo.runtime_record(&name)? else {
         return Err(super::runtimes::no_such_runtime(repo, &name));
     };
+    if annotation.wanted() {
+        return annotation.print(repo, &record.stack()?);
+    }
     // (Nothing is printed until every line is known.)
     let mut stack = Vec::new();
     for text in &record.status.stack {

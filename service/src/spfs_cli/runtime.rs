@@ -4,8 +4,8 @@
 //! Upstream's `--sync` pulls everything a runtime needs before it starts,
 //! payloads too: here that is `--sync-all`; without it, what is only on a
 //! remote is pulled when first opened. Not taken yet (an error names
-//! them): `--annotation`, `--annotation-file`, `--check`, `--resync`,
-//! `--max-concurrent-*`, `--progress`, `-r/--remote`.
+//! them): `--check`, `--resync`, `--max-concurrent-*`, `--progress`,
+//! `-r/--remote`.
 
 use super::{CmdError, CmdResult};
 use crate::cli::run::Common;
@@ -60,6 +60,8 @@ pub(crate) struct RuntimeOptions {
     /// Use '-' or an empty string to request an empty environment.
     #[arg(value_name = "REF", conflicts_with = "rerun")]
     reference: Option<String>,
+    #[command(flatten)]
+    annotations: super::annotations::AnnotationArgs,
 }
 
 impl RuntimeOptions {
@@ -73,7 +75,33 @@ impl RuntimeOptions {
                 status: 2,
             });
         }
-        Ok(self.common_unchecked())
+        let mut options = self;
+        // Annotations are layers of their own on top of the stack.
+        let config = crate::repo::Config::load()?;
+        let repo = crate::repo::FsRepository::open(&config.storage.root)?;
+        let layers = options.annotations.write_layers(&repo)?;
+        if !layers.is_empty() {
+            let Some(reference) = &options.reference else {
+                return Err(CmdError {
+                    message: "--annotation is for a new runtime: a runtime run again with --rerun keeps the annotations it was started with".into(),
+                    causes: Vec::new(),
+                    logged: false,
+                    status: 1,
+                });
+            };
+            let mut items: Vec<String> = match reference.trim() {
+                "" | "-" => Vec::new(),
+                r => vec![r.to_owned()],
+            };
+            items.extend(layers.iter().map(ToString::to_string));
+            // An empty reference stays empty for editability's sake.
+            let empty = reference.trim().is_empty() || reference.trim() == "-";
+            if empty && !options.no_edit {
+                options.edit = true;
+            }
+            options.reference = Some(items.join("+"));
+        }
+        Ok(options.common_unchecked())
     }
 
     fn common_unchecked(self) -> Common {

@@ -24,6 +24,8 @@ pub(crate) enum RuntimeCommand {
 pub(crate) struct InfoArgs {
     #[command(flatten)]
     repos: Repositories,
+    #[command(flatten)]
+    annotation: super::annotations::AnnotationViewing,
     /// The name/id of the runtime to show.
     #[arg(env = "SPFS_RUNTIME")]
     name: String,
@@ -56,6 +58,9 @@ fn info(args: InfoArgs) -> CmdResult {
     let Some(record) = repo.runtime_record(&args.name)? else {
         return Err(no_such_runtime(&repo, &args.name));
     };
+    if args.annotation.wanted() {
+        return args.annotation.print(&repo, &record.stack()?);
+    }
     println!(
         "{}",
         serde_json::to_string_pretty(&as_upstream_reads(record))?
