@@ -658,3 +658,71 @@ fn migrate_and_server_say_what_to_use_instead_and_errors_reach_the_log_file() {
         .unwrap()
         .contains("fixture/none"));
 }
+
+#[test]
+#[ignore = "needs upstream spfs beside the project (../shared/peers/spfs-0.44, or under $SPFS_SHARED); scripts/test runs it when there"]
+fn commit_of_a_directory_or_references_makes_and_says_what_upstream_does() {
+    let upstream = upstream_spfs();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("f"), "hi\n").unwrap();
+    std::fs::write(src.join("sub/g"), "x\n").unwrap();
+    std::os::unix::fs::symlink("f", src.join("l")).unwrap();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let (theirs, ours) = (dir.path().join("theirs/repo"), dir.path().join("ours/repo"));
+    for repo in [&theirs, &ours] {
+        std::fs::create_dir_all(repo.parent().unwrap()).unwrap();
+        let o = spfs(&upstream, repo, &["init", "repo", repo.to_str().unwrap()]);
+        assert!(o.status.success());
+    }
+    let s = src.to_str().unwrap();
+    let empty = dir.path().join("empty");
+    let missing = dir.path().join("missing");
+    for args in [
+        &["commit", "--path", s, "-t", "a/b", "-t", "c/d"][..],
+        &["commit", "--ref", "a/b+c/d", "-t", "p/q"],
+        &["commit", "--ref", "a/b+p/q+a/b"],
+        &["commit", "--ref", "a/b+nope/x"],
+        &["commit", "--path", empty.to_str().unwrap()],
+        &["commit", "--path", missing.to_str().unwrap()],
+        &["commit", "--path", s, "layer"],
+        &["commit", "layer"],
+        &["commit"],
+    ] {
+        let t = spfs(&upstream, &theirs, args);
+        let o = spfs(Path::new(OURS), &ours, args);
+        assert_eq!(
+            o.status.code(),
+            t.status.code(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&t.stdout),
+            "{args:?}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&t.stderr),
+            "{args:?}"
+        );
+    }
+    // What was made reads the same both ways, and upstream checks ours.
+    for args in [
+        &["info", "a/b"][..],
+        &["info", "p/q"],
+        &["ls", "-R", "c/d"],
+        &["ls-tags", "--recursive"],
+    ] {
+        let t = spfs(&upstream, &theirs, args);
+        let o = spfs(&upstream, &ours, args);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&t.stdout),
+            "{args:?}"
+        );
+    }
+    assert!(spfs(&upstream, &ours, &["check"]).status.success());
+}

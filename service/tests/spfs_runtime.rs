@@ -443,3 +443,44 @@ fn annotations_read_the_same_with_upstreams_spfs_and_its_check_passes() {
         .unwrap();
     assert!(check.status.success(), "{}{}", out(&check), err(&check));
 }
+
+#[test]
+fn commit_in_a_runtime_makes_a_layer_of_its_edits() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    let script = format!("echo fixed > {m}/fix.txt && NO_COLOR=1 {SPFS} commit layer -t me/fix");
+    let o = spfs(
+        &place,
+        &["run", "-e", "fixture/base", "--", "sh", "-c", &script],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "");
+    let said = err(&o);
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", err(&o));
+    assert!(lines[0].starts_with(" INFO created digest="), "{}", err(&o));
+    assert_eq!(lines[1], " INFO created tag=\"me/fix\"");
+    // The layer holds the edit; on the stack it shows it.
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "fixture/base+me/fix",
+            "--",
+            "cat",
+            &format!("{m}/fix.txt"),
+        ],
+    );
+    assert_eq!(out(&o), "fixed\n", "{}", err(&o));
+    // A read-only runtime has nothing to commit.
+    let o = spfs(
+        &place,
+        &["run", "fixture/base", "--", SPFS, "commit", "layer"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("Active runtime is not editable, nothing to commit"),
+        "{}",
+        err(&o)
+    );
+}

@@ -10,6 +10,7 @@
 
 mod annotations;
 mod check;
+mod commit;
 mod config;
 mod diff;
 mod format;
@@ -34,6 +35,23 @@ pub(crate) fn log_info(message: &str) {
     eprintln!("{} {message}", level_word(" INFO", 32));
 }
 
+/// Writes `message` and a field `key=value` as upstream's log shows an
+/// information line with a field (the key in italics, `=` dim, unless
+/// `NO_COLOR` is set).
+pub(crate) fn log_info_field(message: &str, key: &str, value: &str) {
+    let field = if no_color() {
+        format!("{key}=")
+    } else {
+        format!("\x1b[3m{key}\x1b[0m\x1b[2m=\x1b[0m")
+    };
+    eprintln!("{} {message} {field}{value}", level_word(" INFO", 32));
+}
+
+/// Whether `NO_COLOR` asks for plain text.
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
 /// Writes `message` on standard error as upstream's log shows a warning.
 pub(crate) fn log_warn(message: &str) {
     eprintln!("{} {message}", level_word(" WARN", 33));
@@ -42,7 +60,7 @@ pub(crate) fn log_warn(message: &str) {
 /// `word` in ANSI colour `colour`, as upstream's log writes levels even
 /// into pipes; plain when `NO_COLOR` is set.
 fn level_word(word: &str, colour: u8) -> String {
-    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+    if no_color() {
         word.to_owned()
     } else {
         format!("\x1b[{colour}m{word}\x1b[0m")
@@ -217,6 +235,8 @@ enum Command {
     Shell(runtime::ShellArgs),
     /// Run a command in an existing runtime.
     Join(runtime::JoinArgs),
+    /// Commit the current runtime state or a directory to storage.
+    Commit(commit::CommitArgs),
     /// View and manage spfs runtime information.
     #[command(subcommand, visible_alias = "rt")]
     Runtime(runtimes::RuntimeCommand),
@@ -293,6 +313,7 @@ pub fn run() -> ExitCode {
         Command::Shell(args) => runtime::shell(args),
         Command::Join(args) => runtime::join(args),
         Command::Runtime(cmd) => runtimes::run(cmd),
+        Command::Commit(args) => commit::commit(args),
         Command::Untag(args) => tags::untag(args),
     };
     if result.is_ok() {

@@ -193,7 +193,7 @@ pub(crate) fn tag(args: TagArgs) -> CmdResult {
         .collect::<Result<Vec<_>, _>>()?;
     for spec in specs {
         repo.push_tag(&spec, target, &author)?;
-        super::log_info(&format!("created tag={spec}"));
+        super::log_info_field("created", "tag", &spec.to_string());
     }
     Ok(())
 }
@@ -222,9 +222,10 @@ pub(crate) fn untag(args: UntagArgs) -> CmdResult {
         spec = spec.with_version(0);
     }
     if !args.all && !has_version {
+        // (upstream logs this one rather than reporting it)
         return Err(CmdError {
             causes: Vec::new(),
-            logged: false,
+            logged: true,
             message: "You must specify one of --all, --latest or provide a tag with an explicit version number (eg: path/name~0)".into(),
             status: 1,
         });
@@ -236,7 +237,7 @@ pub(crate) fn untag(args: UntagArgs) -> CmdResult {
     };
     match removed {
         Ok(()) => {
-            super::log_info(&format!("removed tag={spec}"));
+            super::log_info_field("removed", "tag", &spec.to_string());
             Ok(())
         }
         Err(crate::repo::Error::UnknownReference { .. }) => Err(unknown(&spec.to_string())),

@@ -66,6 +66,6 @@ pub(crate) fn write(args: WriteArgs) -> CmdResult {
     for spec in &tags {
         repo.push_tag(spec, digest, &author)?;
     }
-    super::log_info(&format!("created digest={digest}"));
+    super::log_info_field("created", "digest", &digest.to_string());
     Ok(())
 }
