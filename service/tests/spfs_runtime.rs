@@ -484,3 +484,107 @@ fn commit_in_a_runtime_makes_a_layer_of_its_edits() {
         err(&o)
     );
 }
+
+#[test]
+#[ignore = "needs upstream spfs beside the project (../shared/peers/spfs-0.44, or under $SPFS_SHARED); scripts/test runs it when there"]
+fn runtime_rm_refuses_as_upstream_refuses() {
+    let upstream = upstream_spfs();
+    let u = upstream.to_str().unwrap();
+    // A durable runtime upstream saved on another machine ('vm').
+    let place = NoService::new();
+    let st = std::process::Command::new("tar")
+        .arg("xf")
+        .arg(common::fixtures().join("durable-runtime.tar"))
+        .arg("-C")
+        .arg(place.repo.parent().unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for args in [
+        &["rm", "sample"][..],
+        &["rm", "--ignore-host", "sample"],
+        &["remove", "no-such-runtime"],
+    ] {
+        same_runtime_output(u, &place.repo, args);
+    }
+    // (Upstream removes a durable runtime's edits with its spfs-clean
+    // program, which is not among the peers: that case is ours alone.)
+    let o = runtime_cmd(
+        SPFS,
+        &place.repo,
+        &["rm", "--ignore-host", "--remove-durable", "sample"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&runtime_cmd(u, &place.repo, &["ls"])), "");
+    assert!(!place.repo.join("durable_edits/sample").exists());
+}
+
+#[test]
+fn runtime_rm_removes_saved_runtimes_and_stops_live_ones_only_with_force() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    // A saved durable runtime of ours: kept without --remove-durable.
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "-k",
+            "--runtime-name",
+            "kept",
+            "-e",
+            "fixture/base",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo k > {m}/k"),
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let edits = place.repo.join("durable_edits/kept");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let o = spfs(&place, &["runtime", "rm", "kept"]);
+        if o.status.code() == Some(2) {
+            assert!(err(&o).contains("marked as durable"), "{}", err(&o));
+            break;
+        }
+        // (until its processes are seen gone and it is saved)
+        assert!(std::time::Instant::now() < deadline, "{}", err(&o));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(edits.exists());
+    let o = spfs(&place, &["runtime", "rm", "--remove-durable", "kept"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!edits.exists());
+    assert_eq!(out(&spfs(&place, &["runtime", "ls", "-q"])), "");
+    // A live one: refused without -f; with it, its processes are stopped.
+    let mut live = place
+        .command_of(SPFS)
+        .args([
+            "run",
+            "--runtime-name",
+            "live",
+            "fixture/base",
+            "--",
+            "sh",
+            "-c",
+            "echo up; exec sleep 60",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(live.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let o = spfs(&place, &["runtime", "rm", "live"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("the runtime is running"), "{}", err(&o));
+    let o = spfs(&place, &["runtime", "rm", "-f", "live"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let status = live.wait().unwrap();
+    assert!(!status.success(), "its process was stopped");
+    assert_eq!(out(&spfs(&place, &["runtime", "ls", "-q"])), "");
+}

@@ -12,7 +12,7 @@ mod ls;
 pub(crate) mod output;
 mod remote;
 pub(crate) mod run;
-mod runtime;
+pub(crate) mod runtime;
 mod service;
 mod status;
 

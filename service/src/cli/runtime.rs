@@ -376,7 +376,7 @@ fn finish_durable(name: &str, remove_durable: bool, endpoint: &Endpoint) -> CliR
 }
 
 /// Removes durable runtime `name` from `repo`: its record, then its edits.
-fn delete_durable(repo: &FsRepository, name: &str) -> CliResult {
+pub(crate) fn delete_durable(repo: &FsRepository, name: &str) -> CliResult {
     crate::durable::check_edits_path(repo, name).map_err(|e| e.to_string())?;
     repo.remove_runtime(name)?;
     let dir = repo.durable_dir(name);
@@ -444,7 +444,7 @@ fn remove_saved(name: &str, remove_durable: bool, endpoint: &Endpoint) -> CliRes
 }
 
 /// Stops live runtime `name` (see `Command::Rm`).
-fn stop(
+pub(crate) fn stop(
     client: &mut crate::client::Client,
     endpoint: &Endpoint,
     name: &str,

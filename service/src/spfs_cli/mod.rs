@@ -89,8 +89,12 @@ impl CmdError {
     /// when it is not one), and a blank line.
     fn report(&self, columns: usize) -> String {
         if self.logged {
-            // Upstream's log line.
-            return format!("{} {}\n", level_word("ERROR", 31), self.message);
+            // Upstream's log lines, one for each line of the message.
+            return self
+                .message
+                .lines()
+                .map(|l| format!("{} {l}\n", level_word("ERROR", 31)))
+                .collect();
         }
         let width = columns.saturating_sub(2);
         let fill = |text: &str, first: &str, rest: &str| {

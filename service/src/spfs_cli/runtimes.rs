@@ -18,6 +18,37 @@ pub(crate) enum RuntimeCommand {
     /// List runtime information from the repository.
     #[command(visible_alias = "ls")]
     List(ListArgs),
+    /// Remove runtimes from the repository.
+    #[command(visible_alias = "rm")]
+    Remove(RemoveArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RemoveArgs {
+    #[command(flatten)]
+    repos: Repositories,
+    /// Remove the runtime from the repository forcefully: here, also one
+    /// that is running, whose processes are stopped first.
+    #[arg(short, long)]
+    force: bool,
+    /// Remove the runtime even if it's owned by someone else.
+    #[arg(long)]
+    ignore_user: bool,
+    /// Remove the runtime even if it appears to be from a different host.
+    ///
+    /// Implies --ignore-monitor.
+    #[arg(long)]
+    ignore_host: bool,
+    /// Do not try and terminate the monitor process, just remove runtime
+    /// data.
+    #[arg(long)]
+    ignore_monitor: bool,
+    /// Allow durable runtimes to be removed, normally they will not be
+    /// removed.
+    #[arg(long)]
+    remove_durable: bool,
+    /// The name/id of the runtime to remove.
+    name: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,7 +75,149 @@ pub(crate) fn run(cmd: RuntimeCommand) -> CmdResult {
     match cmd {
         RuntimeCommand::Info(args) => info(args),
         RuntimeCommand::List(args) => list(args),
+        RuntimeCommand::Remove(args) => remove(args),
     }
+}
+
+/// Refuses as upstream refuses: its `ERROR` lines, and status `status`.
+fn wont(lines: &[&str], status: u8) -> CmdError {
+    CmdError {
+        message: lines.join("\n"),
+        causes: Vec::new(),
+        logged: true,
+        status,
+    }
+}
+
+/// `runtime rm NAME...`: each runtime's record (and, with
+/// `--remove-durable`, a durable one's edits) leaves the repository,
+/// with upstream's checks in upstream's order; one of ours that is
+/// running is stopped first with `-f`, refused without.
+fn remove(args: RemoveArgs) -> CmdResult {
+    let repo = args.repos.open()?;
+    let (me, here) = crate::durable::author(crate::sys::user::real_uid());
+    for name in &args.name {
+        // One whose processes just ended is still being saved by the
+        // service: its record is read once that is done.
+        if repo
+            .runtime_record(name)?
+            .is_some_and(|r| r.status.running && crate::durable::live_owner(&r).is_none())
+        {
+            wait_until_ended(name);
+        }
+        let Some(record) = repo.runtime_record(name)? else {
+            return Err(no_such_runtime(&repo, name));
+        };
+        if !args.ignore_user && record.author.user_name != me {
+            return Err(wont(
+                &[
+                    &format!(
+                        "Won't delete, this runtime belongs to '{}'",
+                        record.author.user_name
+                    ),
+                    " > use --ignore-user to ignore this error",
+                ],
+                1,
+            ));
+        }
+        let same_host = record.author.host_name == here;
+        if !args.ignore_host && !same_host {
+            return Err(wont(
+                &[
+                    &format!(
+                        "Won't delete, this runtime was spawned on a different machine: '{}'",
+                        record.author.host_name
+                    ),
+                    " > use --ignore-host to ignore this error",
+                ],
+                1,
+            ));
+        }
+        let monitor = record
+            .status
+            .monitor
+            .is_some_and(crate::sys::process::is_running);
+        if !args.ignore_monitor && same_host && monitor {
+            return Err(wont(
+                &[
+                    "Won't delete, the monitor process appears to still be running",
+                    " > terminating the command should trigger the cleanup process",
+                    " > use --ignore-monitor to ignore this error",
+                ],
+                1,
+            ));
+        }
+        if record.config.durable && !args.remove_durable {
+            return Err(wont(
+                &[
+                    "Won't delete, the runtime is marked as durable and",
+                    " > '--remove-durable' was not specified",
+                    " > use --remove-durable to remove a durable runtime",
+                ],
+                2,
+            ));
+        }
+        // Ours, live: its processes go first (the service ends it).
+        if let Some(pid) = crate::durable::live_owner(&record).filter(|_| same_host) {
+            if !args.force {
+                return Err(wont(
+                    &[
+                        &format!("Won't delete, the runtime is running (process {pid})"),
+                        " > ending its processes ends it",
+                        " > use --force to stop them and remove it",
+                    ],
+                    1,
+                ));
+            }
+            stop_live(name)?;
+        }
+        let removed = if record.config.durable {
+            crate::cli::runtime::delete_durable(&repo, name).map(|()| true)
+        } else {
+            repo.remove_runtime(name).map_err(Into::into)
+        };
+        removed.map_err(|e| CmdError::from(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Waits (up to 10 s) until the service no longer serves runtime `name`.
+fn wait_until_ended(name: &str) {
+    let endpoint = crate::cli::Endpoint::from_environment();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let served = endpoint.connect().ok().and_then(|mut c| {
+            c.call(spfs_shared::protocol::Request::RuntimeInfo {
+                name: name.to_owned(),
+            })
+            .ok()
+        });
+        if served.is_none() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Stops live runtime `name` through the service (SIGTERM, then SIGKILL
+/// to what is left after 10 s).
+fn stop_live(name: &str) -> CmdResult {
+    let endpoint = crate::cli::Endpoint::from_environment();
+    let mut client = match endpoint.connect() {
+        Ok(c) => c,
+        // No service: nothing serves it, whatever its record says.
+        Err(crate::client::ClientError::NotRunning { .. }) => return Ok(()),
+        Err(e) => return Err(e.to_string().into()),
+    };
+    match client.call(spfs_shared::protocol::Request::RuntimeInfo {
+        name: name.to_owned(),
+    }) {
+        Ok(_) => {}
+        Err(e) if e.is(spfs_shared::protocol::ErrorCode::NoSuchRuntime) => return Ok(()),
+        Err(e) => return Err(e.to_string().into()),
+    }
+    crate::cli::runtime::stop(&mut client, &endpoint, name, 10, true)
+        .map_err(|e| CmdError::from(e.to_string()))
 }
 
 /// The repository's address as upstream names its storage.
