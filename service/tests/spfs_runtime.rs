@@ -588,3 +588,47 @@ fn runtime_rm_removes_saved_runtimes_and_stops_live_ones_only_with_force() {
     assert!(!status.success(), "its process was stopped");
     assert_eq!(out(&spfs(&place, &["runtime", "ls", "-q"])), "");
 }
+
+#[test]
+fn reset_undoes_the_edits_its_patterns_match_or_all_of_them() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    let script = format!(
+        "mkdir -p {m}/lib; touch {m}/a.so {m}/lib/b.so {m}/lib/c.txt; rm {m}/hello.txt
+         {SPFS} reset '*.so' && {SPFS} diff; echo ==
+         {SPFS} reset /spfs/hello.txt && {SPFS} diff; echo ==
+         {SPFS} reset no-such-edit && echo matched-nothing; echo ==
+         {SPFS} reset && {SPFS} diff 2>&1; cat {m}/hello.txt"
+    );
+    let o = spfs(
+        &place,
+        &["run", "-e", "fixture/base", "--", "sh", "-c", &script],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "~/spfs/lib\n+/spfs/lib/c.txt\n-/spfs/hello.txt\n==\n~/spfs/lib\n+/spfs/lib/c.txt\n==\nmatched-nothing\n==\n\u{1b}[32m INFO\u{1b}[0m no changes\nhello from base\n"
+    );
+    // A read-only runtime, and none at all.
+    let o = spfs(&place, &["run", "fixture/base", "--", SPFS, "reset"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("not editable"), "{}", err(&o));
+    let o = spfs(&place, &["reset"]);
+    assert!(err(&o).contains("No active runtime"), "{}", err(&o));
+    // What is not built says so.
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "-e",
+            "fixture/base",
+            "--",
+            SPFS,
+            "reset",
+            "-r",
+            "fixture/base",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("not available"), "{}", err(&o));
+}

@@ -16,6 +16,7 @@ mod diff;
 mod format;
 mod ls;
 mod objects;
+mod reset;
 mod runtime;
 mod runtimes;
 mod tags;
@@ -241,6 +242,8 @@ enum Command {
     Join(runtime::JoinArgs),
     /// Commit the current runtime state or a directory to storage.
     Commit(commit::CommitArgs),
+    /// Reset changes, or rebuild the entire spfs directory.
+    Reset(reset::ResetArgs),
     /// View and manage spfs runtime information.
     #[command(subcommand, visible_alias = "rt")]
     Runtime(runtimes::RuntimeCommand),
@@ -318,6 +321,7 @@ pub fn run() -> ExitCode {
         Command::Join(args) => runtime::join(args),
         Command::Runtime(cmd) => runtimes::run(cmd),
         Command::Commit(args) => commit::commit(args),
+        Command::Reset(args) => reset::reset(args),
         Command::Untag(args) => tags::untag(args),
     };
     if result.is_ok() {

@@ -1,0 +1,112 @@
+//! `reset [PATTERN...]`: the active runtime's edits undone, all of them
+//! or those matching upstream's patterns (gitignore patterns matched in
+//! the runtime's edits, as upstream matches them in its upper directory:
+//! `*.so` anywhere, `lib/*.so` there; a deleted file is matched by its
+//! name). The service discards them, so every process of the runtime sees
+//! the files of the layers again at once.
+//!
+//! Not taken yet (an error says so): `-r/--ref` (the runtime on another
+//! stack) and `-e/--edit` (a read-only runtime made editable).
+
+use std::path::{Path, PathBuf};
+
+use spfs_shared::protocol::{ErrorCode, Request, Response};
+
+use super::{CmdError, CmdResult};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ResetArgs {
+    /// Mount the resulting runtime in edit mode (not taken yet).
+    #[arg(short, long)]
+    edit: bool,
+    /// The tag or id to rebuild the runtime with (not taken yet).
+    #[arg(short, long = "ref", value_name = "REFERENCE")]
+    reference: Option<String>,
+    /// Glob patterns in the spfs dir of files to reset, defaults to
+    /// everything.
+    #[arg(value_name = "PATHS")]
+    paths: Vec<String>,
+}
+
+pub(crate) fn reset(args: ResetArgs) -> CmdResult {
+    if args.edit || args.reference.is_some() {
+        return Err(
+            "spfs reset --edit and --ref are not available on macOS yet: reset edits by pattern, or start a new runtime with 'spfs run'".into(),
+        );
+    }
+    let Some(name) = std::env::var("SPFS_RUNTIME").ok().filter(|n| !n.is_empty()) else {
+        return Err("No active runtime".into());
+    };
+    let endpoint = crate::cli::Endpoint::from_environment();
+    let mut client = endpoint.connect().map_err(|e| e.to_string())?;
+    let info = match client.call(Request::RuntimeInfo { name: name.clone() }) {
+        Ok(Response::Runtime { runtime }) => runtime,
+        Ok(other) => return Err(format!("unexpected reply from the service: {other:?}").into()),
+        Err(e) => return Err(e.to_string().into()),
+    };
+    let Some(scratch) = info.scratch_dir.as_deref() else {
+        return Err("Active runtime is not editable, nothing to reset".into());
+    };
+    let paths = if args.paths.is_empty() {
+        Vec::new()
+    } else {
+        let upper = PathBuf::from(scratch).join("upper");
+        let mount = endpoint.mountpoint();
+        matching(&upper, &args.paths)?
+            .into_iter()
+            .map(|rel| mount.join(rel).display().to_string())
+            .collect()
+    };
+    if !args.paths.is_empty() && paths.is_empty() {
+        // Nothing matched: nothing to do (upstream says nothing either).
+        return Ok(());
+    }
+    match client.call(Request::Reset { name, paths }) {
+        Ok(Response::Reset { .. }) => Ok(()),
+        Ok(other) => Err(format!("unexpected reply from the service: {other:?}").into()),
+        Err(e) if e.is(ErrorCode::ReadOnly) => {
+            Err("Active runtime is not editable, nothing to reset".into())
+        }
+        Err(e) => Err(e.to_string().into()),
+    }
+}
+
+/// The edits under `upper` that one of `patterns` matches, as paths
+/// relative to the runtime's root: a directory matched stands for all it
+/// holds, and `.wh.NAME` (a deletion) is matched as NAME.
+fn matching(upper: &Path, patterns: &[String]) -> Result<Vec<PathBuf>, CmdError> {
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(upper);
+    for p in patterns {
+        let p = p.strip_prefix("/spfs").unwrap_or(p);
+        builder
+            .add_line(None, p)
+            .map_err(|e| format!("invalid pattern '{p}': {e}"))?;
+    }
+    let matcher = builder.build().map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = upper.join(&rel);
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| format!("cannot read the runtime's edits in {}: {e}", dir.display()))?;
+        for entry in entries.flatten() {
+            let raw = entry.file_name();
+            let Some(text) = raw.to_str() else { continue };
+            if text == crate::scratch::OPAQUE_MARKER {
+                continue;
+            }
+            // A deletion (`.wh.NAME`) is matched as the name it deletes.
+            let shown = text.strip_prefix(".wh.").unwrap_or(text);
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let path = rel.join(shown);
+            if matcher.matched(upper.join(&path), is_dir).is_ignore() {
+                found.push(path);
+            } else if is_dir && stack.len() < crate::repo::view::MAX_DEPTH as usize {
+                stack.push(rel.join(text));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
