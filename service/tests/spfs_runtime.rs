@@ -632,3 +632,65 @@ fn reset_undoes_the_edits_its_patterns_match_or_all_of_them() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("not available"), "{}", err(&o));
 }
+
+#[test]
+#[ignore = "needs upstream spfs beside the project (../shared/peers/spfs-0.44, or under $SPFS_SHARED); scripts/test runs it when there"]
+fn runtime_prune_from_before_boot_prunes_and_spares_as_upstream_does() {
+    use spfs_fuse_macos::repo::runtime_records::RuntimeRecord;
+    use spfs_fuse_macos::repo::tags::TagAuthor;
+    use spfs_fuse_macos::repo::FsRepository;
+    let upstream = upstream_spfs();
+    let u = upstream.to_str().unwrap();
+    // Two copies: upstream prunes one, ours the other.
+    let make = || {
+        let place = NoService::new();
+        let st = std::process::Command::new("tar")
+            .arg("xf")
+            .arg(common::fixtures().join("durable-runtime.tar"))
+            .arg("-C")
+            .arg(place.repo.parent().unwrap())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        // Transient runtimes of this machine: one from before the boot,
+        // one from now.
+        let repo = FsRepository::open(&place.repo).unwrap();
+        let sample: RuntimeRecord = repo.runtime_record("sample").unwrap().unwrap();
+        let host = spfs_fuse_macos::repo::Config::default_domain();
+        for (name, created) in [
+            ("old", "2020-01-01T00:00:00Z"),
+            ("new", "2099-01-01T00:00:00Z"),
+        ] {
+            let mut r = sample.clone();
+            r.name = name.into();
+            r.config.durable = false;
+            r.author.host_name = host.clone();
+            r.author.created = created.into();
+            repo.save_runtime(&r, &TagAuthor("t@h".into())).unwrap();
+        }
+        place
+    };
+    let (theirs, ours) = (make(), make());
+    for args in [
+        &["prune"][..],
+        &["prune", "--from-before-boot"],
+        &["prune", "--from-before-boot", "--ignore-host"],
+        &["ls", "-q"],
+    ] {
+        let t = runtime_cmd(u, &theirs.repo, args);
+        let o = runtime_cmd(SPFS, &ours.repo, args);
+        assert_eq!(o.status.code(), t.status.code(), "{args:?}: {}", err(&o));
+        // (upstream lists in the file system's order)
+        let sorted = |text: String| {
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(sorted(out(&o)), sorted(out(&t)), "{args:?}");
+        assert_eq!(err(&o), err(&t), "{args:?}");
+    }
+    assert_eq!(
+        out(&runtime_cmd(SPFS, &ours.repo, &["ls", "-q"])),
+        "new\nsample\n"
+    );
+}

@@ -60,7 +60,7 @@ pub(crate) fn log_warn(message: &str) {
 
 /// `word` in ANSI colour `colour`, as upstream's log writes levels even
 /// into pipes; plain when `NO_COLOR` is set.
-fn level_word(word: &str, colour: u8) -> String {
+pub(crate) fn level_word(word: &str, colour: u8) -> String {
     if no_color() {
         word.to_owned()
     } else {

@@ -18,9 +18,33 @@ pub(crate) enum RuntimeCommand {
     /// List runtime information from the repository.
     #[command(visible_alias = "ls")]
     List(ListArgs),
+    /// Find and remove runtimes from the repository based on a pruning
+    /// strategy.
+    Prune(PruneArgs),
     /// Remove runtimes from the repository.
     #[command(visible_alias = "rm")]
     Remove(RemoveArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PruneArgs {
+    #[command(flatten)]
+    repos: Repositories,
+    /// Remove the runtime even if it's owned by someone else.
+    #[arg(long)]
+    ignore_user: bool,
+    /// Remove the runtime even if it appears to be from a different host.
+    ///
+    /// Implies --ignore-monitor.
+    #[arg(long)]
+    ignore_host: bool,
+    /// Do not try and terminate the monitor process, just remove runtime
+    /// data.
+    #[arg(long)]
+    ignore_monitor: bool,
+    /// Remove runtimes started before last reboot.
+    #[arg(long)]
+    from_before_boot: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,7 +100,84 @@ pub(crate) fn run(cmd: RuntimeCommand) -> CmdResult {
         RuntimeCommand::Info(args) => info(args),
         RuntimeCommand::List(args) => list(args),
         RuntimeCommand::Remove(args) => remove(args),
+        RuntimeCommand::Prune(args) => prune(args),
     }
+}
+
+/// `runtime prune --from-before-boot`: each runtime started before the
+/// machine last booted goes, but another user's or machine's, one whose
+/// monitor runs, and durable ones (each said, as upstream says it).
+fn prune(args: PruneArgs) -> CmdResult {
+    let repo = args.repos.open()?;
+    if !args.from_before_boot {
+        super::log_info("No pruning strategy selected.");
+        return Err(CmdError {
+            message: String::new(),
+            causes: Vec::new(),
+            logged: true,
+            status: 1,
+        });
+    }
+    let Some(boot) = crate::sys::process::boot_time() else {
+        return Err(wont(&["Failed to get system uptime"], 1));
+    };
+    let boot: chrono::DateTime<chrono::Utc> = boot.into();
+    let (me, here) = crate::durable::author(crate::sys::user::real_uid());
+    let (records, unreadable) = repo.runtime_records()?;
+    for r in records {
+        let created = chrono::DateTime::parse_from_rfc3339(&r.author.created)
+            .map(|t| t.with_timezone(&chrono::Utc));
+        // (A record whose time cannot be read is not known to be old.)
+        if created.map_or(true, |c| c >= boot) {
+            continue;
+        }
+        if !args.ignore_user && r.author.user_name != me {
+            super::log_info(&format!(
+                "Won't delete, this runtime belongs to '{}'",
+                r.author.user_name
+            ));
+            super::log_info(" > use --ignore-user to ignore this error");
+            continue;
+        }
+        let same_host = r.author.host_name == here;
+        if !args.ignore_host && !same_host {
+            super::log_info(&format!(
+                "Won't delete, this runtime was spawned on a different machine: '{}'",
+                r.author.host_name
+            ));
+            super::log_info(" > use --ignore-host to ignore this error");
+            continue;
+        }
+        let monitor = r
+            .status
+            .monitor
+            .is_some_and(crate::sys::process::is_running);
+        if !args.ignore_monitor && same_host && monitor {
+            super::log_info("Won't delete, the monitor process appears to still be running");
+            super::log_info(" > terminating the command should trigger the cleanup process");
+            super::log_info(" > use --ignore-monitor to ignore this error");
+            continue;
+        }
+        if r.config.durable {
+            super::log_info(&format!(
+                "Won't delete {}, the runtime is durable. Use `spk runtime rm` to delete it.",
+                r.name
+            ));
+            continue;
+        }
+        match repo.remove_runtime(&r.name) {
+            Ok(_) => super::log_info(&format!("Pruned runtime {}", r.name)),
+            Err(e) => eprintln!(
+                "{} Failed to remove runtime {}: {e}",
+                super::level_word("ERROR", 31),
+                r.name
+            ),
+        }
+    }
+    for bad in unreadable {
+        eprintln!("Failed to read runtime: {}", bad.error);
+    }
+    Ok(())
 }
 
 /// Refuses as upstream refuses: its `ERROR` lines, and status `status`.

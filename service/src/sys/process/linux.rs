@@ -126,3 +126,15 @@ pub fn all_pids() -> Vec<u32> {
 pub fn mount_namespace(pid: u32) -> Option<std::path::PathBuf> {
     fs::read_link(format!("/proc/{pid}/ns/mnt")).ok()
 }
+
+/// When the machine last booted (`btime` in /proc/stat).
+pub fn boot_time() -> Option<std::time::SystemTime> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let secs: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}

@@ -159,3 +159,28 @@ pub fn all_pids() -> Vec<u32> {
 pub fn mount_namespace(_pid: u32) -> Option<std::path::PathBuf> {
     None
 }
+
+/// When the machine last booted (`kern.boottime`).
+pub fn boot_time() -> Option<std::time::SystemTime> {
+    let mut mib = [libc::CTL_KERN, libc::KERN_BOOTTIME];
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut size = std::mem::size_of::<libc::timeval>() as libc::size_t;
+    // SAFETY: `tv` is a timeval of `size` bytes, as sysctl is told.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            2,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 || tv.tv_sec <= 0 {
+        return None;
+    }
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(tv.tv_sec as u64))
+}
