@@ -10,7 +10,7 @@ pub(crate) mod join;
 mod launchagent;
 mod ls;
 pub(crate) mod output;
-mod remote;
+pub(crate) mod remote;
 pub(crate) mod run;
 pub(crate) mod runtime;
 mod service;

@@ -46,6 +46,30 @@ pub struct PushArgs {
     json: bool,
 }
 
+impl PullArgs {
+    /// A pull of `refs` (from `remote`, else the first that has each),
+    /// payloads too, with progress.
+    pub(crate) fn of(refs: Vec<String>, remote: Option<String>) -> PullArgs {
+        PullArgs {
+            refs,
+            remote,
+            no_payloads: false,
+            json: false,
+        }
+    }
+}
+
+impl PushArgs {
+    /// A push of `refs` to `remote`, with progress.
+    pub(crate) fn of(refs: Vec<String>, remote: String) -> PushArgs {
+        PushArgs {
+            refs,
+            remote,
+            json: false,
+        }
+    }
+}
+
 /// Downloads (or uploads) at once.
 fn concurrency() -> usize {
     std::env::var("SPFS_REMOTE_DOWNLOADS")

@@ -19,6 +19,7 @@ mod objects;
 mod reset;
 mod runtime;
 mod runtimes;
+mod sync;
 mod tags;
 mod write;
 
@@ -244,6 +245,10 @@ enum Command {
     Commit(commit::CommitArgs),
     /// Reset changes, or rebuild the entire spfs directory.
     Reset(reset::ResetArgs),
+    /// Pull one or more objects to the local repository.
+    Pull(sync::PullArgs),
+    /// Push one or more objects to a remote repository.
+    Push(sync::PushArgs),
     /// View and manage spfs runtime information.
     #[command(subcommand, visible_alias = "rt")]
     Runtime(runtimes::RuntimeCommand),
@@ -322,6 +327,8 @@ pub fn run() -> ExitCode {
         Command::Runtime(cmd) => runtimes::run(cmd),
         Command::Commit(args) => commit::commit(args),
         Command::Reset(args) => reset::reset(args),
+        Command::Pull(args) => sync::pull(args),
+        Command::Push(args) => sync::push(args),
         Command::Untag(args) => tags::untag(args),
     };
     if result.is_ok() {
