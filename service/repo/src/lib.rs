@@ -18,6 +18,7 @@
 //! The crate knows nothing of FUSE or of the service: the fuzz targets and
 //! the benchmarks use it alone. `unsafe` lives only in `sys`.
 
+pub mod clean;
 pub mod commit;
 pub mod config;
 pub mod digest;

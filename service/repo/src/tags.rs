@@ -27,7 +27,7 @@ pub struct TagSpec {
 pub const MAX_COMPONENT: usize = 240;
 /// Largest tag file read (about 200 bytes a version: hundreds of
 /// thousands of versions).
-const MAX_TAG_FILE_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_TAG_FILE_BYTES: u64 = 64 << 20;
 
 fn valid_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')

@@ -10,6 +10,7 @@
 
 mod annotations;
 mod check;
+mod clean;
 mod commit;
 mod config;
 mod diff;
@@ -245,6 +246,8 @@ enum Command {
     Commit(commit::CommitArgs),
     /// Reset changes, or rebuild the entire spfs directory.
     Reset(reset::ResetArgs),
+    /// Clean the repository of data that nothing uses.
+    Clean(clean::CleanArgs),
     /// Pull one or more objects to the local repository.
     Pull(sync::PullArgs),
     /// Push one or more objects to a remote repository.
@@ -327,6 +330,7 @@ pub fn run() -> ExitCode {
         Command::Runtime(cmd) => runtimes::run(cmd),
         Command::Commit(args) => commit::commit(args),
         Command::Reset(args) => reset::reset(args),
+        Command::Clean(args) => clean::clean(args, cli.verbose),
         Command::Pull(args) => sync::pull(args),
         Command::Push(args) => sync::push(args),
         Command::Untag(args) => tags::untag(args),

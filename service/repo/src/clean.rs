@@ -1,0 +1,272 @@
+//! Removing what nothing needs: objects and payloads that no tag reaches
+//! (tags of every namespace, runtime records included — so the stacks of
+//! live and saved runtimes stay), except what is younger than a grace
+//! period (what a commit or a pull is writing now, before its tag) and
+//! all that such young objects reach.
+//!
+//! Every removal is one `unlink`, objects before payloads: a clean killed
+//! at any point leaves whole objects whose payloads are all there (an
+//! object is never left naming a payload already removed), and the next
+//! clean finishes the work.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::digest::DIGEST_TEXT_LEN;
+use crate::object::{AnnotationValue, Object};
+use crate::{Digest, Error, FsRepository, Result};
+
+/// What is younger than this is never removed (upstream's required age).
+pub const GRACE: Duration = Duration::from_secs(15 * 60);
+
+/// Tag directories deeper than this are not read.
+const MAX_TAG_DEPTH: usize = 64;
+
+/// One file a clean removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// The object or payload.
+    pub digest: Digest,
+    /// Its file.
+    pub path: PathBuf,
+    /// Its size on disk.
+    pub bytes: u64,
+}
+
+/// What a clean removes: objects first, then payloads.
+#[derive(Debug, Default, Clone)]
+pub struct Plan {
+    /// Objects nothing reaches.
+    pub objects: Vec<Removal>,
+    /// Payloads nothing reaches.
+    pub payloads: Vec<Removal>,
+    /// Objects and payloads nothing reaches, kept because they are young.
+    pub young: usize,
+}
+
+impl Plan {
+    /// The bytes the plan frees.
+    pub fn bytes(&self) -> u64 {
+        self.objects
+            .iter()
+            .chain(&self.payloads)
+            .map(|r| r.bytes)
+            .sum()
+    }
+}
+
+/// The digest files (objects or payloads) under `dir`.
+fn digest_files(dir: &Path) -> Result<Vec<(Digest, PathBuf, fs::Metadata)>> {
+    let mut out = Vec::new();
+    let shards = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io("list", dir)(e)),
+    };
+    for shard in shards {
+        let shard = shard.map_err(Error::io("list", dir))?;
+        let Ok(prefix) = shard.file_name().into_string() else {
+            continue;
+        };
+        if prefix.len() != 2 || !shard.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let sdir = shard.path();
+        for e in fs::read_dir(&sdir).map_err(Error::io("list", &sdir))? {
+            let e = e.map_err(Error::io("list", &sdir))?;
+            let Ok(rest) = e.file_name().into_string() else {
+                continue;
+            };
+            if prefix.len() + rest.len() != DIGEST_TEXT_LEN {
+                continue;
+            }
+            let Ok(d) = Digest::parse(&format!("{prefix}{rest}")) else {
+                continue;
+            };
+            // (gone since it was listed: nothing to do for it)
+            let Ok(meta) = fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if meta.is_file() {
+                out.push((d, e.path(), meta));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The target of every version of every tag in the repository, in every
+/// namespace. A tag that cannot be read is an error: it may name what a
+/// clean would otherwise remove.
+fn tag_targets(repo: &FsRepository) -> Result<Vec<Digest>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![(repo.root().join("tags"), 0usize)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("list tags in", &dir)(e)),
+        };
+        for e in entries {
+            let e = e.map_err(Error::io("list tags in", &dir))?;
+            let path = e.path();
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() && depth < MAX_TAG_DEPTH {
+                dirs.push((path, depth + 1));
+            } else if kind.is_file() && path.extension().is_some_and(|x| x == "tag") {
+                let bytes = spfs_shared::bounded::read(&path, crate::tags::MAX_TAG_FILE_BYTES)
+                    .map_err(Error::io("read tag", &path))?;
+                let stream = crate::tags::decode_stream(&bytes)
+                    .map_err(|reason| Error::CorruptTag { path, reason })?;
+                out.extend(stream.iter().map(|t| t.target));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Everything `roots` reach, themselves included (payloads too: a blob's
+/// payload has its digest).
+fn reached(repo: &FsRepository, roots: Vec<Digest>) -> Result<HashSet<Digest>> {
+    let mut seen = HashSet::new();
+    let mut todo = roots;
+    while let Some(d) = todo.pop() {
+        if !seen.insert(d) {
+            continue;
+        }
+        match repo.read_object(&d)? {
+            Some(Object::Platform(p)) => todo.extend(p.layers),
+            Some(Object::Layer(l)) => {
+                todo.extend(l.manifest);
+                for a in l.annotations {
+                    if let AnnotationValue::Digest(b) = a.value {
+                        todo.push(b);
+                    }
+                }
+            }
+            Some(Object::Manifest(m)) => {
+                for t in m.trees {
+                    todo.extend(t.entries.iter().map(|e| e.object));
+                }
+            }
+            Some(Object::Blob(b)) => {
+                seen.insert(b.payload);
+            }
+            None => {}
+        }
+    }
+    Ok(seen)
+}
+
+/// What a clean of `repo` would remove now, keeping what is younger than
+/// `grace` (and what that reaches).
+pub fn plan(repo: &FsRepository, grace: Duration) -> Result<Plan> {
+    let now = SystemTime::now();
+    let young = |m: &fs::Metadata| {
+        m.modified()
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_none_or(|age| age < grace)
+    };
+    let objects = digest_files(&repo.root().join("objects"))?;
+    let payloads = digest_files(&repo.root().join("payloads"))?;
+    let tagged = reached(repo, tag_targets(repo)?)?;
+    // What young objects reach is kept too: a commit's layer and manifest
+    // name blobs and payloads written a moment before.
+    let fresh: Vec<Digest> = objects
+        .iter()
+        .filter(|(d, _, m)| young(m) && !tagged.contains(d))
+        .map(|(d, _, _)| *d)
+        .collect();
+    let fresh = reached(repo, fresh)?;
+    let mut plan = Plan::default();
+    for (digest, path, meta) in objects.into_iter().chain(payloads) {
+        if tagged.contains(&digest) {
+            continue;
+        }
+        if young(&meta) || fresh.contains(&digest) {
+            plan.young += 1;
+            continue;
+        }
+        let removal = Removal {
+            digest,
+            bytes: meta.len(),
+            path,
+        };
+        if removal.path.starts_with(repo.root().join("objects")) {
+            plan.objects.push(removal);
+        } else {
+            plan.payloads.push(removal);
+        }
+    }
+    Ok(plan)
+}
+
+/// Carries out `plan`: objects, then payloads, one unlink each (a file
+/// already gone is not an error). Returns the number removed.
+pub fn execute(plan: &Plan) -> Result<usize> {
+    let mut removed = 0;
+    for r in plan.objects.iter().chain(&plan.payloads) {
+        match fs::remove_file(&r.path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &r.path)(e)),
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commit;
+    use crate::tags::{TagAuthor, TagSpec};
+
+    #[test]
+    fn what_tags_reach_stays_and_the_rest_goes_once_old() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("kept.txt"), "kept").unwrap();
+        let kept = commit::commit_dir(&repo, &src).unwrap().layer;
+        repo.push_tag(
+            &TagSpec::parse("t/kept").unwrap(),
+            kept,
+            &TagAuthor("a@b".into()),
+        )
+        .unwrap();
+        fs::write(src.join("kept.txt"), "stray").unwrap();
+        let stray = commit::commit_dir(&repo, &src).unwrap().layer;
+        // Young: nothing goes.
+        let p = plan(&repo, GRACE).unwrap();
+        assert!(p.objects.is_empty() && p.payloads.is_empty(), "{p:?}");
+        assert!(p.young > 0);
+        // Old: the stray layer, its manifest, blob and payload go.
+        let p = plan(&repo, Duration::ZERO).unwrap();
+        assert_eq!(p.objects.len(), 3, "{p:?}");
+        assert_eq!(p.payloads.len(), 1, "{p:?}");
+        assert!(p.objects.iter().any(|r| r.digest == stray));
+        assert_eq!(execute(&p).unwrap(), 4);
+        assert!(!repo.has_object(&stray));
+        assert!(repo.has_object(&kept));
+        assert!(plan(&repo, Duration::ZERO).unwrap().objects.is_empty());
+        // A plan carried out again (a clean killed, then run again).
+        assert_eq!(execute(&p).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_tag_that_cannot_be_read_stops_the_clean() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
+        let dir = repo.root().join("tags/t");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("bad.tag"), b"not a tag stream").unwrap();
+        assert!(matches!(
+            plan(&repo, Duration::ZERO),
+            Err(Error::CorruptTag { .. })
+        ));
+    }
+}
