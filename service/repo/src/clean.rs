@@ -2,7 +2,9 @@
 //! (tags of every namespace, runtime records included — so the stacks of
 //! live and saved runtimes stay), except what is younger than a grace
 //! period (what a commit or a pull is writing now, before its tag) and
-//! all that such young objects reach.
+//! all that such young objects reach. A writer that finds an object or
+//! payload already stored touches it (`storage::in_place`), so what a
+//! commit uses again is young too.
 //!
 //! Every removal is one `unlink`, objects before payloads: a clean killed
 //! at any point leaves whole objects whose payloads are all there (an
@@ -255,6 +257,46 @@ mod tests {
         assert!(plan(&repo, Duration::ZERO).unwrap().objects.is_empty());
         // A plan carried out again (a clean killed, then run again).
         assert_eq!(execute(&p).unwrap(), 0);
+    }
+
+    #[test]
+    fn an_old_object_a_commit_uses_again_is_young_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("a.txt"), "again").unwrap();
+        commit::commit_dir(&repo, &src).unwrap();
+        // An hour passes: all of it is old and untagged.
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        for (_, path, _) in digest_files(&repo.root().join("objects"))
+            .unwrap()
+            .into_iter()
+            .chain(digest_files(&repo.root().join("payloads")).unwrap())
+        {
+            let f = fs::File::options().append(true).open(&path);
+            // (read-only files: set the time through a fresh handle)
+            match f {
+                Ok(f) => f.set_modified(old).unwrap(),
+                Err(_) => {
+                    let mut perms = fs::metadata(&path).unwrap().permissions();
+                    #[allow(clippy::permissions_set_readonly_false)]
+                    perms.set_readonly(false);
+                    fs::set_permissions(&path, perms).unwrap();
+                    fs::File::options()
+                        .append(true)
+                        .open(&path)
+                        .unwrap()
+                        .set_modified(old)
+                        .unwrap();
+                }
+            }
+        }
+        assert_eq!(plan(&repo, GRACE).unwrap().objects.len(), 3);
+        // The same files committed again: what is reused is young again.
+        commit::commit_dir(&repo, &src).unwrap();
+        let p = plan(&repo, GRACE).unwrap();
+        assert!(p.objects.is_empty() && p.payloads.is_empty(), "{p:?}");
     }
 
     #[test]

@@ -192,7 +192,7 @@ impl FsRepository {
     pub fn write_object(&self, obj: &Object) -> Result<Digest> {
         let digest = obj.digest(self.strategy);
         let path = self.object_path(&digest);
-        if path.exists() {
+        if in_place(&path) {
             return Ok(digest);
         }
         let bytes = obj.encode(self.strategy, self.encoding)?;
@@ -251,7 +251,7 @@ impl FsRepository {
             }
         })?;
         let path = self.object_path(expected);
-        if !path.exists() {
+        if !in_place(&path) {
             self.store_file("objects", &path, &bytes, OBJECT_MODE)?;
         }
         Ok(object)
@@ -430,7 +430,7 @@ impl<'r> WriteBatch<'r> {
         let mut staged = self.repo.stage_payload(reader)?;
         let (digest, size) = (staged.digest, staged.size);
         let dest = self.repo.payload_path(&digest);
-        if !dest.exists() {
+        if !in_place(&dest) {
             if let Some(work) = staged.work.0.take() {
                 self.staged.lock().push(Staged {
                     work,
@@ -451,7 +451,7 @@ impl<'r> WriteBatch<'r> {
     pub fn object(&self, obj: &Object) -> Result<Digest> {
         let digest = obj.digest(self.repo.strategy);
         let dest = self.repo.object_path(&digest);
-        if dest.exists() {
+        if in_place(&dest) {
             return Ok(digest);
         }
         let bytes = obj.encode(self.repo.strategy, self.repo.encoding)?;
@@ -488,7 +488,7 @@ impl<'r> WriteBatch<'r> {
             }
         }
         for s in &staged {
-            if s.dest.exists() {
+            if in_place(&s.dest) {
                 let _ = fs::remove_file(&s.work);
                 continue;
             }
@@ -518,6 +518,18 @@ impl Drop for RemoveAllOnDrop {
     }
 }
 
+/// Whether `path` (an object or payload) is already stored; one found is
+/// made young again, as it is about to be used anew (a clean at the same
+/// moment then keeps it: see `clean::GRACE`). Touching is best-effort: a
+/// file of another user's shared repository may refuse it.
+fn in_place(path: &Path) -> bool {
+    if !path.exists() {
+        return false;
+    }
+    let _ = crate::sys::sync::touch(path);
+    true
+}
+
 /// Removes a staged file if the write did not complete.
 struct RemoveOnDrop(Option<PathBuf>);
 
@@ -534,7 +546,7 @@ impl StagedPayload {
     /// Syncs it and renames it into place (unless it is there already).
     fn finish(mut self, repo: &FsRepository) -> Result<()> {
         let dest = repo.payload_path(&self.digest);
-        if dest.exists() {
+        if in_place(&dest) {
             return Ok(());
         }
         let Some(work) = self.work.0.take() else {
