@@ -814,3 +814,69 @@ fn spfs_pull_and_push_move_what_upstream_serves_and_reads() {
     let o = run(&["pull", "no/such-tag"]);
     assert_eq!(o.status.code(), Some(1), "{}", both(&o));
 }
+
+#[test]
+#[ignore = "needs upstream spfs beside the project (../shared/peers/spfs-0.44, or under $SPFS_SHARED); scripts/test runs it when there"]
+fn check_pull_repairs_from_the_server_as_upstream_does() {
+    let spfs = upstream_spfs();
+    let server = Server::start(&spfs);
+    let ours = Path::new(BIN).with_file_name("spfs");
+    // Two local copies of the fixture, damaged alike: payloads and a
+    // manifest gone.
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = |name: &str| {
+        let repo = dir.path().join(name).join("repo");
+        copy_tree(&fixtures().join("repo"), &repo);
+        for p in payload_files(&repo).iter().take(3) {
+            std::fs::remove_file(p).unwrap();
+        }
+        let o = Command::new(&spfs)
+            .args(["info", "fixture/top"])
+            .env("SPFS_STORAGE_ROOT", &repo)
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        let manifest = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(" manifest: ").map(str::to_owned))
+            .unwrap();
+        let (a, b) = manifest.split_at(2);
+        std::fs::remove_file(repo.join("objects").join(a).join(b)).unwrap();
+        repo
+    };
+    let (theirs, mine) = (damaged("theirs"), damaged("ours"));
+    let run = |bin: &Path, repo: &Path, args: &[&str]| {
+        Command::new(bin)
+            .args(args)
+            .env("SPFS_STORAGE_ROOT", repo)
+            .env("HOME", dir.path())
+            .env("SPFS_REMOTE_origin_ADDRESS", &server.address)
+            .output()
+            .unwrap()
+    };
+    // (The first line is the time taken.)
+    let after_first = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for args in [
+        &["check"][..],
+        &["check", "--pull"],
+        &["check"],
+        &["check", "--pull", "origin", "-r", "origin"],
+    ] {
+        let t = run(&spfs, &theirs, args);
+        let o = run(&ours, &mine, args);
+        assert_eq!(o.status.code(), t.status.code(), "{args:?}: {}", both(&o));
+        assert_eq!(after_first(&o), after_first(&t), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&t.stderr),
+            "{args:?}"
+        );
+    }
+    assert!(after_first(&run(&ours, &mine, &["check"])).ends_with("No issues found"));
+}

@@ -175,6 +175,12 @@ impl<'a> Syncer<'a> {
         Ok(())
     }
 
+    /// Copies payload `payload` (of `size` bytes, if known) alone: one a
+    /// blob object here names but whose file is missing.
+    pub fn sync_payload(&self, payload: &Digest, size: Option<u64>) -> Result<()> {
+        self.copy_payloads(&[(*payload, size)])
+    }
+
     fn visit(&self, d: &Digest, plan: &mut Plan, depth: usize) -> Result<()> {
         if depth > 64 || !plan.seen.insert(*d) {
             return Ok(());

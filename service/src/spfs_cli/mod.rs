@@ -161,7 +161,7 @@ struct Cli {
 pub(crate) struct Repositories {
     /// Operate on a remote repository instead of the local one.
     #[arg(short, long, value_name = "REMOTE")]
-    remote: Option<String>,
+    pub(crate) remote: Option<String>,
 }
 
 impl Repositories {
