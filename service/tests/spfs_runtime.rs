@@ -794,7 +794,7 @@ fn a_clean_killed_at_any_moment_leaves_a_repository_that_checks() {
     }
     age(&place.repo);
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    for trial in 0..6 {
+    for trial in 0..10 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;

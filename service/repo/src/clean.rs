@@ -6,9 +6,9 @@
 //! payload already stored touches it (`storage::in_place`), so what a
 //! commit uses again is young too.
 //!
-//! Every removal is one `unlink`, objects before payloads: a clean killed
-//! at any point leaves whole objects whose payloads are all there (an
-//! object is never left naming a payload already removed), and the next
+//! Every removal is one `unlink`; objects go before payloads, and each
+//! object before the objects it names: a clean killed at any point leaves
+//! no object naming an object or payload already removed, and the next
 //! clean finishes the work.
 
 use std::collections::HashSet;
@@ -203,7 +203,84 @@ pub fn plan(repo: &FsRepository, grace: Duration) -> Result<Plan> {
             plan.payloads.push(removal);
         }
     }
+    plan.objects = referrers_first(repo, plan.objects)?;
     Ok(plan)
+}
+
+/// The digests object `d` names (none if it cannot be read).
+fn children(repo: &FsRepository, d: &Digest) -> Vec<Digest> {
+    match repo.read_object(d) {
+        Ok(Some(Object::Platform(p))) => p.layers,
+        Ok(Some(Object::Layer(l))) => {
+            let mut out: Vec<Digest> = l.manifest.into_iter().collect();
+            out.extend(l.annotations.into_iter().filter_map(|a| match a.value {
+                AnnotationValue::Digest(b) => Some(b),
+                AnnotationValue::String(_) => None,
+            }));
+            out
+        }
+        Ok(Some(Object::Manifest(m))) => m
+            .trees
+            .iter()
+            .flat_map(|t| t.entries.iter().map(|e| e.object))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `objects` ordered so that each comes before every one it names: a
+/// clean stopped part-way then leaves no object whose children are gone
+/// (a platform before its layers, a layer before its manifest, a
+/// manifest before its blobs).
+fn referrers_first(repo: &FsRepository, objects: Vec<Removal>) -> Result<Vec<Removal>> {
+    use std::collections::HashMap;
+    let index: HashMap<Digest, usize> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.digest, i))
+        .collect();
+    // Depth-first over the edges among the objects to remove; each is
+    // finished after all it names, so the reverse of the finishing order
+    // puts referrers first.
+    let mut finished = Vec::with_capacity(objects.len());
+    let mut state = vec![0u8; objects.len()]; // 0 new, 1 open, 2 done
+    for start in 0..objects.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut stack: Vec<(usize, Vec<usize>)> = Vec::new();
+        state[start] = 1;
+        let kids = children(repo, &objects[start].digest)
+            .iter()
+            .filter_map(|c| index.get(c).copied())
+            .collect();
+        stack.push((start, kids));
+        while let Some((node, kids)) = stack.last_mut() {
+            match kids.pop() {
+                Some(k) if state[k] == 0 => {
+                    state[k] = 1;
+                    let grand = children(repo, &objects[k].digest)
+                        .iter()
+                        .filter_map(|c| index.get(c).copied())
+                        .collect();
+                    stack.push((k, grand));
+                }
+                Some(_) => {}
+                None => {
+                    let node = *node;
+                    state[node] = 2;
+                    finished.push(node);
+                    stack.pop();
+                }
+            }
+        }
+    }
+    let mut slots: Vec<Option<Removal>> = objects.into_iter().map(Some).collect();
+    Ok(finished
+        .into_iter()
+        .rev()
+        .filter_map(|i| slots[i].take())
+        .collect())
 }
 
 /// Carries out `plan`: objects, then payloads, one unlink each (a file
@@ -251,6 +328,12 @@ mod tests {
         assert_eq!(p.objects.len(), 3, "{p:?}");
         assert_eq!(p.payloads.len(), 1, "{p:?}");
         assert!(p.objects.iter().any(|r| r.digest == stray));
+        // The layer goes before its manifest, the manifest before its blob.
+        assert_eq!(p.objects[0].digest, stray);
+        assert!(matches!(
+            repo.read_object(&p.objects[1].digest).unwrap(),
+            Some(Object::Manifest(_))
+        ));
         assert_eq!(execute(&p).unwrap(), 4);
         assert!(!repo.has_object(&stray));
         assert!(repo.has_object(&kept));
