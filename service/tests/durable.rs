@@ -6,13 +6,12 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::service::*;
-use spfs_fuse_macos::repo::{Digest, FsRepository, Object};
+use spfs_fuse_macos::repo::{Digest, FsRepository};
 
 /// Upstream's `spfs ARGS` on the service's repository.
 fn upstream(svc: &Service, spfs: &Path, args: &[&str]) -> Output {
@@ -342,69 +341,11 @@ fn names_are_checked_and_kept_apart() {
     );
 }
 
-/// Every object reachable from the repository's tags, as upstream's
-/// `spfs clean` computes what to keep.
-fn reachable_from_tags(repo: &FsRepository) -> HashSet<Digest> {
-    let mut todo = Vec::new();
-    let mut tags = vec![repo.root().join("tags")];
-    while let Some(dir) = tags.pop() {
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                tags.push(p);
-            } else if p.extension().is_some_and(|x| x == "tag") {
-                let bytes = std::fs::read(&p).unwrap();
-                let stream = spfs_fuse_macos::repo::tags::decode_stream(&bytes).unwrap();
-                todo.extend(stream.iter().map(|t| t.target));
-            }
-        }
-    }
-    let mut seen = HashSet::new();
-    while let Some(d) = todo.pop() {
-        if !seen.insert(d) {
-            continue;
-        }
-        match repo.read_object(&d).unwrap() {
-            Some(Object::Platform(p)) => todo.extend(p.layers),
-            Some(Object::Layer(l)) => todo.extend(l.manifest),
-            Some(Object::Manifest(m)) => {
-                for t in m.trees {
-                    todo.extend(t.entries.iter().map(|e| e.object));
-                }
-            }
-            Some(Object::Blob(b)) => {
-                seen.insert(b.payload);
-            }
-            None => {}
-        }
-    }
-    seen
-}
-
-/// Deletes every object and payload the tags do not reach; returns how
-/// many were deleted.
+/// Deletes every object and payload the tags do not reach (what `spfs
+/// clean` removes, without its grace period); returns how many went.
 fn clean(repo: &FsRepository) -> usize {
-    let keep = reachable_from_tags(repo);
-    let mut removed = 0;
-    for store in ["objects", "payloads"] {
-        let root = repo.root().join(store);
-        for shard in std::fs::read_dir(&root).unwrap().flatten() {
-            let name = shard.file_name().to_string_lossy().into_owned();
-            if name == "work" || !shard.path().is_dir() {
-                continue;
-            }
-            for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
-                let digest: Digest = format!("{name}{}", f.file_name().to_string_lossy())
-                    .parse()
-                    .unwrap();
-                if !keep.contains(&digest) {
-                    std::fs::remove_file(f.path()).unwrap();
-                    removed += 1;
-                }
-            }
-        }
-    }
-    removed
+    let plan = spfs_fuse_macos::repo::clean::plan(repo, Duration::ZERO).unwrap();
+    spfs_fuse_macos::repo::clean::execute(&plan).unwrap()
 }
 
 #[test]

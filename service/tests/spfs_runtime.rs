@@ -25,6 +25,17 @@ fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The first line `child` prints (its stdout piped): it is running.
+fn first_line(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    line
+}
+
 #[test]
 fn spfs_run_starts_the_service_and_runs_the_command_in_the_runtime() {
     let place = NoService::new();
@@ -160,12 +171,7 @@ fn shell_and_join_enter_the_runtime() {
         .unwrap();
     let mut stdin = sh.stdin.take().unwrap();
     writeln!(stdin, "echo joined > {m}/from-shell.txt; echo ready").unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(sh.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = first_line(&mut sh);
     assert_eq!(line, "ready\n");
     // `spfs join`: another process in the same runtime sees its edit.
     let o = spfs(
@@ -247,12 +253,7 @@ fn runtime_ls_and_info_print_what_upstream_prints_for_its_records_and_ours() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(live.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = first_line(&mut live);
     assert_eq!(line, "up\n");
     for args in [
         &["ls"][..],
@@ -573,12 +574,7 @@ fn runtime_rm_removes_saved_runtimes_and_stops_live_ones_only_with_force() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(live.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    first_line(&mut live);
     let o = spfs(&place, &["runtime", "rm", "live"]);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(err(&o).contains("the runtime is running"), "{}", err(&o));
@@ -742,12 +738,7 @@ fn clean_removes_what_nothing_uses_and_keeps_what_runtimes_and_tags_do() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(live.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    first_line(&mut live);
     age(&place.repo);
     // Not asked and not told -y: nothing removed.
     let o = spfs(&place, &["clean"]);

@@ -210,17 +210,11 @@ pub fn run() -> ExitCode {
     // Reporting is set up before logging, so the first errors are seen.
     let reporting = is_service.then(|| std::sync::Arc::new(crate::reporting::Reporting::init()));
     init_logging(cli.verbose + u8::from(is_service), is_service);
+    // The flags, else what the environment names.
+    let from_env = Endpoint::from_environment();
     let endpoint = Endpoint {
-        // (socket_path reads SPFS_FUSE_SOCKET.)
-        socket: cli.socket.unwrap_or_else(spfs_shared::paths::socket_path),
-        mountpoint: cli
-            .mountpoint
-            .or_else(|| {
-                std::env::var_os(MOUNTPOINT_ENV)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            })
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_MOUNTPOINT)),
+        socket: cli.socket.unwrap_or(from_env.socket),
+        mountpoint: cli.mountpoint.unwrap_or(from_env.mountpoint),
     };
     let result: CliResult = match cli.command {
         Command::Info(args) => info::run(args).map_err(Into::into),

@@ -100,7 +100,7 @@ fn running(client: &mut crate::client::Client, name: &str) -> Result<bool, Clien
 }
 
 /// Waits up to `secs` for runtime `name` to end.
-fn wait_ended(
+pub(crate) fn wait_ended(
     client: &mut crate::client::Client,
     name: &str,
     secs: u64,

@@ -85,9 +85,7 @@ pub(crate) fn commit(args: CommitArgs) -> CmdResult {
 /// Commits the active runtime's edits through the service (tags are
 /// pushed by the caller, as upstream pushes them after the commit).
 fn runtime_commit(platform: bool, author: &TagAuthor) -> Result<Digest, CmdError> {
-    let Some(name) = std::env::var("SPFS_RUNTIME").ok().filter(|n| !n.is_empty()) else {
-        return Err("No active runtime".into());
-    };
+    let name = super::runtimes::active_name()?;
     let endpoint = crate::cli::Endpoint::from_environment();
     let request = Request::Commit(CommitRequest {
         name: name.clone(),

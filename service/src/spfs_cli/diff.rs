@@ -107,18 +107,7 @@ pub(crate) fn merged(set: &RepositorySet, spec: &str) -> Result<BTreeMap<String,
 /// The stack of the runtime this process is in (`SPFS_RUNTIME`), bottom
 /// first, from its record; upstream's error outside a runtime.
 fn active_stack(repo: &crate::repo::FsRepository) -> Result<Vec<Digest>, CmdError> {
-    let Some(name) = std::env::var("SPFS_RUNTIME").ok().filter(|n| !n.is_empty()) else {
-        return Err(CmdError {
-            message: "No active runtime".into(),
-            causes: Vec::new(),
-            logged: false,
-            status: 1,
-        });
-    };
-    let record = repo
-        .runtime_record(&name)?
-        .ok_or_else(|| super::runtimes::no_such_runtime(repo, &name))?;
-    Ok(record.stack()?)
+    Ok(super::runtimes::active_record(repo)?.1.stack()?)
 }
 
 /// Stack `stack` (bottom first), its manifests merged bottom-up.
@@ -128,13 +117,7 @@ fn merged_stack(
 ) -> Result<BTreeMap<String, Node>, CmdError> {
     let mut root = BTreeMap::new();
     for m in set.read_stack_manifests(stack)? {
-        let trees: HashMap<Digest, usize> = m
-            .trees
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.digest(), i))
-            .collect();
-        apply(&m, &trees, 0, &mut root, 0);
+        apply(&m, &m.tree_index(), 0, &mut root, 0);
     }
     Ok(root)
 }

@@ -1,7 +1,5 @@
 //! `layers`, `platforms`, `info`, `read`: objects as upstream shows them.
 
-use std::collections::HashMap;
-
 use crate::repo::object::{AnnotationValue, EntryKind, Manifest, ObjectKind};
 use crate::repo::tags::TagAuthor;
 use crate::repo::{
@@ -149,17 +147,7 @@ fn active_runtime(
     human: bool,
     annotation: &super::annotations::AnnotationViewing,
 ) -> CmdResult {
-    let Some(name) = std::env::var("SPFS_RUNTIME").ok().filter(|n| !n.is_empty()) else {
-        return Err(CmdError {
-            causes: Vec::new(),
-            logged: false,
-            message: "No active runtime".into(),
-            status: 1,
-        });
-    };
-    let Some(record) = repo.runtime_record(&name)? else {
-        return Err(super::runtimes::no_such_runtime(repo, &name));
-    };
+    let (name, record) = super::runtimes::active_record(repo)?;
     if annotation.wanted() {
         return annotation.print(repo, &record.stack()?);
     }
@@ -243,12 +231,7 @@ fn object_size(repo: &FsRepository, digest: &Digest) -> Option<u64> {
 /// What the entries reachable from a manifest's root hold (directories
 /// count nothing of their own).
 fn manifest_size(m: &Manifest) -> u64 {
-    let trees: HashMap<Digest, usize> = m
-        .trees
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.digest(), i))
-        .collect();
+    let trees = m.tree_index();
     let mut total = 0u64;
     let mut stack = vec![(0usize, 0usize)];
     while let Some((tree, depth)) = stack.pop() {
@@ -273,12 +256,7 @@ fn manifest_size(m: &Manifest) -> u64 {
 /// The entries of manifest `m` from `/spfs` down, each directory's entries
 /// before the next directory's: (mode, kind, object, path).
 fn walk(m: &Manifest) -> Vec<(u32, &'static str, Digest, String)> {
-    let trees: HashMap<Digest, usize> = m
-        .trees
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.digest(), i))
-        .collect();
+    let trees = m.tree_index();
     let mut out = Vec::new();
     // (tree index, path) to walk; depth-first, names in tree order.
     let mut stack = vec![(0usize, String::from("/spfs"), 0usize)];

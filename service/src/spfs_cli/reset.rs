@@ -34,9 +34,7 @@ pub(crate) fn reset(args: ResetArgs) -> CmdResult {
             "spfs reset --edit and --ref are not available on macOS yet: reset edits by pattern, or start a new runtime with 'spfs run'".into(),
         );
     }
-    let Some(name) = std::env::var("SPFS_RUNTIME").ok().filter(|n| !n.is_empty()) else {
-        return Err("No active runtime".into());
-    };
+    let name = super::runtimes::active_name()?;
     let endpoint = crate::cli::Endpoint::from_environment();
     let mut client = endpoint.connect().map_err(|e| e.to_string())?;
     let info = match client.call(Request::RuntimeInfo { name: name.clone() }) {

@@ -26,10 +26,9 @@ pub(crate) enum RuntimeCommand {
     Remove(RemoveArgs),
 }
 
+/// What `runtime rm` and `prune` leave alone unless told.
 #[derive(Debug, clap::Args)]
-pub(crate) struct PruneArgs {
-    #[command(flatten)]
-    repos: Repositories,
+pub(crate) struct Spare {
     /// Remove the runtime even if it's owned by someone else.
     #[arg(long)]
     ignore_user: bool,
@@ -42,6 +41,53 @@ pub(crate) struct PruneArgs {
     /// data.
     #[arg(long)]
     ignore_monitor: bool,
+}
+
+impl Spare {
+    /// Upstream's lines for why `r` is not removed (another user's,
+    /// another machine's, its monitor running), in its order; `None` if
+    /// nothing here spares it.
+    fn reason(&self, r: &RuntimeRecord, me: &str, here: &str) -> Option<Vec<String>> {
+        if !self.ignore_user && r.author.user_name != me {
+            return Some(vec![
+                format!(
+                    "Won't delete, this runtime belongs to '{}'",
+                    r.author.user_name
+                ),
+                " > use --ignore-user to ignore this error".into(),
+            ]);
+        }
+        let same_host = r.author.host_name == here;
+        if !self.ignore_host && !same_host {
+            return Some(vec![
+                format!(
+                    "Won't delete, this runtime was spawned on a different machine: '{}'",
+                    r.author.host_name
+                ),
+                " > use --ignore-host to ignore this error".into(),
+            ]);
+        }
+        let monitor = r
+            .status
+            .monitor
+            .is_some_and(crate::sys::process::is_running);
+        if !self.ignore_monitor && same_host && monitor {
+            return Some(vec![
+                "Won't delete, the monitor process appears to still be running".into(),
+                " > terminating the command should trigger the cleanup process".into(),
+                " > use --ignore-monitor to ignore this error".into(),
+            ]);
+        }
+        None
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PruneArgs {
+    #[command(flatten)]
+    repos: Repositories,
+    #[command(flatten)]
+    spare: Spare,
     /// Remove runtimes started before last reboot.
     #[arg(long)]
     from_before_boot: bool,
@@ -55,18 +101,8 @@ pub(crate) struct RemoveArgs {
     /// that is running, whose processes are stopped first.
     #[arg(short, long)]
     force: bool,
-    /// Remove the runtime even if it's owned by someone else.
-    #[arg(long)]
-    ignore_user: bool,
-    /// Remove the runtime even if it appears to be from a different host.
-    ///
-    /// Implies --ignore-monitor.
-    #[arg(long)]
-    ignore_host: bool,
-    /// Do not try and terminate the monitor process, just remove runtime
-    /// data.
-    #[arg(long)]
-    ignore_monitor: bool,
+    #[command(flatten)]
+    spare: Spare,
     /// Allow durable runtimes to be removed, normally they will not be
     /// removed.
     #[arg(long)]
@@ -131,31 +167,10 @@ fn prune(args: PruneArgs) -> CmdResult {
         if created.map_or(true, |c| c >= boot) {
             continue;
         }
-        if !args.ignore_user && r.author.user_name != me {
-            super::log_info(&format!(
-                "Won't delete, this runtime belongs to '{}'",
-                r.author.user_name
-            ));
-            super::log_info(" > use --ignore-user to ignore this error");
-            continue;
-        }
-        let same_host = r.author.host_name == here;
-        if !args.ignore_host && !same_host {
-            super::log_info(&format!(
-                "Won't delete, this runtime was spawned on a different machine: '{}'",
-                r.author.host_name
-            ));
-            super::log_info(" > use --ignore-host to ignore this error");
-            continue;
-        }
-        let monitor = r
-            .status
-            .monitor
-            .is_some_and(crate::sys::process::is_running);
-        if !args.ignore_monitor && same_host && monitor {
-            super::log_info("Won't delete, the monitor process appears to still be running");
-            super::log_info(" > terminating the command should trigger the cleanup process");
-            super::log_info(" > use --ignore-monitor to ignore this error");
+        if let Some(lines) = args.spare.reason(&r, &me, &here) {
+            for line in lines {
+                super::log_info(&line);
+            }
             continue;
         }
         if r.config.durable {
@@ -209,45 +224,11 @@ fn remove(args: RemoveArgs) -> CmdResult {
         let Some(record) = repo.runtime_record(name)? else {
             return Err(no_such_runtime(&repo, name));
         };
-        if !args.ignore_user && record.author.user_name != me {
-            return Err(wont(
-                &[
-                    &format!(
-                        "Won't delete, this runtime belongs to '{}'",
-                        record.author.user_name
-                    ),
-                    " > use --ignore-user to ignore this error",
-                ],
-                1,
-            ));
+        if let Some(lines) = args.spare.reason(&record, &me, &here) {
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            return Err(wont(&lines, 1));
         }
         let same_host = record.author.host_name == here;
-        if !args.ignore_host && !same_host {
-            return Err(wont(
-                &[
-                    &format!(
-                        "Won't delete, this runtime was spawned on a different machine: '{}'",
-                        record.author.host_name
-                    ),
-                    " > use --ignore-host to ignore this error",
-                ],
-                1,
-            ));
-        }
-        let monitor = record
-            .status
-            .monitor
-            .is_some_and(crate::sys::process::is_running);
-        if !args.ignore_monitor && same_host && monitor {
-            return Err(wont(
-                &[
-                    "Won't delete, the monitor process appears to still be running",
-                    " > terminating the command should trigger the cleanup process",
-                    " > use --ignore-monitor to ignore this error",
-                ],
-                1,
-            ));
-        }
         if record.config.durable && !args.remove_durable {
             return Err(wont(
                 &[
@@ -284,19 +265,8 @@ fn remove(args: RemoveArgs) -> CmdResult {
 
 /// Waits (up to 10 s) until the service no longer serves runtime `name`.
 fn wait_until_ended(name: &str) {
-    let endpoint = crate::cli::Endpoint::from_environment();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        let served = endpoint.connect().ok().and_then(|mut c| {
-            c.call(spfs_shared::protocol::Request::RuntimeInfo {
-                name: name.to_owned(),
-            })
-            .ok()
-        });
-        if served.is_none() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    if let Ok(mut client) = crate::cli::Endpoint::from_environment().connect() {
+        let _ = crate::cli::runtime::wait_ended(&mut client, name, 10);
     }
 }
 
@@ -340,6 +310,24 @@ fn info(args: InfoArgs) -> CmdResult {
         serde_json::to_string_pretty(&as_upstream_reads(record))?
     );
     Ok(())
+}
+
+/// The runtime this process is in (`SPFS_RUNTIME`, as `run` sets it);
+/// upstream's error outside one.
+pub(crate) fn active_name() -> Result<String, CmdError> {
+    std::env::var("SPFS_RUNTIME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| "No active runtime".into())
+}
+
+/// The record of the runtime this process is in, and its name.
+pub(crate) fn active_record(repo: &FsRepository) -> Result<(String, RuntimeRecord), CmdError> {
+    let name = active_name()?;
+    match repo.runtime_record(&name)? {
+        Some(record) => Ok((name, record)),
+        None => Err(no_such_runtime(repo, &name)),
+    }
 }
 
 /// Upstream's error for a runtime `repo` has no record of.

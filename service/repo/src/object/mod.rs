@@ -231,6 +231,18 @@ pub struct Manifest {
     pub trees: Vec<Tree>,
 }
 
+impl Manifest {
+    /// Each tree's position in `trees`, by its digest (how a tree entry
+    /// names the directory it is).
+    pub fn tree_index(&self) -> std::collections::HashMap<Digest, usize> {
+        self.trees
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.digest(), i))
+            .collect()
+    }
+}
+
 impl Default for Manifest {
     fn default() -> Self {
         Self {
