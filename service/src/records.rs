@@ -89,10 +89,16 @@ impl RuntimeRecord {
     /// Records a runtime's new stack (after a commit) in scratch directory
     /// `dir`, if it has a record.
     pub fn update_stack(dir: &Path, stack: &[String]) -> io::Result<()> {
+        Self::update(dir, |r| r.stack = stack.to_vec())
+    }
+
+    /// Changes the record in scratch directory `dir` with `change`, if it
+    /// has one (replaced atomically, as [`RuntimeRecord::write`]).
+    pub fn update(dir: &Path, change: impl FnOnce(&mut RuntimeRecord)) -> io::Result<()> {
         let Some(mut record) = RuntimeRecord::read(dir).map_err(io::Error::other)? else {
             return Ok(());
         };
-        record.stack = stack.to_vec();
+        change(&mut record);
         record.write(dir)
     }
 

@@ -97,11 +97,17 @@ impl Editable {
     }
 }
 
-/// A runtime's tree, fixed at its start: read-only, or editable.
+/// A runtime's tree: read-only, or editable.
 #[derive(Debug)]
 pub enum RuntimeTree {
-    /// Never changes.
-    ReadOnly(Arc<ReadOnlyView>),
+    /// Read-only from its start; `spfs edit` may give it an editable
+    /// part, an overlay at the same slot that adopts the view's inodes.
+    ReadOnly {
+        /// What it shows until then.
+        view: Arc<ReadOnlyView>,
+        /// Set once it is made editable; never unset.
+        edited: std::sync::OnceLock<Editable>,
+    },
     /// Changes with commits and resets.
     Editable(Editable),
 }
@@ -146,9 +152,12 @@ pub struct Runtime {
 impl Runtime {
     /// The tree the runtime shows now.
     pub fn tree(&self) -> Tree {
-        match &self.tree {
-            RuntimeTree::ReadOnly(v) => Tree::ReadOnly(v.clone()),
-            RuntimeTree::Editable(e) => Tree::Editable(e.overlay()),
+        match self.editable() {
+            Some(e) => Tree::Editable(e.overlay()),
+            None => match &self.tree {
+                RuntimeTree::ReadOnly { view, .. } => Tree::ReadOnly(view.clone()),
+                RuntimeTree::Editable(e) => Tree::Editable(e.overlay()),
+            },
         }
     }
 
@@ -158,10 +167,11 @@ impl Runtime {
         self.editable().is_some_and(|e| !e.scratch.read_only())
     }
 
-    /// Its editable part; `None` for a read-only runtime.
+    /// Its editable part; `None` for a read-only runtime that was never
+    /// made editable.
     pub fn editable(&self) -> Option<&Editable> {
         match &self.tree {
-            RuntimeTree::ReadOnly(_) => None,
+            RuntimeTree::ReadOnly { edited, .. } => edited.get(),
             RuntimeTree::Editable(e) => Some(e),
         }
     }
@@ -304,7 +314,8 @@ pub struct Runtimes {
     views: crate::stack::ViewCache,
     /// One end at a time: a second `end` of the same runtime (the reaper
     /// and a request) waits until the first has recorded it, so nothing
-    /// acts on a record that is still being written.
+    /// acts on a record that is still being written. A change of
+    /// editability holds it too.
     ending: Mutex<()>,
 }
 
@@ -402,14 +413,17 @@ impl Runtimes {
         let slot = self.new_slot();
         let view = new.view;
         let tree = match new.scratch {
-            None => RuntimeTree::ReadOnly(Arc::new(ReadOnlyView {
-                slot,
-                view,
-                repos: new.repos.clone(),
-                uid: new.uid,
-                gid: new.gid,
-                time: created,
-            })),
+            None => RuntimeTree::ReadOnly {
+                view: Arc::new(ReadOnlyView {
+                    slot,
+                    view,
+                    repos: new.repos.clone(),
+                    uid: new.uid,
+                    gid: new.gid,
+                    time: created,
+                }),
+                edited: std::sync::OnceLock::new(),
+            },
             Some(scratch) => RuntimeTree::Editable(Editable {
                 overlay: RwLock::new(Arc::new(Overlay::new(
                     view,
@@ -600,6 +614,65 @@ impl Runtimes {
         self.forget(&forget);
         self.updated(rt);
         done
+    }
+
+    /// Makes `rt` editable (`spfs edit`) or read-only again, its edits
+    /// still shown (`spfs edit --off`), live: its processes keep their
+    /// working directories and open files. A runtime that started
+    /// read-only gets an overlay at its slot that adopts its view's
+    /// inodes, over the scratch `open_scratch` makes. Returns false if it
+    /// already was as asked.
+    pub fn set_editable(
+        &self,
+        rt: &Arc<Runtime>,
+        editable: bool,
+        open_scratch: impl FnOnce() -> std::io::Result<Scratch>,
+    ) -> std::io::Result<bool> {
+        // Serialized with `end` (a runtime that ended gets no slot back)
+        // and with itself (two `edit`s would both make a scratch).
+        let _one = self.ending.lock();
+        if self.get(rt.id).is_none() {
+            return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+        }
+        if let Some(ed) = rt.editable() {
+            let _busy = ed.busy.lock();
+            if ed.scratch.read_only() != editable {
+                return Ok(false);
+            }
+            ed.scratch.set_read_only(!editable);
+        } else {
+            let RuntimeTree::ReadOnly { view, edited } = &rt.tree else {
+                return Ok(false);
+            };
+            if !editable {
+                return Ok(false);
+            }
+            let scratch = Arc::new(open_scratch()?);
+            let overlay = Arc::new(Overlay::adopting(
+                view.view.clone(),
+                rt.repos.clone(),
+                scratch.clone(),
+                view.slot,
+                (rt.uid, rt.gid),
+                view.time,
+            ));
+            let made = edited.set(Editable {
+                overlay: RwLock::new(overlay.clone()),
+                scratch,
+                busy: Mutex::new(()),
+            });
+            if made.is_err() {
+                return Ok(false);
+            }
+            // From here on every request for the slot finds the overlay;
+            // those in the read-only view finish there (it never changes).
+            self.slots
+                .write()
+                .insert(view.slot, Tree::Editable(overlay));
+        }
+        tracing::info!(runtime = %rt.name, editable, "runtime editability changed");
+        self.updated(rt);
+        Ok(true)
     }
 
     /// Tells the kernel to drop what it caches for these inodes and names.

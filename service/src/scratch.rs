@@ -73,8 +73,9 @@ pub struct Scratch {
     views: Arc<RwLock<()>>,
     /// Bumped whenever the runtime moves to a new view.
     generation: AtomicU64,
-    /// Shown, but not changed (a durable runtime run with `--no-edit`).
-    read_only: bool,
+    /// Shown, but not changed (a durable runtime run with `--no-edit`,
+    /// `spfs edit --off`).
+    read_only: AtomicBool,
 }
 
 impl Scratch {
@@ -129,13 +130,21 @@ impl Scratch {
             edits: Arc::new(RwLock::new(())),
             views: Arc::new(RwLock::new(())),
             generation: AtomicU64::new(0),
-            read_only,
+            read_only: AtomicBool::new(read_only),
         })
     }
 
     /// Whether edits are refused (EROFS).
     pub fn read_only(&self) -> bool {
-        self.read_only
+        self.read_only.load(Ordering::Acquire)
+    }
+
+    /// Refuses edits from now on (`spfs edit --off`), or takes them again
+    /// (`spfs edit`). Turning edits off waits for those in progress: once
+    /// it returns, the edits are what they stay.
+    pub fn set_read_only(&self, read_only: bool) {
+        let _edits = read_only.then(|| self.edits.write());
+        self.read_only.store(read_only, Ordering::Release);
     }
 
     /// The view generation edits are admitted for.

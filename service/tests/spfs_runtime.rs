@@ -845,3 +845,85 @@ fn upstream_checks_and_reads_a_repository_after_a_clean() {
         assert!(o.status.success(), "{tag}: {}", err(&o));
     }
 }
+
+#[test]
+fn edit_makes_a_read_only_runtime_editable_and_off_again_live() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    // A shell `cd`'d into the runtime and a file held open before the
+    // edit keep working after it, and after `--off`.
+    let script = format!(
+        "cd {m}/etc/conf.d; exec 3< {m}/hello.txt
+         touch new.conf 2>/dev/null || echo read-only
+         {SPFS} edit; {SPFS} edit
+         echo made > new.conf && cat {m}/etc/conf.d/new.conf && ls
+         cat <&3
+         {SPFS} edit --off
+         touch {m}/more 2>/dev/null || echo read-only again
+         cat new.conf; {SPFS} diff
+         {SPFS} reset -e new.conf && ls && touch {m}/more && echo editable"
+    );
+    let o = spfs(&place, &["run", "fixture/base", "--", "sh", "-c", &script]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "read-only\nmade\na.conf\nb.conf\nnew.conf\nhello from base\nread-only again\nmade\n\
+         ~/spfs/etc\n~/spfs/etc/conf.d\n+/spfs/etc/conf.d/new.conf\na.conf\nb.conf\neditable\n"
+    );
+    // Upstream's lines: once when enabled, none when it already was.
+    let info = "\u{1b}[32m INFO\u{1b}[0m";
+    assert_eq!(
+        err(&o),
+        format!("{info} edit mode enabled\n{info} edit mode disabled\n")
+    );
+    // Outside a runtime; and what is not built says so.
+    let o = spfs(&place, &["edit"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("No active runtime"), "{}", err(&o));
+    let o = spfs(
+        &place,
+        &["run", "fixture/base", "--", SPFS, "edit", "--keep-runtime"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("not available"), "{}", err(&o));
+}
+
+#[test]
+fn edit_of_a_durable_runtime_run_read_only_keeps_its_edits_for_the_next_run() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "-k",
+            "--runtime-name",
+            "kept",
+            "--no-edit",
+            "fixture/base",
+            "--",
+            "sh",
+            "-c",
+            &format!("{SPFS} edit --keep-runtime && echo v1 > {m}/kept.txt"),
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        err(&o).contains("runtime is already durable"),
+        "{}",
+        err(&o)
+    );
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "--rerun",
+            "kept",
+            "--",
+            "cat",
+            &format!("{m}/kept.txt"),
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "v1\n");
+}

@@ -61,6 +61,10 @@ pub enum Request {
         #[serde(default)]
         paths: Vec<String>,
     },
+    /// Make a live runtime editable (`spfs edit`) or read-only again, its
+    /// edits still shown (`spfs edit --off`); its processes keep their
+    /// working directories and open files.
+    SetEditable { name: String, editable: bool },
     /// Make process `root_pid` (the requester's) one more root of a live
     /// runtime: it and its children see that runtime.
     Join { name: String, root_pid: u32 },
@@ -199,6 +203,12 @@ pub enum Response {
         /// Paths asked for that had no edits.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         unchanged: Vec<String>,
+    },
+    /// A runtime's editability as asked; `changed` is false if it
+    /// already was.
+    Edited {
+        runtime: RuntimeInfo,
+        changed: bool,
     },
     Settings(SettingsInfo),
     Error {
@@ -561,6 +571,10 @@ mod tests {
             Request::StopRuntime {
                 name: "x".into(),
                 force: false,
+            },
+            Request::SetEditable {
+                name: "x".into(),
+                editable: true,
             },
             Request::Subscribe(SubscribeRequest::default()),
             Request::Subscribe(SubscribeRequest {

@@ -46,7 +46,7 @@ pub enum ControlError {
     #[error("no runtime named '{}'", spfs_shared::display::quoted(.0))]
     NoSuchRuntime(String),
     /// Commit or reset of a runtime without edits.
-    #[error("runtime '{0}' is read-only; only runtimes started with --edit have edits")]
+    #[error("runtime '{0}' is read-only; make it editable with 'spfs edit' inside it, or start it with --edit")]
     ReadOnly(String),
     /// The environment could not be loaded.
     #[error(transparent)]
@@ -106,6 +106,15 @@ pub enum ControlError {
     /// `--keep-runtime` without `--runtime-name`.
     #[error("a durable runtime needs a name: give --runtime-name NAME with --keep-runtime")]
     DurableName,
+    /// A runtime could not be made editable (or read-only again).
+    #[error("cannot change whether runtime '{runtime}' is editable: {source}")]
+    Edit {
+        /// The runtime.
+        runtime: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// Discarding edits failed part-way.
     #[error("reset of runtime '{runtime}' failed: {source}")]
     Reset {
@@ -157,7 +166,8 @@ impl ControlError {
             },
             ControlError::Scratch { .. }
             | ControlError::NotEmptied { .. }
-            | ControlError::Reset { .. } => ErrorCode::Failed,
+            | ControlError::Reset { .. }
+            | ControlError::Edit { .. } => ErrorCode::Failed,
         }
     }
 
@@ -350,6 +360,7 @@ impl Handlers {
                 | Request::RuntimeInfo { .. }
                 | Request::Join { .. }
                 | Request::Commit(_)
+                | Request::SetEditable { .. }
         ) {
             self.cx.runtimes.reap();
         }
@@ -365,6 +376,7 @@ impl Handlers {
             Request::StopRuntime { name, force } => self.stop(&peer, &name, force)?,
             Request::Commit(req) => self.commit(&peer, req)?,
             Request::Reset { name, paths } => self.reset(&peer, &name, &paths)?,
+            Request::SetEditable { name, editable } => self.set_editable(&peer, &name, editable)?,
             Request::Join { name, root_pid } => self.join_runtime(&peer, &name, root_pid)?,
             Request::GetSettings => Response::Settings(self.cx.settings.info()),
             Request::SetSetting { key, value } => self.set_setting(&key, &value)?,
@@ -886,6 +898,64 @@ impl Handlers {
         Ok(Response::Reset {
             runtime: runtime_info(&rt),
             unchanged,
+        })
+    }
+
+    /// `edit` / `edit --off`: see [`Runtimes::set_editable`]. A runtime
+    /// that started read-only gets its edits where an editable one of
+    /// its kind has them: beside its record, or (durable) in its
+    /// repository's `durable_edits/`. Both records say what it is now.
+    fn set_editable(
+        &self,
+        peer: &Peer,
+        name: &str,
+        editable: bool,
+    ) -> Result<Response, ControlError> {
+        let rt = self.find(peer, name)?;
+        let edits = if rt.durable {
+            Some(rt.repos.primary().durable_dir(&rt.name))
+        } else {
+            rt.record_dir().map(Path::to_owned)
+        };
+        let changed = self
+            .cx
+            .runtimes
+            .set_editable(&rt, editable, || {
+                let dir = edits.as_deref().ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::Unsupported, "it has no record directory")
+                })?;
+                Scratch::open_as(dir, false)
+            })
+            .map_err(|source| match self.cx.runtimes.get(rt.id) {
+                None => ControlError::NoSuchRuntime(rt.name.clone()),
+                Some(_) => ControlError::Edit {
+                    runtime: rt.name.clone(),
+                    source,
+                },
+            })?;
+        if changed {
+            let has_edits = rt.editable().is_some();
+            if let Some(r) = rt.repo_record.lock().as_mut() {
+                r.status.editable = editable;
+            }
+            // As after a commit: the runtime is changed; a record that
+            // cannot follow only matters to a restarted service.
+            if let Err(e) = self.cx.runtimes.record(&rt) {
+                tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime's record");
+            }
+            let updated = rt.record_dir().map_or(Ok(()), |dir| {
+                RuntimeRecord::update(dir, |r| {
+                    r.editable = has_edits;
+                    r.read_only = has_edits && !editable;
+                })
+            });
+            if let Err(e) = updated {
+                tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime record");
+            }
+        }
+        Ok(Response::Edited {
+            runtime: runtime_info(&rt),
+            changed,
         })
     }
 

@@ -156,6 +156,33 @@ impl Overlay {
         owner: (u32, u32),
         time: SystemTime,
     ) -> Overlay {
+        Self::with_nodes(lower, repos, scratch, slot, owner, time, Nodes::new())
+    }
+
+    /// As [`Overlay::new`], for a read-only runtime that becomes editable
+    /// at the same slot: `lower` is the view it showed, and every inode
+    /// number it gave out names the same file in the overlay.
+    pub fn adopting(
+        lower: Arc<View>,
+        repos: Arc<RepositorySet>,
+        scratch: Arc<Scratch>,
+        slot: u32,
+        owner: (u32, u32),
+        time: SystemTime,
+    ) -> Overlay {
+        let nodes = Nodes::adopting(lower.clone());
+        Self::with_nodes(lower, repos, scratch, slot, owner, time, nodes)
+    }
+
+    fn with_nodes(
+        lower: Arc<View>,
+        repos: Arc<RepositorySet>,
+        scratch: Arc<Scratch>,
+        slot: u32,
+        owner: (u32, u32),
+        time: SystemTime,
+        nodes: Nodes,
+    ) -> Overlay {
         Overlay {
             generation: scratch.generation(),
             lower,
@@ -165,7 +192,7 @@ impl Overlay {
             uid: owner.0,
             gid: owner.1,
             time,
-            nodes: Arc::new(Nodes::new()),
+            nodes: Arc::new(nodes),
             copying: Arc::new(Mutex::new(())),
         }
     }
@@ -253,12 +280,16 @@ impl Overlay {
     /// Enters one operation on this view (see [`Scratch::enter`]); ESTALE
     /// if the view has been replaced.
     pub fn enter(&self, edit: bool) -> Result<Entered, Errno> {
+        let entered = self
+            .scratch
+            .enter(self.generation, edit)
+            .ok_or(Errno::ESTALE)?;
+        // Asked once entered: `edit --off` turns edits off while holding
+        // them off, so an edit either finished before or is refused.
         if edit && self.scratch.read_only() {
             return Err(Errno::EROFS);
         }
-        self.scratch
-            .enter(self.generation, edit)
-            .ok_or(Errno::ESTALE)
+        Ok(entered)
     }
 
     /// The inode number of node `idx`.
@@ -268,7 +299,7 @@ impl Overlay {
 
     /// True if `idx` names a node of this overlay.
     pub fn contains(&self, idx: Index) -> bool {
-        self.nodes.contains(idx)
+        self.nodes.contains(idx, &self.lower)
     }
 
     /// The kernel was given node `idx`'s inode (a reply with an entry):

@@ -2,9 +2,18 @@
 //! for, and the lower entry it shows or merges with. A file with several
 //! hard links in the scratch is one node with several names, so both
 //! names show one inode, as on any disk.
+//!
+//! An overlay made for a read-only runtime that became editable (`spfs
+//! edit`) *adopts* that runtime's view: node `i` below the view's length
+//! is the view's node `i`, so every inode number the kernel was given
+//! while the runtime was read-only names the same file after (a shell
+//! `cd`'d into `/spfs` and open files keep working). Adopted nodes are
+//! made when first asked for, and never freed: how many lookups of them
+//! the kernel holds is not known.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use fuser::Errno;
 use parking_lot::RwLock;
@@ -50,9 +59,28 @@ impl Node {
     }
 }
 
+/// The lookups an adopted node starts with: the kernel may hold its inode
+/// from the read-only view any number of times, so it is never freed.
+const HELD_FROM_BEFORE: u64 = u64::MAX / 2;
+
+/// The read-only view an overlay took over (see the module's notes).
+#[derive(Debug)]
+struct Adopted {
+    view: Arc<View>,
+    /// Indexes `1..end` are the view's nodes; the table's own start at `end`.
+    end: Index,
+    /// Those made so far.
+    nodes: HashMap<Index, Node>,
+    /// The overlay still shows `view` below its edits: a name found there
+    /// takes the index of the view's node (after a commit it does not).
+    same_view: bool,
+}
+
 #[derive(Debug, Default)]
 struct Table {
+    /// The root, then the nodes made here (index `base() + k - 1` at `k`).
     list: Vec<Node>,
+    adopted: Option<Adopted>,
     index: HashMap<(Index, Box<[u8]>), Index>,
     /// Scratch files with several links: (device, inode) → their node.
     files: HashMap<(u64, u64), Index>,
@@ -63,12 +91,109 @@ struct Table {
 }
 
 impl Table {
+    /// The index of `list[1]`: past the adopted view's nodes.
+    fn base(&self) -> Index {
+        self.adopted.as_ref().map_or(1, |a| a.end)
+    }
+
+    /// Node `idx`, if made.
+    fn get(&self, idx: Index) -> Option<&Node> {
+        let base = self.base();
+        if idx == 0 || idx >= base {
+            let at = if idx == 0 { 0 } else { idx - base + 1 };
+            self.list.get(at as usize)
+        } else {
+            self.adopted.as_ref()?.nodes.get(&idx)
+        }
+    }
+
+    fn get_mut(&mut self, idx: Index) -> Option<&mut Node> {
+        let base = self.base();
+        if idx == 0 || idx >= base {
+            let at = if idx == 0 { 0 } else { idx - base + 1 };
+            self.list.get_mut(at as usize)
+        } else {
+            self.adopted.as_mut()?.nodes.get_mut(&idx)
+        }
+    }
+
+    /// Every index in use or free, the root first.
+    fn indexes(&self) -> impl Iterator<Item = Index> + '_ {
+        let base = self.base();
+        let own = (1..self.list.len()).map(move |k| base + k as Index - 1);
+        let adopted = self.adopted.iter().flat_map(|a| a.nodes.keys().copied());
+        std::iter::once(0).chain(adopted).chain(own)
+    }
+
+    /// One past the highest index.
+    fn end(&self) -> usize {
+        self.base() as usize + self.list.len() - 1
+    }
+
+    /// Makes adopted node `idx` and the parents it needs, as the view
+    /// names them (looked up again in `lower` once the overlay shows
+    /// another view); false if `idx` is not a node of the adopted view.
+    fn adopt(&mut self, idx: Index, lower: &View) -> bool {
+        let Some(a) = &self.adopted else {
+            return false;
+        };
+        if idx == 0 || idx >= a.end {
+            return false;
+        }
+        let mut chain = Vec::new();
+        let mut at = idx;
+        while at != 0 && !a.nodes.contains_key(&at) && chain.len() <= MAX_DEPTH {
+            let Some(n) = a.view.get(NodeId(at)) else {
+                return false;
+            };
+            chain.push((at, n.parent().0, Box::<[u8]>::from(n.name().as_bytes())));
+            at = n.parent().0;
+        }
+        let same_view = a.same_view;
+        while let Some((i, parent, name)) = chain.pop() {
+            let lower = if same_view {
+                Some(NodeId(i))
+            } else {
+                self.get(parent)
+                    .and_then(|p| p.lower)
+                    .and_then(|pl| lower.lookup(pl, &name))
+            };
+            let mut node = Node::new(parent, name.clone(), lower);
+            node.lookups = AtomicU64::new(HELD_FROM_BEFORE);
+            let key = (parent, name);
+            // A name made anew since the view moved: this inode is a file
+            // the runtime no longer shows by that name.
+            node.detached = self.index.contains_key(&key);
+            let named = !node.detached;
+            if let Some(a) = self.adopted.as_mut() {
+                a.nodes.insert(i, node);
+            }
+            if named {
+                self.name(key, i);
+            }
+        }
+        self.get(idx).is_some()
+    }
+
+    /// The adopted index a new name (`dir`, its lower entry `lower`) takes:
+    /// the view's node of that name, if the overlay still shows that view
+    /// and the node is not made yet.
+    fn adoptable(&self, dir: Index, lower: Option<NodeId>) -> Option<Index> {
+        let a = self.adopted.as_ref()?;
+        let l = lower?;
+        if !a.same_view || l.0 == 0 || l.0 >= a.end || a.nodes.contains_key(&l.0) {
+            return None;
+        }
+        let parent_lower = self.get(dir)?.lower?;
+        (a.view.get(l)?.parent() == parent_lower).then_some(l.0)
+    }
+
     /// Names `key` node `idx`; returns the node it named before, if any.
     fn name(&mut self, key: Named, idx: Index) -> Option<Index> {
         let parent = key.0;
         let old = self.index.insert(key, idx);
         if old.is_none() {
-            if let Some(p) = self.list.get_mut(parent as usize) {
+            if let Some(p) = self.get_mut(parent) {
                 p.children = p.children.saturating_add(1);
             }
         }
@@ -79,7 +204,7 @@ impl Table {
     /// freed (see [`Table::free_if_unused`]).
     fn unname(&mut self, key: &Named) -> Option<Index> {
         let idx = self.index.remove(key)?;
-        if let Some(p) = self.list.get_mut(key.0 as usize) {
+        if let Some(p) = self.get_mut(key.0) {
             p.children = p.children.saturating_sub(1);
         }
         self.free_if_unused(key.0);
@@ -90,7 +215,7 @@ impl Table {
     /// leads to it), the kernel holds no inode of it, and no name has it
     /// as parent. Its index is then used again for a new node.
     fn free_if_unused(&mut self, idx: Index) {
-        let Some(n) = self.list.get_mut(idx as usize) else {
+        let Some(n) = self.get_mut(idx) else {
             return;
         };
         if idx == 0 || n.free || !n.detached || n.children > 0 || *n.lookups.get_mut() > 0 {
@@ -111,7 +236,7 @@ impl Table {
 
     /// Marks node `idx` detached, and frees it if nothing holds it.
     fn detach(&mut self, idx: Index) {
-        if let Some(n) = self.list.get_mut(idx as usize) {
+        if let Some(n) = self.get_mut(idx) {
             n.detached = true;
         }
         self.free_if_unused(idx);
@@ -120,17 +245,36 @@ impl Table {
     /// A new node; ENOSPC when the table is full.
     fn add(&mut self, node: Node) -> Result<Index, Errno> {
         if let Some(i) = self.free.pop() {
-            if let Some(slot) = self.list.get_mut(i as usize) {
+            if let Some(slot) = self.get_mut(i) {
                 *slot = node;
                 return Ok(i);
             }
         }
-        if self.list.len() >= self.limit {
+        if self.end() >= self.limit {
             return Err(Errno::ENOSPC);
         }
-        let i = Index::try_from(self.list.len()).map_err(|_| Errno::ENOSPC)?;
+        let i = Index::try_from(self.end()).map_err(|_| Errno::ENOSPC)?;
         self.list.push(node);
         Ok(i)
+    }
+
+    /// A node for `name` in `dir` showing `lower`: the adopted view's own
+    /// when it has one (see [`Table::adoptable`]), else a new one.
+    fn add_named(
+        &mut self,
+        dir: Index,
+        name: Box<[u8]>,
+        lower: Option<NodeId>,
+    ) -> Result<Index, Errno> {
+        if let Some(i) = self.adoptable(dir, lower) {
+            if let Some(a) = self.adopted.as_mut() {
+                let mut node = Node::new(dir, name, lower);
+                node.lookups = AtomicU64::new(HELD_FROM_BEFORE);
+                a.nodes.insert(i, node);
+                return Ok(i);
+            }
+        }
+        self.add(Node::new(dir, name, lower))
     }
 }
 
@@ -172,24 +316,39 @@ impl Nodes {
         }
     }
 
-    pub(super) fn contains(&self, idx: Index) -> bool {
-        self.table
-            .read()
-            .list
-            .get(idx as usize)
-            .is_some_and(|n| !n.free)
+    /// A table that adopts read-only view `view` (see the module's notes).
+    pub(super) fn adopting(view: Arc<View>) -> Self {
+        let nodes = Self::new();
+        let end = Index::try_from(view.len().max(1)).unwrap_or(Index::MAX);
+        nodes.table.write().adopted = Some(Adopted {
+            view,
+            end,
+            nodes: HashMap::new(),
+            same_view: true,
+        });
+        nodes
+    }
+
+    /// Whether node `idx` is in use: made, or a node of the adopted view
+    /// (made now, over `lower`, the view the overlay shows).
+    pub(super) fn contains(&self, idx: Index, lower: &View) -> bool {
+        if let Some(n) = self.table.read().get(idx) {
+            return !n.free;
+        }
+        self.table.write().adopt(idx, lower)
     }
 
     /// How many nodes are in use (the root included).
     pub(super) fn live(&self) -> usize {
         let table = self.table.read();
-        table.list.len() - table.free.len()
+        let adopted = table.adopted.as_ref().map_or(0, |a| a.nodes.len());
+        table.list.len() - table.free.len() + adopted
     }
 
     /// The kernel was given node `idx`'s inode once more (a lookup, a
     /// create, a readdirplus entry).
     pub(super) fn remember(&self, idx: Index) {
-        if let Some(n) = self.table.read().list.get(idx as usize) {
+        if let Some(n) = self.table.read().get(idx) {
             if !n.free {
                 n.lookups.fetch_add(1, Ordering::Relaxed);
             }
@@ -201,7 +360,7 @@ impl Nodes {
     pub(super) fn forget(&self, idx: Index, count: u64) {
         let left = {
             let table = self.table.read();
-            let Some(n) = table.list.get(idx as usize).filter(|n| !n.free) else {
+            let Some(n) = table.get(idx).filter(|n| !n.free) else {
                 return;
             };
             let before = n
@@ -220,7 +379,7 @@ impl Nodes {
     /// Whether node `idx` is (still) `name` in `dir`.
     pub(super) fn is_named(&self, idx: Index, dir: Index, name: &[u8]) -> bool {
         let table = self.table.read();
-        table.list.get(idx as usize).is_some_and(|n| {
+        table.get(idx).is_some_and(|n| {
             !n.detached
                 && ((n.parent == dir && &*n.name == name)
                     || n.links.iter().any(|(p, l)| *p == dir && &**l == name))
@@ -228,19 +387,11 @@ impl Nodes {
     }
 
     pub(super) fn parent(&self, idx: Index) -> Index {
-        self.table
-            .read()
-            .list
-            .get(idx as usize)
-            .map_or(0, |n| n.parent)
+        self.table.read().get(idx).map_or(0, |n| n.parent)
     }
 
     pub(super) fn lower(&self, idx: Index) -> Option<NodeId> {
-        self.table
-            .read()
-            .list
-            .get(idx as usize)
-            .and_then(|n| n.lower)
+        self.table.read().get(idx).and_then(|n| n.lower)
     }
 
     /// The names from the root down to node `idx` (empty for the root);
@@ -250,7 +401,7 @@ impl Nodes {
         let mut names = Vec::new();
         let mut at = idx;
         while at != 0 {
-            let n = table.list.get(at as usize).ok_or(Errno::ESTALE)?;
+            let n = table.get(at).ok_or(Errno::ESTALE)?;
             if n.detached || names.len() > MAX_DEPTH {
                 return Err(Errno::ESTALE);
             }
@@ -268,7 +419,7 @@ impl Nodes {
             return Ok(None);
         }
         let table = self.table.read();
-        let n = table.list.get(idx as usize).ok_or(Errno::ESTALE)?;
+        let n = table.get(idx).ok_or(Errno::ESTALE)?;
         if n.detached {
             return Err(Errno::ESTALE);
         }
@@ -291,7 +442,7 @@ impl Nodes {
         if let Some(&i) = table.index.get(&key) {
             return Ok(i);
         }
-        let i = table.add(Node::new(dir, key.1.clone(), lower))?;
+        let i = table.add_named(dir, key.1.clone(), lower)?;
         table.name(key, i);
         Ok(i)
     }
@@ -322,10 +473,10 @@ impl Nodes {
             .files
             .get(&file)
             .copied()
-            .filter(|&i| table.list.get(i as usize).is_some_and(|n| !n.detached));
+            .filter(|&i| table.get(i).is_some_and(|n| !n.detached));
         let i = match known {
             Some(i) => {
-                if let Some(n) = table.list.get_mut(i as usize) {
+                if let Some(n) = table.get_mut(i) {
                     n.links.push(key.clone());
                 }
                 i
@@ -353,7 +504,7 @@ impl Nodes {
             }
         }
         table.files.insert(file, idx);
-        if let Some(n) = table.list.get_mut(idx as usize) {
+        if let Some(n) = table.get_mut(idx) {
             n.links.push(key);
             n.file = Some(file);
         }
@@ -368,7 +519,7 @@ impl Nodes {
         let Some(i) = table.unname(&key) else {
             return;
         };
-        let Some(n) = table.list.get_mut(i as usize) else {
+        let Some(n) = table.get_mut(i) else {
             return;
         };
         if (n.parent, &n.name) != (key.0, &key.1) {
@@ -388,34 +539,38 @@ impl Nodes {
     /// so the kernel's inodes stay valid.
     pub(super) fn rebase(&self, view: &View) {
         let mut table = self.table.write();
-        let list = &mut table.list;
+        if let Some(a) = table.adopted.as_mut() {
+            // A reset keeps the view; a commit moves to another.
+            a.same_view = std::ptr::eq(view, &*a.view);
+        }
         // Parents first: a node's index says nothing of its depth (indexes
         // are used again, and a moved node keeps its own), so each node's
         // chain of parents not yet done is done from the top down.
-        let mut done = vec![false; list.len()];
+        let mut done = vec![false; table.end()];
         if let Some(d) = done.first_mut() {
             *d = true;
         }
+        let all: Vec<Index> = table.indexes().collect();
         let mut chain = Vec::new();
-        for i in 1..list.len() {
+        for i in all {
             let mut at = i;
-            while !done.get(at).copied().unwrap_or(true) && chain.len() <= MAX_DEPTH {
+            while !done.get(at as usize).copied().unwrap_or(true) && chain.len() <= MAX_DEPTH {
                 chain.push(at);
-                at = list.get(at).map_or(0, |n| n.parent as usize);
+                at = table.get(at).map_or(0, |n| n.parent);
             }
             while let Some(j) = chain.pop() {
-                let lower = match list.get(j) {
-                    Some(n) if !n.detached => list
-                        .get(n.parent as usize)
+                let lower = match table.get(j) {
+                    Some(n) if !n.detached => table
+                        .get(n.parent)
                         .filter(|p| n.parent == 0 || !p.detached)
                         .and_then(|p| p.lower)
                         .and_then(|pl| view.lookup(pl, &n.name)),
                     _ => None,
                 };
-                if let Some(n) = list.get_mut(j) {
+                if let Some(n) = table.get_mut(j) {
                     n.lower = lower;
                 }
-                if let Some(d) = done.get_mut(j) {
+                if let Some(d) = done.get_mut(j as usize) {
                     *d = true;
                 }
             }
@@ -443,7 +598,7 @@ impl Nodes {
         }
         let mut table = self.table.write();
         let (parent, name, links) = {
-            let n = table.list.get_mut(idx as usize).filter(|n| !n.free)?;
+            let n = table.get_mut(idx).filter(|n| !n.free)?;
             if n.detached {
                 return None;
             }
@@ -474,7 +629,7 @@ impl Nodes {
         // last name going, and it is the new one's parent (a move within it).
         let replaced = table.name(to.clone(), src);
         table.unname(&from);
-        if let Some(n) = table.list.get_mut(src as usize) {
+        if let Some(n) = table.get_mut(src) {
             if (n.parent, &n.name) == (from.0, &from.1) {
                 n.parent = to.0;
                 n.name = to.1;
@@ -503,9 +658,12 @@ mod tests {
             let idx = nodes.intern(dir, name.as_bytes(), None).unwrap();
             nodes.remember(idx);
             nodes.detach(dir, name.as_bytes());
-            assert!(nodes.contains(idx), "freed while the kernel holds it");
+            assert!(
+                nodes.contains(idx, &View::empty()),
+                "freed while the kernel holds it"
+            );
             nodes.forget(idx, 1);
-            assert!(!nodes.contains(idx));
+            assert!(!nodes.contains(idx, &View::empty()));
         }
         assert_eq!(nodes.live(), 2, "root and tmp");
         assert!(nodes.table.read().list.len() <= 3);
@@ -516,7 +674,7 @@ mod tests {
         let nodes = Nodes::new();
         let idx = nodes.intern(0, b"listed", None).unwrap();
         nodes.detach(0, b"listed");
-        assert!(!nodes.contains(idx));
+        assert!(!nodes.contains(idx, &View::empty()));
         // Its index is a new file's now, and that file is found by name.
         let again = nodes.intern(0, b"new", None).unwrap();
         assert_eq!(again, idx);
@@ -534,20 +692,23 @@ mod tests {
         // the index under it.
         nodes.detach_node(dir);
         nodes.forget(dir, 1);
-        assert!(nodes.contains(dir), "a parent of a name is kept");
+        assert!(
+            nodes.contains(dir, &View::empty()),
+            "a parent of a name is kept"
+        );
         // Two lookups, one forgotten: still held.
         let f = nodes.intern(0, b"g", None).unwrap();
         nodes.remember(f);
         nodes.remember(f);
         nodes.detach(0, b"g");
         nodes.forget(f, 1);
-        assert!(nodes.contains(f));
+        assert!(nodes.contains(f, &View::empty()));
         nodes.forget(f, 5);
-        assert!(!nodes.contains(f));
+        assert!(!nodes.contains(f, &View::empty()));
         // A forget of a freed or unknown node does nothing.
         nodes.forget(f, 1);
         nodes.forget(999, 1);
-        assert!(nodes.contains(child));
+        assert!(nodes.contains(child, &View::empty()));
     }
 
     #[test]
@@ -572,7 +733,7 @@ mod tests {
         assert!(nodes.is_named(f, 0, b"b"));
         nodes.detach(0, b"b");
         nodes.forget(f, 1);
-        assert!(!nodes.contains(f));
+        assert!(!nodes.contains(f, &View::empty()));
         // The file's identity no longer leads to the freed node.
         let g = nodes.intern_file(0, b"c", 2, (1, 7)).unwrap();
         assert!(nodes.is_named(g, 0, b"c"));
@@ -585,7 +746,10 @@ mod tests {
         let b = nodes.intern(0, b"b", None).unwrap();
         nodes.moved(a, 0, b"a", 0, b"b");
         assert!(nodes.is_named(a, 0, b"b"));
-        assert!(!nodes.contains(b), "the replaced node, never looked up");
+        assert!(
+            !nodes.contains(b, &View::empty()),
+            "the replaced node, never looked up"
+        );
         assert_eq!(nodes.find_path(&[b"b"]), Some(a));
         assert_eq!(nodes.find_path(&[b"a"]), None);
     }

@@ -347,3 +347,84 @@ fn a_commit_finds_each_nodes_layer_entry_also_when_a_child_has_a_lower_index() {
     assert_eq!(nodes.lower(sub), f.ov.lower.lookup(lower_dir, b"sub"));
     assert!(nodes.lower(sub).is_some());
 }
+
+/// The fixture's layers as a read-only runtime showed them, taken over by
+/// an overlay (`spfs edit`).
+fn adopted() -> Fixture {
+    let f = fixture();
+    let ov = Overlay::adopting(
+        f.ov.lower.clone(),
+        f.ov.repos.clone(),
+        f.ov.scratch.clone(),
+        7,
+        crate::sys::user::effective_ids(),
+        SystemTime::now(),
+    );
+    Fixture { _tmp: f._tmp, ov }
+}
+
+#[test]
+fn an_adopted_view_keeps_every_inode_the_read_only_runtime_gave_out() {
+    let f = adopted();
+    let view = f.ov.lower.clone();
+    let id = |p: &str| view.resolve_path(p).unwrap().0;
+    // Asked for by inode alone (a shell's working directory, an open
+    // file), never looked up in the overlay: the same file.
+    let c = id("dir/sub/c.txt");
+    assert!(f.ov.contains(c));
+    assert_eq!(read(&f.ov, c), b"lower c");
+    assert_eq!(
+        f.ov.getattr(id("dir/sub")).unwrap().kind,
+        FileType::Directory
+    );
+    // Found by name: the view's numbers, in lookups and listings.
+    let (dir, _) = f.ov.lookup(0, b"dir").unwrap();
+    assert_eq!(dir, id("dir"));
+    let listed: Vec<Index> =
+        f.ov.listing(dir)
+            .unwrap()
+            .into_iter()
+            .map(|(i, _, _)| i)
+            .collect();
+    assert_eq!(listed, [id("dir/b.txt"), id("dir/sub")]);
+    // An edit through an inode of the read-only view lands at its path;
+    // a new name gets a number past the view's.
+    let sub = id("dir/sub");
+    let (made, _) = f.ov.create(sub, b"new", 0o644, 0, WHO).unwrap();
+    assert!(made.idx as usize >= view.len());
+    assert_eq!(names(&f.ov, sub), ["c.txt", "new"]);
+    assert!(f.ov.scratch().upper_path().join("dir/sub/new").exists());
+    // Not a node of the view, nor made: stale.
+    assert!(!f.ov.contains(made.idx + 1));
+}
+
+#[test]
+fn an_adopted_file_deleted_and_made_again_is_a_new_inode_and_the_old_stays_held() {
+    let f = adopted();
+    let a = f.ov.lower.resolve_path("a.txt").unwrap().0;
+    assert_eq!(f.ov.lookup(0, b"a.txt").unwrap().0, a);
+    f.ov.unlink(0, b"a.txt").unwrap();
+    let (again, _) = f.ov.create(0, b"a.txt", 0o644, 0, WHO).unwrap();
+    assert_ne!(again.idx, a);
+    // The kernel may still hold the old inode from before the edit: it is
+    // never freed, so its number is never another file's.
+    f.ov.forget(a, 1_000);
+    assert!(f.ov.contains(a));
+    let (other, _) = f.ov.create(0, b"b.txt", 0o644, 0, WHO).unwrap();
+    assert_ne!(other.idx, a);
+}
+
+#[test]
+fn an_adopted_inode_first_asked_for_after_a_commit_is_found_in_the_new_layers() {
+    let f = adopted();
+    let view = f.ov.lower.clone();
+    let c = view.resolve_path("dir/sub/c.txt").unwrap().0;
+    // The runtime moves to another view (a commit) before the kernel asks
+    // for the inode again: it is looked up there by its path.
+    let moved = f.ov.rebased(Arc::new(View::empty()));
+    assert!(moved.contains(c), "still named, by its path");
+    assert_eq!(moved.getattr(c).unwrap_err(), Errno::ENOENT);
+    let back = moved.rebased(view.clone());
+    assert!(back.contains(view.resolve_path("dir/b.txt").unwrap().0));
+    assert_eq!(read(&back, c), b"lower c");
+}

@@ -14,6 +14,7 @@ mod clean;
 mod commit;
 mod config;
 mod diff;
+mod edit;
 mod format;
 mod ls;
 mod objects;
@@ -242,6 +243,8 @@ enum Command {
     Shell(runtime::ShellArgs),
     /// Run a command in an existing runtime.
     Join(runtime::JoinArgs),
+    /// Make the current runtime editable.
+    Edit(edit::EditArgs),
     /// Commit the current runtime state or a directory to storage.
     Commit(commit::CommitArgs),
     /// Reset changes, or rebuild the entire spfs directory.
@@ -328,6 +331,7 @@ pub fn run() -> ExitCode {
         Command::Shell(args) => runtime::shell(args),
         Command::Join(args) => runtime::join(args),
         Command::Runtime(cmd) => runtimes::run(cmd),
+        Command::Edit(args) => edit::edit(args),
         Command::Commit(args) => commit::commit(args),
         Command::Reset(args) => reset::reset(args),
         Command::Clean(args) => clean::clean(args, cli.verbose),

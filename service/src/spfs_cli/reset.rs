@@ -5,8 +5,9 @@
 //! name). The service discards them, so every process of the runtime sees
 //! the files of the layers again at once.
 //!
-//! Not taken yet (an error says so): `-r/--ref` (the runtime on another
-//! stack) and `-e/--edit` (a read-only runtime made editable).
+//! `-e/--edit` leaves the runtime editable (a read-only one is made so,
+//! as `spfs edit` does). Not taken yet (an error says so): `-r/--ref`
+//! (the runtime on another stack).
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,7 @@ use super::{CmdError, CmdResult};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ResetArgs {
-    /// Mount the resulting runtime in edit mode (not taken yet).
+    /// Mount the resulting runtime in edit mode
     #[arg(short, long)]
     edit: bool,
     /// The tag or id to rebuild the runtime with (not taken yet).
@@ -29,9 +30,9 @@ pub(crate) struct ResetArgs {
 }
 
 pub(crate) fn reset(args: ResetArgs) -> CmdResult {
-    if args.edit || args.reference.is_some() {
+    if args.reference.is_some() {
         return Err(
-            "spfs reset --edit and --ref are not available on macOS yet: reset edits by pattern, or start a new runtime with 'spfs run'".into(),
+            "spfs reset --ref is not available on macOS yet: reset edits by pattern, or start a new runtime with 'spfs run'".into(),
         );
     }
     let name = super::runtimes::active_name()?;
@@ -43,6 +44,10 @@ pub(crate) fn reset(args: ResetArgs) -> CmdResult {
         Err(e) => return Err(e.to_string().into()),
     };
     let Some(scratch) = info.scratch_dir.as_deref() else {
+        if args.edit {
+            // No edits to reset; editable from now on.
+            return make_editable(&mut client, name);
+        }
         return Err("Active runtime is not editable, nothing to reset".into());
     };
     let paths = if args.paths.is_empty() {
@@ -55,16 +60,35 @@ pub(crate) fn reset(args: ResetArgs) -> CmdResult {
             .map(|rel| mount.join(rel).display().to_string())
             .collect()
     };
-    if !args.paths.is_empty() && paths.is_empty() {
-        // Nothing matched: nothing to do (upstream says nothing either).
-        return Ok(());
-    }
-    match client.call(Request::Reset { name, paths }) {
-        Ok(Response::Reset { .. }) => Ok(()),
-        Ok(other) => Err(format!("unexpected reply from the service: {other:?}").into()),
-        Err(e) if e.is(ErrorCode::ReadOnly) => {
-            Err("Active runtime is not editable, nothing to reset".into())
+    // Nothing matched: nothing to reset (upstream says nothing either).
+    if args.paths.is_empty() || !paths.is_empty() {
+        match client.call(Request::Reset {
+            name: name.clone(),
+            paths,
+        }) {
+            Ok(Response::Reset { .. }) => {}
+            Ok(other) => return Err(format!("unexpected reply from the service: {other:?}").into()),
+            Err(e) if e.is(ErrorCode::ReadOnly) => {
+                return Err("Active runtime is not editable, nothing to reset".into())
+            }
+            Err(e) => return Err(e.to_string().into()),
         }
+    }
+    if args.edit {
+        make_editable(&mut client, name)?;
+    }
+    Ok(())
+}
+
+/// Makes runtime `name` editable (a durable one run `--no-edit` has edits
+/// but takes none), saying nothing, as upstream's reset.
+fn make_editable(client: &mut crate::client::Client, name: String) -> CmdResult {
+    match client.call(Request::SetEditable {
+        name,
+        editable: true,
+    }) {
+        Ok(Response::Edited { .. }) => Ok(()),
+        Ok(other) => Err(format!("unexpected reply from the service: {other:?}").into()),
         Err(e) => Err(e.to_string().into()),
     }
 }
