@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::broadcast;
 
-use crate::overlay::Overlay;
+use crate::overlay::{LowerChange, Overlay};
 use crate::repo::{Digest, RepositorySet, View};
 use crate::router::{RegisterError, Router, RuntimeId};
 use crate::scratch::Scratch;
@@ -103,13 +103,25 @@ pub enum RuntimeTree {
     /// Read-only from its start; `spfs edit` may give it an editable
     /// part, an overlay at the same slot that adopts the view's inodes.
     ReadOnly {
-        /// What it shows until then.
-        view: Arc<ReadOnlyView>,
+        /// What it shows until then (`reset -r` replaces it, at a new
+        /// slot).
+        view: RwLock<Arc<ReadOnlyView>>,
         /// Set once it is made editable; never unset.
         edited: std::sync::OnceLock<Editable>,
     },
     /// Changes with commits and resets.
     Editable(Editable),
+}
+
+/// A runtime's stack and the env spec it came from.
+#[derive(Debug)]
+struct Stack {
+    /// Layers (or manifests), bottom-up.
+    digests: Vec<Digest>,
+    /// The env spec as the user gave it (at the start, or to `reset -r`).
+    spec: String,
+    /// How many of `digests` the env spec named (the rest are commits).
+    spec_layers: usize,
 }
 
 /// A runtime: a process tree and the environment it sees at /spfs.
@@ -125,18 +137,14 @@ pub struct Runtime {
     pub gid: u32,
     /// The process whose tree it is.
     pub root_pid: u32,
-    /// The env spec as the user gave it.
-    pub spec: String,
     /// When it started.
     pub created: SystemTime,
     /// Exported to the runtime's processes (see `router::TOKEN_ENV`).
     pub token: String,
     /// Where its layers are.
     pub repos: Arc<RepositorySet>,
-    /// Layers (or manifests) of the stack, bottom-up; a commit adds one.
-    stack: RwLock<Vec<Digest>>,
-    /// How many of them the env spec named (the rest are commits).
-    spec_layers: usize,
+    /// What it shows: a commit adds a layer, `reset -r` replaces it.
+    stack: RwLock<Stack>,
     record_dir: Option<std::path::PathBuf>,
     tree: RuntimeTree,
     /// Its edits outlive it (`run --keep-runtime`), in the primary
@@ -147,6 +155,9 @@ pub struct Runtime {
     pub repo_record: Mutex<Option<crate::repo::runtime_records::RuntimeRecord>>,
     /// Its payload fetches as last told to subscribers.
     fetches_reported: Mutex<Option<crate::repo::FetchProgress>>,
+    /// Slots of read-only views it showed before a `reset -r`: kept for
+    /// the processes still inside them, gone with the runtime.
+    retired_slots: Mutex<Vec<u32>>,
 }
 
 impl Runtime {
@@ -155,7 +166,7 @@ impl Runtime {
         match self.editable() {
             Some(e) => Tree::Editable(e.overlay()),
             None => match &self.tree {
-                RuntimeTree::ReadOnly { view, .. } => Tree::ReadOnly(view.clone()),
+                RuntimeTree::ReadOnly { view, .. } => Tree::ReadOnly(view.read().clone()),
                 RuntimeTree::Editable(e) => Tree::Editable(e.overlay()),
             },
         }
@@ -183,7 +194,12 @@ impl Runtime {
 
     /// Layers (or manifests) of the stack, bottom-up.
     pub fn stack(&self) -> Vec<Digest> {
-        self.stack.read().clone()
+        self.stack.read().digests.clone()
+    }
+
+    /// The env spec as the user gave it (at the start, or to `reset -r`).
+    pub fn spec(&self) -> String {
+        self.stack.read().spec.clone()
     }
 
     /// What the runtime shows now, in short: its env spec, and each layer
@@ -191,13 +207,23 @@ impl Runtime {
     /// (`fixture/base+UFTF5WRY`).
     pub fn current_spec(&self) -> String {
         let stack = self.stack.read();
-        let mut s = self.spec.clone();
-        for d in stack.iter().skip(self.spec_layers) {
+        let mut s = stack.spec.clone();
+        for d in stack.digests.iter().skip(stack.spec_layers) {
             s.push('+');
             s.push_str(&d.to_string()[..8]);
         }
         s
     }
+}
+
+/// The stack a runtime moves to (`reset -r`).
+pub struct Restack {
+    /// The env spec as the user gave it.
+    pub spec: String,
+    /// Its layers, bottom-up.
+    pub stack: Vec<Digest>,
+    /// Their merged view (see [`Runtimes::view_of`]).
+    pub view: Arc<View>,
 }
 
 /// Everything needed to start a runtime.
@@ -414,14 +440,14 @@ impl Runtimes {
         let view = new.view;
         let tree = match new.scratch {
             None => RuntimeTree::ReadOnly {
-                view: Arc::new(ReadOnlyView {
+                view: RwLock::new(Arc::new(ReadOnlyView {
                     slot,
                     view,
                     repos: new.repos.clone(),
                     uid: new.uid,
                     gid: new.gid,
                     time: created,
-                }),
+                })),
                 edited: std::sync::OnceLock::new(),
             },
             Some(scratch) => RuntimeTree::Editable(Editable {
@@ -443,22 +469,25 @@ impl Runtimes {
             uid: new.uid,
             gid: new.gid,
             root_pid: new.root_pid,
-            spec: new.spec,
             created,
             token: new.token,
             repos: new.repos,
-            spec_layers: new.spec_layers.unwrap_or(new.stack.len()),
             record_dir: new.record_dir,
-            stack: RwLock::new(new.stack),
+            stack: RwLock::new(Stack {
+                spec_layers: new.spec_layers.unwrap_or(new.stack.len()),
+                digests: new.stack,
+                spec: new.spec,
+            }),
             tree,
             durable: new.durable,
             repo_record: Mutex::new(new.repo_record),
             fetches_reported: Mutex::new(None),
+            retired_slots: Mutex::new(Vec::new()),
         });
         self.slots.write().insert(slot, runtime.tree());
         by_id.insert(id, runtime.clone());
         drop(by_id);
-        tracing::info!(runtime = %runtime.name, id, root = runtime.root_pid, spec = %runtime.spec, "runtime started");
+        tracing::info!(runtime = %runtime.name, id, root = runtime.root_pid, spec = %runtime.spec(), "runtime started");
         self.notify(Change::Started(runtime.clone()));
         Ok(runtime)
     }
@@ -551,7 +580,7 @@ impl Runtimes {
             // The layer shows exactly what the edits showed: every inode
             // stays (a shell in /spfs, open files), over the new stack.
             self.rebase(ed, Arc::new(view));
-            *rt.stack.write() = stack;
+            rt.stack.write().digests = stack;
             detached
         };
         self.updated(rt);
@@ -575,16 +604,105 @@ impl Runtimes {
         ed: &Editable,
         discard: impl FnOnce(&Scratch) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
+        self.discard_edits(rt, ed, discard, None)
+    }
+
+    /// `reset -r`: `rt` shows stack `to` from now on, every process of
+    /// it at once, its edits discarded (as upstream's). An editable
+    /// runtime stays at its slot, and the files that are the same in
+    /// both stacks keep their inodes (a shell in a directory both have
+    /// stays in it); the kernel forgets the rest. A read-only runtime
+    /// moves to a new slot: a process inside the old view keeps seeing
+    /// it, as one inside upstream's old mount does, until it looks again
+    /// from `/spfs`.
+    pub fn restack(&self, rt: &Arc<Runtime>, to: Restack) -> std::io::Result<()> {
+        if let Some(ed) = rt.editable() {
+            return self.discard_edits(rt, ed, |scratch| scratch.clear(), Some(to));
+        }
+        let RuntimeTree::ReadOnly { view, .. } = &rt.tree else {
+            return Ok(());
+        };
+        // Serialized with `end` (which removes the runtime's slots) and
+        // with `set_editable` (which adopts the view shown).
+        let _one = self.ending.lock();
+        if self.get(rt.id).is_none() {
+            return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+        }
+        let old = view.read().clone();
+        let new = Arc::new(ReadOnlyView {
+            slot: self.new_slot(),
+            view: to.view,
+            repos: old.repos.clone(),
+            uid: old.uid,
+            gid: old.gid,
+            time: old.time,
+        });
+        rt.retired_slots.lock().push(old.slot);
+        self.slots
+            .write()
+            .insert(new.slot, Tree::ReadOnly(new.clone()));
+        *view.write() = new;
+        *rt.stack.write() = Stack {
+            spec_layers: to.stack.len(),
+            digests: to.stack,
+            spec: to.spec,
+        };
+        drop(_one);
+        self.updated(rt);
+        Ok(())
+    }
+
+    /// [`Runtimes::reset`], and with `to` [`Runtimes::restack`] of an
+    /// editable runtime.
+    fn discard_edits(
+        &self,
+        rt: &Arc<Runtime>,
+        ed: &Editable,
+        discard: impl FnOnce(&Scratch) -> std::io::Result<()>,
+        to: Option<Restack>,
+    ) -> std::io::Result<()> {
         let _busy = ed.busy.lock();
         let _edits = ed.scratch.hold_edits();
         let (done, forget) = {
             let _all = ed.scratch.hold_all();
             let before = ed.scratch.upper_entries();
+            let old = ed.overlay();
             let done = discard(&ed.scratch);
-            // Even after a failure some edits may be gone: a fresh view.
-            let layers = ed.overlay().lower().clone();
+            // Even after a failure some edits may be gone: a fresh view,
+            // of the same stack then.
+            let to = to.filter(|_| done.is_ok());
+            let lowers = to.as_ref().map(|_| old.node_lowers());
+            let layers = match &to {
+                Some(to) => {
+                    old.stop_adopting();
+                    to.view.clone()
+                }
+                None => old.lower().clone(),
+            };
             let view = self.rebase(ed, layers);
             let mut forget = Vec::new();
+            if let Some(to) = to {
+                *rt.stack.write() = Stack {
+                    spec_layers: to.stack.len(),
+                    digests: to.stack,
+                    spec: to.spec,
+                };
+                for (idx, was) in lowers.unwrap_or_default() {
+                    match view.lower_change(old.lower(), was, view.lower_of(idx)) {
+                        LowerChange::Same => {}
+                        LowerChange::Attributes => forget.push(Forget::Attributes(view.ino(idx))),
+                        LowerChange::Replaced => {
+                            if let Some((parent, name, child)) = view.detach_node(idx) {
+                                forget.push(Forget::Entry {
+                                    parent,
+                                    name,
+                                    child,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
             for (path, was_dir) in before {
                 if ed.scratch.in_upper(&path) {
                     continue;
@@ -647,6 +765,7 @@ impl Runtimes {
             if !editable {
                 return Ok(false);
             }
+            let view = view.read().clone();
             let scratch = Arc::new(open_scratch()?);
             let overlay = Arc::new(Overlay::adopting(
                 view.view.clone(),
@@ -756,7 +875,13 @@ impl Runtimes {
             return false;
         };
         self.router.unregister(id);
-        self.slots.write().remove(&rt.tree().slot());
+        {
+            let mut slots = self.slots.write();
+            slots.remove(&rt.tree().slot());
+            for old in rt.retired_slots.lock().drain(..) {
+                slots.remove(&old);
+            }
+        }
         let transient_edits = rt.editable().filter(|_| !rt.durable);
         if let Some(ed) = transient_edits {
             // As upstream's runtimes: edits not committed end with them.

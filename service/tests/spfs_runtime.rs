@@ -611,7 +611,7 @@ fn reset_undoes_the_edits_its_patterns_match_or_all_of_them() {
     assert!(err(&o).contains("not editable"), "{}", err(&o));
     let o = spfs(&place, &["reset"]);
     assert!(err(&o).contains("No active runtime"), "{}", err(&o));
-    // What is not built says so.
+    // A reference and paths: one or the other.
     let o = spfs(
         &place,
         &[
@@ -622,11 +622,80 @@ fn reset_undoes_the_edits_its_patterns_match_or_all_of_them() {
             SPFS,
             "reset",
             "-r",
-            "fixture/base",
+            "fixture/top",
+            "x",
         ],
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("not available"), "{}", err(&o));
+    assert!(err(&o).contains("not both"), "{}", err(&o));
+}
+
+#[test]
+fn reset_ref_rebuilds_an_editable_runtime_live_keeping_what_both_stacks_share() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    // A shell in a directory both stacks have stays there (same inode); a
+    // file that changed is a new inode with its new content (the kernel
+    // read the old one first); a file held open reads what it opened.
+    let script = format!(
+        "cd {m}/etc/conf.d; exec 3< {m}/hello.txt; cat {m}/hello.txt >/dev/null
+         echo mine > {m}/mine.txt
+         dir=$(stat -c %i .); file=$(stat -c %i {m}/hello.txt)
+         {SPFS} reset -r fixture/base+fixture/top || exit 9
+         [ \"$(stat -c %i .)\" = \"$dir\" ] && echo same-dir
+         [ \"$(stat -c %i {m}/hello.txt)\" != \"$file\" ] && echo new-file
+         ls; wc -c < {m}/hello.txt; cat {m}/new/added.txt | wc -c
+         test -e {m}/mine.txt || echo edits-gone
+         test -e {m}/bin/other || echo masked
+         head -c 10 <&3; echo
+         echo more > {m}/more.txt && echo editable"
+    );
+    let o = spfs(
+        &place,
+        &["run", "-e", "fixture/base", "--", "sh", "-c", &script],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "same-dir\nnew-file\na.conf\nb.conf\n24\n13\nedits-gone\nmasked\nhello from\neditable\n"
+    );
+    // An unknown reference changes nothing.
+    let script = format!("{SPFS} reset -r no/such; echo $?; cat {m}/mine.txt");
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "-e",
+            "fixture/base",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo mine > {m}/mine.txt; {script}"),
+        ],
+    );
+    assert_eq!(out(&o), "1\nmine\n", "{}", err(&o));
+}
+
+#[test]
+fn reset_ref_of_a_read_only_runtime_shows_the_new_stack_from_spfs_and_empty_is_editable() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    // A process inside the old view keeps it, as one inside upstream's
+    // old mount does; from /spfs every process sees the new stack.
+    let script = format!(
+        "cd {m}/etc
+         {SPFS} reset -r fixture/top || exit 9
+         ls {m}; ls; echo ==
+         touch {m}/x 2>/dev/null || echo read-only
+         {SPFS} reset -r - || exit 9
+         ls {m}; touch {m}/x && echo editable"
+    );
+    let o = spfs(&place, &["run", "fixture/base", "--", "sh", "-c", &script]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "bin\nhello.txt\nnew\nshare\nconf.d\nreadonly.cfg\n==\nread-only\neditable\n"
+    );
 }
 
 #[test]

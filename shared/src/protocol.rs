@@ -55,11 +55,15 @@ pub enum Request {
     /// Turn an editable runtime's edits into a layer (and maybe a platform
     /// of the whole stack); the runtime continues on top of it.
     Commit(CommitRequest),
-    /// Discard an editable runtime's edits: all, or those under `paths`.
+    /// Discard an editable runtime's edits: all, or those under `paths`;
+    /// or, with `to` (an env spec; empty for none), discard them all and
+    /// rebuild the runtime on that stack (`spfs reset -r`), editable or not.
     Reset {
         name: String,
         #[serde(default)]
         paths: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
     /// Make a live runtime editable (`spfs edit`) or read-only again, its
     /// edits still shown (`spfs edit --off`); its processes keep their

@@ -212,7 +212,11 @@ pub fn reset(args: ResetArgs, endpoint: &Endpoint) -> CliResult {
         .map(|p| absolute(p))
         .collect::<Result<Vec<_>, _>>()?;
     let mut client = endpoint.connect()?;
-    let reply = client.call(Request::Reset { name, paths })?;
+    let reply = client.call(Request::Reset {
+        name,
+        paths,
+        to: None,
+    })?;
     let Response::Reset { runtime, unchanged } = reply else {
         return Err("unexpected reply from the service".into());
     };

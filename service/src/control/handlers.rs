@@ -106,6 +106,11 @@ pub enum ControlError {
     /// `--keep-runtime` without `--runtime-name`.
     #[error("a durable runtime needs a name: give --runtime-name NAME with --keep-runtime")]
     DurableName,
+    /// `reset -r` with paths.
+    #[error(
+        "a reset to another stack resets everything: give either paths or a reference, not both"
+    )]
+    PathsWithStack,
     /// A runtime could not be made editable (or read-only again).
     #[error("cannot change whether runtime '{runtime}' is editable: {source}")]
     Edit {
@@ -150,9 +155,9 @@ impl ControlError {
                 SettingsError::Io { .. } => ErrorCode::Failed,
                 _ => ErrorCode::InvalidRequest,
             },
-            ControlError::OutsideMount { .. } | ControlError::DurableName => {
-                ErrorCode::InvalidRequest
-            }
+            ControlError::OutsideMount { .. }
+            | ControlError::DurableName
+            | ControlError::PathsWithStack => ErrorCode::InvalidRequest,
             ControlError::OneAtATime(_) => ErrorCode::AlreadyExists,
             ControlError::Durable(e) => match e {
                 DurableError::Exists { .. }
@@ -375,7 +380,16 @@ impl Handlers {
             },
             Request::StopRuntime { name, force } => self.stop(&peer, &name, force)?,
             Request::Commit(req) => self.commit(&peer, req)?,
-            Request::Reset { name, paths } => self.reset(&peer, &name, &paths)?,
+            Request::Reset {
+                name,
+                paths,
+                to: None,
+            } => self.reset(&peer, &name, &paths)?,
+            Request::Reset {
+                name,
+                paths,
+                to: Some(spec),
+            } => self.restack(&peer, &name, &paths, &spec)?,
             Request::SetEditable { name, editable } => self.set_editable(&peer, &name, editable)?,
             Request::Join { name, root_pid } => self.join_runtime(&peer, &name, root_pid)?,
             Request::GetSettings => Response::Settings(self.cx.settings.info()),
@@ -730,7 +744,8 @@ impl Handlers {
         let refuse = |what: String| {
             Err(ControlError::OneAtATime(format!(
                 "this service serves one runtime at a time ({why}), and runtime '{}' is running {}: {what}",
-                rt.name, rt.spec
+                rt.name,
+                rt.spec()
             )))
         };
         if rt.stack() != stack {
@@ -898,6 +913,69 @@ impl Handlers {
         Ok(Response::Reset {
             runtime: runtime_info(&rt),
             unchanged,
+        })
+    }
+
+    /// `reset -r SPEC`: the runtime rebuilt on another stack, its edits
+    /// discarded (see [`Runtimes::restack`]); an empty spec (or `-`) is
+    /// no layers at all. Both records follow.
+    fn restack(
+        &self,
+        peer: &Peer,
+        name: &str,
+        paths: &[String],
+        spec: &str,
+    ) -> Result<Response, ControlError> {
+        let rt = self.find(peer, name)?;
+        if !paths.is_empty() {
+            return Err(ControlError::PathsWithStack);
+        }
+        let spec = if spec == "-" { "" } else { spec };
+        let stack = if spec.is_empty() {
+            Vec::new()
+        } else {
+            stack::resolve(&rt.repos, spec)?
+        };
+        let view = self.cx.runtimes.view_of(&rt.repos, &stack)?;
+        let to = runtimes::Restack {
+            spec: spec.to_owned(),
+            stack,
+            view,
+        };
+        self.cx
+            .runtimes
+            .restack(&rt, to)
+            .map_err(|source| match self.cx.runtimes.get(rt.id) {
+                None => ControlError::NoSuchRuntime(rt.name.clone()),
+                Some(_) => ControlError::Reset {
+                    runtime: rt.name.clone(),
+                    source,
+                },
+            })?;
+        if let Some(r) = rt.repo_record.lock().as_mut() {
+            if let Some(extras) = r.extras.as_mut() {
+                extras.env_spec = spec.to_owned();
+            }
+        }
+        if let Err(e) = self.cx.runtimes.record(&rt) {
+            tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime's record");
+        }
+        let stack_now = stack::strings(&rt.stack());
+        let updated = rt.record_dir().map_or(Ok(()), |dir| {
+            RuntimeRecord::update(dir, |r| {
+                r.env_spec = spec.to_owned();
+                r.stack = stack_now;
+            })
+        });
+        if let Err(e) = updated {
+            // Only matters if the service restarts: then the runtime would
+            // come back on its old stack.
+            tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime record");
+        }
+        tracing::info!(runtime = %rt.name, spec, "runtime rebuilt on another stack");
+        Ok(Response::Reset {
+            runtime: runtime_info(&rt),
+            unchanged: Vec::new(),
         })
     }
 

@@ -93,6 +93,18 @@ pub struct Overlay {
     generation: u64,
 }
 
+/// How a node's lower entry changed when the runtime moved to another
+/// stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LowerChange {
+    /// The same file (content, mode), or the same directory.
+    Same,
+    /// A directory still, with other attributes: the kernel forgets them.
+    Attributes,
+    /// Another file, or none: the name becomes a new inode.
+    Replaced,
+}
+
 /// One entry of a merged listing: node, kind, name.
 pub type Listed = (Index, FileType, Box<[u8]>);
 
@@ -227,6 +239,60 @@ impl Overlay {
         let idx = self.nodes.find_path(path)?;
         let (parent, name) = self.nodes.detach_node(idx)?;
         Some((self.ino(parent), name, self.ino(idx)))
+    }
+
+    /// Detaches node `idx` (see [`Overlay::detach_path`]).
+    pub fn detach_node(&self, idx: Index) -> Option<(u64, Box<[u8]>, u64)> {
+        let (parent, name) = self.nodes.detach_node(idx)?;
+        Some((self.ino(parent), name, self.ino(idx)))
+    }
+
+    /// Each node in use other than the root, with its lower entry (for
+    /// [`Overlay::lower_change`] after a move to another stack).
+    pub fn node_lowers(&self) -> Vec<(Index, Option<NodeId>)> {
+        self.nodes.lowers()
+    }
+
+    /// The lower entry node `idx` shows or merges with.
+    pub fn lower_of(&self, idx: Index) -> Option<NodeId> {
+        self.nodes.lower(idx)
+    }
+
+    /// Before a move to another stack: a node of an adopted read-only
+    /// view not made by now is stale from now on.
+    pub fn stop_adopting(&self) {
+        self.nodes.stop_adopting();
+    }
+
+    /// How a node's lower entry changed from `was` in `old` to `now` in
+    /// this overlay's layers.
+    pub fn lower_change(
+        &self,
+        old: &View,
+        was: Option<NodeId>,
+        now: Option<NodeId>,
+    ) -> LowerChange {
+        let (a, b) = match (
+            was.and_then(|w| old.get(w)),
+            now.and_then(|n| self.lower.get(n)),
+        ) {
+            (None, None) => return LowerChange::Same,
+            (Some(a), Some(b)) => (a, b),
+            _ => return LowerChange::Replaced,
+        };
+        if a.kind() != b.kind() {
+            LowerChange::Replaced
+        } else if a.kind() == NodeKind::Dir {
+            if a.mode() == b.mode() {
+                LowerChange::Same
+            } else {
+                LowerChange::Attributes
+            }
+        } else if a.payload() == b.payload() && a.mode() == b.mode() && a.size() == b.size() {
+            LowerChange::Same
+        } else {
+            LowerChange::Replaced
+        }
     }
 
     /// Whether the layers have a directory at `path` (names from the root).

@@ -74,6 +74,9 @@ struct Adopted {
     /// The overlay still shows `view` below its edits: a name found there
     /// takes the index of the view's node (after a commit it does not).
     same_view: bool,
+    /// The runtime moved to another stack (`reset -r`): a node not made
+    /// by then is stale, its file gone with the view.
+    retired: bool,
 }
 
 #[derive(Debug, Default)]
@@ -137,7 +140,7 @@ impl Table {
         let Some(a) = &self.adopted else {
             return false;
         };
-        if idx == 0 || idx >= a.end {
+        if idx == 0 || idx >= a.end || a.retired {
             return false;
         }
         let mut chain = Vec::new();
@@ -181,7 +184,7 @@ impl Table {
     fn adoptable(&self, dir: Index, lower: Option<NodeId>) -> Option<Index> {
         let a = self.adopted.as_ref()?;
         let l = lower?;
-        if !a.same_view || l.0 == 0 || l.0 >= a.end || a.nodes.contains_key(&l.0) {
+        if !a.same_view || a.retired || l.0 == 0 || l.0 >= a.end || a.nodes.contains_key(&l.0) {
             return None;
         }
         let parent_lower = self.get(dir)?.lower?;
@@ -325,6 +328,7 @@ impl Nodes {
             end,
             nodes: HashMap::new(),
             same_view: true,
+            retired: false,
         });
         nodes
     }
@@ -575,6 +579,25 @@ impl Nodes {
                 }
             }
         }
+    }
+
+    /// Adopts no more nodes of the view (see [`Adopted::retired`]).
+    pub(super) fn stop_adopting(&self) {
+        if let Some(a) = self.table.write().adopted.as_mut() {
+            a.retired = true;
+        }
+    }
+
+    /// Each node in use other than the root, with its lower entry.
+    pub(super) fn lowers(&self) -> Vec<(Index, Option<NodeId>)> {
+        let table = self.table.read();
+        table
+            .indexes()
+            .filter(|&i| i != 0)
+            .filter_map(|i| table.get(i).map(|n| (i, n)))
+            .filter(|(_, n)| !n.free && !n.detached)
+            .map(|(i, n)| (i, n.lower))
+            .collect()
     }
 
     /// The live node at `path` (names from the root), if one was made.

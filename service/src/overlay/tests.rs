@@ -428,3 +428,31 @@ fn an_adopted_inode_first_asked_for_after_a_commit_is_found_in_the_new_layers() 
     assert!(back.contains(view.resolve_path("dir/b.txt").unwrap().0));
     assert_eq!(read(&back, c), b"lower c");
 }
+
+#[test]
+fn a_move_to_another_stack_tells_which_nodes_changed_and_retires_adoption() {
+    let f = adopted();
+    let old = f.ov.lower.clone();
+    let id = |p: &str| old.resolve_path(p).unwrap().0;
+    let (dir, _) = f.ov.lookup(0, b"dir").unwrap();
+    let (a, _) = f.ov.lookup(0, b"a.txt").unwrap();
+    let lowers = f.ov.node_lowers();
+    assert!(lowers.contains(&(dir, Some(NodeId(id("dir"))))));
+    f.ov.stop_adopting();
+    // Against the same layers nothing changed; against none, everything.
+    for (idx, was) in &lowers {
+        assert_eq!(
+            f.ov.lower_change(&old, *was, f.ov.lower_of(*idx)),
+            LowerChange::Same
+        );
+    }
+    let empty = f.ov.rebased(Arc::new(View::empty()));
+    assert_eq!(
+        empty.lower_change(&old, Some(NodeId(id("a.txt"))), empty.lower_of(a)),
+        LowerChange::Replaced
+    );
+    // A node of the old view never asked for is stale now.
+    assert!(!empty.contains(id("dir/sub/c.txt")));
+    assert!(empty.detach_node(a).is_some());
+    assert!(empty.detach_node(a).is_none(), "once");
+}

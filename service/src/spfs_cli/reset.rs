@@ -6,8 +6,9 @@
 //! the files of the layers again at once.
 //!
 //! `-e/--edit` leaves the runtime editable (a read-only one is made so,
-//! as `spfs edit` does). Not taken yet (an error says so): `-r/--ref`
-//! (the runtime on another stack).
+//! as `spfs edit` does). `-r/--ref REF` rebuilds the runtime on REF's
+//! stack, live, its edits all discarded (an empty or `-` REF: no layers,
+//! editable, as upstream).
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +21,10 @@ pub(crate) struct ResetArgs {
     /// Mount the resulting runtime in edit mode
     #[arg(short, long)]
     edit: bool,
-    /// The tag or id to rebuild the runtime with (not taken yet).
+    /// The tag or id to rebuild the runtime with.
+    ///
+    /// Uses current runtime stack if not given. Use '-' or an empty string
+    /// to request an empty environment. Only valid if no paths are given
     #[arg(short, long = "ref", value_name = "REFERENCE")]
     reference: Option<String>,
     /// Glob patterns in the spfs dir of files to reset, defaults to
@@ -30,14 +34,33 @@ pub(crate) struct ResetArgs {
 }
 
 pub(crate) fn reset(args: ResetArgs) -> CmdResult {
-    if args.reference.is_some() {
-        return Err(
-            "spfs reset --ref is not available on macOS yet: reset edits by pattern, or start a new runtime with 'spfs run'".into(),
-        );
-    }
     let name = super::runtimes::active_name()?;
     let endpoint = crate::cli::Endpoint::from_environment();
     let mut client = endpoint.connect().map_err(|e| e.to_string())?;
+    if let Some(reference) = args.reference {
+        if !args.paths.is_empty() {
+            return Err(format!(
+                "spfs reset --ref rebuilds the whole runtime: give either paths ({}) or --ref, not both",
+                args.paths.join(" ")
+            )
+            .into());
+        }
+        let empty = reference.is_empty() || reference == "-";
+        match client.call(Request::Reset {
+            name: name.clone(),
+            paths: Vec::new(),
+            to: Some(reference),
+        }) {
+            Ok(Response::Reset { .. }) => {}
+            Ok(other) => return Err(format!("unexpected reply from the service: {other:?}").into()),
+            Err(e) => return Err(e.to_string().into()),
+        }
+        // An empty environment is editable, as upstream makes it.
+        if args.edit || empty {
+            make_editable(&mut client, name)?;
+        }
+        return Ok(());
+    }
     let info = match client.call(Request::RuntimeInfo { name: name.clone() }) {
         Ok(Response::Runtime { runtime }) => runtime,
         Ok(other) => return Err(format!("unexpected reply from the service: {other:?}").into()),
@@ -65,6 +88,7 @@ pub(crate) fn reset(args: ResetArgs) -> CmdResult {
         match client.call(Request::Reset {
             name: name.clone(),
             paths,
+            to: None,
         }) {
             Ok(Response::Reset { .. }) => {}
             Ok(other) => return Err(format!("unexpected reply from the service: {other:?}").into()),
