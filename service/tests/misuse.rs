@@ -485,6 +485,34 @@ fn read_only_runtimes_come_back_after_a_restart_with_their_age() {
 }
 
 #[test]
+fn a_runtime_made_editable_or_rebuilt_comes_back_so_after_a_restart() {
+    let spfs = env!("CARGO_BIN_EXE_spfs");
+    let mut svc = Service::start("repo");
+    let mut rt = RuntimeShell::start_read_only(&svc, "ro", "fixture/base");
+    let ls = |svc: &Service| -> serde_json::Value {
+        serde_json::from_str(&text(&svc.cli(&["runtime", "ls", "--json"]))).unwrap()
+    };
+    let edited = rt.eval(&format!(
+        "{spfs} edit 2>/dev/null && echo e > $M/new.txt && cat $M/new.txt"
+    ));
+    assert_eq!(edited, ["e"]);
+    svc.restart();
+    assert_eq!(ls(&svc)[0]["editable"], true, "{}", ls(&svc));
+    assert_eq!(rt.eval("cat $M/new.txt"), ["e"]);
+    assert_eq!(
+        rt.eval(&format!("{spfs} reset -r fixture/top && echo done")),
+        ["done"]
+    );
+    svc.restart();
+    let after = ls(&svc);
+    assert_eq!(after[0]["env_spec"], "fixture/top", "{after}");
+    assert_eq!(
+        rt.eval("wc -c < $M/new/added.txt; test -e $M/new.txt || echo gone"),
+        ["13", "gone"]
+    );
+}
+
+#[test]
 fn runtime_rm_waits_says_what_survives_and_force_kills_it() {
     let svc = Service::start("repo");
     let (_rt, line) = spawn_in_base(&svc, "trap '' TERM; echo up; while :; do sleep 0.1; done");
