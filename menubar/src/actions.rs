@@ -21,6 +21,14 @@ pub struct Env {
     pub settings: PathBuf,
     /// The service's log.
     pub log: PathBuf,
+    /// The `spfs` command: beside this binary, else on PATH.
+    pub spfs: PathBuf,
+    /// The directory of this app's binaries when `spfs` is among them
+    /// (the app bundle, a build directory): what "Install command line
+    /// tools" links to.
+    pub tools_dir: Option<PathBuf>,
+    /// Where those links go (see [`crate::sys::command_line_dir`]).
+    pub bin_dir: PathBuf,
 }
 
 impl Env {
@@ -37,13 +45,48 @@ impl Env {
                 beside.exists().then_some(beside)
             })
             .unwrap_or_else(|| PathBuf::from("spfs-fuse-macos"));
+        let tools_dir = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_owned))
+            .filter(|dir| dir.join("spfs").is_file());
         Env {
             socket: spfs_shared::paths::socket_path(),
             cli,
             settings: spfs_shared::paths::settings_path(),
             log: spfs_shared::paths::log_path(),
+            spfs: tools_dir
+                .as_ref()
+                .map_or_else(|| PathBuf::from("spfs"), |d| d.join("spfs")),
+            tools_dir,
+            bin_dir: crate::sys::command_line_dir(),
         }
     }
+}
+
+/// The command-line tools this app carries: (the binary, its link).
+pub fn command_line_links(env: &Env) -> Vec<(PathBuf, PathBuf)> {
+    let Some(dir) = &env.tools_dir else {
+        return Vec::new();
+    };
+    ["spfs", "spfs-fuse-macos"]
+        .iter()
+        .map(|b| (dir.join(b), env.bin_dir.join(b)))
+        .filter(|(target, _)| target.is_file())
+        .collect()
+}
+
+/// Whether every tool is linked where the user's shells find it; `None`
+/// when this app carries none (run from elsewhere).
+pub fn command_line_installed(env: &Env) -> Option<bool> {
+    let links = command_line_links(env);
+    if links.is_empty() {
+        return None;
+    }
+    Some(
+        links
+            .iter()
+            .all(|(target, link)| std::fs::read_link(link).is_ok_and(|t| &t == target)),
+    )
 }
 
 /// Runs `spfs-fuse-macos ARGS`; its first line of error output on failure.
@@ -126,6 +169,12 @@ pub fn perform(action: &Action, env: &Env, state: &State) -> Result<(), String> 
     }
     match action {
         Action::Reveal(p) => crate::sys::reveal(p),
+        Action::OpenShell(name) => crate::sys::open_terminal(&[
+            env.spfs.display().to_string(),
+            "join".to_owned(),
+            name.clone(),
+        ]),
+        Action::InstallCommandLine => crate::sys::install_links(&command_line_links(env)),
         Action::AlwaysOn(on) => set_always_on(env, *on),
         Action::StartService => cli(env, &["start"]).map(drop),
         Action::OpenLog => open_log(env),

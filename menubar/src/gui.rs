@@ -23,9 +23,14 @@ enum UserEvent {
     Menu(String),
     /// The menu reads differently by the clock now (see `next_change`).
     Tick,
-    /// An action finished: its error, if any, and whether always-on is
-    /// installed now (when it may have changed).
-    Done(Result<(), String>, Option<Option<bool>>),
+    /// An action finished: its error, if any, and whether always-on and
+    /// the command-line tools are installed now (when they may have
+    /// changed).
+    Done(
+        Result<(), String>,
+        Option<Option<bool>>,
+        Option<Option<bool>>,
+    ),
 }
 
 /// Pixels of the tray icon (macOS scales a 36-px template for retina).
@@ -197,7 +202,7 @@ impl App {
         let proxy = self.proxy.clone();
         std::thread::spawn(move || {
             let now = actions::always_on(&env);
-            let _ = proxy.send_event(UserEvent::Done(Ok(()), Some(now)));
+            let _ = proxy.send_event(UserEvent::Done(Ok(()), Some(now), None));
         });
     }
 
@@ -230,10 +235,12 @@ impl App {
                     let result = actions::perform(&action, &env, &state);
                     let always_on =
                         matches!(action, Action::AlwaysOn(_)).then(|| actions::always_on(&env));
+                    let command_line = matches!(action, Action::InstallCommandLine)
+                        .then(|| actions::command_line_installed(&env));
                     if matches!(action, Action::StartService) {
                         let _ = poke.send(());
                     }
-                    let _ = proxy.send_event(UserEvent::Done(result, always_on));
+                    let _ = proxy.send_event(UserEvent::Done(result, always_on, command_line));
                 });
             }
         }
@@ -351,9 +358,12 @@ pub fn run(env: Env, state: State, reporting: crate::Reporting) -> ! {
                 app.click(&id, flow);
                 app.refresh();
             }
-            Event::UserEvent(UserEvent::Done(result, always_on)) => {
+            Event::UserEvent(UserEvent::Done(result, always_on, command_line)) => {
                 if let Err(e) = result {
                     app.state.notice = Some(e);
+                }
+                if let Some(c) = command_line {
+                    app.state.command_line = c;
                 }
                 if let Some(a) = always_on {
                     app.state.always_on = a;

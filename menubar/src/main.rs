@@ -19,10 +19,13 @@ use spfs_shared::settings::Settings;
 use actions::Env;
 use model::{Service, State};
 
-const USAGE: &str = "Usage: spfs-menubar [--print-menu | --write-icns PATH | --version]
+const USAGE: &str =
+    "Usage: spfs-menubar [--print-menu | --click ITEM | --write-icns PATH | --version]
 
 The SPFS menu-bar app. With --print-menu it prints the menu it would show
-for the running service, as indented text, and exits.";
+for the running service, as indented text, and exits. With --click it does
+what clicking menu item ITEM does (`shell/NAME`, `stop/NAME`,
+`install-cli`, `start`, ...) and exits: for scripts and tests.";
 
 /// The app's own error reports (its panics), as the service's: off unless
 /// a reporting address is configured and `error_reporting` is on.
@@ -88,6 +91,7 @@ fn initial_state(env: &Env, service: Service, settings: Settings) -> State {
         notice: None,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         log: env.log.clone(),
+        command_line: actions::command_line_installed(env),
     }
 }
 
@@ -100,12 +104,36 @@ fn load_settings(env: &Env) -> (Settings, Option<String>) {
     }
 }
 
-fn print_menu(env: &Env, settings: Settings, notice: Option<String>) -> ExitCode {
-    let service = match client::snapshot(&env.socket) {
+/// The service as the menu shows it now.
+fn current_service(env: &Env) -> Service {
+    match client::snapshot(&env.socket) {
         Ok(s) => Service::Running(Box::new(s)),
         Err(client::ClientError::NotRunning) => Service::NotRunning,
         Err(e) => Service::Error(e.to_string()),
+    }
+}
+
+/// `--click ITEM`: what a click on ITEM does, now; its error on stderr.
+fn click(env: &Env, settings: Settings, id: &str) -> ExitCode {
+    let state = initial_state(env, current_service(env), settings);
+    let result = match model::action_for(id, &state) {
+        None => Err(format!("no menu item '{id}' is clickable now")),
+        Some(model::Action::CopyName(_) | model::Action::Quit) => Err(format!(
+            "'{id}' is done by the app itself, not from the command line"
+        )),
+        Some(action) => actions::perform(&action, env, &state),
     };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_menu(env: &Env, settings: Settings, notice: Option<String>) -> ExitCode {
+    let service = current_service(env);
     let mut state = initial_state(env, service, settings);
     state.notice = notice;
     print!(
@@ -138,6 +166,10 @@ fn main() -> ExitCode {
             let _reporting = Reporting::init(&settings);
             fault_injection();
             print_menu(&env, settings, notice)
+        }
+        ["--click", id] => {
+            let (settings, _notice) = load_settings(&env);
+            click(&env, settings, id)
         }
         ["--write-icns", path] => match icon::icns()
             .map_err(|e| e.to_string())

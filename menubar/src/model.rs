@@ -94,6 +94,9 @@ pub struct State {
     pub version: String,
     /// The service's log file.
     pub log: PathBuf,
+    /// Whether this app's command-line tools are linked on PATH (`None`:
+    /// it carries none).
+    pub command_line: Option<bool>,
 }
 
 /// How the icon looks.
@@ -369,6 +372,7 @@ fn runtime_menu(rt: &RuntimeInfo, now: SystemTime) -> Item {
     }
     items.extend([
         Item::Separator,
+        action(format!("shell/{}", rt.name), "Open shell here", true),
         action(format!("stop/{}", rt.name), "Stop", true),
     ]);
     if rt.editable && rt.scratch_dir.is_some() {
@@ -480,6 +484,15 @@ pub fn menu(state: &State, now: SystemTime, instant: Instant) -> Vec<Item> {
         Service::Running(_) => items.push(action("stop-service", "Stop service", true)),
         _ => items.push(action("start", "Start service", true)),
     }
+    match state.command_line {
+        Some(false) => items.push(action(
+            "install-cli",
+            "Install command line tools (spfs)…",
+            true,
+        )),
+        Some(true) => items.push(Item::Label("Command line tools installed (spfs)".into())),
+        None => {}
+    }
     items.push(action("log", "Open log", true));
     items.push(Item::Label(format!("SPFS {}", state.version)));
     items.push(action("quit", "Quit", true));
@@ -495,6 +508,10 @@ pub enum Action {
     Reveal(PathBuf),
     /// Put this runtime's name on the clipboard.
     CopyName(String),
+    /// Open a terminal in this runtime (`spfs join NAME`).
+    OpenShell(String),
+    /// Link the command-line tools where the user's shells find them.
+    InstallCommandLine,
     /// Install (true) or remove the always-on agent.
     AlwaysOn(bool),
     /// Set the idle timeout, in minutes.
@@ -525,6 +542,8 @@ pub fn action_for(id: &str, state: &State) -> Option<Action> {
         "stop" => Action::StopRuntime(runtime(state, arg)?.name.clone()),
         "reveal" => Action::Reveal(PathBuf::from(runtime(state, arg)?.scratch_dir.clone()?)),
         "copy" => Action::CopyName(runtime(state, arg)?.name.clone()),
+        "shell" => Action::OpenShell(runtime(state, arg)?.name.clone()),
+        "install-cli" if state.command_line == Some(false) => Action::InstallCommandLine,
         "always-on" => Action::AlwaysOn(state.always_on != Some(true)),
         "idle" => Action::IdleTimeout(arg.parse().ok()?),
         "reporting" if state.reporting_address => Action::Reporting(!reporting_on(state)),
@@ -661,6 +680,7 @@ mod tests {
             notice: None,
             version: "0.1.0".into(),
             log: "/log".into(),
+            command_line: None,
         }
     }
 
@@ -885,7 +905,7 @@ mod tests {
         ),
             "{text}"
         );
-        assert!(text.contains("ed — fixture/base+fixture/top · 12.4 MB >\n  Environment: fixture/base+fixture/top\n  editable · scratch 12.4 MB (3 files)\n  Started 3 min ago\n  ---\n  Stop\n  Reveal scratch\n  Copy name\n"), "{text}");
+        assert!(text.contains("ed — fixture/base+fixture/top · 12.4 MB >\n  Environment: fixture/base+fixture/top\n  editable · scratch 12.4 MB (3 files)\n  Started 3 min ago\n  ---\n  Open shell here\n  Stop\n  Reveal scratch\n  Copy name\n"), "{text}");
         let mut durable = rt(3, "kept", true, 2048, created);
         durable.durable = true;
         let st = state(Service::Running(Box::new(snapshot(vec![durable], None))));
@@ -894,7 +914,7 @@ mod tests {
             dtext.contains("durable · edits 2.0 kB (3 files), kept when it stops"),
             "{dtext}"
         );
-        assert!(text.contains("ro — fixture/base+fixture/top >\n  Environment: fixture/base+fixture/top\n  read-only\n  Started 3 min ago\n  ---\n  Stop\n  Copy name\n"), "{text}");
+        assert!(text.contains("ro — fixture/base+fixture/top >\n  Environment: fixture/base+fixture/top\n  read-only\n  Started 3 min ago\n  ---\n  Open shell here\n  Stop\n  Copy name\n"), "{text}");
         assert!(text.contains("Quit when idle after >\n  [ ] Never\n  [ ] 5 minutes\n  [x] 15 minutes\n  [ ] 30 minutes\n"), "{text}");
         assert!(text.contains("[ ] Start at login (always on)\n"));
         assert!(text.contains("Stop service\nOpen log\nSPFS 0.1.0\nQuit\n"));
@@ -940,6 +960,12 @@ mod tests {
             action_for("copy/ed", &st),
             Some(Action::CopyName("ed".into()))
         );
+        assert_eq!(
+            action_for("shell/ed", &st),
+            Some(Action::OpenShell("ed".into()))
+        );
+        assert_eq!(request_for(&Action::OpenShell("ed".into())), None);
+        assert_eq!(action_for("shell/ghost", &st), None);
         assert_eq!(action_for("stop/ghost", &st), None);
         assert_eq!(action_for("always-on", &st), Some(Action::AlwaysOn(true)));
         let idle = action_for("idle/60", &st).unwrap();
@@ -968,5 +994,23 @@ mod tests {
         assert_eq!(action_for("quit", &st), Some(Action::Quit));
         assert_eq!(request_for(&Action::Quit), None);
         assert_eq!(action_for("nonsense", &st), None);
+    }
+
+    #[test]
+    fn the_command_line_item_shows_only_what_can_be_done() {
+        let mut st = state(Service::NotRunning);
+        let text = |st: &State| render(&menu(st, SystemTime::now(), Instant::now()));
+        // An app that carries no tools (run from elsewhere): no item.
+        assert!(!text(&st).contains("ommand line tools"), "{}", text(&st));
+        assert_eq!(action_for("install-cli", &st), None);
+        st.command_line = Some(false);
+        assert!(text(&st).contains("Install command line tools (spfs)…\n"));
+        assert_eq!(
+            action_for("install-cli", &st),
+            Some(Action::InstallCommandLine)
+        );
+        st.command_line = Some(true);
+        assert!(text(&st).contains("Command line tools installed (spfs)\n"));
+        assert_eq!(action_for("install-cli", &st), None);
     }
 }

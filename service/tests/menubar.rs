@@ -73,6 +73,96 @@ fn print_menu_lists_live_runtimes_with_scratch_sizes_and_drops_a_removed_one() {
     assert!(menu.contains("ed — fixture/base"), "{menu}");
 }
 
+fn click(svc: &Service, item: &str, envs: &[(&str, &Path)]) -> std::process::Output {
+    svc.command(menubar().to_str().unwrap())
+        .args(["--click", item])
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    let mut p = std::fs::metadata(path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o755);
+    std::fs::set_permissions(path, p).unwrap();
+}
+
+/// "Open shell here": the user's terminal (`$TERMINAL -e ...` on Linux)
+/// runs `spfs join NAME`, whose shell is in the runtime.
+#[test]
+fn open_shell_here_opens_a_terminal_joined_to_the_runtime() {
+    let svc = Service::start("repo");
+    let _rt = RuntimeShell::start_read_only(&svc, "here", "fixture/base");
+    let menu = wait_menu(&svc, "the runtime", |m| m.contains("here — "));
+    assert!(menu.contains("  Open shell here\n"), "{menu}");
+    let dir = tempfile::tempdir().unwrap();
+    let (term, shell, out) = (
+        dir.path().join("term"),
+        dir.path().join("shell"),
+        dir.path().join("out"),
+    );
+    script(
+        &term,
+        &format!(
+            "[ \"$1\" = -e ] && shift; exec \"$@\" > {} 2>&1 < /dev/null",
+            out.display()
+        ),
+    );
+    script(&shell, "cat \"$SPFS_FUSE_MOUNTPOINT/hello.txt\"");
+    let o = click(
+        &svc,
+        "shell/here",
+        &[("TERMINAL", &term), ("SHELL", &shell)],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let seen = poll(10, || {
+        std::fs::read_to_string(&out).ok().filter(|t| !t.is_empty())
+    });
+    assert_eq!(seen.as_deref(), Some("hello from base\n"));
+    // No such runtime: nothing to click.
+    let o = click(&svc, "shell/nope", &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no menu item 'shell/nope'"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// "Install command line tools": `spfs` and `spfs-fuse-macos` linked
+/// where the user's shells find them (`~/.local/bin` on Linux), once.
+#[test]
+fn install_command_line_tools_links_spfs_for_the_users_shells() {
+    let svc = Service::start("repo");
+    let menu = print_menu(&svc);
+    assert!(
+        menu.contains("Install command line tools (spfs)…\n"),
+        "{menu}"
+    );
+    let o = click(&svc, "install-cli", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bin = svc.dir.path().join(".local/bin");
+    let beside = menubar().with_file_name("spfs");
+    assert_eq!(std::fs::read_link(bin.join("spfs")).unwrap(), beside);
+    assert_eq!(
+        std::fs::read_link(bin.join("spfs-fuse-macos")).unwrap(),
+        beside.with_file_name("spfs-fuse-macos")
+    );
+    let o = Command::new(bin.join("spfs"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let menu = print_menu(&svc);
+    assert!(
+        menu.contains("Command line tools installed (spfs)\n"),
+        "{menu}"
+    );
+    // Installed: nothing left to click.
+    assert_eq!(click(&svc, "install-cli", &[]).status.code(), Some(1));
+}
+
 #[test]
 fn print_menu_says_when_the_service_is_not_running() {
     let dir = tempfile::tempdir().unwrap();
@@ -341,8 +431,8 @@ fn the_app_shows_its_icon_and_a_click_opens_the_menu() {
     eprintln!("menubar smoke test: screenshot at {}", shot.display());
 
     // A click in the menu sends its request: the first clickable item is
-    // the runtime's submenu, whose first clickable item is Stop.
-    for key in ["Down", "Right", "Return"] {
+    // the runtime's submenu, whose second clickable item is Stop.
+    for key in ["Down", "Right", "Down", "Return"] {
         let k = x(&display, "xdotool", &["mousemove", "0", "599", "key", key]);
         assert!(k.status.success());
         std::thread::sleep(Duration::from_millis(300));

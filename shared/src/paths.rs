@@ -19,7 +19,8 @@ const APP_DIR: &str = "SPFS";
 #[cfg(not(target_os = "macos"))]
 const APP_DIR: &str = "spfs-fuse-macos";
 
-fn home() -> PathBuf {
+/// The user's home directory (`/tmp` if none is known).
+pub fn home() -> PathBuf {
     dirs::home_dir().unwrap_or_else(|| PathBuf::from("/tmp"))
 }
 
