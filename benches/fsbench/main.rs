@@ -181,6 +181,7 @@ fn child(what: &str, n: usize, dir: Option<PathBuf>, path: Option<PathBuf>) -> R
     let row = match what {
         "view" => scale::child_view(n),
         "commit" => scale::child_commit(n, &dir.ok_or("--dir is needed")?),
+        "clean" => scale::child_clean(n, &dir.ok_or("--dir is needed")?),
         "copyup" => {
             let path = path.ok_or("--path is needed")?;
             if spfs_fuse_macos::sys::user::is_root() {
@@ -594,6 +595,18 @@ fn growth(
                 Err(e) => eprintln!("fsbench: upstream commit of {n} files: {e}"),
             }
         }
+        let _ = std::fs::remove_dir_all(&d);
+        eprintln!("fsbench: clean of {n} files nothing tags");
+        std::fs::create_dir_all(&d)?;
+        rows.push(scale::in_child(
+            exe,
+            &[
+                "clean".into(),
+                n.to_string(),
+                "--dir".into(),
+                d.display().to_string(),
+            ],
+        )?);
         let _ = std::fs::remove_dir_all(&d);
     }
     let Some(svc) = service else {

@@ -77,6 +77,59 @@ pub fn child_commit(files: usize, dir: &Path) -> Row {
     }
 }
 
+/// `fsbench child clean N`: N files committed as a layer nothing tags,
+/// made an hour old, then removed by a clean (planned and carried out):
+/// the objects (a layer, a manifest, N blobs) and payloads per second.
+pub fn child_clean(files: usize, dir: &Path) -> Row {
+    use spfs_fuse_macos::repo::{clean, commit, FsRepository};
+    let repo = FsRepository::open_or_create(dir.join("repo")).expect("a repository");
+    let upper = dir.join("upper");
+    changed_files(&upper, files).expect("the changed files are written");
+    let empty = View::build(&[]).expect("an empty view");
+    commit::commit_scratch(&repo, &upper, &empty).expect("commit");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for sub in ["objects", "payloads"] {
+        age_files(&repo.root().join(sub), hour_ago).expect("the files are aged");
+    }
+    let t = Instant::now();
+    let plan = clean::plan(&repo, clean::GRACE).expect("a clean plan");
+    let planned = t.elapsed().as_secs_f64();
+    let removed = clean::execute(&plan).expect("the clean");
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(removed, plan.objects.len() + plan.payloads.len());
+    assert!(plan.objects.len() > files, "every blob is removed");
+    Row {
+        what: "clean".into(),
+        n: files as u64,
+        secs,
+        bytes: 0,
+        note: format!(
+            "{} objects + {} payloads: {:.0} files/s ({:.2} s of it planning)",
+            plan.objects.len(),
+            plan.payloads.len(),
+            removed as f64 / secs,
+            planned
+        ),
+    }
+}
+
+/// Sets the modification time of every file below `dir` to `when`.
+fn age_files(dir: &Path, when: std::time::SystemTime) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            age_files(&e.path(), when)?;
+        } else {
+            std::fs::File::options()
+                .write(true)
+                .open(e.path())
+                .or_else(|_| std::fs::File::open(e.path()))?
+                .set_modified(when)?;
+        }
+    }
+    Ok(())
+}
+
 /// `files` files of 100 bytes, 100 per directory, under `dir`.
 pub fn changed_files(dir: &Path, files: usize) -> std::io::Result<()> {
     for f in 0..files {

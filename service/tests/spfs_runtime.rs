@@ -996,3 +996,177 @@ fn edit_of_a_durable_runtime_run_read_only_keeps_its_edits_for_the_next_run() {
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o), "v1\n");
 }
+
+/// `spfs commit --path DIR -t TAG` of a directory holding one file with
+/// `text`, aged an hour; the layer's digest.
+fn tagged_layer(place: &NoService, tag: &str, text: &str) -> String {
+    let src = place.dir.path().join(format!("src-{text}"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f.txt"), text).unwrap();
+    let o = place
+        .command_of(SPFS)
+        .args(["commit", "--path", src.to_str().unwrap(), "-t", tag])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    err(&o)
+        .lines()
+        .find_map(|l| l.split("digest=").nth(1).map(|d| d.trim().to_owned()))
+        .unwrap()
+}
+
+#[test]
+fn clean_prunes_tag_history_as_upstream_then_removes_what_it_reached() {
+    let place = NoService::new();
+    // my/tool: v1, v2, v1 again, v3 (versions 3 2 1 0).
+    let v1 = tagged_layer(&place, "my/tool", "one");
+    let v2 = tagged_layer(&place, "my/tool", "two");
+    let o = spfs(&place, &["tag", &v1, "my/tool"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let v3 = tagged_layer(&place, "my/tool", "three");
+    age(&place.repo);
+    // A runtime's record is never pruned, however old.
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "-k",
+            "--runtime-name",
+            "old",
+            "fixture/base",
+            "--",
+            "true",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let o = spfs(&place, &["clean", "--dry-run", "--prune-repeated"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with(&format!("would prune my/tool~3 {v1} ")),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("would prune 1 tag version in 1 stream and remove 0 objects"),
+        "{text}"
+    );
+    // Versions above 0: v2 and both v1 records go (and fixture/moving~1),
+    // and so do v1's and v2's layers, manifests, blobs and payloads.
+    let o = spfs(&place, &["clean", "-y", "--prune-if-more-than", "0"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o)
+            .starts_with("pruned 4 tag versions in 2 streams and removed 6 objects and 2 payloads"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(
+        out(&spfs(&place, &["log", "my/tool"])).lines().count(),
+        1,
+        "only v3 left"
+    );
+    assert!(spfs(&place, &["info", &v3]).status.success());
+    let o = spfs(&place, &["info", &v2]);
+    assert_eq!(o.status.code(), Some(1), "v2 is gone: {}", out(&o));
+    assert_eq!(out(&spfs(&place, &["runtime", "ls", "-q"])), "old\n");
+    let o = spfs(&place, &["check"]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    // Keeps win: nothing is pruned below version 5 or newer than a day.
+    for keep in [["--keep-if-less-than", "5"], ["--keep-if-newer-than", "1d"]] {
+        let o = spfs(
+            &place,
+            &[
+                "clean",
+                "--dry-run",
+                "--prune-if-more-than",
+                "0",
+                keep[0],
+                keep[1],
+            ],
+        );
+        assert!(out(&o).starts_with("would remove"), "{keep:?}: {}", out(&o));
+    }
+    // Bad ages: upstream's words, usage status.
+    let o = spfs(&place, &["clean", "--prune-if-older-than", "3x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("Unknown age postfix: 'x'"), "{}", err(&o));
+}
+
+#[test]
+fn clean_keeps_a_durable_runtimes_layers_and_remove_durable_only_its_edits() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    let layer = tagged_layer(&place, "gone/soon", "kept by a runtime");
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "-k",
+            "--runtime-name",
+            "keep",
+            "-e",
+            &layer,
+            "--",
+            "sh",
+            "-c",
+            &format!("echo edit > {m}/edit.txt"),
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let o = spfs(&place, &["untag", "gone/soon", "--all"]);
+    assert!(o.status.success(), "{}", err(&o));
+    age(&place.repo);
+    let o = spfs(&place, &["clean", "-y"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).starts_with("nothing to remove"), "{}", out(&o));
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "--rerun",
+            "keep",
+            "--",
+            "cat",
+            &format!("{m}/f.txt"),
+            &format!("{m}/edit.txt"),
+        ],
+    );
+    assert_eq!(out(&o), "kept by a runtimeedit\n", "{}", err(&o));
+    // Only the edits go; the record (and so the layer) stays.
+    let edits = place.repo.join("durable_edits/keep");
+    assert!(edits.exists());
+    let o = spfs(&place, &["clean", "--remove-durable", "keep", "--dry-run"]);
+    assert_eq!(out(&o), format!("would remove {}\n", edits.display()));
+    let o = spfs(&place, &["clean", "--remove-durable", "keep"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!edits.exists());
+    assert_eq!(out(&spfs(&place, &["runtime", "ls", "-q"])), "keep\n");
+    // With prune flags: one or the other (usage).
+    let o = spfs(
+        &place,
+        &["clean", "--remove-durable", "keep", "--prune-repeated"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn clean_of_a_missing_repository_says_so_and_makes_nothing() {
+    let place = NoService::new();
+    let missing = place.dir.path().join("no-repo");
+    let o = place
+        .command_of(SPFS)
+        .args(["clean", "-y"])
+        .env("SPFS_STORAGE_ROOT", &missing)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        err(&o).contains(&missing.display().to_string()),
+        "{}",
+        err(&o)
+    );
+    assert!(!missing.exists());
+}

@@ -102,7 +102,7 @@ fn digest_files(dir: &Path) -> Result<Vec<(Digest, PathBuf, fs::Metadata)>> {
 /// The target of every version of every tag in the repository, in every
 /// namespace. A tag that cannot be read is an error: it may name what a
 /// clean would otherwise remove.
-fn tag_targets(repo: &FsRepository) -> Result<Vec<Digest>> {
+fn tag_targets(repo: &FsRepository, pruned: &[crate::prune::StreamPrune]) -> Result<Vec<Digest>> {
     let mut out = Vec::new();
     let mut dirs = vec![(repo.root().join("tags"), 0usize)];
     while let Some((dir, depth)) = dirs.pop() {
@@ -120,9 +120,19 @@ fn tag_targets(repo: &FsRepository) -> Result<Vec<Digest>> {
             } else if kind.is_file() && path.extension().is_some_and(|x| x == "tag") {
                 let bytes = spfs_shared::bounded::read(&path, crate::tags::MAX_TAG_FILE_BYTES)
                     .map_err(Error::io("read tag", &path))?;
-                let stream = crate::tags::decode_stream(&bytes)
-                    .map_err(|reason| Error::CorruptTag { path, reason })?;
-                out.extend(stream.iter().map(|t| t.target));
+                let stream =
+                    crate::tags::decode_stream(&bytes).map_err(|reason| Error::CorruptTag {
+                        path: path.clone(),
+                        reason,
+                    })?;
+                // Records a prune removes first reach nothing.
+                let gone = pruned.iter().find(|p| p.file == path);
+                out.extend(
+                    stream
+                        .iter()
+                        .filter(|t| gone.is_none_or(|g| !g.records.iter().any(|(_, r)| r == *t)))
+                        .map(|t| t.target),
+                );
             }
         }
     }
@@ -165,6 +175,16 @@ fn reached(repo: &FsRepository, roots: Vec<Digest>) -> Result<HashSet<Digest>> {
 /// What a clean of `repo` would remove now, keeping what is younger than
 /// `grace` (and what that reaches).
 pub fn plan(repo: &FsRepository, grace: Duration) -> Result<Plan> {
+    plan_after_prune(repo, grace, &[])
+}
+
+/// What a clean of `repo` would remove once the tag records of `pruned`
+/// are gone (see [`crate::prune`]): for a dry run, before pruning.
+pub fn plan_after_prune(
+    repo: &FsRepository,
+    grace: Duration,
+    pruned: &[crate::prune::StreamPrune],
+) -> Result<Plan> {
     let now = SystemTime::now();
     let young = |m: &fs::Metadata| {
         m.modified()
@@ -174,7 +194,7 @@ pub fn plan(repo: &FsRepository, grace: Duration) -> Result<Plan> {
     };
     let objects = digest_files(&repo.root().join("objects"))?;
     let payloads = digest_files(&repo.root().join("payloads"))?;
-    let tagged = reached(repo, tag_targets(repo)?)?;
+    let tagged = reached(repo, tag_targets(repo, pruned)?)?;
     // What young objects reach is kept too: a commit's layer and manifest
     // name blobs and payloads written a moment before.
     let fresh: Vec<Digest> = objects

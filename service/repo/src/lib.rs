@@ -26,6 +26,7 @@ pub mod env_spec;
 pub mod error;
 pub mod listing;
 pub mod object;
+pub mod prune;
 pub mod repos;
 pub mod runtime_records;
 pub mod storage;

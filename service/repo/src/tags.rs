@@ -421,6 +421,48 @@ impl FsRepository {
         super::storage::write_atomic(&work, &path, &encode_stream(&stream), 0o666)
     }
 
+    /// Removes each of `records` from the tag stream in `file` (a file
+    /// under this repository's `tags/`, any namespace), comparing whole
+    /// records, so one pushed meanwhile stays; a stream left empty goes
+    /// with the directories it leaves empty. Returns how many went.
+    pub fn remove_tag_records(&self, file: &Path, records: &[Tag]) -> Result<usize> {
+        let tags = self.root().join("tags");
+        if !file.starts_with(&tags) || !file.is_file() {
+            return Ok(0);
+        }
+        let lock = TagLock::acquire(file)?;
+        let bytes = match spfs_shared::bounded::read(file, MAX_TAG_FILE_BYTES) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io("read tag", file)(e)),
+        };
+        let mut stream = decode_stream(&bytes).map_err(|reason| Error::CorruptTag {
+            path: file.to_owned(),
+            reason,
+        })?;
+        let before = stream.len();
+        stream.retain(|t| !records.contains(t));
+        let removed = before - stream.len();
+        if removed == 0 {
+            return Ok(0);
+        }
+        if stream.is_empty() {
+            fs::remove_file(file).map_err(Error::io("remove tag", file))?;
+            drop(lock);
+            let mut at = file.parent();
+            while let Some(dir) = at.filter(|d| d.starts_with(&tags) && *d != tags) {
+                if fs::remove_dir(dir).is_err() {
+                    break;
+                }
+                at = dir.parent();
+            }
+            return Ok(removed);
+        }
+        let work = file.with_extension("tag.work");
+        super::storage::write_atomic(&work, file, &encode_stream(&stream), 0o666)?;
+        Ok(removed)
+    }
+
     /// Removes the whole stream of `spec`, as `spfs untag --all`, and the
     /// tag directories it leaves empty. `UnknownReference` if there is
     /// none.
