@@ -1170,3 +1170,120 @@ fn clean_of_a_missing_repository_says_so_and_makes_nothing() {
     );
     assert!(!missing.exists());
 }
+
+#[test]
+fn a_clean_beside_concurrent_commits_never_takes_what_they_use() {
+    let place = NoService::new();
+    // Old untagged data: the same contents the commits below write, so
+    // each commit finds its payloads and blobs stored already, an hour
+    // old, and must keep them from the clean.
+    let src = place.dir.path().join("src");
+    for i in 0..300 {
+        let d = src.join(format!("d{}", i % 10));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("f{i}")), format!("shared {i}")).unwrap();
+    }
+    let o = spfs(&place, &["commit", "--path", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", err(&o));
+    age(&place.repo);
+    let cleaner = {
+        let mut c = place.command_of(SPFS);
+        c.args(["clean", "-y"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        std::thread::spawn(move || {
+            for _ in 0..15 {
+                let _ = c.status();
+            }
+        })
+    };
+    for round in 0..5 {
+        std::fs::write(src.join("round.txt"), format!("round {round}")).unwrap();
+        let tag = format!("busy/r{round}");
+        let o = spfs(
+            &place,
+            &["commit", "--path", src.to_str().unwrap(), "-t", &tag],
+        );
+        assert!(o.status.success(), "round {round}: {}", err(&o));
+    }
+    cleaner.join().unwrap();
+    let o = spfs(&place, &["clean", "-y"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = spfs(&place, &["check"]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    let m = place.mnt().display().to_string();
+    for round in 0..5 {
+        let o = spfs(
+            &place,
+            &[
+                "run",
+                &format!("busy/r{round}"),
+                "--",
+                "cat",
+                &format!("{m}/d3/f123"),
+                &format!("{m}/round.txt"),
+            ],
+        );
+        assert_eq!(out(&o), format!("shared 123round {round}"), "{}", err(&o));
+    }
+}
+
+#[test]
+fn runtime_rm_of_another_users_runtime_is_refused_and_changes_nothing() {
+    use spfs_fuse_macos::repo::runtime_records::RuntimeRecord;
+    let place = NoService::new();
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "-k",
+            "--runtime-name",
+            "theirs",
+            "fixture/base",
+            "--",
+            "true",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    // The same record, as another user left it (once the service has
+    // saved it as ended).
+    let repo = spfs_fuse_macos::repo::FsRepository::open(&place.repo).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut record: RuntimeRecord = loop {
+        let r = repo.runtime_record("theirs").unwrap().unwrap();
+        if !r.status.running {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runtime did not end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    record.author.user_name = "someone-else".into();
+    repo.save_runtime(
+        &record,
+        &spfs_fuse_macos::repo::tags::TagAuthor("someone-else@here".into()),
+    )
+    .unwrap();
+    let o = spfs(&place, &["runtime", "rm", "--remove-durable", "theirs"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        err(&o).contains("Won't delete, this runtime belongs to 'someone-else'"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(out(&spfs(&place, &["runtime", "ls", "-q"])), "theirs\n");
+    let o = spfs(
+        &place,
+        &[
+            "runtime",
+            "rm",
+            "--remove-durable",
+            "--ignore-user",
+            "theirs",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&spfs(&place, &["runtime", "ls", "-q"])), "");
+}
