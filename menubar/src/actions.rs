@@ -8,7 +8,7 @@ use std::process::Command;
 use spfs_shared::settings::Settings;
 
 use crate::client;
-use crate::model::{request_for, Action, Service, State};
+use crate::model::{human_size, request_for, Action, Cleanup, Service, State};
 
 /// Where things are.
 #[derive(Clone, Debug)]
@@ -149,14 +149,68 @@ fn open_log(env: &Env) -> Result<(), String> {
     crate::sys::reveal(&env.log)
 }
 
+/// What an action gives back besides success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Performed {
+    /// Nothing more.
+    Done,
+    /// What "Clean up repository…" found, or removed.
+    Cleanup(Cleanup),
+}
+
+/// The local repository, as `spfs` finds it (its configuration and
+/// `SPFS_*` variables).
+fn local_repository() -> Result<spfs_repo::FsRepository, String> {
+    let config = spfs_repo::Config::load().map_err(|e| e.to_string())?;
+    spfs_repo::FsRepository::open(&config.storage.root).map_err(|e| e.to_string())
+}
+
+/// `3 objects and 1 payload (12.4 kB)`.
+fn cleanup_summary(plan: &spfs_repo::clean::Plan) -> String {
+    let count = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{} and {} ({})",
+        count(plan.objects.len(), "object"),
+        count(plan.payloads.len(), "payload"),
+        human_size(plan.bytes())
+    )
+}
+
+/// What a clean of the local repository would remove now (as `spfs clean
+/// --dry-run`).
+fn look_for_cleanup() -> Result<Cleanup, String> {
+    let repo = local_repository()?;
+    let plan = spfs_repo::clean::plan(&repo, spfs_repo::clean::GRACE).map_err(|e| e.to_string())?;
+    Ok(Cleanup {
+        removable: !plan.objects.is_empty() || !plan.payloads.is_empty(),
+        summary: cleanup_summary(&plan),
+        young: plan.young,
+        done: false,
+    })
+}
+
+/// Removes what nothing uses now (planned again: a tag made since the
+/// menu looked keeps what it names), as `spfs clean -y`.
+fn cleanup() -> Result<Cleanup, String> {
+    let repo = local_repository()?;
+    let plan = spfs_repo::clean::plan(&repo, spfs_repo::clean::GRACE).map_err(|e| e.to_string())?;
+    spfs_repo::clean::execute(&plan).map_err(|e| e.to_string())?;
+    Ok(Cleanup {
+        summary: cleanup_summary(&plan),
+        young: plan.young,
+        removable: false,
+        done: true,
+    })
+}
+
 /// Does `action` (all but copying a name and quitting, which the GUI
 /// does); an error to show.
-pub fn perform(action: &Action, env: &Env, state: &State) -> Result<(), String> {
+pub fn perform(action: &Action, env: &Env, state: &State) -> Result<Performed, String> {
     let running = matches!(state.service, Service::Running(_));
     if let Some(request) = request_for(action) {
         if running {
             return client::call(&env.socket, request)
-                .map(drop)
+                .map(|_| Performed::Done)
                 .map_err(|e| e.to_string());
         }
         return match action {
@@ -165,7 +219,13 @@ pub fn perform(action: &Action, env: &Env, state: &State) -> Result<(), String> 
             }
             Action::Reporting(on) => set_in_file(&env.settings, "error_reporting", &on.to_string()),
             _ => Err("the service is not running".into()),
-        };
+        }
+        .map(|()| Performed::Done);
+    }
+    match action {
+        Action::LookForCleanup => return look_for_cleanup().map(Performed::Cleanup),
+        Action::Cleanup => return cleanup().map(Performed::Cleanup),
+        _ => {}
     }
     match action {
         Action::Reveal(p) => crate::sys::reveal(p),
@@ -180,4 +240,5 @@ pub fn perform(action: &Action, env: &Env, state: &State) -> Result<(), String> 
         Action::OpenLog => open_log(env),
         _ => Ok(()),
     }
+    .map(|()| Performed::Done)
 }

@@ -27,7 +27,7 @@ enum UserEvent {
     /// the command-line tools are installed now (when they may have
     /// changed).
     Done(
-        Result<(), String>,
+        Result<actions::Performed, String>,
         Option<Option<bool>>,
         Option<Option<bool>>,
     ),
@@ -202,7 +202,11 @@ impl App {
         let proxy = self.proxy.clone();
         std::thread::spawn(move || {
             let now = actions::always_on(&env);
-            let _ = proxy.send_event(UserEvent::Done(Ok(()), Some(now), None));
+            let _ = proxy.send_event(UserEvent::Done(
+                Ok(actions::Performed::Done),
+                Some(now),
+                None,
+            ));
         });
     }
 
@@ -359,8 +363,10 @@ pub fn run(env: Env, state: State, reporting: crate::Reporting) -> ! {
                 app.refresh();
             }
             Event::UserEvent(UserEvent::Done(result, always_on, command_line)) => {
-                if let Err(e) = result {
-                    app.state.notice = Some(e);
+                match result {
+                    Err(e) => app.state.notice = Some(e),
+                    Ok(actions::Performed::Cleanup(c)) => app.state.cleanup = Some(c),
+                    Ok(actions::Performed::Done) => {}
                 }
                 if let Some(c) = command_line {
                     app.state.command_line = c;

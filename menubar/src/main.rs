@@ -92,6 +92,7 @@ fn initial_state(env: &Env, service: Service, settings: Settings) -> State {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         log: env.log.clone(),
         command_line: actions::command_line_installed(env),
+        cleanup: None,
     }
 }
 
@@ -114,8 +115,20 @@ fn current_service(env: &Env) -> Service {
 }
 
 /// `--click ITEM`: what a click on ITEM does, now; its error on stderr.
+/// `cleanup-now` looks first, as the menu did before offering it; what
+/// "Clean up repository…" shows is printed.
 fn click(env: &Env, settings: Settings, id: &str) -> ExitCode {
-    let state = initial_state(env, current_service(env), settings);
+    let mut state = initial_state(env, current_service(env), settings);
+    if id == "cleanup-now" {
+        match actions::perform(&model::Action::LookForCleanup, env, &state) {
+            Ok(actions::Performed::Cleanup(c)) => state.cleanup = Some(c),
+            Ok(actions::Performed::Done) => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let result = match model::action_for(id, &state) {
         None => Err(format!("no menu item '{id}' is clickable now")),
         Some(model::Action::CopyName(_) | model::Action::Quit) => Err(format!(
@@ -123,8 +136,16 @@ fn click(env: &Env, settings: Settings, id: &str) -> ExitCode {
         )),
         Some(action) => actions::perform(&action, env, &state),
     };
+    if let Ok(actions::Performed::Cleanup(c)) = &result {
+        state.cleanup = Some(c.clone());
+        for item in model::cleanup_items(&state) {
+            if let model::Item::Label(text) = item {
+                println!("{text}");
+            }
+        }
+    }
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -97,6 +97,21 @@ pub struct State {
     /// Whether this app's command-line tools are linked on PATH (`None`:
     /// it carries none).
     pub command_line: Option<bool>,
+    /// What "Clean up repository…" found, once asked.
+    pub cleanup: Option<Cleanup>,
+}
+
+/// What a clean of the local repository would remove, or did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cleanup {
+    /// For the menu: `3 objects and 1 payload (12.4 kB)`.
+    pub summary: String,
+    /// Files nothing uses but kept for being new (the 15-minute rule).
+    pub young: usize,
+    /// Something to remove (false once removed, or when nothing is).
+    pub removable: bool,
+    /// The summary says what was removed, not what would be.
+    pub done: bool,
 }
 
 /// How the icon looks.
@@ -386,6 +401,30 @@ fn runtime_menu(rt: &RuntimeInfo, now: SystemTime) -> Item {
     Item::Submenu { text: title, items }
 }
 
+/// "Clean up repository…", and once it looked, what it found (or
+/// removed) and the item that removes it.
+pub fn cleanup_items(state: &State) -> Vec<Item> {
+    let mut items = vec![action("cleanup", "Clean up repository…", true)];
+    if let Some(c) = &state.cleanup {
+        let mut text = match (c.done, c.removable) {
+            (true, _) => format!("Removed {}", c.summary),
+            (false, true) => format!("Would remove {}", c.summary),
+            (false, false) => "Nothing to remove".to_owned(),
+        };
+        if c.young > 0 {
+            text.push_str(&format!(
+                "; {} newer than 15 minutes kept",
+                plural(c.young, "file")
+            ));
+        }
+        items.push(Item::Label(text));
+        if c.removable {
+            items.push(action("cleanup-now", "Remove them", true));
+        }
+    }
+    items
+}
+
 /// The idle timeout the menu shows as checked, in minutes.
 fn idle_minutes(state: &State) -> u32 {
     match &state.service {
@@ -484,6 +523,7 @@ pub fn menu(state: &State, now: SystemTime, instant: Instant) -> Vec<Item> {
         Service::Running(_) => items.push(action("stop-service", "Stop service", true)),
         _ => items.push(action("start", "Start service", true)),
     }
+    items.extend(cleanup_items(state));
     match state.command_line {
         Some(false) => items.push(action(
             "install-cli",
@@ -512,6 +552,10 @@ pub enum Action {
     OpenShell(String),
     /// Link the command-line tools where the user's shells find them.
     InstallCommandLine,
+    /// Find what a clean of the local repository would remove.
+    LookForCleanup,
+    /// Remove it.
+    Cleanup,
     /// Install (true) or remove the always-on agent.
     AlwaysOn(bool),
     /// Set the idle timeout, in minutes.
@@ -544,6 +588,8 @@ pub fn action_for(id: &str, state: &State) -> Option<Action> {
         "copy" => Action::CopyName(runtime(state, arg)?.name.clone()),
         "shell" => Action::OpenShell(runtime(state, arg)?.name.clone()),
         "install-cli" if state.command_line == Some(false) => Action::InstallCommandLine,
+        "cleanup" => Action::LookForCleanup,
+        "cleanup-now" if state.cleanup.as_ref().is_some_and(|c| c.removable) => Action::Cleanup,
         "always-on" => Action::AlwaysOn(state.always_on != Some(true)),
         "idle" => Action::IdleTimeout(arg.parse().ok()?),
         "reporting" if state.reporting_address => Action::Reporting(!reporting_on(state)),
@@ -681,6 +727,7 @@ mod tests {
             version: "0.1.0".into(),
             log: "/log".into(),
             command_line: None,
+            cleanup: None,
         }
     }
 
@@ -917,7 +964,7 @@ mod tests {
         assert!(text.contains("ro — fixture/base+fixture/top >\n  Environment: fixture/base+fixture/top\n  read-only\n  Started 3 min ago\n  ---\n  Open shell here\n  Stop\n  Copy name\n"), "{text}");
         assert!(text.contains("Quit when idle after >\n  [ ] Never\n  [ ] 5 minutes\n  [x] 15 minutes\n  [ ] 30 minutes\n"), "{text}");
         assert!(text.contains("[ ] Start at login (always on)\n"));
-        assert!(text.contains("Stop service\nOpen log\nSPFS 0.1.0\nQuit\n"));
+        assert!(text.contains("Stop service\nClean up repository…\nOpen log\nSPFS 0.1.0\nQuit\n"));
         // a custom timeout is shown, checked
         let mut custom = st.clone();
         if let Service::Running(s) = &mut custom.service {
@@ -994,6 +1041,48 @@ mod tests {
         assert_eq!(action_for("quit", &st), Some(Action::Quit));
         assert_eq!(request_for(&Action::Quit), None);
         assert_eq!(action_for("nonsense", &st), None);
+    }
+
+    #[test]
+    fn cleanup_shows_what_it_would_remove_then_offers_to() {
+        let mut st = state(Service::NotRunning);
+        let text = |st: &State| render(&menu(st, SystemTime::now(), Instant::now()));
+        assert!(
+            text(&st).contains("Clean up repository…\nOpen log\n"),
+            "{}",
+            text(&st)
+        );
+        assert_eq!(action_for("cleanup", &st), Some(Action::LookForCleanup));
+        assert_eq!(
+            action_for("cleanup-now", &st),
+            None,
+            "nothing looked at yet"
+        );
+        st.cleanup = Some(Cleanup {
+            summary: "3 objects and 1 payload (12.4 kB)".into(),
+            young: 0,
+            removable: true,
+            done: false,
+        });
+        assert!(text(&st).contains(
+            "Clean up repository…\nWould remove 3 objects and 1 payload (12.4 kB)\nRemove them\n"
+        ));
+        assert_eq!(action_for("cleanup-now", &st), Some(Action::Cleanup));
+        st.cleanup = Some(Cleanup {
+            summary: "3 objects and 1 payload (12.4 kB)".into(),
+            young: 0,
+            removable: false,
+            done: true,
+        });
+        assert!(text(&st).contains("\nRemoved 3 objects and 1 payload (12.4 kB)\n"));
+        assert_eq!(action_for("cleanup-now", &st), None);
+        st.cleanup = Some(Cleanup {
+            summary: String::new(),
+            young: 2,
+            removable: false,
+            done: false,
+        });
+        assert!(text(&st).contains("\nNothing to remove; 2 files newer than 15 minutes kept\n"));
     }
 
     #[test]

@@ -163,6 +163,54 @@ fn install_command_line_tools_links_spfs_for_the_users_shells() {
     assert_eq!(click(&svc, "install-cli", &[]).status.code(), Some(1));
 }
 
+/// "Clean up repository…" shows what nothing uses (as `spfs clean
+/// --dry-run` counts it), and "Remove them" removes it.
+#[test]
+fn clean_up_repository_shows_what_it_would_remove_then_removes_it() {
+    let svc = Service::start("repo");
+    let spfs = menubar().with_file_name("spfs");
+    let src = svc.dir.path().join("stray");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("s.txt"), "nobody tags me").unwrap();
+    let o = svc
+        .command(spfs.to_str().unwrap())
+        .args(["commit", "--path", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let shown = |o: &std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // Young: kept by the age rule.
+    assert_eq!(
+        shown(&click(&svc, "cleanup", &[])),
+        "Nothing to remove; 4 files newer than 15 minutes kept\n",
+    );
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("find \"$1/objects\" \"$1/payloads\" -type f -exec touch -d '1 hour ago' {} +")
+        .arg("sh")
+        .arg(&svc.repo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let would = shown(&click(&svc, "cleanup", &[]));
+    assert!(
+        would.starts_with("Would remove 3 objects and 1 payload ("),
+        "{would}"
+    );
+    let removed = shown(&click(&svc, "cleanup-now", &[]));
+    assert_eq!(removed, would.replace("Would remove", "Removed"));
+    assert_eq!(shown(&click(&svc, "cleanup", &[])), "Nothing to remove\n");
+    let o = svc
+        .command(spfs.to_str().unwrap())
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
 #[test]
 fn print_menu_says_when_the_service_is_not_running() {
     let dir = tempfile::tempdir().unwrap();
