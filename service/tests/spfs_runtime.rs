@@ -449,7 +449,9 @@ fn annotations_read_the_same_with_upstreams_spfs_and_its_check_passes() {
 fn commit_in_a_runtime_makes_a_layer_of_its_edits() {
     let place = NoService::new();
     let m = place.mnt().display().to_string();
-    let script = format!("echo fixed > {m}/fix.txt && NO_COLOR=1 {SPFS} commit layer -t me/fix");
+    let script = format!(
+        "echo fixed > {m}/fix.txt && NO_COLOR=1 {SPFS} commit layer -t me/fix --max-concurrent-blobs 1"
+    );
     let o = spfs(
         &place,
         &["run", "-e", "fixture/base", "--", "sh", "-c", &script],
@@ -1286,4 +1288,57 @@ fn runtime_rm_of_another_users_runtime_is_refused_and_changes_nothing() {
     );
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&spfs(&place, &["runtime", "ls", "-q"])), "");
+}
+
+#[test]
+fn commit_takes_upstreams_concurrency_flags_and_makes_the_same_layer() {
+    let place = NoService::new();
+    let src = place.dir.path().join("src");
+    for i in 0..50 {
+        let d = src.join(format!("d{}", i % 5));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("f{i}")), format!("file {i}")).unwrap();
+    }
+    let digest = |args: &[&str]| {
+        let o = place
+            .command_of(SPFS)
+            .args(["commit", "--path", src.to_str().unwrap()])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        err(&o)
+            .lines()
+            .find_map(|l| l.split("digest=").nth(1).map(|d| d.trim().to_owned()))
+            .unwrap()
+    };
+    let plain = digest(&[]);
+    for args in [
+        &["--max-concurrent-blobs", "1"][..],
+        &[
+            "--max-concurrent-blobs",
+            "64",
+            "--max-concurrent-branches",
+            "2",
+        ],
+        &["--hash-while-committing"],
+        &["--hash-first"],
+    ] {
+        assert_eq!(digest(args), plain, "{args:?}");
+    }
+    let o = place
+        .command_of(SPFS)
+        .args([
+            "commit",
+            "--path",
+            src.to_str().unwrap(),
+            "--max-concurrent-blobs",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let o = spfs(&place, &["check"]);
+    assert!(o.status.success(), "{}", out(&o));
 }

@@ -116,6 +116,10 @@ pub struct CommitRequest {
     /// config, as upstream records it); the service's user when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// Files hashed and written at once (`--max-concurrent-blobs`); the
+    /// service's choice when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_blobs: Option<u32>,
 }
 
 /// Where a repository is, as the client's spfs configuration says.

@@ -46,8 +46,20 @@ struct Stats {
     bytes: u64,
 }
 
+/// Files hashed and written at once unless told: one per core, at most 8.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+}
+
 /// Commits the directory `dir` as a new layer in `repo`.
 pub fn commit_dir(repo: &FsRepository, dir: &Path) -> Result<Committed> {
+    commit_dir_with(repo, dir, default_concurrency())
+}
+
+/// [`commit_dir`], hashing and writing `blobs` files at once.
+pub fn commit_dir_with(repo: &FsRepository, dir: &Path, blobs: usize) -> Result<Committed> {
     let meta = fs::metadata(dir).map_err(Error::io("commit", dir))?;
     if !meta.is_dir() {
         return Err(Error::Uncommittable {
@@ -57,7 +69,7 @@ pub fn commit_dir(repo: &FsRepository, dir: &Path) -> Result<Committed> {
     }
     with_deep_stack(|| {
         let files = check_committable(dir, Format::Plain)?;
-        let stored = store_payloads(repo, &files)?;
+        let stored = store_payloads(repo, &files, blobs)?;
         let mut stats = Stats::default();
         let mut trees = Vec::new();
         collect(&stored, dir, Format::Plain, &mut stats, &mut trees, 0)?;
@@ -95,6 +107,16 @@ fn with_deep_stack<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
 /// (mode 0o020000, as upstream's runtimes write them), and an opaque
 /// directory masks every lower entry it does not hold itself.
 pub fn commit_scratch(repo: &FsRepository, upper: &Path, lower: &View) -> Result<Committed> {
+    commit_scratch_with(repo, upper, lower, default_concurrency())
+}
+
+/// [`commit_scratch`], hashing and writing `blobs` files at once.
+pub fn commit_scratch_with(
+    repo: &FsRepository,
+    upper: &Path,
+    lower: &View,
+    blobs: usize,
+) -> Result<Committed> {
     let format = Format::Scratch {
         lower,
         dir: Some(NodeId::ROOT),
@@ -108,7 +130,7 @@ pub fn commit_scratch(repo: &FsRepository, upper: &Path, lower: &View) -> Result
     }
     with_deep_stack(|| {
         let files = check_committable(upper, format)?;
-        let stored = store_payloads(repo, &files)?;
+        let stored = store_payloads(repo, &files, blobs)?;
         let mut stats = Stats::default();
         let mut trees = Vec::new();
         collect(&stored, upper, format, &mut stats, &mut trees, 0)?;
@@ -193,15 +215,15 @@ const BATCH_FILES: usize = 4096;
 const BATCH_BYTES: u64 = 1 << 30;
 
 /// Stores the payload (and blob object) of every file and symlink of
-/// `files`, several at a time, in batches that each reach the disk at
+/// `files`, `threads` at a time, in batches that each reach the disk at
 /// once (see [`WriteBatch`]); returns each one's payload and size.
 fn store_payloads(
     repo: &FsRepository,
     files: &[(PathBuf, u64)],
+    threads: usize,
 ) -> Result<HashMap<PathBuf, (Digest, u64)>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
+    // As many as asked, within reason: each holds a file open.
+    let threads = threads.clamp(1, 256);
     let mut stored = HashMap::with_capacity(files.len());
     for chunk in batches(files) {
         let batch = WriteBatch::new(repo);

@@ -75,6 +75,7 @@ pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
         author: crate::repo::Config::load()
             .ok()
             .map(|c| format!("{}@{}", c.user.name, c.user.domain)),
+        max_concurrent_blobs: None,
     });
     let reply = endpoint.connect().and_then(|mut c| c.call(request));
     let reply = match reply {

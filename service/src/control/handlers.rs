@@ -832,7 +832,10 @@ impl Handlers {
         let upper = ed.scratch().upper_path().to_owned();
         let committed = self.cx.runtimes.commit(&rt, ed, |overlay| {
             let repo = repos.primary();
-            let layer = commit::commit_scratch(repo, &upper, overlay.lower())?.layer;
+            let blobs = req
+                .max_concurrent_blobs
+                .map_or_else(commit::default_concurrency, |n| n as usize);
+            let layer = commit::commit_scratch_with(repo, &upper, overlay.lower(), blobs)?.layer;
             let mut stack = rt.stack();
             stack.push(layer);
             let digest = match req.kind {

@@ -29,6 +29,35 @@ pub(crate) struct CommitArgs {
     /// Combine existing items into a platform, use a '+' to join multiple.
     #[arg(long = "ref", value_name = "REFERENCE")]
     reference: Option<String>,
+    /// Hash the files while committing, rather than before.
+    ///
+    /// Always so here: each file is read once, hashed as it is written to
+    /// the repository, and dropped if its payload was there already.
+    #[arg(long)]
+    hash_while_committing: bool,
+    /// Deprecated, has no effect.
+    #[arg(long, hide = true)]
+    hash_first: bool,
+    /// The total number of blobs that can be committed concurrently.
+    #[arg(
+        long,
+        env = "SPFS_COMMIT_MAX_CONCURRENT_BLOBS",
+        value_name = "MAX_CONCURRENT_BLOBS",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    max_concurrent_blobs: Option<u32>,
+    /// The total number of branches that can be processed concurrently at
+    /// each level of the rendered file tree.
+    ///
+    /// Accepted for upstream's scripts: the tree is walked once, on one
+    /// thread, before its files are stored `--max-concurrent-blobs` at a
+    /// time.
+    #[arg(
+        long,
+        env = "SPFS_COMMIT_MAX_CONCURRENT_BRANCHES",
+        value_name = "MAX_CONCURRENT_BRANCHES"
+    )]
+    max_concurrent_branches: Option<usize>,
     /// The desired object type to create, skip this when giving --path or
     /// --ref.
     #[arg(
@@ -56,7 +85,10 @@ pub(crate) fn commit(args: CommitArgs) -> CmdResult {
         if empty {
             return Err("Nothing to commit, resulting filesystem would be empty".into());
         }
-        commit::commit_dir(&repo, dir)?.layer
+        let blobs = args
+            .max_concurrent_blobs
+            .map_or_else(commit::default_concurrency, |n| n as usize);
+        commit::commit_dir_with(&repo, dir, blobs)?.layer
     } else if let Some(reference) = &args.reference {
         let mut layers = Vec::new();
         for item in reference.split('+').filter(|i| !i.trim().is_empty()) {
@@ -67,7 +99,11 @@ pub(crate) fn commit(args: CommitArgs) -> CmdResult {
         }
         commit::commit_platform(&repo, layers)?
     } else {
-        runtime_commit(args.kind.as_deref() == Some("platform"), &author)?
+        runtime_commit(
+            args.kind.as_deref() == Some("platform"),
+            &author,
+            args.max_concurrent_blobs,
+        )?
     };
     super::log_info_field("created", "digest", &digest.to_string());
     for tag in &args.tags {
@@ -84,7 +120,11 @@ pub(crate) fn commit(args: CommitArgs) -> CmdResult {
 
 /// Commits the active runtime's edits through the service (tags are
 /// pushed by the caller, as upstream pushes them after the commit).
-fn runtime_commit(platform: bool, author: &TagAuthor) -> Result<Digest, CmdError> {
+fn runtime_commit(
+    platform: bool,
+    author: &TagAuthor,
+    max_concurrent_blobs: Option<u32>,
+) -> Result<Digest, CmdError> {
     let name = super::runtimes::active_name()?;
     let endpoint = crate::cli::Endpoint::from_environment();
     let request = Request::Commit(CommitRequest {
@@ -96,6 +136,7 @@ fn runtime_commit(platform: bool, author: &TagAuthor) -> Result<Digest, CmdError
         },
         tags: Vec::new(),
         author: Some(author.0.clone()),
+        max_concurrent_blobs,
     });
     match endpoint.connect().and_then(|mut c| c.call(request)) {
         Ok(Response::Committed { digest, .. }) => Ok(Digest::parse(&digest)?),
