@@ -1342,3 +1342,116 @@ fn commit_takes_upstreams_concurrency_flags_and_makes_the_same_layer() {
     let o = spfs(&place, &["check"]);
     assert!(o.status.success(), "{}", out(&o));
 }
+
+/// `spfs` on a local repository of its own, with place's repository as
+/// the `file://` remote `origin`.
+fn spfs_with_remote(place: &NoService, local: &std::path::Path, args: &[&str]) -> Output {
+    place
+        .command_of(SPFS)
+        .args(args)
+        .env("SPFS_STORAGE_ROOT", local)
+        .env(
+            "SPFS_REMOTE_origin_ADDRESS",
+            format!("file://{}", place.repo.display()),
+        )
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn upstreams_sync_flags_fill_in_and_repair_from_the_remote() {
+    let place = NoService::new();
+    let local = place.dir.path().join("local");
+    let o = spfs_with_remote(
+        &place,
+        &local,
+        &["pull", "--progress", "none", "fixture/base"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let repo = spfs_fuse_macos::repo::FsRepository::open(&local).unwrap();
+    let set = spfs_fuse_macos::repo::RepositorySet::new(
+        repo.clone(),
+        vec![],
+        spfs_fuse_macos::repo::tags::TagAuthor("t@h".into()),
+    );
+    let stack = set
+        .resolve_stack(&spfs_fuse_macos::repo::EnvSpec::parse("fixture/base").unwrap())
+        .unwrap();
+    let view =
+        spfs_fuse_macos::repo::View::build(&set.read_stack_manifests(&stack).unwrap()).unwrap();
+    let hello = view
+        .get(view.resolve_path("hello.txt").unwrap())
+        .unwrap()
+        .payload()
+        .unwrap();
+    // A blob object lost: a checked pull fills it in.
+    std::fs::remove_file(repo.object_path(&hello)).unwrap();
+    let o = spfs_with_remote(&place, &local, &["check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let o = spfs_with_remote(
+        &place,
+        &local,
+        &[
+            "pull",
+            "--check",
+            "--max-concurrent-payloads",
+            "2",
+            "fixture/base",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let o = spfs_with_remote(&place, &local, &["check"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let m = place.mnt().display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        args.extend(["fixture/base", "--", "cat"]);
+        let file = format!("{m}/hello.txt");
+        args.push(&file);
+        let o = spfs_with_remote(&place, &local, &args);
+        assert!(o.status.success(), "{extra:?}: {}", err(&o));
+        out(&o)
+    };
+    // A payload damaged in place: only --resync copies it again.
+    let payload = repo.payload_path(&hello);
+    let mut perm = std::fs::metadata(&payload).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o644);
+    std::fs::set_permissions(&payload, perm).unwrap();
+    std::fs::write(&payload, "HELLO FROM BASE\n").unwrap();
+    let o = spfs_with_remote(&place, &local, &["pull", "fixture/base"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        std::fs::read_to_string(&payload).unwrap(),
+        "HELLO FROM BASE\n"
+    );
+    let o = spfs_with_remote(
+        &place,
+        &local,
+        &["pull", "--resync", "--progress", "none", "fixture/base"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        std::fs::read_to_string(&payload).unwrap(),
+        "hello from base\n"
+    );
+    // run and shell take the same flags (a file:// remote is read in
+    // place: nothing to pull for them here).
+    assert_eq!(
+        run(&[
+            "--check",
+            "--resync",
+            "--progress",
+            "bars",
+            "--max-concurrent-manifests",
+            "3"
+        ]),
+        "hello from base\n"
+    );
+    // Bad values: usage.
+    for bad in [["--max-concurrent-payloads", "0"], ["--progress", "loud"]] {
+        let o = spfs_with_remote(&place, &local, &["pull", bad[0], bad[1], "fixture/base"]);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+    }
+}

@@ -34,6 +34,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         -> Result<u64>;
     /// Adds tag record `tag` as it is (see [`FsRepository::insert_tag`]).
     fn insert_tag(&self, tag: &Tag) -> Result<bool>;
+    /// [`Store::write_object`], replacing a copy already here (a resync);
+    /// a store that cannot replace writes as usual.
+    fn rewrite_object(&self, d: &Digest, bytes: &[u8]) -> Result<Object> {
+        self.write_object(d, bytes)
+    }
+    /// [`Store::write_payload`], replacing a copy already here (a resync);
+    /// a store that cannot replace writes as usual.
+    fn rewrite_payload(
+        &self,
+        d: &Digest,
+        data: Box<dyn Read + Send + '_>,
+        from: &str,
+    ) -> Result<u64> {
+        self.write_payload(d, data, from)
+    }
 }
 
 /// A repository on a file system: the local one, or a `file://` remote.
@@ -132,6 +147,19 @@ impl Store for LocalStore {
 
     fn insert_tag(&self, tag: &Tag) -> Result<bool> {
         Ok(self.repo.insert_tag(tag)?)
+    }
+
+    fn rewrite_object(&self, d: &Digest, bytes: &[u8]) -> Result<Object> {
+        Ok(self.repo.reimport_object(d, bytes, &self.name)?)
+    }
+
+    fn rewrite_payload(
+        &self,
+        d: &Digest,
+        data: Box<dyn Read + Send + '_>,
+        from: &str,
+    ) -> Result<u64> {
+        Ok(self.repo.reimport_payload(d, data, from)?)
     }
 }
 

@@ -29,6 +29,12 @@ pub struct SyncOptions {
     pub payloads: bool,
     /// Payloads copied at once.
     pub concurrency: usize,
+    /// Walk what the destination holds already too, copying whatever
+    /// below it is missing (upstream's `--check`).
+    pub check: bool,
+    /// Copy everything again, replacing what the destination holds (a
+    /// damaged copy included; upstream's `--resync`).
+    pub resync: bool,
 }
 
 impl Default for SyncOptions {
@@ -36,6 +42,8 @@ impl Default for SyncOptions {
         Self {
             payloads: true,
             concurrency: 8,
+            check: false,
+            resync: false,
         }
     }
 }
@@ -70,6 +78,8 @@ struct Plan {
     seen: HashSet<Digest>,
     /// Objects to write, children first.
     objects: Vec<(Digest, Vec<u8>)>,
+    /// Of those, the ones that replace a damaged copy here.
+    replace: HashSet<Digest>,
     /// Payloads with their manifest size (`None`: an annotation's).
     payloads: Vec<(Digest, Option<u64>)>,
     payload_seen: HashSet<Digest>,
@@ -163,13 +173,18 @@ impl<'a> Syncer<'a> {
         let mut plan = Plan {
             seen: HashSet::new(),
             objects: Vec::new(),
+            replace: HashSet::new(),
             payloads: Vec::new(),
             payload_seen: HashSet::new(),
         };
         self.visit(root, &mut plan, 0)?;
         self.copy_payloads(&plan.payloads)?;
         for (d, bytes) in &plan.objects {
-            self.dst.write_object(d, bytes)?;
+            if self.options.resync || plan.replace.contains(d) {
+                self.dst.rewrite_object(d, bytes)?;
+            } else {
+                self.dst.write_object(d, bytes)?;
+            }
             self.progress.object_done();
         }
         Ok(())
@@ -185,17 +200,33 @@ impl<'a> Syncer<'a> {
         if depth > 64 || !plan.seen.insert(*d) {
             return Ok(());
         }
-        let present = self.dst.has_object(d)?;
-        if present && !self.options.payloads {
+        // A resync takes every object from the source again.
+        let mut present = !self.options.resync && self.dst.has_object(d)?;
+        if present && !self.options.payloads && !self.options.check {
             // Written children first: what is below it is here too.
             return Ok(());
         }
-        let (from, raw) = if present {
-            (self.dst, self.dst.read_object(d)?)
+        let here = if present {
+            let read = self.dst.read_object(d);
+            let decoded = read.and_then(|raw| decode_wire(&raw, d, self.dst.describe()));
+            match decoded {
+                Ok(done) => Some(done),
+                // A checked sync replaces a copy here that does not decode
+                // to its digest (damaged) with the source's.
+                Err(_) if self.options.check => {
+                    plan.replace.insert(*d);
+                    present = false;
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         } else {
-            (self.src, self.src.read_object(d)?)
+            None
         };
-        let (bytes, object) = decode_wire(&raw, d, from.describe())?;
+        let (bytes, object) = match here {
+            Some(done) => done,
+            None => decode_wire(&self.src.read_object(d)?, d, self.src.describe())?,
+        };
         match &object {
             Object::Platform(p) => {
                 for layer in &p.layers {
@@ -227,6 +258,22 @@ impl<'a> Syncer<'a> {
                         && plan.payload_seen.insert(entry.object)
                     {
                         plan.payloads.push((entry.object, Some(entry.size)));
+                    } else if entry.kind == EntryKind::Blob
+                        && !wanted
+                        && self.options.check
+                        && plan.seen.insert(entry.object)
+                        && !self.dst.has_object(&entry.object)?
+                    {
+                        // A checked graph has every blob object, also of
+                        // payloads fetched later (written with a payload
+                        // otherwise). Made here: it only names the payload.
+                        let blob = Object::Blob(Blob {
+                            payload: entry.object,
+                            size: entry.size,
+                        });
+                        let bytes = blob
+                            .encode(DigestStrategy::WithKindAndSalt, EncodingFormat::FlatBuffers)?;
+                        plan.objects.push((entry.object, bytes));
                     }
                 }
             }
@@ -274,7 +321,7 @@ impl<'a> Syncer<'a> {
     }
 
     fn copy_payload(&self, d: &Digest, size: Option<u64>) -> Result<()> {
-        if self.dst.has_payload(d)? {
+        if !self.options.resync && self.dst.has_payload(d)? {
             self.progress.bytes(size.unwrap_or(0));
         } else {
             let data = self.src.open_payload(d)?;
@@ -292,16 +339,24 @@ impl<'a> Syncer<'a> {
                 )),
                 None => Box::new(counted),
             };
-            self.dst.write_payload(d, data, self.src.describe())?;
+            if self.options.resync {
+                self.dst.rewrite_payload(d, data, self.src.describe())?;
+            } else {
+                self.dst.write_payload(d, data, self.src.describe())?;
+            }
         }
         // Upstream keeps a blob object beside each file's payload (its
         // `spfs check` looks for them); ours are written the same way.
         if let Some(size) = size {
-            if !self.dst.has_object(d)? {
+            if self.options.resync || !self.dst.has_object(d)? {
                 let blob = Object::Blob(Blob { payload: *d, size });
                 let bytes =
                     blob.encode(DigestStrategy::WithKindAndSalt, EncodingFormat::FlatBuffers)?;
-                self.dst.write_object(d, &bytes)?;
+                if self.options.resync {
+                    self.dst.rewrite_object(d, &bytes)?;
+                } else {
+                    self.dst.write_object(d, &bytes)?;
+                }
             }
         }
         self.progress.payload_done();

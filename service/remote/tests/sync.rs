@@ -62,6 +62,7 @@ fn a_pull_without_payloads_brings_tags_and_objects_then_payloads_come_later() {
     let lazy = SyncOptions {
         payloads: false,
         concurrency: 4,
+        ..SyncOptions::default()
     };
     let done = pull_from_first(
         std::slice::from_ref(&origin),
@@ -335,6 +336,7 @@ fn a_remote_that_sends_more_than_the_payload_has_is_cut_off_and_nothing_is_store
     let all = SyncOptions {
         payloads: true,
         concurrency: 2,
+        ..SyncOptions::default()
     };
     let origin: Arc<dyn Store> = origin;
     let err = pull_from_first(&[origin], &store, "fixture/base", all, &Progress::new())
@@ -348,4 +350,97 @@ fn a_remote_that_sends_more_than_the_payload_has_is_cut_off_and_nothing_is_store
         .map(|p| p.metadata().map_or(0, |m| m.len()))
         .sum();
     assert!(staged < 4096, "{staged} bytes staged");
+}
+
+#[test]
+fn a_checked_pull_fills_in_what_is_missing_below_what_is_here_and_a_resync_replaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = remote(&fixture_copy(dir.path()));
+    let local = LocalStore::local(empty(dir.path(), "local"));
+    let lazy = SyncOptions {
+        payloads: false,
+        concurrency: 2,
+        ..SyncOptions::default()
+    };
+    let pull = |options: SyncOptions| {
+        let progress = Progress::new();
+        pull_from_first(
+            std::slice::from_ref(&origin),
+            &local,
+            "fixture/base",
+            options,
+            &progress,
+        )
+        .unwrap();
+        progress.snapshot()
+    };
+    pull(lazy);
+    let repo = local.repo();
+    let layer = repo
+        .resolve_tag(&TagSpec::parse("fixture/base").unwrap())
+        .unwrap()
+        .unwrap()
+        .target;
+    let Some(Object::Layer(l)) = repo.read_object(&layer).unwrap() else {
+        panic!("a layer");
+    };
+    let manifest = l.manifest.unwrap();
+    let Some(Object::Manifest(m)) = repo.read_object(&manifest).unwrap() else {
+        panic!("a manifest");
+    };
+    // Lost below the layer: the manifest; and a blob object of a file.
+    let file = m
+        .trees
+        .iter()
+        .flat_map(|t| &t.entries)
+        .find(|e| !e.is_symlink() && e.kind == spfs_repo::object::EntryKind::Blob)
+        .unwrap()
+        .object;
+    std::fs::remove_file(repo.object_path(&manifest)).unwrap();
+    // A plain lazy pull stops at the layer, which is here.
+    pull(lazy);
+    assert!(!repo.has_object(&manifest));
+    let checked = SyncOptions {
+        check: true,
+        ..lazy
+    };
+    pull(checked);
+    assert!(repo.has_object(&manifest), "the manifest is back");
+    std::fs::remove_file(repo.object_path(&file)).unwrap();
+    pull(checked);
+    assert!(repo.has_object(&file), "the blob object is back");
+    assert!(
+        !repo.has_payload(&file),
+        "its payload still comes when opened"
+    );
+    // A damaged object: a plain pull fails on it, a checked one replaces it.
+    let damage = |path: &std::path::Path, with: &[u8]| {
+        let mut perm = std::fs::metadata(path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o644);
+        std::fs::set_permissions(path, perm).unwrap();
+        std::fs::write(path, with).unwrap();
+    };
+    let path = repo.object_path(&layer);
+    let good = std::fs::read(&path).unwrap();
+    damage(&path, b"damaged");
+    pull(checked);
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    // A damaged payload (it decodes as any bytes do): only a resync
+    // copies it again.
+    let all = SyncOptions {
+        payloads: true,
+        ..lazy
+    };
+    pull(all);
+    let payload = repo.payload_path(&file);
+    let good = std::fs::read(&payload).unwrap();
+    damage(&payload, b"damaged");
+    pull(SyncOptions { check: true, ..all });
+    assert_eq!(std::fs::read(&payload).unwrap(), b"damaged");
+    let s = pull(SyncOptions {
+        resync: true,
+        ..all
+    });
+    assert_eq!(std::fs::read(&payload).unwrap(), good);
+    assert!(s.objects >= 2, "{s:?}");
 }

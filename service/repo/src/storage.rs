@@ -217,6 +217,28 @@ impl FsRepository {
         reader: impl Read,
         source_name: &str,
     ) -> Result<u64> {
+        self.import_payload_as(expected, reader, source_name, false)
+    }
+
+    /// [`FsRepository::import_payload`], replacing the copy here, if any
+    /// (a resync: whatever that copy holds, the verified one takes its
+    /// place in one rename).
+    pub fn reimport_payload(
+        &self,
+        expected: &Digest,
+        reader: impl Read,
+        source_name: &str,
+    ) -> Result<u64> {
+        self.import_payload_as(expected, reader, source_name, true)
+    }
+
+    fn import_payload_as(
+        &self,
+        expected: &Digest,
+        reader: impl Read,
+        source_name: &str,
+        replace: bool,
+    ) -> Result<u64> {
         let staged = self.stage_payload(reader)?;
         if staged.digest != *expected {
             return Err(Error::mismatch(
@@ -227,7 +249,7 @@ impl FsRepository {
             ));
         }
         let size = staged.size;
-        staged.finish(self)?;
+        staged.finish_as(self, replace)?;
         Ok(size)
     }
 
@@ -242,6 +264,27 @@ impl FsRepository {
         bytes: &[u8],
         source_name: &str,
     ) -> Result<Object> {
+        self.import_object_as(expected, bytes, source_name, false)
+    }
+
+    /// [`FsRepository::import_object`], replacing the file here, if any
+    /// (a resync).
+    pub fn reimport_object(
+        &self,
+        expected: &Digest,
+        bytes: &[u8],
+        source_name: &str,
+    ) -> Result<Object> {
+        self.import_object_as(expected, bytes, source_name, true)
+    }
+
+    fn import_object_as(
+        &self,
+        expected: &Digest,
+        bytes: &[u8],
+        source_name: &str,
+        replace: bool,
+    ) -> Result<Object> {
         let (bytes, object) = Object::decode_received(bytes, expected).map_err(|e| match e {
             ReceivedError::Mismatch(actual) => {
                 Error::mismatch("object", *expected, actual, source_name.to_owned())
@@ -251,7 +294,7 @@ impl FsRepository {
             }
         })?;
         let path = self.object_path(expected);
-        if !in_place(&path) {
+        if replace || !in_place(&path) {
             self.store_file("objects", &path, &bytes, OBJECT_MODE)?;
         }
         Ok(object)
@@ -544,9 +587,14 @@ struct StagedPayload {
 
 impl StagedPayload {
     /// Syncs it and renames it into place (unless it is there already).
-    fn finish(mut self, repo: &FsRepository) -> Result<()> {
+    fn finish(self, repo: &FsRepository) -> Result<()> {
+        self.finish_as(repo, false)
+    }
+
+    /// [`StagedPayload::finish`]; with `replace`, over what is there.
+    fn finish_as(mut self, repo: &FsRepository, replace: bool) -> Result<()> {
         let dest = repo.payload_path(&self.digest);
-        if in_place(&dest) {
+        if !replace && in_place(&dest) {
             return Ok(());
         }
         let Some(work) = self.work.0.take() else {

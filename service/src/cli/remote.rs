@@ -31,6 +31,8 @@ pub struct PullArgs {
     /// Print one JSON document on stdout (no progress).
     #[arg(long)]
     json: bool,
+    #[arg(skip)]
+    transfer: Transfer,
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,12 +51,13 @@ pub struct PushArgs {
 impl PullArgs {
     /// A pull of `refs` (from `remote`, else the first that has each),
     /// payloads too, with progress.
-    pub(crate) fn of(refs: Vec<String>, remote: Option<String>) -> PullArgs {
+    pub(crate) fn of(refs: Vec<String>, remote: Option<String>, transfer: Transfer) -> PullArgs {
         PullArgs {
             refs,
             remote,
             no_payloads: false,
             json: false,
+            transfer,
         }
     }
 }
@@ -67,6 +70,36 @@ impl PushArgs {
             remote,
             json: false,
         }
+    }
+}
+
+/// How a pull moves data: upstream's sync flags (`--check`, `--resync`,
+/// `--max-concurrent-payloads`, `--progress`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transfer {
+    /// Walk what is here already too, copying whatever is missing below it.
+    pub check: bool,
+    /// Copy everything again, replacing what is here (damaged or not).
+    pub resync: bool,
+    /// Payloads copied at once (`None`: `SPFS_REMOTE_DOWNLOADS`, else 8).
+    pub payloads_at_once: Option<usize>,
+    /// Progress shown (`None`: a bar on a terminal, lines otherwise).
+    pub progress: Option<bool>,
+}
+
+impl Transfer {
+    fn options(&self, payloads: bool) -> SyncOptions {
+        SyncOptions {
+            payloads,
+            concurrency: self.payloads_at_once.unwrap_or_else(concurrency),
+            check: self.check,
+            resync: self.resync,
+        }
+    }
+
+    /// Whether a pull of what is here already still walks it.
+    fn walks_what_is_here(&self) -> bool {
+        self.check || self.resync
     }
 }
 
@@ -112,12 +145,10 @@ pub fn pull(args: PullArgs) -> CliResult {
     if remotes.is_empty() {
         return Err("no remote to pull from: add [remote.origin] address = \"grpc://HOST:PORT\" to your spfs.toml, or set SPFS_REMOTE_origin_ADDRESS".into());
     }
-    let options = SyncOptions {
-        payloads: !args.no_payloads,
-        concurrency: concurrency(),
-    };
+    let options = args.transfer.options(!args.no_payloads);
     let progress = Arc::new(Progress::new());
-    let shown = Shown::start(progress.clone(), "pull", args.json);
+    let quiet = args.json || args.transfer.progress == Some(false);
+    let shown = Shown::start(progress.clone(), "pull", quiet);
     let mut synced = Vec::new();
     for r in &args.refs {
         for (s, from) in spfs_remote::pull_from_first(&remotes, &local, r, options, &progress)? {
@@ -139,6 +170,7 @@ pub fn push(args: PushArgs) -> CliResult {
     let options = SyncOptions {
         payloads: true,
         concurrency: concurrency(),
+        ..SyncOptions::default()
     };
     let syncer = spfs_remote::Syncer::new(&local, remote.as_ref(), options, &progress);
     let mut synced = Vec::new();
@@ -299,6 +331,7 @@ pub(super) fn bring_local(
     repos: &RepositorySet,
     spec: &str,
     sync_all: bool,
+    transfer: Transfer,
 ) -> CliResult {
     let remotes: Vec<Arc<dyn Store>> = spfs_remote::configured(config)
         .iter()
@@ -312,15 +345,16 @@ pub(super) fn bring_local(
     let mut items = Vec::new();
     spfs_remote::sync::flatten(&parsed.items, &mut items);
     let local = LocalStore::local(repos.primary().clone());
-    let options = SyncOptions {
-        payloads: sync_all,
-        concurrency: concurrency(),
-    };
+    let options = transfer.options(sync_all);
     let progress = Arc::new(Progress::new());
-    let shown = Shown::start(progress.clone(), "pull", !std::io::stderr().is_terminal());
+    let quiet = match transfer.progress {
+        Some(shown) => !shown,
+        None => !std::io::stderr().is_terminal(),
+    };
+    let shown = Shown::start(progress.clone(), "pull", quiet);
     for item in items {
         let here = repos.resolve_item(item).is_ok();
-        if here && !sync_all {
+        if here && !sync_all && !transfer.walks_what_is_here() {
             continue;
         }
         let item_text = item.to_string();

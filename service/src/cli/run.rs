@@ -48,6 +48,9 @@ pub struct Common {
     /// Tags, digests or .spfs.yaml files joined by '+' ('-' for an empty /spfs).
     #[arg(required_unless_present = "rerun")]
     env_spec: Option<String>,
+    /// How what is on a remote is pulled (`spfs run`'s sync flags).
+    #[arg(skip)]
+    transfer: super::remote::Transfer,
 }
 
 impl Common {
@@ -64,6 +67,7 @@ impl Common {
         rerun: Option<String>,
         force: bool,
         sync: bool,
+        transfer: super::remote::Transfer,
     ) -> Common {
         let empty = reference
             .as_deref()
@@ -77,6 +81,7 @@ impl Common {
             rerun,
             force,
             sync_all: sync,
+            transfer,
         }
     }
 
@@ -164,6 +169,7 @@ pub fn run_command(env_spec: &str, endpoint: &Endpoint, command: Vec<String>) ->
         force: false,
         sync_all: false,
         env_spec: Some(env_spec.to_owned()),
+        transfer: Default::default(),
     };
     enter(&common, endpoint, &command)
 }
@@ -253,7 +259,7 @@ fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult 
         let env_spec = crate::repo::env_spec::with_absolute_paths(spec);
         // Fail on a bad spec or name before contacting (or starting) the service.
         EnvSpec::parse(&env_spec)?;
-        super::remote::bring_local(&config, &repos, &env_spec, common.sync_all)?;
+        super::remote::bring_local(&config, &repos, &env_spec, common.sync_all, common.transfer)?;
         // A ref that names nothing fails here, naming the repositories
         // searched, before the service is started or asked.
         repos.resolve_stack(&EnvSpec::parse(&env_spec)?)?;

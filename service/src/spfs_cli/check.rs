@@ -129,6 +129,7 @@ pub(crate) fn check(args: CheckArgs) -> CmdResult {
             let options = spfs_remote::SyncOptions {
                 payloads: true,
                 concurrency: 4,
+                ..spfs_remote::SyncOptions::default()
             };
             let syncer = spfs_remote::Syncer::new(src.as_ref(), &local, options, &progress);
             match payload {

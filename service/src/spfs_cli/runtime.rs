@@ -3,9 +3,9 @@
 //!
 //! Upstream's `--sync` pulls everything a runtime needs before it starts,
 //! payloads too: here that is `--sync-all`; without it, what is only on a
-//! remote is pulled when first opened. Not taken yet (an error names
-//! them): `--check`, `--resync`, `--max-concurrent-*`, `--progress`,
-//! `-r/--remote`.
+//! remote is pulled when first opened. `--check` and `--resync` walk (or
+//! copy again) what is here already too, `--max-concurrent-payloads` and
+//! `--progress` are the pull's (see `sync::SyncArgs`).
 
 use super::{CmdError, CmdResult};
 use crate::cli::run::Common;
@@ -15,11 +15,8 @@ use crate::cli::{Endpoint, ExitWith};
 #[derive(Debug, clap::Args)]
 #[group(id = "runtime_id", required = true, args = ["rerun", "reference"])]
 pub(crate) struct RuntimeOptions {
-    /// Sync the latest information for each tag even if it already
-    /// exists: here, pull everything the runtime needs (payloads too)
-    /// before it starts.
-    #[arg(long, alias = "pull")]
-    sync: bool,
+    #[command(flatten)]
+    sync: super::sync::SyncArgs,
     /// Mount the spfs filesystem in edit mode.
     ///
     /// Editable runtimes are created by default if REF is empty or '-'.
@@ -113,7 +110,8 @@ impl RuntimeOptions {
             self.runtime_name,
             self.rerun,
             self.force,
-            self.sync,
+            self.sync.sync,
+            self.sync.transfer(),
         )
     }
 }
