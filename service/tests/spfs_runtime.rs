@@ -1437,7 +1437,7 @@ fn upstreams_sync_flags_fill_in_and_repair_from_the_remote() {
         "hello from base\n"
     );
     // run and shell take the same flags (a file:// remote is read in
-    // place: nothing to pull for them here).
+    // place: nothing to pull for them here, unless named).
     assert_eq!(
         run(&[
             "--check",
@@ -1449,6 +1449,18 @@ fn upstreams_sync_flags_fill_in_and_repair_from_the_remote() {
         ]),
         "hello from base\n"
     );
+    // Named with -r, a remote is pulled from, whatever its kind.
+    std::fs::remove_file(repo.object_path(&hello)).unwrap();
+    assert_eq!(run(&["-r", "origin", "--check"]), "hello from base\n");
+    let o = spfs_with_remote(&place, &local, &["check"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = spfs_with_remote(
+        &place,
+        &local,
+        &["run", "-r", "nosuch", "fixture/base", "--", "true"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("nosuch"), "{}", err(&o));
     // Bad values: usage.
     for bad in [["--max-concurrent-payloads", "0"], ["--progress", "loud"]] {
         let o = spfs_with_remote(&place, &local, &["pull", bad[0], bad[1], "fixture/base"]);

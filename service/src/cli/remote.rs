@@ -75,8 +75,11 @@ impl PushArgs {
 
 /// How a pull moves data: upstream's sync flags (`--check`, `--resync`,
 /// `--max-concurrent-payloads`, `--progress`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Transfer {
+    /// Pull from this configured remote only (`run -r NAME`); `None`:
+    /// from the first remote that has each item.
+    pub remote: Option<String>,
     /// Walk what is here already too, copying whatever is missing below it.
     pub check: bool,
     /// Copy everything again, replacing what is here (damaged or not).
@@ -331,13 +334,17 @@ pub(super) fn bring_local(
     repos: &RepositorySet,
     spec: &str,
     sync_all: bool,
-    transfer: Transfer,
+    transfer: &Transfer,
 ) -> CliResult {
-    let remotes: Vec<Arc<dyn Store>> = spfs_remote::configured(config)
-        .iter()
-        .filter(|r| crate::stack::is_remote(&r.address))
-        .map(spfs_remote::open)
-        .collect::<Result<_, _>>()?;
+    let remotes: Vec<Arc<dyn Store>> = match &transfer.remote {
+        // Named: pulled from, whatever its kind (a file:// one too).
+        Some(name) => vec![spfs_remote::open_named(config, name)?],
+        None => spfs_remote::configured(config)
+            .iter()
+            .filter(|r| crate::stack::is_remote(&r.address))
+            .map(spfs_remote::open)
+            .collect::<Result<_, _>>()?,
+    };
     if remotes.is_empty() {
         return Ok(());
     }

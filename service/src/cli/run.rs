@@ -259,7 +259,13 @@ fn enter(common: &Common, endpoint: &Endpoint, command: &[String]) -> CliResult 
         let env_spec = crate::repo::env_spec::with_absolute_paths(spec);
         // Fail on a bad spec or name before contacting (or starting) the service.
         EnvSpec::parse(&env_spec)?;
-        super::remote::bring_local(&config, &repos, &env_spec, common.sync_all, common.transfer)?;
+        super::remote::bring_local(
+            &config,
+            &repos,
+            &env_spec,
+            common.sync_all,
+            &common.transfer,
+        )?;
         // A ref that names nothing fails here, naming the repositories
         // searched, before the service is started or asked.
         repos.resolve_stack(&EnvSpec::parse(&env_spec)?)?;

@@ -5,7 +5,8 @@
 //! payloads too: here that is `--sync-all`; without it, what is only on a
 //! remote is pulled when first opened. `--check` and `--resync` walk (or
 //! copy again) what is here already too, `--max-concurrent-payloads` and
-//! `--progress` are the pull's (see `sync::SyncArgs`).
+//! `--progress` are the pull's (see `sync::SyncArgs`); `-r REMOTE` is
+//! the remote it pulls from.
 
 use super::{CmdError, CmdResult};
 use crate::cli::run::Common;
@@ -17,6 +18,10 @@ use crate::cli::{Endpoint, ExitWith};
 pub(crate) struct RuntimeOptions {
     #[command(flatten)]
     sync: super::sync::SyncArgs,
+    /// Pull what the runtime needs from this remote of the spfs
+    /// configuration (upstream takes it and pulls from 'origin').
+    #[arg(short, long, value_name = "REMOTE")]
+    remote: Option<String>,
     /// Mount the spfs filesystem in edit mode.
     ///
     /// Editable runtimes are created by default if REF is empty or '-'.
@@ -111,7 +116,10 @@ impl RuntimeOptions {
             self.rerun,
             self.force,
             self.sync.sync,
-            self.sync.transfer(),
+            crate::cli::remote::Transfer {
+                remote: self.remote,
+                ..self.sync.transfer()
+            },
         )
     }
 }

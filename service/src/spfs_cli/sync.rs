@@ -61,6 +61,7 @@ impl SyncArgs {
     /// What the transfer code takes from these flags.
     pub(crate) fn transfer(&self) -> Transfer {
         Transfer {
+            remote: None,
             check: self.check,
             resync: self.resync,
             payloads_at_once: self.max_concurrent_payloads.map(|n| n as usize),
