@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -147,9 +148,10 @@ pub struct Runtime {
     stack: RwLock<Stack>,
     record_dir: Option<std::path::PathBuf>,
     tree: RuntimeTree,
-    /// Its edits outlive it (`run --keep-runtime`), in the primary
-    /// repository's `durable_edits/<name>`.
-    pub durable: bool,
+    /// Its edits outlive it (`run --keep-runtime`, `edit
+    /// --keep-runtime`), in the primary repository's
+    /// `durable_edits/<name>`.
+    durable: std::sync::atomic::AtomicBool,
     /// Its record in the primary repository (see [`crate::durable`]);
     /// `None` for runtimes that are not recorded (benchmarks).
     pub repo_record: Mutex<Option<crate::repo::runtime_records::RuntimeRecord>>,
@@ -185,6 +187,11 @@ impl Runtime {
             RuntimeTree::ReadOnly { edited, .. } => edited.get(),
             RuntimeTree::Editable(e) => Some(e),
         }
+    }
+
+    /// Whether its edits outlive it (see [`Runtimes::make_durable`]).
+    pub fn is_durable(&self) -> bool {
+        self.durable.load(Ordering::Acquire)
     }
 
     /// The directory of its record beside the scratch root, if it has one.
@@ -479,7 +486,7 @@ impl Runtimes {
                 spec: new.spec,
             }),
             tree,
-            durable: new.durable,
+            durable: std::sync::atomic::AtomicBool::new(new.durable),
             repo_record: Mutex::new(new.repo_record),
             fetches_reported: Mutex::new(None),
             retired_slots: Mutex::new(Vec::new()),
@@ -759,37 +766,86 @@ impl Runtimes {
             }
             ed.scratch.set_read_only(!editable);
         } else {
-            let RuntimeTree::ReadOnly { view, edited } = &rt.tree else {
-                return Ok(false);
-            };
             if !editable {
                 return Ok(false);
             }
-            let view = view.read().clone();
-            let scratch = Arc::new(open_scratch()?);
-            let overlay = Arc::new(Overlay::adopting(
-                view.view.clone(),
-                rt.repos.clone(),
-                scratch.clone(),
-                view.slot,
-                (rt.uid, rt.gid),
-                view.time,
-            ));
-            let made = edited.set(Editable {
-                overlay: RwLock::new(overlay.clone()),
-                scratch,
-                busy: Mutex::new(()),
-            });
-            if made.is_err() {
+            if !self.adopt(rt, open_scratch()?) {
                 return Ok(false);
             }
-            // From here on every request for the slot finds the overlay;
-            // those in the read-only view finish there (it never changes).
-            self.slots
-                .write()
-                .insert(view.slot, Tree::Editable(overlay));
         }
         tracing::info!(runtime = %rt.name, editable, "runtime editability changed");
+        self.updated(rt);
+        Ok(true)
+    }
+
+    /// Gives read-only runtime `rt` an editable part over `scratch`: an
+    /// overlay at its slot that adopts its view's inodes (see
+    /// [`Runtimes::set_editable`]). False if it has one already. Call
+    /// with `ending` held.
+    fn adopt(&self, rt: &Arc<Runtime>, scratch: Scratch) -> bool {
+        let RuntimeTree::ReadOnly { view, edited } = &rt.tree else {
+            return false;
+        };
+        let view = view.read().clone();
+        let scratch = Arc::new(scratch);
+        let overlay = Arc::new(Overlay::adopting(
+            view.view.clone(),
+            rt.repos.clone(),
+            scratch.clone(),
+            view.slot,
+            (rt.uid, rt.gid),
+            view.time,
+        ));
+        let made = edited.set(Editable {
+            overlay: RwLock::new(overlay.clone()),
+            scratch,
+            busy: Mutex::new(()),
+        });
+        if made.is_err() {
+            return false;
+        }
+        // From here on every request for the slot finds the overlay;
+        // those in the read-only view finish there (it never changes).
+        self.slots
+            .write()
+            .insert(view.slot, Tree::Editable(overlay));
+        true
+    }
+
+    /// `edit --keep-runtime`: the edits of `rt` outlive it from now on,
+    /// in the directory `name` beneath `base` (its repository's
+    /// `durable_edits/`). An editable runtime's edits move there (two
+    /// renames: every open file stays valid; on another file system
+    /// nothing moves and this fails); a read-only one gets its (empty,
+    /// read-only) scratch there, for `edit` to open. False if it already
+    /// was durable.
+    pub fn make_durable(
+        &self,
+        rt: &Arc<Runtime>,
+        base: &Path,
+        name: &str,
+    ) -> std::io::Result<bool> {
+        let _one = self.ending.lock();
+        if self.get(rt.id).is_none() {
+            return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+        }
+        if rt.is_durable() {
+            return Ok(false);
+        }
+        match rt.editable() {
+            Some(ed) => {
+                let _busy = ed.busy.lock();
+                let _edits = ed.scratch.hold_edits();
+                let _all = ed.scratch.hold_all();
+                ed.scratch.move_to(base, &[name.as_bytes()])?;
+            }
+            None => {
+                let scratch = Scratch::open_in(base, &[name.as_bytes()], true)?;
+                self.adopt(rt, scratch);
+            }
+        }
+        rt.durable.store(true, Ordering::Release);
+        tracing::info!(runtime = %rt.name, "runtime made durable");
         self.updated(rt);
         Ok(true)
     }
@@ -882,7 +938,7 @@ impl Runtimes {
                 slots.remove(&old);
             }
         }
-        let transient_edits = rt.editable().filter(|_| !rt.durable);
+        let transient_edits = rt.editable().filter(|_| !rt.is_durable());
         if let Some(ed) = transient_edits {
             // As upstream's runtimes: edits not committed end with them.
             if let Err(e) = ed.scratch.remove() {

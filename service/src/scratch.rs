@@ -52,13 +52,20 @@ impl std::fmt::Debug for Entered {
 /// [`Scratch::hold_edits`] and [`Scratch::hold_all`]).
 pub type Held<'a> = RwLockWriteGuard<'a, ()>;
 
-/// One runtime's scratch directory.
+/// Where a scratch directory is.
 #[derive(Debug)]
-pub struct Scratch {
+struct Place {
     root: PathBuf,
     upper_path: PathBuf,
     /// `root/` itself, where `upper/` is swapped when edits are detached.
     root_dir: Dir,
+}
+
+/// One runtime's scratch directory.
+#[derive(Debug)]
+pub struct Scratch {
+    /// Where it is: moved once when its runtime becomes durable.
+    place: RwLock<Arc<Place>>,
     /// `upper/`; replaced (under `views`) when the edits are detached.
     upper: RwLock<Arc<Dir>>,
     work: Dir,
@@ -118,9 +125,11 @@ impl Scratch {
         }
         let upper = root_dir.sub([&b"upper"[..]])?;
         Ok(Scratch {
-            upper_path: root.join("upper"),
-            root,
-            root_dir,
+            place: RwLock::new(Arc::new(Place {
+                upper_path: root.join("upper"),
+                root,
+                root_dir,
+            })),
             upper: RwLock::new(Arc::new(upper)),
             work,
             next_stage: AtomicU64::new(0),
@@ -188,14 +197,48 @@ impl Scratch {
     }
 
     /// The scratch directory itself.
-    pub fn root(&self) -> &Path {
-        &self.root
+    pub fn root(&self) -> PathBuf {
+        self.place.read().root.clone()
     }
 
     /// Where the edits are, in upper-directory layout (for reading them
     /// into a layer).
-    pub fn upper_path(&self) -> &Path {
-        &self.upper_path
+    pub fn upper_path(&self) -> PathBuf {
+        self.place.read().upper_path.clone()
+    }
+
+    /// Moves the edits (`upper/` and `work/`) into the directory `below`
+    /// beneath `base`, made private, which must hold none yet: a runtime
+    /// made durable (`spfs edit --keep-runtime`) keeps them in its
+    /// repository's `durable_edits/`. Two renames, so nothing is copied
+    /// and every open file and directory handle stays valid; on another
+    /// file system (EXDEV) nothing moves. Call with [`Scratch::hold_all`]
+    /// held.
+    pub fn move_to(&self, base: &Path, below: &[&[u8]]) -> io::Result<()> {
+        let to = private_dir(base, below)?;
+        if !to.names()?.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the destination holds edits already",
+            ));
+        }
+        let mut place = self.place.write();
+        place.root_dir.rename(b"upper", &to, b"upper", 0)?;
+        if let Err(e) = place.root_dir.rename(b"work", &to, b"work", 0) {
+            // Back where it was: a scratch is never split.
+            to.rename(b"upper", &place.root_dir, b"upper", 0)?;
+            return Err(e);
+        }
+        let mut root = base.to_owned();
+        for n in below {
+            root.push(std::ffi::OsStr::from_bytes(n));
+        }
+        *place = Arc::new(Place {
+            upper_path: root.join("upper"),
+            root,
+            root_dir: to,
+        });
+        Ok(())
     }
 
     /// The edits' directory, to change them.
@@ -251,12 +294,13 @@ impl Scratch {
     pub fn detach(&self) -> io::Result<Vec<u8>> {
         let trash = self.stage_name();
         let old = self.upper();
-        self.root_dir.rename(b"upper", &self.work, &trash, 0)?;
-        let fresh = self
+        let place = self.place.read().clone();
+        place.root_dir.rename(b"upper", &self.work, &trash, 0)?;
+        let fresh = place
             .root_dir
             .mkdir(b"upper", 0o700)
-            .and_then(|()| self.root_dir.sub([&b"upper"[..]]))
-            .and_then(|d| copy_owner_and_mode(&old, &self.root_dir).map(|()| d));
+            .and_then(|()| place.root_dir.sub([&b"upper"[..]]))
+            .and_then(|d| copy_owner_and_mode(&old, &place.root_dir).map(|()| d));
         self.touched();
         match fresh {
             Ok(d) => {
@@ -265,8 +309,8 @@ impl Scratch {
             }
             Err(e) => {
                 // Put the edits back rather than lose the upper directory.
-                let _ = self.root_dir.remove_all(b"upper");
-                self.work.rename(&trash, &self.root_dir, b"upper", 0)?;
+                let _ = place.root_dir.remove_all(b"upper");
+                self.work.rename(&trash, &place.root_dir, b"upper", 0)?;
                 Err(e)
             }
         }
@@ -322,7 +366,7 @@ impl Scratch {
 
     /// Deletes the scratch directory and everything in it.
     pub fn remove(&self) -> io::Result<()> {
-        remove_all(&self.root)
+        remove_all(&self.root())
     }
 }
 

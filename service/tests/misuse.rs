@@ -510,6 +510,15 @@ fn a_runtime_made_editable_or_rebuilt_comes_back_so_after_a_restart() {
         rt.eval("wc -c < $M/new/added.txt; test -e $M/new.txt || echo gone"),
         ["13", "gone"]
     );
+    let kept = rt.eval(&format!(
+        "{spfs} edit --keep-runtime 2>/dev/null && echo k > $M/kept.txt && echo ok"
+    ));
+    assert_eq!(kept, ["ok"]);
+    svc.restart();
+    let after = ls(&svc);
+    assert_eq!(after[0]["durable"], true, "{after}");
+    assert_eq!(rt.eval("cat $M/kept.txt"), ["k"]);
+    assert!(svc.repo.join("durable_edits/ro/upper/kept.txt").exists());
 }
 
 #[test]

@@ -947,16 +947,107 @@ fn edit_makes_a_read_only_runtime_editable_and_off_again_live() {
         err(&o),
         format!("{info} edit mode enabled\n{info} edit mode disabled\n")
     );
-    // Outside a runtime; and what is not built says so.
+    // Outside a runtime.
     let o = spfs(&place, &["edit"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("No active runtime"), "{}", err(&o));
+}
+
+#[test]
+fn edit_keep_runtime_makes_a_running_runtime_durable_live() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    // Editable: its edits move into the repository while a shell is in a
+    // directory of it and a file is held open for writing.
+    let script = format!(
+        "cd {m}/etc; echo a > {m}/a.txt; exec 3>> {m}/a.txt
+         NO_COLOR=1 {SPFS} edit --keep-runtime || exit 9
+         echo b > b.txt; echo more >&3; cat {m}/a.txt"
+    );
     let o = spfs(
         &place,
-        &["run", "fixture/base", "--", SPFS, "edit", "--keep-runtime"],
+        &[
+            "run",
+            "-e",
+            "--runtime-name",
+            "kept",
+            "fixture/base",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
     );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("not available"), "{}", err(&o));
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "a\nmore\n");
+    assert_eq!(err(&o), " INFO runtime changed to durable\n");
+    assert!(place
+        .repo
+        .join("durable_edits/kept/upper/etc/b.txt")
+        .exists());
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "--rerun",
+            "kept",
+            "--",
+            "cat",
+            &format!("{m}/a.txt"),
+            &format!("{m}/etc/b.txt"),
+        ],
+    );
+    assert_eq!(out(&o), "a\nmore\nb\n", "{}", err(&o));
+    // Read-only: durable, then editable, its edits kept.
+    let script = format!("NO_COLOR=1 {SPFS} edit --keep-runtime && echo x > {m}/x.txt");
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "--runtime-name",
+            "ro",
+            "fixture/base",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        err(&o),
+        " INFO runtime changed to durable\n INFO edit mode enabled\n"
+    );
+    let o = spfs(
+        &place,
+        &["run", "--rerun", "ro", "--", "cat", &format!("{m}/x.txt")],
+    );
+    assert_eq!(out(&o), "x\n", "{}", err(&o));
+    assert_eq!(out(&spfs(&place, &["runtime", "ls", "-q"])), "kept\nro\n");
+    // A name whose durable edits exist already: refused, nothing moved.
+    std::fs::create_dir_all(place.repo.join("durable_edits/clash/upper")).unwrap();
+    let script = format!("echo e > {m}/e.txt; {SPFS} edit --keep-runtime; echo $?; cat {m}/e.txt");
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "-e",
+            "--runtime-name",
+            "clash",
+            "fixture/base",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert_eq!(out(&o), "1\ne\n", "{}", err(&o));
+    assert!(
+        err(&o).contains("already used by another runtime"),
+        "{}",
+        err(&o)
+    );
+    assert!(!place.repo.join("durable_edits/clash/upper/e.txt").exists());
 }
 
 #[test]

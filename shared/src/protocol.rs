@@ -69,6 +69,10 @@ pub enum Request {
     /// edits still shown (`spfs edit --off`); its processes keep their
     /// working directories and open files.
     SetEditable { name: String, editable: bool },
+    /// Make a live runtime durable (`spfs edit --keep-runtime`): its
+    /// edits move into its repository's `durable_edits/NAME`, to outlive
+    /// it; answered with `edited`.
+    MakeDurable { name: String },
     /// Make process `root_pid` (the requester's) one more root of a live
     /// runtime: it and its children see that runtime.
     Join { name: String, root_pid: u32 },
@@ -212,8 +216,8 @@ pub enum Response {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         unchanged: Vec<String>,
     },
-    /// A runtime's editability as asked; `changed` is false if it
-    /// already was.
+    /// A runtime's editability (or durability) as asked; `changed` is
+    /// false if it already was.
     Edited {
         runtime: RuntimeInfo,
         changed: bool,
@@ -584,6 +588,7 @@ mod tests {
                 name: "x".into(),
                 editable: true,
             },
+            Request::MakeDurable { name: "x".into() },
             Request::Subscribe(SubscribeRequest::default()),
             Request::Subscribe(SubscribeRequest {
                 settings: true,

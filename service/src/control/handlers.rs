@@ -218,7 +218,7 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
         scratch_dir: rt
             .editable()
             .map(|e| e.scratch().root().display().to_string()),
-        durable: rt.durable,
+        durable: rt.is_durable(),
         running: true,
         fetching: rt.repos.fetch_progress().map(|p| protocol::FetchInfo {
             in_flight: p.in_flight,
@@ -366,6 +366,7 @@ impl Handlers {
                 | Request::Join { .. }
                 | Request::Commit(_)
                 | Request::SetEditable { .. }
+                | Request::MakeDurable { .. }
         ) {
             self.cx.runtimes.reap();
         }
@@ -391,6 +392,7 @@ impl Handlers {
                 to: Some(spec),
             } => self.restack(&peer, &name, &paths, &spec)?,
             Request::SetEditable { name, editable } => self.set_editable(&peer, &name, editable)?,
+            Request::MakeDurable { name } => self.make_durable(&peer, &name)?,
             Request::Join { name, root_pid } => self.join_runtime(&peer, &name, root_pid)?,
             Request::GetSettings => Response::Settings(self.cx.settings.info()),
             Request::SetSetting { key, value } => self.set_setting(&key, &value)?,
@@ -691,7 +693,7 @@ impl Handlers {
             }
         };
         if let Err(source) = self.cx.runtimes.record(&rt) {
-            if rt.durable {
+            if rt.is_durable() {
                 // A durable runtime that is not recorded could not be found
                 // again: refuse it rather than lose its edits later.
                 *rt.repo_record.lock() = None;
@@ -982,6 +984,58 @@ impl Handlers {
         })
     }
 
+    /// `edit --keep-runtime`: see [`Runtimes::make_durable`]. Its edits
+    /// go where a durable runtime of its name keeps them, which must not
+    /// hold another's; both records say it is durable now.
+    fn make_durable(&self, peer: &Peer, name: &str) -> Result<Response, ControlError> {
+        let rt = self.find(peer, name)?;
+        let repo = rt.repos.primary();
+        durable::check_edits_path(repo, &rt.name)?;
+        let edits = repo.durable_dir(&rt.name);
+        let base = edits
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| repo.root().to_owned());
+        if !rt.is_durable() && edits.exists() {
+            return Err(DurableError::EditsInUse(edits).into());
+        }
+        let made = std::fs::create_dir_all(&base)
+            .and_then(|()| self.cx.runtimes.make_durable(&rt, &base, &rt.name));
+        let changed = made.map_err(|source| match self.cx.runtimes.get(rt.id) {
+            None => ControlError::NoSuchRuntime(rt.name.clone()),
+            Some(_) => ControlError::Edit {
+                runtime: rt.name.clone(),
+                source,
+            },
+        })?;
+        if changed {
+            if let Some(r) = rt.repo_record.lock().as_mut() {
+                r.config.durable = true;
+                r.config.upper_dir = edits.join("upper");
+                r.config.work_dir = edits.join("work");
+            }
+            if let Err(e) = self.cx.runtimes.record(&rt) {
+                tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime's record");
+            }
+            let read_only = rt.editable().is_some_and(|e| e.scratch().read_only());
+            let updated = rt.record_dir().map_or(Ok(()), |dir| {
+                RuntimeRecord::update(dir, |r| {
+                    r.durable = true;
+                    r.edits_dir = Some(edits.clone());
+                    r.editable = true;
+                    r.read_only = read_only;
+                })
+            });
+            if let Err(e) = updated {
+                tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime record");
+            }
+        }
+        Ok(Response::Edited {
+            runtime: runtime_info(&rt),
+            changed,
+        })
+    }
+
     /// `edit` / `edit --off`: see [`Runtimes::set_editable`]. A runtime
     /// that started read-only gets its edits where an editable one of
     /// its kind has them: beside its record, or (durable) in its
@@ -993,7 +1047,7 @@ impl Handlers {
         editable: bool,
     ) -> Result<Response, ControlError> {
         let rt = self.find(peer, name)?;
-        let edits = if rt.durable {
+        let edits = if rt.is_durable() {
             Some(rt.repos.primary().durable_dir(&rt.name))
         } else {
             rt.record_dir().map(Path::to_owned)

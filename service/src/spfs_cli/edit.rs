@@ -4,8 +4,9 @@
 //! files, where upstream remounts). Upstream's lines: `edit mode
 //! enabled`, `edit mode disabled`, nothing when it already was editable.
 //!
-//! `--keep-runtime` (make a running runtime durable) is not taken yet for
-//! a runtime that is not durable: an error says what to do instead.
+//! `--keep-runtime` makes the runtime durable first (its edits move into
+//! its repository's `durable_edits/`, live: two renames), as upstream's
+//! `runtime changed to durable`.
 
 use spfs_shared::protocol::{Request, Response};
 
@@ -27,18 +28,12 @@ pub(crate) fn edit(args: EditArgs) -> CmdResult {
     let endpoint = crate::cli::Endpoint::from_environment();
     let mut client = endpoint.connect().map_err(|e| e.to_string())?;
     if args.keep_runtime {
-        let info = match client.call(Request::RuntimeInfo { name: name.clone() }) {
-            Ok(Response::Runtime { runtime }) => runtime,
+        match client.call(Request::MakeDurable { name: name.clone() }) {
+            Ok(Response::Edited { changed: true, .. }) => log_info("runtime changed to durable"),
+            Ok(Response::Edited { changed: false, .. }) => log_info("runtime is already durable"),
             Ok(other) => return Err(format!("unexpected reply from the service: {other:?}").into()),
             Err(e) => return Err(e.to_string().into()),
-        };
-        if !info.durable {
-            return Err(format!(
-                "spfs edit --keep-runtime is not available on macOS yet for a running runtime: commit the edits ('spfs commit layer -t TAG'), then start a durable runtime with 'spfs run --keep-runtime --runtime-name {name} TAG'"
-            )
-            .into());
         }
-        log_info("runtime is already durable");
     }
     let editable = !args.off;
     match client.call(Request::SetEditable { name, editable }) {
