@@ -545,6 +545,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_move_takes_the_edits_along_and_never_into_another_runtimes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sc = Scratch::open(&tmp.path().join("rt")).unwrap();
+        let upper = sc.upper();
+        upper.mkdir(b"d", 0o755).unwrap();
+        std::fs::write(sc.upper_path().join("d/f"), b"edit").unwrap();
+        // Somewhere holding edits already: refused, nothing moves.
+        std::fs::create_dir_all(tmp.path().join("durable/taken/upper")).unwrap();
+        let e = sc
+            .move_to(&tmp.path().join("durable"), &[b"taken"])
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert!(sc.upper_path().join("d/f").exists());
+        sc.move_to(&tmp.path().join("durable"), &[b"kept"]).unwrap();
+        let kept = tmp.path().join("durable/kept");
+        assert_eq!(sc.root(), kept);
+        assert_eq!(sc.upper_path(), kept.join("upper"));
+        assert_eq!(std::fs::read(kept.join("upper/d/f")).unwrap(), b"edit");
+        assert!(!tmp.path().join("rt/upper").exists());
+        // The handles it had still work, and a reset swaps upper there.
+        assert!(upper.sub([&b"d"[..]]).is_ok());
+        sc.clear().unwrap();
+        assert!(kept.join("upper").is_dir());
+        assert!(!kept.join("upper/d").exists());
+    }
+
+    #[test]
     fn open_cleans_work_and_counts_usage() {
         let d = tempfile::tempdir().unwrap();
         let s = Scratch::open(d.path()).unwrap();
