@@ -36,37 +36,60 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Why talking to the service failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// Nobody answers on the socket.
     #[error("the service is not running (no answer on {path}: {source}); {hint}")]
     NotRunning {
+        /// The socket.
         path: PathBuf,
+        /// Why the connection failed.
         #[source]
         source: io::Error,
         /// What to run (with the flags in use; see `cli::Endpoint`).
         hint: String,
     },
+    /// The socket is another user's.
     #[error("permission denied on {0}: the service there belongs to another user")]
     PermissionDenied(PathBuf),
+    /// The connection failed.
     #[error("lost the connection to the service: {0}")]
     Io(#[from] io::Error),
     /// The service answered with an error; `code` says what kind
     /// (`None` from a service that predates codes).
     #[error("{message}")]
     Service {
+        /// One line for the user.
         message: String,
+        /// What kind of failure.
         code: Option<ErrorCode>,
     },
+    /// An answer that makes no sense.
     #[error("unexpected reply from the service: {0}")]
     Protocol(String),
+    /// A service started in the background did not come up.
     #[error("the service did not start; its log {log} ends with: {tail}")]
-    Start { log: PathBuf, tail: String },
+    Start {
+        /// Its log.
+        log: PathBuf,
+        /// The end of it.
+        tail: String,
+    },
+    /// A service started in the background said why it could not start.
     #[error("the service could not start: {reason} (log: {log})")]
-    Failed { reason: String, log: PathBuf },
+    Failed {
+        /// Why.
+        reason: String,
+        /// Its log.
+        log: PathBuf,
+    },
+    /// The service is on its way out (idle, or asked to stop).
     #[error("{0}")]
     ShuttingDown(String),
+    /// No answer in time.
     #[error("the service{} did not answer within {:.0} s (it may be stopped or stuck): check it with 'ps -o pid,stat,cmd -p {}'; if it stays so, end it with 'kill {}' and run the command again (a new one starts)", pid.map_or_else(String::new, |p| format!(" (pid {p})")), timeout.as_secs_f64(), pid.map_or_else(|| "PID".to_owned(), |p| p.to_string()), pid.map_or_else(|| "PID".to_owned(), |p| p.to_string()))]
     NoAnswer {
         /// The service's process, as the socket's peer credentials say.
         pid: Option<u32>,
+        /// How long it was waited for.
         timeout: Duration,
     },
 }

@@ -22,13 +22,18 @@ pub const RECORD_VERSION: u32 = 1;
 /// What a restarted service needs to bring an editable runtime back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeRecord {
+    /// The record format's version ([`RECORD_VERSION`]).
     pub version: u32,
+    /// The runtime's name.
     pub name: String,
+    /// Its user.
     pub uid: u32,
+    /// Its user's group.
     pub gid: u32,
     /// The runtime's root process, and its start time (so a recycled pid
     /// is not mistaken for it).
     pub root_pid: u32,
+    /// (see `root_pid`)
     pub root_start_time: u64,
     /// The env spec as the user gave it.
     pub env_spec: String,
@@ -38,6 +43,7 @@ pub struct RuntimeRecord {
     pub repositories: Vec<RepositoryLocation>,
     /// Carried by the runtime's processes (see `router::TOKEN_ENV`).
     pub token: String,
+    /// When it started (seconds since 1970).
     pub created_unix: u64,
     /// Editable (with `upper/` and `work/` beside the record); records
     /// written before read-only runtimes had one are all editable.
@@ -63,14 +69,23 @@ fn editable_by_default() -> bool {
 /// Why a record could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
+    /// It could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The record's file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: io::Error,
     },
+    /// It is not a record this service writes.
     #[error("{path} is not a runtime record ({reason}); remove the directory if its edits are not needed")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The record's file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl RuntimeRecord {

@@ -65,8 +65,10 @@ pub struct Router {
 /// Why a root could not be registered.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RegisterError {
+    /// The process is gone.
     #[error("process {0} does not exist")]
     NoSuchProcess(u32),
+    /// It roots a runtime already.
     #[error("process {0} is already the root of a runtime")]
     AlreadyRoot(u32),
 }

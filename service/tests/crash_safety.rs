@@ -119,7 +119,7 @@ fn sigkill_of_a_writer_or_the_service_mid_copy_up_never_shows_part_of_a_file() {
         .parse()
         .unwrap();
     let at = wait_mid_copy(&work, size);
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let _ = spfs_fuse_macos::sys::process::signal(pid as u32, libc::SIGKILL);
     eprintln!("writer killed with {at} of {size} bytes staged");
     wait_until("the copy-up ends", || entries(&work).is_empty());
     assert_upper_whole(&scratch, size);

@@ -433,7 +433,7 @@ fn clients_of_a_stopped_service_time_out_naming_its_pid() {
     let svc = Service::start("repo");
     let pid = svc.child.id();
     let _cont = Cont(pid);
-    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    let _ = spfs_fuse_macos::sys::process::signal(pid, libc::SIGSTOP);
     for args in [
         &["status"][..],
         &["runtime", "ls"],
@@ -467,7 +467,7 @@ fn clients_of_a_stopped_service_time_out_naming_its_pid() {
 struct Cont(u32);
 impl Drop for Cont {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.0 as i32, libc::SIGCONT) };
+        let _ = spfs_fuse_macos::sys::process::signal(self.0, libc::SIGCONT);
     }
 }
 

@@ -85,7 +85,7 @@ impl Sandbox {
         let p = self.dir.path().join("calls.log");
         let text = std::fs::read_to_string(&p).unwrap_or_default();
         let _ = std::fs::remove_file(&p);
-        let uid = unsafe { libc::geteuid() };
+        let uid = spfs_fuse_macos::sys::user::effective_ids().0;
         text.lines()
             .map(|l| l.replace(&format!("gui/{uid}"), "gui/UID"))
             .map(|l| l.replace(&self.home().display().to_string(), "HOME"))

@@ -165,8 +165,13 @@ fn wait_arriving(repo: &Path) {
 }
 
 fn signal(server: &Server, sig: i32) {
-    let pid = server.child.as_ref().unwrap().id() as i32;
-    unsafe { libc::kill(pid, sig) };
+    let pid = server.child.as_ref().unwrap().id();
+    let sent = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{sig} {pid}");
 }
 
 /// Our CLI against `svc`, with `server` as remote `origin`.

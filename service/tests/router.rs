@@ -61,7 +61,7 @@ impl Drop for Proc {
 struct Pid(u32);
 impl Drop for Pid {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+        let _ = spfs_fuse_macos::sys::process::signal(self.0, libc::SIGKILL);
     }
 }
 
@@ -186,7 +186,7 @@ fn runtimes_end_with_their_last_known_process() {
         router.prune().contains(&5),
         "a known member keeps the runtime"
     );
-    unsafe { libc::kill(member as i32, libc::SIGKILL) };
+    let _ = spfs_fuse_macos::sys::process::signal(member, libc::SIGKILL);
     // the member is reparented and reaped by init
     for _ in 0..200 {
         if !router.prune().contains(&5) {

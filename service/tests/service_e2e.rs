@@ -143,7 +143,7 @@ fn a_reused_pid_does_not_get_a_dead_member_view() {
         ),
     );
     let member: u32 = line.trim().parse().unwrap();
-    unsafe { libc::kill(member as i32, libc::SIGKILL) };
+    let _ = spfs_fuse_macos::sys::process::signal(member, libc::SIGKILL);
     // the root shell's `wait` reaps it, freeing the pid
     let deadline = Instant::now() + Duration::from_secs(5);
     while Path::new(&format!("/proc/{member}")).exists() {
@@ -373,7 +373,7 @@ fn subscribers_see_runtimes_start_and_end() {
 fn sigterm_with_a_file_open_unmounts_cleanly() {
     let mut svc = Service::start("repo");
     let _holder = hold_open(&svc, "hello.txt");
-    unsafe { libc::kill(svc.child.id() as i32, libc::SIGTERM) };
+    let _ = spfs_fuse_macos::sys::process::signal(svc.child.id(), libc::SIGTERM);
     let status = svc.child.wait().unwrap();
     assert!(status.success(), "service exit: {status}");
     assert!(!is_mounted(&svc.mnt), "mount left behind");

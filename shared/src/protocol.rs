@@ -21,7 +21,9 @@ pub const MAX_FRAME: usize = 256 * 1024;
 /// A request and the protocol version it was written for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestFrame {
+    /// The protocol version the client speaks ([`VERSION`]).
     pub version: u32,
+    /// What it asks.
     #[serde(flatten)]
     pub request: Request,
 }
@@ -39,11 +41,16 @@ pub enum Request {
     /// The requesting user's runtimes (all runtimes for root).
     ListRuntimes,
     /// One runtime by name.
-    RuntimeInfo { name: String },
+    RuntimeInfo {
+        /// Its name.
+        name: String,
+    },
     /// Send SIGTERM (SIGKILL with `force`) to a runtime's processes; it
     /// ends when they are gone.
     StopRuntime {
+        /// The runtime's name.
         name: String,
+        /// SIGKILL instead of SIGTERM.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         force: bool,
     },
@@ -59,27 +66,48 @@ pub enum Request {
     /// or, with `to` (an env spec; empty for none), discard them all and
     /// rebuild the runtime on that stack (`spfs reset -r`), editable or not.
     Reset {
+        /// The runtime's name.
         name: String,
+        /// Paths in the runtime whose edits go; none: all of them.
         #[serde(default)]
         paths: Vec<String>,
+        /// An env spec to rebuild the runtime on (`reset -r`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<String>,
     },
     /// Make a live runtime editable (`spfs edit`) or read-only again, its
     /// edits still shown (`spfs edit --off`); its processes keep their
     /// working directories and open files.
-    SetEditable { name: String, editable: bool },
+    SetEditable {
+        /// The runtime's name.
+        name: String,
+        /// Editable, or read-only again.
+        editable: bool,
+    },
     /// Make a live runtime durable (`spfs edit --keep-runtime`): its
     /// edits move into its repository's `durable_edits/NAME`, to outlive
     /// it; answered with `edited`.
-    MakeDurable { name: String },
+    MakeDurable {
+        /// The runtime's name.
+        name: String,
+    },
     /// Make process `root_pid` (the requester's) one more root of a live
     /// runtime: it and its children see that runtime.
-    Join { name: String, root_pid: u32 },
+    Join {
+        /// The runtime's name.
+        name: String,
+        /// The new root: the requester or one of its ancestors.
+        root_pid: u32,
+    },
     /// The user's settings and the ones in effect.
     GetSettings,
     /// Change one setting (written to the settings file, applied at once).
-    SetSetting { key: String, value: String },
+    SetSetting {
+        /// The setting's name, as in the settings file.
+        key: String,
+        /// Its new value, as text.
+        value: String,
+    },
 }
 
 /// Which events a subscription carries besides the runtimes' own.
@@ -111,6 +139,7 @@ pub enum CommitKind {
 pub struct CommitRequest {
     /// The runtime.
     pub name: String,
+    /// A layer of the edits, or a platform of the whole stack.
     #[serde(default)]
     pub kind: CommitKind,
     /// Tags to point at the result, in the primary repository.
@@ -133,6 +162,7 @@ pub struct RepositoryLocation {
     /// A directory, or a remote's address (`grpc://host:port`), which
     /// payloads missing from the directories are fetched from.
     pub root: String,
+    /// Tags are read and written in this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_namespace: Option<String>,
     /// A remote's name in the spfs config (`[remote.NAME]`), for messages.
@@ -146,9 +176,12 @@ pub struct RepositoryLocation {
 pub struct MountRequest {
     /// The process whose tree becomes the runtime (usually the client itself).
     pub root_pid: u32,
+    /// Tags, digests or spec files joined by '+'.
     pub env_spec: String,
+    /// An editable runtime (it has a scratch).
     #[serde(default)]
     pub editable: bool,
+    /// Its name; a generated one when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_name: Option<String>,
     /// The primary repository first, then read-only secondaries.
@@ -176,33 +209,50 @@ pub struct MountRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "response", rename_all = "snake_case")]
 pub enum Response {
+    /// The service's state.
     Status(ServiceStatus),
+    /// A runtime started (or joined).
     Mounted {
+        /// It.
         runtime: RuntimeInfo,
+        /// Its token, for its processes' environment.
         token: String,
         /// Something the user should know (a durable runtime's missing
         /// edits, say).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         notice: Option<String>,
     },
+    /// The runtimes the requester may see.
     Runtimes {
+        /// Oldest first.
         runtimes: Vec<RuntimeInfo>,
     },
+    /// One runtime.
     Runtime {
+        /// It.
         runtime: RuntimeInfo,
     },
+    /// A runtime's processes were signalled; it ends when they are gone.
     Stopping {
+        /// Its name.
         runtime: String,
+        /// The processes signalled.
         signalled: Vec<u32>,
     },
+    /// The service is shutting down.
     ShuttingDown,
+    /// A subscription started; events follow.
     Subscribed {
+        /// The runtimes now.
         runtimes: Vec<RuntimeInfo>,
     },
+    /// A change (after `subscribed`).
     Event(Event),
     /// A commit's result: the digest of the layer or platform made.
     Committed {
+        /// The digest of the layer or platform made.
         digest: String,
+        /// The runtime, on its new stack.
         runtime: RuntimeInfo,
         /// Tags that pointed elsewhere before: (tag, its previous target,
         /// now reachable as `tag~1`).
@@ -211,6 +261,7 @@ pub enum Response {
     },
     /// The edits were discarded.
     Reset {
+        /// The runtime now.
         runtime: RuntimeInfo,
         /// Paths asked for that had no edits.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -219,11 +270,16 @@ pub enum Response {
     /// A runtime's editability (or durability) as asked; `changed` is
     /// false if it already was.
     Edited {
+        /// The runtime now.
         runtime: RuntimeInfo,
+        /// False when it already was as asked.
         changed: bool,
     },
+    /// The settings.
     Settings(SettingsInfo),
+    /// The request failed.
     Error {
+        /// One line for the user.
         message: String,
         /// What kind of failure, for clients that act on it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -317,10 +373,15 @@ pub struct Lifecycle {
 pub struct ServiceStatus {
     /// The service's release (`CARGO_PKG_VERSION`).
     pub version: String,
+    /// The protocol version it speaks.
     pub protocol: u32,
+    /// Its process id.
     pub pid: u32,
+    /// Where it is mounted.
     pub mountpoint: String,
+    /// How many runtimes the requester may see.
     pub runtimes: usize,
+    /// Seconds since it started.
     pub uptime_secs: u64,
     /// Idle state and timeout.
     #[serde(default)]
@@ -396,13 +457,19 @@ pub struct ReportingStatus {
 /// One runtime, as clients see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeInfo {
+    /// Its name, unique among its user's runtimes.
     pub name: String,
+    /// Its id in this service.
     pub id: u64,
+    /// Its user.
     pub uid: u32,
+    /// The process whose tree it is.
     pub root_pid: u32,
+    /// What it shows: its env spec, and each layer committed since.
     pub env_spec: String,
     /// Layer digests, bottom-up.
     pub stack: Vec<String>,
+    /// Whether it takes edits now.
     pub editable: bool,
     /// Seconds since the Unix epoch.
     pub created_unix: u64,
@@ -410,6 +477,7 @@ pub struct RuntimeInfo {
     pub entries: u64,
     /// Bytes and files in the runtime's scratch (0 for read-only runtimes).
     pub scratch_bytes: u64,
+    /// Files in its scratch.
     pub scratch_files: u64,
     /// Where an editable runtime's edits are (its scratch directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -447,25 +515,33 @@ fn running_by_default() -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// A runtime started.
     Started {
+        /// It.
         runtime: RuntimeInfo,
     },
     /// Its stack changed (a commit) or its edits did (scratch size):
     /// sent after each commit or reset, and at most once a second while
     /// edits go on.
     Updated {
+        /// It, now.
         runtime: RuntimeInfo,
     },
+    /// A runtime ended.
     Ended {
+        /// Its name.
         name: String,
+        /// Its id in the service.
         id: u64,
     },
     /// The settings changed (by a request or an edit of the file).
     Settings {
+        /// The settings now.
         settings: SettingsInfo,
     },
     /// The service became idle or busy, or its timeout changed.
     Lifecycle {
+        /// The idle state now.
         lifecycle: Lifecycle,
     },
 }
@@ -473,10 +549,13 @@ pub enum Event {
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
+    /// A line longer than the limit.
     #[error("message longer than {MAX_FRAME} bytes")]
     TooLong,
+    /// A line that is not UTF-8.
     #[error("message is not UTF-8")]
     NotUtf8,
+    /// The connection failed.
     #[error(transparent)]
     Io(#[from] io::Error),
 }

@@ -324,6 +324,7 @@ impl Overlay {
         })
     }
 
+    /// Removes file `name` from `dir` (a whiteout hides a lower one).
     pub fn unlink(&self, dir: Index, name: &[u8]) -> Result<(), Errno> {
         let (_, loc) = self.find(dir, name)?;
         if is_dir_at(self, &loc) {

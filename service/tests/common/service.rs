@@ -210,7 +210,7 @@ impl Service {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = spfs_fuse_macos::sys::process::signal(self.child.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

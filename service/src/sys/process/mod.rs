@@ -16,6 +16,7 @@ pub use macos::*;
 /// What routing needs to know about one process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcInfo {
+    /// Its process id.
     pub pid: u32,
     /// Parent pid (0 for the first process).
     pub ppid: u32,
