@@ -2,97 +2,26 @@
 //! state, single requests, and the subscription that keeps the menu
 //! current (reconnecting, with backoff, when the service goes away).
 
-use std::io::{self, BufReader};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use spfs_shared::protocol::{self, Event, Request, RequestFrame, Response, SubscribeRequest};
+pub use spfs_shared::client::{Client, ClientError};
+use spfs_shared::protocol::{Event, Request, Response, SubscribeRequest};
 
 use crate::model::{Service, Snapshot};
 
 /// The longest wait between two reconnection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// Why the service could not be asked.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// Nobody listens on the socket.
-    #[error("the service is not running")]
-    NotRunning,
-    /// The service answered with an error.
-    #[error("{0}")]
-    Service(String),
-    /// The connection failed otherwise.
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    /// An answer that makes no sense.
-    #[error("unexpected reply from the service: {0}")]
-    Protocol(String),
-}
-
-/// A connection to the service.
-pub struct Connection {
-    writer: UnixStream,
-    reader: BufReader<UnixStream>,
-}
-
-impl Connection {
-    /// Connects to the service at `socket`.
-    pub fn open(socket: &Path) -> Result<Connection, ClientError> {
-        let stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NotRunning,
-            _ => ClientError::Io(e),
-        })?;
-        // A service that accepts and never answers must not freeze the app.
-        stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-        let reader = BufReader::new(stream.try_clone()?);
-        Ok(Connection {
-            writer: stream,
-            reader,
-        })
-    }
-
-    /// Sends `request`; its answer (an error answer is an error).
-    pub fn call(&mut self, request: Request) -> Result<Response, ClientError> {
-        self.writer
-            .set_read_timeout(Some(Duration::from_secs(30)))?;
-        protocol::write_frame(
-            &mut self.writer,
-            &RequestFrame {
-                version: protocol::VERSION,
-                request,
-            },
-        )?;
-        match self.receive()? {
-            Some(Response::Error { message, .. }) => Err(ClientError::Service(message)),
-            Some(r) => Ok(r),
-            None => Err(ClientError::Protocol("the connection closed".into())),
-        }
-    }
-
-    /// The next message; `None` when the service closes the connection.
-    pub fn receive(&mut self) -> Result<Option<Response>, ClientError> {
-        match protocol::read_frame(&mut self.reader) {
-            Ok(Some(line)) => serde_json::from_str(&line)
-                .map(Some)
-                .map_err(|e| ClientError::Protocol(format!("{e}: {line}"))),
-            Ok(None) => Ok(None),
-            Err(protocol::FrameError::Io(e)) => Err(ClientError::Io(e)),
-            Err(e) => Err(ClientError::Protocol(e.to_string())),
-        }
-    }
-}
-
 /// One request on a connection of its own.
 pub fn call(socket: &Path, request: Request) -> Result<Response, ClientError> {
-    Connection::open(socket)?.call(request)
+    Client::connect(socket)?.call(request)
 }
 
 /// The service's state now: status, runtimes, settings.
 pub fn snapshot(socket: &Path) -> Result<Snapshot, ClientError> {
-    let mut c = Connection::open(socket)?;
+    let mut c = Client::connect(socket)?;
     let Response::Status(status) = c.call(Request::Status)? else {
         return Err(ClientError::Protocol("status".into()));
     };
@@ -134,7 +63,7 @@ pub fn follow(socket: PathBuf, poke: Receiver<()>, mut send: impl FnMut(Update) 
                 backoff = Duration::from_secs(1);
                 Service::NotRunning
             }
-            Err(ClientError::NotRunning) => Service::NotRunning,
+            Err(ClientError::NotRunning { .. }) => Service::NotRunning,
             Err(e) => Service::Error(e.to_string()),
         };
         if !send(Update::Service(state)) {
@@ -152,7 +81,7 @@ pub fn follow(socket: PathBuf, poke: Receiver<()>, mut send: impl FnMut(Update) 
 /// when the app did.
 fn follow_once(socket: &Path, send: &mut impl FnMut(Update) -> bool) -> Result<bool, ClientError> {
     let snap = snapshot(socket)?;
-    let mut sub = Connection::open(socket)?;
+    let mut sub = Client::connect(socket)?;
     let first = sub.call(Request::Subscribe(SubscribeRequest {
         settings: true,
         lifecycle: true,
@@ -160,8 +89,7 @@ fn follow_once(socket: &Path, send: &mut impl FnMut(Update) -> bool) -> Result<b
     if !matches!(first, Response::Subscribed { .. }) {
         return Err(ClientError::Protocol("subscribe".into()));
     }
-    // No timeout: events come when they come.
-    sub.writer.set_read_timeout(None)?;
+    // (The subscription's answer had no timeout: events come when they come.)
     if !send(Update::Service(Service::Running(Box::new(snap)))) {
         return Ok(false);
     }

@@ -109,7 +109,7 @@ fn load_settings(env: &Env) -> (Settings, Option<String>) {
 fn current_service(env: &Env) -> Service {
     match client::snapshot(&env.socket) {
         Ok(s) => Service::Running(Box::new(s)),
-        Err(client::ClientError::NotRunning) => Service::NotRunning,
+        Err(client::ClientError::NotRunning { .. }) => Service::NotRunning,
         Err(e) => Service::Error(e.to_string()),
     }
 }

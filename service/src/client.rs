@@ -1,219 +1,35 @@
-//! The client side of the control socket, used by the CLI.
+//! Starting the service on demand, and waiting for it to go; the
+//! connection itself is `spfs_shared::client`'s, with the service's
+//! process named from the socket's peer credentials.
 
-use std::io::{self, BufReader};
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use spfs_shared::protocol::{self, ErrorCode, Request, RequestFrame, Response};
+pub use spfs_shared::client::{Client, ClientError, TIMEOUT_ENV};
+use spfs_shared::protocol::Request;
 
 use crate::sys::daemon::Started;
 
 /// How long to wait for a service started in the background.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a quick request (status, lists, settings, join, stop) may
-/// take, unless `SPFS_FUSE_CLIENT_TIMEOUT` (seconds) says otherwise.
-const QUICK_TIMEOUT: Duration = Duration::from_secs(15);
-/// Overrides [`QUICK_TIMEOUT`] (seconds).
-pub const TIMEOUT_ENV: &str = "SPFS_FUSE_CLIENT_TIMEOUT";
-
-/// The quick requests' timeout in force.
-fn quick_timeout() -> Duration {
-    std::env::var(TIMEOUT_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
-        .map_or(QUICK_TIMEOUT, Duration::from_secs_f64)
-}
-/// How long starting a runtime may take (its view is built first).
-const MOUNT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest log tail read to say why a service did not start.
 const LOG_TAIL_BYTES: u64 = 16 * 1024;
 /// How long a stopping service may take to go.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Why talking to the service failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// Nobody answers on the socket.
-    #[error("the service is not running (no answer on {path}: {source}); {hint}")]
-    NotRunning {
-        /// The socket.
-        path: PathBuf,
-        /// Why the connection failed.
-        #[source]
-        source: io::Error,
-        /// What to run (with the flags in use; see `cli::Endpoint`).
-        hint: String,
-    },
-    /// The socket is another user's.
-    #[error("permission denied on {0}: the service there belongs to another user")]
-    PermissionDenied(PathBuf),
-    /// The connection failed.
-    #[error("lost the connection to the service: {0}")]
-    Io(#[from] io::Error),
-    /// The service answered with an error; `code` says what kind
-    /// (`None` from a service that predates codes).
-    #[error("{message}")]
-    Service {
-        /// One line for the user.
-        message: String,
-        /// What kind of failure.
-        code: Option<ErrorCode>,
-    },
-    /// An answer that makes no sense.
-    #[error("unexpected reply from the service: {0}")]
-    Protocol(String),
-    /// A service started in the background did not come up.
-    #[error("the service did not start; its log {log} ends with: {tail}")]
-    Start {
-        /// Its log.
-        log: PathBuf,
-        /// The end of it.
-        tail: String,
-    },
-    /// A service started in the background said why it could not start.
-    #[error("the service could not start: {reason} (log: {log})")]
-    Failed {
-        /// Why.
-        reason: String,
-        /// Its log.
-        log: PathBuf,
-    },
-    /// The service is on its way out (idle, or asked to stop).
-    #[error("{0}")]
-    ShuttingDown(String),
-    /// No answer in time.
-    #[error("the service{} did not answer within {:.0} s (it may be stopped or stuck): check it with 'ps -o pid,stat,cmd -p {}'; if it stays so, end it with 'kill {}' and run the command again (a new one starts)", pid.map_or_else(String::new, |p| format!(" (pid {p})")), timeout.as_secs_f64(), pid.map_or_else(|| "PID".to_owned(), |p| p.to_string()), pid.map_or_else(|| "PID".to_owned(), |p| p.to_string()))]
-    NoAnswer {
-        /// The service's process, as the socket's peer credentials say.
-        pid: Option<u32>,
-        /// How long it was waited for.
-        timeout: Duration,
-    },
-}
-
-impl ClientError {
-    /// Whether the service answered with an error of kind `code`.
-    pub fn is(&self, code: ErrorCode) -> bool {
-        matches!(self, ClientError::Service { code: Some(c), .. } if *c == code)
-    }
-}
-
-/// A connection to the service.
-pub struct Client {
-    writer: UnixStream,
-    reader: BufReader<UnixStream>,
-    /// The service's process (for messages).
-    pid: Option<u32>,
-}
-
-/// How long the answer to `request` may take: `None` for commits and
-/// resets (as long as the scratch takes; the service answers when done)
-/// and subscriptions (they last).
-fn answer_timeout(request: &Request) -> Option<Duration> {
-    match request {
-        Request::Commit(_) | Request::Reset { .. } | Request::Subscribe(_) => None,
-        Request::Mount(_) => Some(MOUNT_TIMEOUT),
-        _ => Some(quick_timeout()),
-    }
-}
-
-impl Client {
-    /// Connects to the service listening on `socket`.
-    pub fn connect(socket: &Path) -> Result<Self, ClientError> {
-        let stream = UnixStream::connect(socket).map_err(|source| {
-            if source.kind() == io::ErrorKind::PermissionDenied {
-                ClientError::PermissionDenied(socket.to_owned())
-            } else {
-                ClientError::NotRunning {
-                    path: socket.to_owned(),
-                    source,
-                    hint: "start it with 'spfs-fuse-macos start'".to_owned(),
-                }
-            }
-        })?;
-        use std::os::fd::AsFd;
-        let pid = crate::sys::peer::credentials(stream.as_fd())
-            .ok()
-            .map(|p| p.pid)
-            .filter(|p| *p != 0);
-        stream.set_write_timeout(Some(quick_timeout()))?;
-        let reader = BufReader::new(stream.try_clone()?);
-        Ok(Self {
-            writer: stream,
-            reader,
-            pid,
-        })
-    }
-
-    /// The service's process id, as the socket's peer credentials say.
-    pub fn service_pid(&self) -> Option<u32> {
-        self.pid
-    }
-
-    /// A timed-out read or write as [`ClientError::NoAnswer`].
-    fn no_answer(&self, e: io::Error, timeout: Option<Duration>) -> ClientError {
-        match (e.kind(), timeout) {
-            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(timeout)) => {
-                ClientError::NoAnswer {
-                    pid: self.pid,
-                    timeout,
-                }
-            }
-            _ => ClientError::Io(e),
-        }
-    }
-
-    /// Sends one request and reads its response; an error response becomes
-    /// `ClientError::Service`.
-    pub fn call(&mut self, request: Request) -> Result<Response, ClientError> {
-        let timeout = answer_timeout(&request);
-        protocol::write_frame(
-            &mut self.writer,
-            &RequestFrame {
-                version: protocol::VERSION,
-                request,
-            },
-        )
-        .map_err(|e| self.no_answer(e, Some(quick_timeout())))?;
-        self.reader.get_ref().set_read_timeout(timeout)?;
-        let answer = self.receive_timed(timeout);
-        // Later messages (a subscription's) come when they come.
-        self.reader.get_ref().set_read_timeout(None)?;
-        match answer? {
-            Some(Response::Error {
-                message,
-                code: Some(ErrorCode::ShuttingDown),
-            }) => Err(ClientError::ShuttingDown(message)),
-            Some(Response::Error { message, code }) => Err(ClientError::Service { message, code }),
-            Some(r) => Ok(r),
-            None => Err(ClientError::Protocol(
-                "the service closed the connection".into(),
-            )),
-        }
-    }
-
-    /// The next message (for subscriptions); `None` when the service closes.
-    pub fn receive(&mut self) -> Result<Option<Response>, ClientError> {
-        self.receive_timed(None)
-    }
-
-    fn receive_timed(
-        &mut self,
-        timeout: Option<Duration>,
-    ) -> Result<Option<Response>, ClientError> {
-        let line = match protocol::read_frame(&mut self.reader) {
-            Ok(Some(line)) => line,
-            Ok(None) => return Ok(None),
-            Err(protocol::FrameError::Io(e)) => return Err(self.no_answer(e, timeout)),
-            Err(e) => return Err(ClientError::Protocol(e.to_string())),
-        };
-        serde_json::from_str(&line)
-            .map(Some)
-            .map_err(|e| ClientError::Protocol(format!("{e}: {line}")))
-    }
+/// Connects to the service listening on `socket`, naming its process
+/// from the socket's peer credentials (for the message of a service that
+/// does not answer).
+pub fn connect(socket: &Path) -> Result<Client, ClientError> {
+    use std::os::fd::AsFd;
+    let mut c = Client::connect(socket)?;
+    let pid = crate::sys::peer::credentials(c.socket().as_fd())
+        .ok()
+        .map(|p| p.pid);
+    c.set_service_pid(pid);
+    Ok(c)
 }
 
 /// Connects to the service, starting it in the background first if none
@@ -224,7 +40,7 @@ pub fn connect_or_start(
     mountpoint: &Path,
     log: &Path,
 ) -> Result<Client, ClientError> {
-    if let Ok(mut c) = Client::connect(socket) {
+    if let Ok(mut c) = connect(socket) {
         match c.call(Request::Status) {
             Ok(_) => return Ok(c),
             Err(ClientError::ShuttingDown(_)) => wait_gone(socket),
@@ -235,7 +51,7 @@ pub fn connect_or_start(
         }
     }
     start(socket, mountpoint, log)?;
-    let mut c = Client::connect(socket)?;
+    let mut c = connect(socket)?;
     c.call(Request::Status)?;
     Ok(c)
 }
@@ -331,7 +147,7 @@ fn start(socket: &Path, mountpoint: &Path, log: &Path) -> Result<(), ClientError
 fn wait_serving(socket: &Path) -> Result<(), ClientError> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        let answer = Client::connect(socket).and_then(|mut c| c.call(Request::Status));
+        let answer = connect(socket).and_then(|mut c| c.call(Request::Status));
         match answer {
             Ok(_) => return Ok(()),
             Err(e) if Instant::now() >= deadline => return Err(e),

@@ -1,6 +1,7 @@
 //! Types and paths shared by the SPFS for macOS service and menu-bar app.
 //!
 //! - [`bounded`]: size-bounded reads of files a user can point anywhere
+//! - [`client`]: the control socket's client side (CLI and menu bar)
 //! - [`display`]: text from elsewhere made safe to show in a terminal
 //! - [`paths`]: where the control socket, settings, logs and scratch live
 //! - [`protocol`]: the control protocol between the service and its clients
@@ -8,6 +9,7 @@
 //! - `reporting` (feature `sentry`): opt-in, scrubbed error reports
 
 pub mod bounded;
+pub mod client;
 pub mod display;
 pub mod paths;
 pub mod protocol;

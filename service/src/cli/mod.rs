@@ -74,7 +74,7 @@ impl Endpoint {
     }
 
     pub(crate) fn connect(&self) -> Result<crate::client::Client, crate::client::ClientError> {
-        crate::client::Client::connect(&self.socket).map_err(|e| match e {
+        crate::client::connect(&self.socket).map_err(|e| match e {
             crate::client::ClientError::NotRunning { path, source, .. } => {
                 crate::client::ClientError::NotRunning {
                     path,
