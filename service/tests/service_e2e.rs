@@ -254,6 +254,13 @@ fn malformed_and_oversized_frames_leave_the_service_running() {
     let mut reply = String::new();
     let _ = big.read_to_string(&mut reply);
     assert!(reply.contains("longer than"), "{reply}");
+    // a line that is not text: an error, then the connection closes
+    let mut bin = UnixStream::connect(&svc.sock).unwrap();
+    bin.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    bin.write_all(b"{\"version\":1,\xff\xfe}\n").unwrap();
+    let mut reply = String::new();
+    let _ = bin.read_to_string(&mut reply);
+    assert!(reply.contains("not UTF-8"), "{reply}");
     assert!(text(&svc.cli(&["status"])).contains("service running"));
 }
 

@@ -24,8 +24,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use spfs_shared::protocol::{self, ErrorCode, FrameError, Request, Response, MAX_FRAME};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
+use tokio_stream::StreamExt;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::lifecycle::Lifecycle;
 use crate::service::Notice;
@@ -181,27 +183,8 @@ async fn write_frame<T: serde::Serialize>(
     w.flush().await
 }
 
-/// Reads one line (without its newline); `Ok(None)` at end of stream.
-async fn read_frame(r: &mut (impl AsyncBufReadExt + Unpin)) -> Result<Option<String>, FrameError> {
-    let mut buf = Vec::new();
-    let n = (&mut *r)
-        .take(MAX_FRAME as u64)
-        .read_until(b'\n', &mut buf)
-        .await?;
-    if n == 0 {
-        return Ok(None);
-    }
-    if buf.last() != Some(&b'\n') {
-        if n >= MAX_FRAME {
-            return Err(FrameError::TooLong);
-        }
-    } else {
-        buf.pop();
-    }
-    String::from_utf8(buf)
-        .map(Some)
-        .map_err(|_| FrameError::NotUtf8)
-}
+/// The requests of one connection: lines of at most [`MAX_FRAME`] bytes.
+type Lines = FramedRead<tokio::net::unix::OwnedReadHalf, LinesCodec>;
 
 impl Server {
     /// A server of `handlers` for the service's user `owner`.
@@ -268,22 +251,24 @@ impl Server {
                 .await;
             }
         };
-        let mut reader = BufReader::new(read);
+        let mut reader: Lines = FramedRead::new(read, LinesCodec::new_with_max_length(MAX_FRAME));
         loop {
-            let line = match read_frame(&mut reader).await {
-                Ok(Some(line)) => line,
-                Ok(None) => return Ok(()),
-                Err(FrameError::Io(e)) => return Err(e),
-                Err(e @ FrameError::TooLong) => {
-                    // The rest of the line cannot be told from the next message.
-                    let message = format!("{e}; closing the connection");
+            let line = match reader.next().await {
+                Some(Ok(line)) => line,
+                None => return Ok(()),
+                Some(Err(e)) => {
+                    // A line too long or not text: the rest of it cannot be
+                    // told from the next message, so the connection ends.
+                    let why = match e {
+                        LinesCodecError::MaxLineLengthExceeded => FrameError::TooLong,
+                        LinesCodecError::Io(e) if e.kind() == io::ErrorKind::InvalidData => {
+                            FrameError::NotUtf8
+                        }
+                        LinesCodecError::Io(e) => return Err(e),
+                    };
+                    let message = format!("{why}; closing the connection");
                     let refused = Response::error_with(ErrorCode::InvalidRequest, message);
                     return write_frame(&mut writer, &refused).await;
-                }
-                Err(e) => {
-                    let refused = Response::error_with(ErrorCode::InvalidRequest, e.to_string());
-                    write_frame(&mut writer, &refused).await?;
-                    continue;
                 }
             };
             if line.trim().is_empty() {
@@ -343,10 +328,9 @@ impl Server {
         topics: protocol::SubscribeRequest,
         mut changes: broadcast::Receiver<crate::runtimes::Change>,
         mut notices: broadcast::Receiver<Notice>,
-        reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+        reader: &mut Lines,
         writer: &mut tokio::net::unix::OwnedWriteHalf,
     ) -> io::Result<()> {
-        let mut sink = [0u8; 256];
         loop {
             let event = tokio::select! {
                 change = changes.recv() => match change {
@@ -368,10 +352,11 @@ impl Server {
                     Ok(_) => None,
                     Err(broadcast::error::RecvError::Lagged(_)) => None,
                 },
-                // The client closing its end (or writing) ends the stream.
-                read = reader.read(&mut sink) => match read {
-                    Ok(0) | Err(_) => return Ok(()),
-                    Ok(_) => None,
+                // The client closing its end ends the stream (a line it
+                // writes meanwhile is not answered).
+                read = reader.next() => match read {
+                    None | Some(Err(_)) => return Ok(()),
+                    Some(Ok(_)) => None,
                 },
             };
             if let Some(event) = event {
