@@ -643,7 +643,7 @@ fn reset_ref_rebuilds_an_editable_runtime_live_keeping_what_both_stacks_share() 
         "cd {m}/etc/conf.d; exec 3< {m}/hello.txt; cat {m}/hello.txt >/dev/null
          echo mine > {m}/mine.txt
          dir=$(stat -c %i .); file=$(stat -c %i {m}/hello.txt)
-         {SPFS} reset -r fixture/base+fixture/top || exit 9
+         {SPFS} reset --check --progress none -r fixture/base+fixture/top || exit 9
          [ \"$(stat -c %i .)\" = \"$dir\" ] && echo same-dir
          [ \"$(stat -c %i {m}/hello.txt)\" != \"$file\" ] && echo new-file
          ls; wc -c < {m}/hello.txt; cat {m}/new/added.txt | wc -c

@@ -329,7 +329,7 @@ impl Drop for Shown {
 /// repositories do not hold is pulled from the remotes, in order — tags
 /// and objects only (payloads come when files are first opened), or
 /// everything with `sync_all`, as upstream's `spfs run` does.
-pub(super) fn bring_local(
+pub(crate) fn bring_local(
     config: &Config,
     repos: &RepositorySet,
     spec: &str,

@@ -8,7 +8,8 @@
 //! `-e/--edit` leaves the runtime editable (a read-only one is made so,
 //! as `spfs edit` does). `-r/--ref REF` rebuilds the runtime on REF's
 //! stack, live, its edits all discarded (an empty or `-` REF: no layers,
-//! editable, as upstream).
+//! editable, as upstream); what only a remote has is pulled first, with
+//! upstream's sync flags.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,8 @@ use super::{CmdError, CmdResult};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ResetArgs {
+    #[command(flatten)]
+    sync: super::sync::SyncArgs,
     /// Mount the resulting runtime in edit mode
     #[arg(short, long)]
     edit: bool,
@@ -46,6 +49,21 @@ pub(crate) fn reset(args: ResetArgs) -> CmdResult {
             .into());
         }
         let empty = reference.is_empty() || reference == "-";
+        if !empty {
+            // What only a remote has is pulled first, as `run` pulls it
+            // (everything with --sync).
+            let config = crate::repo::Config::load()?;
+            let repos = crate::repo::RepositorySet::from_config(&config)?;
+            let spec = crate::repo::env_spec::with_absolute_paths(&reference);
+            crate::cli::remote::bring_local(
+                &config,
+                &repos,
+                &spec,
+                args.sync.sync,
+                &args.sync.transfer(),
+            )
+            .map_err(|e| e.to_string())?;
+        }
         match client.call(Request::Reset {
             name: name.clone(),
             paths: Vec::new(),
