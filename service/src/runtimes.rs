@@ -631,10 +631,7 @@ impl Runtimes {
         };
         // Serialized with `end` (which removes the runtime's slots) and
         // with `set_editable` (which adopts the view shown).
-        let _one = self.ending.lock();
-        if self.get(rt.id).is_none() {
-            return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
-        }
+        let _one = self.while_running(rt)?;
         let old = view.read().clone();
         let new = Arc::new(ReadOnlyView {
             slot: self.new_slot(),
@@ -755,10 +752,7 @@ impl Runtimes {
     ) -> std::io::Result<bool> {
         // Serialized with `end` (a runtime that ended gets no slot back)
         // and with itself (two `edit`s would both make a scratch).
-        let _one = self.ending.lock();
-        if self.get(rt.id).is_none() {
-            return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
-        }
+        let _one = self.while_running(rt)?;
         if let Some(ed) = rt.editable() {
             let _busy = ed.busy.lock();
             if ed.scratch.read_only() != editable {
@@ -776,6 +770,17 @@ impl Runtimes {
         tracing::info!(runtime = %rt.name, editable, "runtime editability changed");
         self.updated(rt);
         Ok(true)
+    }
+
+    /// Holds off `end` (and every other change of a runtime's tree) for
+    /// as long as the guard lives, once `rt` is known to be running:
+    /// NotFound if it ended.
+    fn while_running(&self, rt: &Runtime) -> std::io::Result<parking_lot::MutexGuard<'_, ()>> {
+        let one = self.ending.lock();
+        if self.get(rt.id).is_none() {
+            return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+        }
+        Ok(one)
     }
 
     /// Gives read-only runtime `rt` an editable part over `scratch`: an
@@ -825,10 +830,7 @@ impl Runtimes {
         base: &Path,
         name: &str,
     ) -> std::io::Result<bool> {
-        let _one = self.ending.lock();
-        if self.get(rt.id).is_none() {
-            return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
-        }
+        let _one = self.while_running(rt)?;
         if rt.is_durable() {
             return Ok(false);
         }

@@ -25,6 +25,14 @@ fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The digest `spfs commit` logged (`created digest=…`, NO_COLOR).
+fn created_digest(o: &Output) -> String {
+    err(o)
+        .lines()
+        .find_map(|l| l.split("digest=").nth(1).map(|d| d.trim().to_owned()))
+        .unwrap()
+}
+
 /// The first line `child` prints (its stdout piped): it is running.
 fn first_line(child: &mut std::process::Child) -> String {
     let mut line = String::new();
@@ -798,10 +806,7 @@ fn clean_removes_what_nothing_uses_and_keeps_what_runtimes_and_tags_do() {
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    let used = err(&o)
-        .lines()
-        .find_map(|l| l.split("digest=").nth(1).map(|d| d.trim().to_owned()))
-        .unwrap();
+    let used = created_digest(&o);
     let mut live = place
         .command_of(SPFS)
         .args(["run", &used, "--", "sh", "-c", "echo up; read line || true"])
@@ -1103,10 +1108,7 @@ fn tagged_layer(place: &NoService, tag: &str, text: &str) -> String {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", err(&o));
-    err(&o)
-        .lines()
-        .find_map(|l| l.split("digest=").nth(1).map(|d| d.trim().to_owned()))
-        .unwrap()
+    created_digest(&o)
 }
 
 #[test]
@@ -1399,10 +1401,7 @@ fn commit_takes_upstreams_concurrency_flags_and_makes_the_same_layer() {
             .output()
             .unwrap();
         assert!(o.status.success(), "{args:?}: {}", err(&o));
-        err(&o)
-            .lines()
-            .find_map(|l| l.split("digest=").nth(1).map(|d| d.trim().to_owned()))
-            .unwrap()
+        created_digest(&o)
     };
     let plain = digest(&[]);
     for args in [

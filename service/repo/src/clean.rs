@@ -24,7 +24,7 @@ use crate::{Digest, Error, FsRepository, Result};
 pub const GRACE: Duration = Duration::from_secs(15 * 60);
 
 /// Tag directories deeper than this are not read.
-const MAX_TAG_DEPTH: usize = 64;
+pub(crate) const MAX_TAG_DEPTH: usize = 64;
 
 /// One file a clean removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,38 +103,19 @@ fn digest_files(dir: &Path) -> Result<Vec<(Digest, PathBuf, fs::Metadata)>> {
 /// namespace. A tag that cannot be read is an error: it may name what a
 /// clean would otherwise remove.
 fn tag_targets(repo: &FsRepository, pruned: &[crate::prune::StreamPrune]) -> Result<Vec<Digest>> {
+    let mut files = Vec::new();
+    crate::tags::stream_files(&repo.root().join("tags"), "", true, 0, &mut files)?;
     let mut out = Vec::new();
-    let mut dirs = vec![(repo.root().join("tags"), 0usize)];
-    while let Some((dir, depth)) = dirs.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("list tags in", &dir)(e)),
-        };
-        for e in entries {
-            let e = e.map_err(Error::io("list tags in", &dir))?;
-            let path = e.path();
-            let Ok(kind) = e.file_type() else { continue };
-            if kind.is_dir() && depth < MAX_TAG_DEPTH {
-                dirs.push((path, depth + 1));
-            } else if kind.is_file() && path.extension().is_some_and(|x| x == "tag") {
-                let bytes = spfs_shared::bounded::read(&path, crate::tags::MAX_TAG_FILE_BYTES)
-                    .map_err(Error::io("read tag", &path))?;
-                let stream =
-                    crate::tags::decode_stream(&bytes).map_err(|reason| Error::CorruptTag {
-                        path: path.clone(),
-                        reason,
-                    })?;
-                // Records a prune removes first reach nothing.
-                let gone = pruned.iter().find(|p| p.file == path);
-                out.extend(
-                    stream
-                        .iter()
-                        .filter(|t| gone.is_none_or(|g| !g.records.iter().any(|(_, r)| r == *t)))
-                        .map(|t| t.target),
-                );
-            }
-        }
+    for (path, _) in files {
+        let stream = crate::tags::read_stream_file(&path)?;
+        // Records a prune removes first reach nothing.
+        let gone = pruned.iter().find(|p| p.file == path);
+        out.extend(
+            stream
+                .iter()
+                .filter(|t| gone.is_none_or(|g| !g.records.iter().any(|(_, r)| r == *t)))
+                .map(|t| t.target),
+        );
     }
     Ok(out)
 }

@@ -15,16 +15,12 @@
 //! lock, removing exactly the records planned, so a tag pushed meanwhile
 //! stays.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, FixedOffset};
 
 use crate::tags::Tag;
-use crate::{Error, FsRepository, Result};
-
-/// Tag directories deeper than this are not read.
-const MAX_TAG_DEPTH: usize = 64;
+use crate::{FsRepository, Result};
 
 /// The tags of runtime records (see `runtime_records`): never pruned.
 const RUNTIME_TAGS: &str = "spfs/runtimes";
@@ -95,7 +91,7 @@ pub fn plan(repo: &FsRepository, rules: &Rules) -> Result<Vec<StreamPrune>> {
         (repo.tags_root(), false)
     };
     let mut files = Vec::new();
-    stream_files(&root, "", walk_namespaces, 0, &mut files)?;
+    crate::tags::stream_files(&root, "", walk_namespaces, 0, &mut files)?;
     let mut out = Vec::new();
     for (file, name) in files {
         if name == RUNTIME_TAGS
@@ -104,12 +100,7 @@ pub fn plan(repo: &FsRepository, rules: &Rules) -> Result<Vec<StreamPrune>> {
         {
             continue;
         }
-        let bytes = spfs_shared::bounded::read(&file, crate::tags::MAX_TAG_FILE_BYTES)
-            .map_err(Error::io("read tag", &file))?;
-        let stream = crate::tags::decode_stream(&bytes).map_err(|reason| Error::CorruptTag {
-            path: file.clone(),
-            reason,
-        })?;
+        let stream = crate::tags::read_stream_file(&file)?;
         let records = prune_stream(&stream, rules);
         if !records.is_empty() {
             out.push(StreamPrune {
@@ -154,47 +145,6 @@ pub fn execute(repo: &FsRepository, plan: &[StreamPrune]) -> Result<usize> {
         removed += repo.remove_tag_records(&s.file, &records)?;
     }
     Ok(removed)
-}
-
-/// The tag stream files below `dir` with their names; into `#ns`
-/// directories (other namespaces) only when `namespaces`.
-fn stream_files(
-    dir: &Path,
-    prefix: &str,
-    namespaces: bool,
-    depth: usize,
-    out: &mut Vec<(PathBuf, String)>,
-) -> Result<()> {
-    if depth > MAX_TAG_DEPTH {
-        return Ok(());
-    }
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("list tags in", dir)(e)),
-    };
-    for e in entries {
-        let e = e.map_err(Error::io("list tags in", dir))?;
-        let Ok(name) = e.file_name().into_string() else {
-            continue;
-        };
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let Ok(kind) = e.file_type() else { continue };
-        if kind.is_dir() {
-            if namespaces || !name.ends_with("#ns") {
-                stream_files(&e.path(), &path, namespaces, depth + 1, out)?;
-            }
-        } else if kind.is_file() {
-            if let Some(stream) = path.strip_suffix(".tag") {
-                out.push((e.path(), stream.to_owned()));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// An age as upstream's clean takes it (`1y`, `8w`, `10d`, `3h`, `4m`,

@@ -449,13 +449,7 @@ impl FsRepository {
         if stream.is_empty() {
             fs::remove_file(file).map_err(Error::io("remove tag", file))?;
             drop(lock);
-            let mut at = file.parent();
-            while let Some(dir) = at.filter(|d| d.starts_with(&tags) && *d != tags) {
-                if fs::remove_dir(dir).is_err() {
-                    break;
-                }
-                at = dir.parent();
-            }
+            remove_empty_dirs(file, &tags);
             return Ok(removed);
         }
         let work = file.with_extension("tag.work");
@@ -484,14 +478,7 @@ impl FsRepository {
     /// Removes the directories above tag file `path` that are empty now,
     /// up to (not including) the tags root.
     fn remove_empty_tag_dirs(&self, path: &Path) {
-        let root = self.tags_root();
-        let mut at = path.parent();
-        while let Some(dir) = at.filter(|d| d.starts_with(&root) && *d != root) {
-            if fs::remove_dir(dir).is_err() {
-                break;
-            }
-            at = dir.parent();
-        }
+        remove_empty_dirs(path, &self.tags_root());
     }
 }
 
@@ -558,6 +545,69 @@ impl Drop for TagLock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.0);
     }
+}
+
+/// The tag stream files below `dir` with their names; into `#ns`
+/// directories (other namespaces) only when `namespaces`.
+pub(crate) fn stream_files(
+    dir: &Path,
+    prefix: &str,
+    namespaces: bool,
+    depth: usize,
+    out: &mut Vec<(PathBuf, String)>,
+) -> Result<()> {
+    if depth > crate::clean::MAX_TAG_DEPTH {
+        return Ok(());
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("list tags in", dir)(e)),
+    };
+    for e in entries {
+        let e = e.map_err(Error::io("list tags in", dir))?;
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() {
+            if namespaces || !name.ends_with("#ns") {
+                stream_files(&e.path(), &path, namespaces, depth + 1, out)?;
+            }
+        } else if kind.is_file() {
+            if let Some(stream) = path.strip_suffix(".tag") {
+                out.push((e.path(), stream.to_owned()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the directories above `path` that are empty now, up to (not
+/// including) `root`.
+fn remove_empty_dirs(path: &Path, root: &Path) {
+    let mut at = path.parent();
+    while let Some(dir) = at.filter(|d| d.starts_with(root) && *d != root) {
+        if fs::remove_dir(dir).is_err() {
+            break;
+        }
+        at = dir.parent();
+    }
+}
+
+/// The records of the tag stream in `file` (size-bounded), oldest first.
+pub(crate) fn read_stream_file(file: &Path) -> Result<Vec<Tag>> {
+    let bytes = spfs_shared::bounded::read(file, MAX_TAG_FILE_BYTES)
+        .map_err(Error::io("read tag", file))?;
+    decode_stream(&bytes).map_err(|reason| Error::CorruptTag {
+        path: file.to_owned(),
+        reason,
+    })
 }
 
 #[cfg(test)]

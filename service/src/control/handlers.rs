@@ -921,6 +921,45 @@ impl Handlers {
         })
     }
 
+    /// Why a change of live runtime `rt` failed: it ended meanwhile, or
+    /// `failed` (given the runtime's name).
+    fn change_failed(
+        &self,
+        rt: &Runtime,
+        failed: impl FnOnce(String) -> ControlError,
+    ) -> ControlError {
+        match self.cx.runtimes.get(rt.id) {
+            None => ControlError::NoSuchRuntime(rt.name.clone()),
+            Some(_) => failed(rt.name.clone()),
+        }
+    }
+
+    /// After `edit`, `edit --keep-runtime` or `reset -r`: the runtime's
+    /// record in its repository (`repo`, then saved with its stack) and
+    /// the service's own beside its scratch (`own`) say what it is now.
+    /// As after a commit, the runtime is changed already: a record that
+    /// cannot follow is logged (it only matters to upstream's tools, and
+    /// to a restarted service).
+    fn record_change(
+        &self,
+        rt: &Arc<Runtime>,
+        repo: impl FnOnce(&mut crate::repo::runtime_records::RuntimeRecord),
+        own: impl FnOnce(&mut RuntimeRecord),
+    ) {
+        if let Some(r) = rt.repo_record.lock().as_mut() {
+            repo(r);
+        }
+        if let Err(e) = self.cx.runtimes.record(rt) {
+            tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime's record");
+        }
+        let updated = rt
+            .record_dir()
+            .map_or(Ok(()), |dir| RuntimeRecord::update(dir, own));
+        if let Err(e) = updated {
+            tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime record");
+        }
+    }
+
     /// `reset -r SPEC`: the runtime rebuilt on another stack, its edits
     /// discarded (see [`Runtimes::restack`]); an empty spec (or `-`) is
     /// no layers at all. Both records follow.
@@ -947,36 +986,22 @@ impl Handlers {
             stack,
             view,
         };
-        self.cx
-            .runtimes
-            .restack(&rt, to)
-            .map_err(|source| match self.cx.runtimes.get(rt.id) {
-                None => ControlError::NoSuchRuntime(rt.name.clone()),
-                Some(_) => ControlError::Reset {
-                    runtime: rt.name.clone(),
-                    source,
-                },
-            })?;
-        if let Some(r) = rt.repo_record.lock().as_mut() {
-            if let Some(extras) = r.extras.as_mut() {
-                extras.env_spec = spec.to_owned();
-            }
-        }
-        if let Err(e) = self.cx.runtimes.record(&rt) {
-            tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime's record");
-        }
+        self.cx.runtimes.restack(&rt, to).map_err(|source| {
+            self.change_failed(&rt, |runtime| ControlError::Reset { runtime, source })
+        })?;
         let stack_now = stack::strings(&rt.stack());
-        let updated = rt.record_dir().map_or(Ok(()), |dir| {
-            RuntimeRecord::update(dir, |r| {
+        self.record_change(
+            &rt,
+            |r| {
+                if let Some(extras) = r.extras.as_mut() {
+                    extras.env_spec = spec.to_owned();
+                }
+            },
+            |r| {
                 r.env_spec = spec.to_owned();
                 r.stack = stack_now;
-            })
-        });
-        if let Err(e) = updated {
-            // Only matters if the service restarts: then the runtime would
-            // come back on its old stack.
-            tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime record");
-        }
+            },
+        );
         tracing::info!(runtime = %rt.name, spec, "runtime rebuilt on another stack");
         Ok(Response::Reset {
             runtime: runtime_info(&rt),
@@ -1001,34 +1026,25 @@ impl Handlers {
         }
         let made = std::fs::create_dir_all(&base)
             .and_then(|()| self.cx.runtimes.make_durable(&rt, &base, &rt.name));
-        let changed = made.map_err(|source| match self.cx.runtimes.get(rt.id) {
-            None => ControlError::NoSuchRuntime(rt.name.clone()),
-            Some(_) => ControlError::Edit {
-                runtime: rt.name.clone(),
-                source,
-            },
+        let changed = made.map_err(|source| {
+            self.change_failed(&rt, |runtime| ControlError::Edit { runtime, source })
         })?;
         if changed {
-            if let Some(r) = rt.repo_record.lock().as_mut() {
-                r.config.durable = true;
-                r.config.upper_dir = edits.join("upper");
-                r.config.work_dir = edits.join("work");
-            }
-            if let Err(e) = self.cx.runtimes.record(&rt) {
-                tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime's record");
-            }
             let read_only = rt.editable().is_some_and(|e| e.scratch().read_only());
-            let updated = rt.record_dir().map_or(Ok(()), |dir| {
-                RuntimeRecord::update(dir, |r| {
+            self.record_change(
+                &rt,
+                |r| {
+                    r.config.durable = true;
+                    r.config.upper_dir = edits.join("upper");
+                    r.config.work_dir = edits.join("work");
+                },
+                |r| {
                     r.durable = true;
                     r.edits_dir = Some(edits.clone());
                     r.editable = true;
                     r.read_only = read_only;
-                })
-            });
-            if let Err(e) = updated {
-                tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime record");
-            }
+                },
+            );
         }
         Ok(Response::Edited {
             runtime: runtime_info(&rt),
@@ -1061,32 +1077,19 @@ impl Handlers {
                 })?;
                 Scratch::open_as(dir, false)
             })
-            .map_err(|source| match self.cx.runtimes.get(rt.id) {
-                None => ControlError::NoSuchRuntime(rt.name.clone()),
-                Some(_) => ControlError::Edit {
-                    runtime: rt.name.clone(),
-                    source,
-                },
+            .map_err(|source| {
+                self.change_failed(&rt, |runtime| ControlError::Edit { runtime, source })
             })?;
         if changed {
             let has_edits = rt.editable().is_some();
-            if let Some(r) = rt.repo_record.lock().as_mut() {
-                r.status.editable = editable;
-            }
-            // As after a commit: the runtime is changed; a record that
-            // cannot follow only matters to a restarted service.
-            if let Err(e) = self.cx.runtimes.record(&rt) {
-                tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime's record");
-            }
-            let updated = rt.record_dir().map_or(Ok(()), |dir| {
-                RuntimeRecord::update(dir, |r| {
+            self.record_change(
+                &rt,
+                |r| r.status.editable = editable,
+                |r| {
                     r.editable = has_edits;
                     r.read_only = has_edits && !editable;
-                })
-            });
-            if let Err(e) = updated {
-                tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime record");
-            }
+                },
+            );
         }
         Ok(Response::Edited {
             runtime: runtime_info(&rt),

@@ -168,7 +168,18 @@ impl Overlay {
         owner: (u32, u32),
         time: SystemTime,
     ) -> Overlay {
-        Self::with_nodes(lower, repos, scratch, slot, owner, time, Nodes::new())
+        Overlay {
+            generation: scratch.generation(),
+            lower,
+            repos,
+            scratch,
+            slot,
+            uid: owner.0,
+            gid: owner.1,
+            time,
+            nodes: Arc::new(Nodes::new()),
+            copying: Arc::new(Mutex::new(())),
+        }
     }
 
     /// As [`Overlay::new`], for a read-only runtime that becomes editable
@@ -182,30 +193,10 @@ impl Overlay {
         owner: (u32, u32),
         time: SystemTime,
     ) -> Overlay {
-        let nodes = Nodes::adopting(lower.clone());
-        Self::with_nodes(lower, repos, scratch, slot, owner, time, nodes)
-    }
-
-    fn with_nodes(
-        lower: Arc<View>,
-        repos: Arc<RepositorySet>,
-        scratch: Arc<Scratch>,
-        slot: u32,
-        owner: (u32, u32),
-        time: SystemTime,
-        nodes: Nodes,
-    ) -> Overlay {
+        let nodes = Arc::new(Nodes::adopting(lower.clone()));
         Overlay {
-            generation: scratch.generation(),
-            lower,
-            repos,
-            scratch,
-            slot,
-            uid: owner.0,
-            gid: owner.1,
-            time,
-            nodes: Arc::new(nodes),
-            copying: Arc::new(Mutex::new(())),
+            nodes,
+            ..Self::new(lower, repos, scratch, slot, owner, time)
         }
     }
 
