@@ -194,7 +194,8 @@ fn look_for_cleanup() -> Result<Cleanup, String> {
 fn cleanup() -> Result<Cleanup, String> {
     let repo = local_repository()?;
     let plan = spfs_repo::clean::plan(&repo, spfs_repo::clean::GRACE).map_err(|e| e.to_string())?;
-    spfs_repo::clean::execute(&plan).map_err(|e| e.to_string())?;
+    let plan = spfs_repo::clean::execute(&repo, &plan, spfs_repo::clean::GRACE)
+        .map_err(|e| e.to_string())?;
     Ok(Cleanup {
         summary: cleanup_summary(&plan),
         young: plan.young,

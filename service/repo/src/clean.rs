@@ -6,7 +6,8 @@
 //! payload already stored touches it (`storage::in_place`), so what a
 //! commit uses again is young too.
 //!
-//! Every removal is one `unlink`; objects go before payloads, and each
+//! Every removal is a move aside, a second look at the file's age and an
+//! `unlink` (see [`execute`]); objects go before payloads, and each
 //! object before the objects it names: a clean killed at any point leaves
 //! no object naming an object or payload already removed, and the next
 //! clean finishes the work.
@@ -167,12 +168,7 @@ pub fn plan_after_prune(
     pruned: &[crate::prune::StreamPrune],
 ) -> Result<Plan> {
     let now = SystemTime::now();
-    let young = |m: &fs::Metadata| {
-        m.modified()
-            .ok()
-            .and_then(|t| now.duration_since(t).ok())
-            .is_none_or(|age| age < grace)
-    };
+    let young = |m: &fs::Metadata| is_young(m, now, grace);
     let objects = digest_files(&repo.root().join("objects"))?;
     let payloads = digest_files(&repo.root().join("payloads"))?;
     let tagged = reached(repo, tag_targets(repo, pruned)?)?;
@@ -206,6 +202,14 @@ pub fn plan_after_prune(
     }
     plan.objects = referrers_first(repo, plan.objects)?;
     Ok(plan)
+}
+
+/// Whether a file was written or used (touched) less than `grace` ago.
+fn is_young(m: &fs::Metadata, now: SystemTime, grace: Duration) -> bool {
+    m.modified()
+        .ok()
+        .and_then(|t| now.duration_since(t).ok())
+        .is_none_or(|age| age < grace)
 }
 
 /// The digests object `d` names (none if it cannot be read).
@@ -284,18 +288,124 @@ fn referrers_first(repo: &FsRepository, objects: Vec<Removal>) -> Result<Vec<Rem
         .collect())
 }
 
-/// Carries out `plan`: objects, then payloads, one unlink each (a file
-/// already gone is not an error). Returns the number removed.
-pub fn execute(plan: &Plan) -> Result<usize> {
-    let mut removed = 0;
+/// The name a removal is moved aside to while its age is checked again:
+/// in the store's `work` directory, where upstream's tools look for no
+/// object.
+fn aside_path(root: &Path, r: &Removal) -> PathBuf {
+    let store = if r.path.starts_with(root.join("objects")) {
+        "objects"
+    } else {
+        "payloads"
+    };
+    root.join(store)
+        .join("work")
+        .join(format!("{ASIDE}{}", r.digest))
+}
+
+/// The prefix of a file moved aside by a clean.
+const ASIDE: &str = "clean-";
+
+/// Carries out `plan` on `repo`: objects, then payloads. Each file is
+/// first moved aside and its age checked there: a writer that found it
+/// in place touched it before the move (it is young: it goes back), and
+/// one that comes after finds it gone and writes it again — so nothing a
+/// concurrent commit or pull uses is removed, without a lock that
+/// upstream's tools would not take. A file already gone is not an error.
+/// Returns what was removed (`young` counts what went back too).
+pub fn execute(repo: &FsRepository, plan: &Plan, grace: Duration) -> Result<Plan> {
+    put_back_what_was_left_aside(repo, grace)?;
+    let root = repo.root();
+    let mut done = Plan {
+        young: plan.young,
+        ..Plan::default()
+    };
     for r in plan.objects.iter().chain(&plan.payloads) {
-        match fs::remove_file(&r.path) {
-            Ok(()) => removed += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", &r.path)(e)),
+        let aside = aside_path(root, r);
+        if let Some(dir) = aside.parent() {
+            fs::create_dir_all(dir).map_err(Error::io("create work directory", dir))?;
+        }
+        match fs::rename(&r.path, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("move aside", &r.path)(e)),
+        }
+        // (gone from aside: another clean, starting, dealt with it)
+        let Ok(meta) = fs::symlink_metadata(&aside) else {
+            continue;
+        };
+        if is_young(&meta, SystemTime::now(), grace) {
+            put_back(&aside, &r.path)?;
+            done.young += 1;
+            continue;
+        }
+        match fs::remove_file(&aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("remove", &aside)(e)),
+        }
+        if r.path.starts_with(root.join("objects")) {
+            done.objects.push(r.clone());
+        } else {
+            done.payloads.push(r.clone());
         }
     }
-    Ok(removed)
+    Ok(done)
+}
+
+/// Moves a file set aside back home (over a copy a writer stored again
+/// meanwhile: the same content). Gone already is not an error.
+fn put_back(aside: &Path, home: &Path) -> Result<()> {
+    if let Some(dir) = home.parent() {
+        fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+    }
+    match fs::rename(aside, home) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("put back", home)(e)),
+    }
+}
+
+/// What a clean killed between moving a file aside and removing it left
+/// in the `work` directories: a young file goes back (a writer touched
+/// it), an old one is removed.
+fn put_back_what_was_left_aside(repo: &FsRepository, grace: Duration) -> Result<()> {
+    let now = SystemTime::now();
+    for store in ["objects", "payloads"] {
+        let work = repo.root().join(store).join("work");
+        let entries = match fs::read_dir(&work) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("list", &work)(e)),
+        };
+        for e in entries {
+            let e = e.map_err(Error::io("list", &work))?;
+            let name = e.file_name();
+            let Some(digest) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(ASIDE))
+                .and_then(|d| Digest::parse(d).ok())
+            else {
+                continue;
+            };
+            let Ok(meta) = fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if is_young(&meta, now, grace) {
+                let home = match store {
+                    "objects" => repo.object_path(&digest),
+                    _ => repo.payload_path(&digest),
+                };
+                put_back(&e.path(), &home)?;
+            } else {
+                match fs::remove_file(e.path()) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(Error::io("remove", &e.path())(err)),
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -335,12 +445,14 @@ mod tests {
             repo.read_object(&p.objects[1].digest).unwrap(),
             Some(Object::Manifest(_))
         ));
-        assert_eq!(execute(&p).unwrap(), 4);
+        let done = execute(&repo, &p, Duration::ZERO).unwrap();
+        assert_eq!(done.objects.len() + done.payloads.len(), 4);
         assert!(!repo.has_object(&stray));
         assert!(repo.has_object(&kept));
         assert!(plan(&repo, Duration::ZERO).unwrap().objects.is_empty());
         // A plan carried out again (a clean killed, then run again).
-        assert_eq!(execute(&p).unwrap(), 0);
+        let done = execute(&repo, &p, Duration::ZERO).unwrap();
+        assert!(done.objects.is_empty() && done.payloads.is_empty());
     }
 
     #[test]
@@ -352,35 +464,118 @@ mod tests {
         fs::write(src.join("a.txt"), "again").unwrap();
         commit::commit_dir(&repo, &src).unwrap();
         // An hour passes: all of it is old and untagged.
+        age_all(&repo);
+        assert_eq!(plan(&repo, GRACE).unwrap().objects.len(), 3);
+        // The same files committed again: what is reused is young again.
+        commit::commit_dir(&repo, &src).unwrap();
+        let p = plan(&repo, GRACE).unwrap();
+        assert!(p.objects.is_empty() && p.payloads.is_empty(), "{p:?}");
+    }
+
+    /// Sets the modification time of every object and payload an hour back.
+    fn age_all(repo: &FsRepository) {
         let old = SystemTime::now() - Duration::from_secs(3600);
         for (_, path, _) in digest_files(&repo.root().join("objects"))
             .unwrap()
             .into_iter()
             .chain(digest_files(&repo.root().join("payloads")).unwrap())
         {
-            let f = fs::File::options().append(true).open(&path);
-            // (read-only files: set the time through a fresh handle)
-            match f {
-                Ok(f) => f.set_modified(old).unwrap(),
-                Err(_) => {
-                    let mut perms = fs::metadata(&path).unwrap().permissions();
-                    #[allow(clippy::permissions_set_readonly_false)]
-                    perms.set_readonly(false);
-                    fs::set_permissions(&path, perms).unwrap();
-                    fs::File::options()
-                        .append(true)
-                        .open(&path)
-                        .unwrap()
-                        .set_modified(old)
-                        .unwrap();
-                }
-            }
+            set_modified(&path, old);
         }
-        assert_eq!(plan(&repo, GRACE).unwrap().objects.len(), 3);
-        // The same files committed again: what is reused is young again.
+    }
+
+    fn set_modified(path: &Path, t: SystemTime) {
+        // (read-only files: made writable to set the time through a handle)
+        let mut perms = fs::metadata(path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        fs::set_permissions(path, perms).unwrap();
+        fs::File::options()
+            .append(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn what_a_writer_touches_after_the_plan_is_put_back_not_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("a.txt"), "again").unwrap();
         commit::commit_dir(&repo, &src).unwrap();
+        age_all(&repo);
         let p = plan(&repo, GRACE).unwrap();
-        assert!(p.objects.is_empty() && p.payloads.is_empty(), "{p:?}");
+        assert_eq!((p.objects.len(), p.payloads.len()), (3, 1), "{p:?}");
+        // A commit of the same files between the plan and its execution.
+        let again = commit::commit_dir(&repo, &src).unwrap().layer;
+        let done = execute(&repo, &p, GRACE).unwrap();
+        assert!(
+            done.objects.is_empty() && done.payloads.is_empty(),
+            "{done:?}"
+        );
+        assert_eq!(done.young, 4);
+        assert!(repo.has_object(&again));
+        for r in p.objects.iter().chain(&p.payloads) {
+            assert!(r.path.is_file(), "{}", r.path.display());
+        }
+        // Nothing stays aside.
+        for store in ["objects", "payloads"] {
+            let work = repo.root().join(store).join("work");
+            let left: Vec<_> = fs::read_dir(&work).map(|d| d.count()).into_iter().collect();
+            assert!(left.iter().all(|n| *n == 0), "{store}: {left:?}");
+        }
+    }
+
+    #[test]
+    fn a_writer_after_the_move_aside_stores_the_file_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("a.txt"), "again").unwrap();
+        commit::commit_dir(&repo, &src).unwrap();
+        let p = plan(&repo, Duration::ZERO).unwrap();
+        let payload = &p.payloads[0].path;
+        // What a clean does first: the payload is not at home.
+        let aside = aside_path(repo.root(), &p.payloads[0]);
+        fs::create_dir_all(aside.parent().unwrap()).unwrap();
+        fs::rename(payload, &aside).unwrap();
+        // A commit now finds it missing and writes it again.
+        commit::commit_dir(&repo, &src).unwrap();
+        assert_eq!(fs::read(payload).unwrap(), b"again");
+        fs::remove_file(&aside).unwrap();
+    }
+
+    #[test]
+    fn a_clean_killed_with_files_aside_is_finished_by_the_next() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("a.txt"), "one").unwrap();
+        fs::write(src.join("b.txt"), "two").unwrap();
+        commit::commit_dir(&repo, &src).unwrap();
+        age_all(&repo);
+        let p = plan(&repo, GRACE).unwrap();
+        assert_eq!(p.payloads.len(), 2, "{p:?}");
+        // Killed with both payloads aside: one touched before its move
+        // (young), one not.
+        let (young, old) = (&p.payloads[0], &p.payloads[1]);
+        for r in [young, old] {
+            let aside = aside_path(repo.root(), r);
+            fs::create_dir_all(aside.parent().unwrap()).unwrap();
+            fs::rename(&r.path, &aside).unwrap();
+        }
+        set_modified(&aside_path(repo.root(), young), SystemTime::now());
+        // The next clean (with nothing of its own to remove) finishes.
+        execute(&repo, &Plan::default(), GRACE).unwrap();
+        assert!(young.path.is_file());
+        assert!(!old.path.exists());
+        assert!(!aside_path(repo.root(), young).exists());
+        assert!(!aside_path(repo.root(), old).exists());
     }
 
     #[test]

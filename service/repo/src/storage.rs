@@ -566,11 +566,16 @@ impl Drop for RemoveAllOnDrop {
 /// moment then keeps it: see `clean::GRACE`). Touching is best-effort: a
 /// file of another user's shared repository may refuse it.
 fn in_place(path: &Path) -> bool {
-    if !path.exists() {
-        return false;
+    // The touch itself is the test: a clean moves a file aside before it
+    // checks its age (`clean::execute`), so a touch that finds the file
+    // has made it young in time, and one that does not finds it gone and
+    // the caller writes it again.
+    match crate::sys::sync::touch(path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        // (someone else's file: it cannot be made young, only used)
+        Err(_) => path.exists(),
     }
-    let _ = crate::sys::sync::touch(path);
-    true
 }
 
 /// Removes a staged file if the write did not complete.

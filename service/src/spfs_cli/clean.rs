@@ -211,7 +211,7 @@ pub(crate) fn clean(args: CleanArgs, verbose: u8) -> CmdResult {
     } else {
         plan
     };
-    clean::execute(&plan)?;
+    let plan = clean::execute(&repo, &plan, clean::GRACE)?;
     let secs = started.elapsed().as_secs_f64();
     let (what, kept) = (objects_text(&plan), kept_text(&plan));
     match pruned_text {
