@@ -305,6 +305,8 @@ enum Forget {
     },
     /// Attributes of a directory that stays.
     Attributes(u64),
+    /// A name the kernel may remember as missing that now exists.
+    Missing { parent: u64, name: Box<[u8]> },
 }
 
 /// A change to the set of runtimes.
@@ -676,6 +678,9 @@ impl Runtimes {
             // of the same stack then.
             let to = to.filter(|_| done.is_ok());
             let lowers = to.as_ref().map(|_| old.node_lowers());
+            // The read-only view the runtime had before `edit`: the kernel
+            // may remember names missing from it (negative entries).
+            let adopted = to.as_ref().and_then(|_| old.adopted_view());
             let layers = match &to {
                 Some(to) => {
                     old.stop_adopting();
@@ -691,6 +696,13 @@ impl Runtimes {
                     digests: to.stack,
                     spec: to.spec,
                 };
+                if let Some(adopted) = adopted {
+                    forget.extend(
+                        view.names_new_since(&adopted)
+                            .into_iter()
+                            .map(|(parent, name)| Forget::Missing { parent, name }),
+                    );
+                }
                 for (idx, was) in lowers.unwrap_or_default() {
                     match view.lower_change(old.lower(), was, view.lower_of(idx)) {
                         LowerChange::Same => {}
@@ -707,6 +719,13 @@ impl Runtimes {
                     }
                 }
             }
+            // Names the kernel was told are missing that show now (a
+            // whiteout discarded, a new stack).
+            forget.extend(
+                view.missing_names_found()
+                    .into_iter()
+                    .map(|(parent, name)| Forget::Missing { parent, name }),
+            );
             for (path, was_dir) in before {
                 if ed.scratch.in_upper(&path) {
                     continue;
@@ -875,6 +894,11 @@ impl Runtimes {
                     }
                 }
                 Forget::Attributes(ino) => n.inval_inode(fuser::INodeNo(*ino), 0, 0),
+                // (unverified on macOS, where only FUSE_NOTIFY_DELETE is
+                // known to work and a missing name has no child to name)
+                Forget::Missing { parent, name } => {
+                    n.inval_entry(fuser::INodeNo(*parent), std::ffi::OsStr::from_bytes(name))
+                }
             };
             // ENOENT: the kernel had nothing cached.
             if let Err(e) = told {

@@ -85,6 +85,21 @@ fn a_reset_path_shows_its_layers_again_through_the_kernels_caches() {
 }
 
 #[test]
+fn a_reset_shows_again_names_the_kernel_was_told_are_missing() {
+    let svc = Service::start("repo");
+    let mut sh = RuntimeShell::start(&svc, "r", "fixture/base");
+    // Missing names the kernel now caches as missing: a deleted lower
+    // file, one under a directory made anew (opaque), one never there.
+    let probe = "for p in etc/conf.d/a.conf many/d0/f000.txt etc/never; do \
+                 stat $M/$p >/dev/null 2>&1 && echo present || echo missing; done";
+    sh.eval("rm $M/etc/conf.d/a.conf; rm -r $M/many/d0; mkdir $M/many/d0");
+    assert_eq!(sh.eval(probe), ["missing", "missing", "missing"]);
+    ok(&svc.cli(&["reset", "--runtime", "r"]));
+    assert_eq!(sh.eval(probe), ["present", "present", "missing"]);
+    assert_eq!(sh.eval("cat $M/etc/conf.d/a.conf"), ["a=1"]);
+}
+
+#[test]
 fn writers_see_no_error_while_commits_run_and_every_write_lands() {
     const WRITES: usize = 200;
     let svc = Arc::new(Service::start("repo"));

@@ -687,6 +687,49 @@ fn reset_ref_rebuilds_an_editable_runtime_live_keeping_what_both_stacks_share() 
 }
 
 #[test]
+fn a_name_missing_before_edit_shows_once_reset_r_brings_it() {
+    let place = NoService::new();
+    let m = place.mnt().display().to_string();
+    // The kernel remembers that a name is missing (a negative entry) in
+    // the read-only view; `edit` keeps the view's inodes, so `reset -r`
+    // must make it forget the names the new stack brings (bin/other is
+    // base's, masked by top).
+    let script = format!(
+        "test -e {m}/bin/other || echo missing
+         {SPFS} edit || exit 9
+         test -e {m}/bin/other || echo still-missing
+         {SPFS} reset -r fixture/base || exit 9
+         cat {m}/bin/other >/dev/null && echo shown"
+    );
+    let o = spfs(
+        &place,
+        &["run", "fixture/base+fixture/top", "--", "sh", "-c", &script],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "missing\nstill-missing\nshown\n", "{}", err(&o));
+    // The same in a runtime editable from the start.
+    let script = format!(
+        "test -e {m}/bin/other || echo missing
+         {SPFS} reset -r fixture/base || exit 9
+         cat {m}/bin/other >/dev/null && echo shown"
+    );
+    let o = spfs(
+        &place,
+        &[
+            "run",
+            "-e",
+            "fixture/base+fixture/top",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "missing\nshown\n", "{}", err(&o));
+}
+
+#[test]
 fn reset_ref_of_a_read_only_runtime_shows_the_new_stack_from_spfs_and_empty_is_editable() {
     let place = NoService::new();
     let m = place.mnt().display().to_string();

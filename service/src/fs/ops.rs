@@ -30,6 +30,11 @@ use crate::sys::dir::Meta;
 pub(crate) const TTL_VIEW: Duration = Duration::from_secs(24 * 60 * 60);
 /// Kernel cache lifetime of names in the root.
 pub(crate) const TTL_ROOT_ENTRY: Duration = Duration::ZERO;
+/// Kernel cache lifetime of a name an editable runtime does not have: a
+/// build asks for the same missing names many times a second. Short,
+/// though a reset tells the kernel what appeared (the overlay's
+/// `missing_names_found`): a reply racing a reset is wrong this long.
+pub(crate) const TTL_MISSING_EDITABLE: Duration = Duration::from_secs(1);
 
 /// What an inode number means to a caller.
 pub(crate) enum Target {
@@ -335,14 +340,29 @@ impl Ops {
                     })
                 }
             },
-            Target::Editable(o, dir) => {
-                let (idx, attr) = o.lookup(dir, name.as_bytes())?;
-                o.remember(idx);
-                Ok(Entry {
-                    attr,
-                    entry_ttl: entry_ttl(parent.0),
-                })
-            }
+            Target::Editable(o, dir) => match o.lookup(dir, name.as_bytes()) {
+                Ok((idx, attr)) => {
+                    o.remember(idx);
+                    Ok(Entry {
+                        attr,
+                        entry_ttl: entry_ttl(parent.0),
+                    })
+                }
+                // A negative entry, remembered so a reset can take it back.
+                Err(e)
+                    if e == Errno::ENOENT
+                        && parent.0 != inode::ROOT
+                        && o.remember_missing(dir, name.as_bytes()) =>
+                {
+                    let mut attr = self.root_attr();
+                    attr.ino = INodeNo(0);
+                    Ok(Entry {
+                        attr,
+                        entry_ttl: TTL_MISSING_EDITABLE,
+                    })
+                }
+                Err(e) => Err(e),
+            },
         }
     }
 
@@ -856,6 +876,7 @@ impl Ops {
     ) -> Result<Entry, Errno> {
         let (o, dir, _in) = self.enter_editable(req, parent)?;
         let c = o.mknod(dir, name.as_bytes(), mode, rdev, caller(req, umask))?;
+        o.name_made(dir, name.as_bytes());
         o.remember(c.idx);
         Ok(Entry {
             attr: c.attr,
@@ -873,6 +894,7 @@ impl Ops {
     ) -> Result<Entry, Errno> {
         let (o, dir, _in) = self.enter_editable(req, parent)?;
         let c = o.mkdir(dir, name.as_bytes(), mode, caller(req, umask))?;
+        o.name_made(dir, name.as_bytes());
         o.remember(c.idx);
         Ok(Entry {
             attr: c.attr,
@@ -894,6 +916,7 @@ impl Ops {
             target.as_os_str().as_bytes(),
             caller(req, 0),
         )?;
+        o.name_made(dir, name.as_bytes());
         o.remember(c.idx);
         Ok(Entry {
             attr: c.attr,
@@ -925,7 +948,9 @@ impl Ops {
             Target::Editable(n, new_dir) if Arc::ptr_eq(&o, &n) => new_dir,
             _ => return Err(Errno::EXDEV),
         };
-        o.rename(dir, name.as_bytes(), new_dir, new_name.as_bytes(), flags)
+        o.rename(dir, name.as_bytes(), new_dir, new_name.as_bytes(), flags)?;
+        o.name_made(new_dir, new_name.as_bytes());
+        Ok(())
     }
 
     pub(crate) fn link(
@@ -941,6 +966,7 @@ impl Ops {
             _ => return Err(Errno::EXDEV),
         };
         let c = o.link(src, new_dir, new_name.as_bytes())?;
+        o.name_made(new_dir, new_name.as_bytes());
         o.remember(c.idx);
         Ok(Entry {
             attr: c.attr,
@@ -999,6 +1025,7 @@ impl Ops {
     ) -> Result<(Entry, Opened), Errno> {
         let (o, dir, _in) = self.enter_editable(req, parent)?;
         let (c, file) = o.create(dir, name.as_bytes(), mode, flags, caller(req, umask))?;
+        o.name_made(dir, name.as_bytes());
         o.remember(c.idx);
         let file = EditableFile::new(&o, c.idx, flags, file);
         let fh = self.handles.insert(c.attr.ino.0, Open::EditableFile(file));

@@ -28,6 +28,7 @@
 //! kernel's caches of this runtime's inodes stay true without timeouts.
 
 mod copyup;
+mod missing;
 mod nodes;
 mod write;
 
@@ -47,6 +48,7 @@ use crate::scratch::{self, Entered, Scratch};
 use crate::sys::dir::{is_not_beneath, Dir, Kind, Meta};
 
 pub use copyup::Content;
+use missing::Missing;
 use nodes::Nodes;
 pub use write::{is_write, set_time, Caller, Created, SetAttr};
 
@@ -87,6 +89,8 @@ pub struct Overlay {
     /// Shared by the successive views of one runtime (see
     /// [`Overlay::rebased`]): a commit keeps every inode number.
     nodes: Arc<Nodes>,
+    /// Names answered missing, shared like `nodes`.
+    missing: Arc<Missing>,
     /// Serialises copy-ups so that concurrent opens copy a file once.
     copying: Arc<Mutex<()>>,
     /// The scratch's view generation when this view was made.
@@ -178,6 +182,7 @@ impl Overlay {
             gid: owner.1,
             time,
             nodes: Arc::new(Nodes::new()),
+            missing: Arc::default(),
             copying: Arc::new(Mutex::new(())),
         }
     }
@@ -218,6 +223,7 @@ impl Overlay {
             gid: self.gid,
             time: self.time,
             nodes: self.nodes.clone(),
+            missing: self.missing.clone(),
             copying: self.copying.clone(),
         }
     }
@@ -247,6 +253,83 @@ impl Overlay {
     /// The lower entry node `idx` shows or merges with.
     pub fn lower_of(&self, idx: Index) -> Option<NodeId> {
         self.nodes.lower(idx)
+    }
+
+    /// Records that `name` in `dir` was answered missing with an entry
+    /// the kernel caches; false if it must be answered without one (see
+    /// the `missing` module).
+    pub fn remember_missing(&self, dir: Index, name: &[u8]) -> bool {
+        self.missing.remember(dir, name)
+    }
+
+    /// `name` in `dir` was made through the kernel: no longer missing.
+    pub fn name_made(&self, dir: Index, name: &[u8]) {
+        self.missing.made(dir, name);
+    }
+
+    /// After a reset, the names answered missing that this view shows
+    /// now, as (the directory's inode, name): the kernel must forget them.
+    pub fn missing_names_found(&self) -> Vec<(u64, Box<[u8]>)> {
+        self.missing
+            .take_found(|dir, name| self.shows(dir, name))
+            .into_iter()
+            .map(|(dir, name)| (self.ino(dir), name))
+            .collect()
+    }
+
+    /// Whether `name` in `dir` is shown, without making a node for it;
+    /// `None` if `dir` is no longer a node.
+    fn shows(&self, dir: Index, name: &[u8]) -> Option<bool> {
+        if !self.nodes.contains(dir, &self.lower) {
+            return None;
+        }
+        if let Ok(Some(d)) = self.dir_handle(dir) {
+            if !scratch::is_reserved(name) && d.try_stat(name).is_ok_and(|m| m.is_some()) {
+                return Some(true);
+            }
+            if Self::whited_out(&d, name) {
+                return Some(false);
+            }
+        }
+        Some(self.lower_child(dir, name).is_some())
+    }
+
+    /// The read-only view this overlay adopted (see [`Overlay::adopting`]),
+    /// unless a move to another stack retired it.
+    pub fn adopted_view(&self) -> Option<Arc<View>> {
+        self.nodes.adopted_view()
+    }
+
+    /// After a move from `old` (a read-only view this overlay adopted,
+    /// at the same inode numbers) to this overlay's layers: each name that
+    /// this overlay's layers have and `old` lacks, in a directory that is
+    /// a directory in both, as (the directory's inode, name). The kernel
+    /// may remember such a name as missing (a negative entry from the
+    /// read-only view) and must forget that. The root's entries are not
+    /// cached, so names directly below it are not listed.
+    pub fn names_new_since(&self, old: &View) -> Vec<(u64, Box<[u8]>)> {
+        let mut out = Vec::new();
+        let mut dirs = vec![(NodeId::ROOT, NodeId::ROOT)];
+        while let Some((was, now)) = dirs.pop() {
+            for child in self.lower.children(now) {
+                let Some(n) = self.lower.get(child) else {
+                    continue;
+                };
+                let name = n.name().as_bytes();
+                match old.lookup(was, name) {
+                    None if was != NodeId::ROOT => out.push((self.ino(was.0), name.into())),
+                    None => {}
+                    Some(o) => {
+                        let both_dirs = old.get(o).is_some_and(|o| o.kind() == NodeKind::Dir)
+                            && n.kind() == NodeKind::Dir;
+                        if both_dirs {
+                            dirs.push((o, child));
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Before a move to another stack: a node of an adopted read-only

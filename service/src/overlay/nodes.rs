@@ -581,6 +581,13 @@ impl Nodes {
         }
     }
 
+    /// The view adopted, while it still is (not retired).
+    pub(super) fn adopted_view(&self) -> Option<Arc<View>> {
+        let table = self.table.read();
+        let a = table.adopted.as_ref()?;
+        (!a.retired).then(|| a.view.clone())
+    }
+
     /// Adopts no more nodes of the view (see [`Adopted::retired`]).
     pub(super) fn stop_adopting(&self) {
         if let Some(a) = self.table.write().adopted.as_mut() {
