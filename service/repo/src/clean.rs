@@ -319,11 +319,12 @@ pub fn execute(repo: &FsRepository, plan: &Plan, grace: Duration) -> Result<Plan
         young: plan.young,
         ..Plan::default()
     };
+    for store in ["objects", "payloads"] {
+        let work = root.join(store).join("work");
+        fs::create_dir_all(&work).map_err(Error::io("create work directory", &work))?;
+    }
     for r in plan.objects.iter().chain(&plan.payloads) {
         let aside = aside_path(root, r);
-        if let Some(dir) = aside.parent() {
-            fs::create_dir_all(dir).map_err(Error::io("create work directory", dir))?;
-        }
         match fs::rename(&r.path, &aside) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
