@@ -12,6 +12,8 @@
 //! differs from the plain directory's is marked WRONG and fails the run.
 
 mod dataset;
+mod dev;
+mod fuse_trace;
 mod peers;
 mod remote;
 mod report;
@@ -100,6 +102,29 @@ enum Cmd {
         #[arg(long, default_value = "target/fsbench/remote")]
         dir: PathBuf,
     },
+    /// What developers run: Python imports, a C build, git, unpacking a
+    /// tarball and committing it, on ours beside the overlays and a plain
+    /// directory, with the FUSE requests each took (root).
+    Dev {
+        /// Rounds (peers rotated each round).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Small trees (a quick look, not figures).
+        #[arg(long)]
+        quick: bool,
+        /// Work directory.
+        #[arg(long, default_value = "target/fsbench/dev")]
+        dir: PathBuf,
+        /// Where every measurement goes, as JSON.
+        #[arg(long, default_value = "target/fsbench/dev.json")]
+        out: PathBuf,
+        /// Another build of `spfs-fuse-macos` to run beside ours (as
+        /// "ours-before"): a change measured before and after, same run.
+        #[arg(long, value_name = "BIN")]
+        before: Option<PathBuf>,
+    },
+    /// (internal) Run the developer workloads inside a view.
+    DevWorker(dev::WorkerArgs),
     /// (internal) Measure one growth row in a process of its own.
     Child {
         what: String,
@@ -138,6 +163,16 @@ fn main() -> std::process::ExitCode {
         Some(Cmd::Remote { rounds, quick, dir }) => std::env::current_exe()
             .map_err(Into::into)
             .and_then(|exe| remote::run(&exe, quick, rounds, &dir)),
+        Some(Cmd::Dev {
+            rounds,
+            quick,
+            dir,
+            out,
+            before,
+        }) => std::env::current_exe()
+            .map_err(Into::into)
+            .and_then(|exe| dev::run(&exe, quick, rounds, &dir, &out, before.as_deref())),
+        Some(Cmd::DevWorker(args)) => dev::worker(&args),
         None => run(cli.run),
     };
     match result {
@@ -245,7 +280,7 @@ fn in_view(
     cold: bool,
     names: &[&str],
 ) -> Res<Vec<Outcome>> {
-    let mut c = peer.command(view, exe, mountpoint);
+    let mut c = peer.command(view, exe, "worker", mountpoint);
     if data.quick {
         c.arg("--quick");
     }

@@ -161,9 +161,9 @@ impl Peer {
         })
     }
 
-    /// The worker command for a view (ours: inside a new runtime, where
-    /// the data set is at the mount).
-    pub fn command(&self, view: &View, worker: &Path, mountpoint: &Path) -> Command {
+    /// The worker command `sub` for a view (ours: inside a new runtime,
+    /// where the data set is at the mount).
+    pub fn command(&self, view: &View, worker: &Path, sub: &str, mountpoint: &Path) -> Command {
         let root = if matches!(self, Peer::Ours { .. }) {
             mountpoint
         } else {
@@ -180,7 +180,7 @@ impl Peer {
         if let Peer::Ours { env, .. } = self {
             c.envs(env.iter().map(|(k, v)| (k, v)));
         }
-        c.arg("worker").arg("--root").arg(root);
+        c.arg(sub).arg("--root").arg(root);
         c
     }
 }

@@ -44,7 +44,7 @@ fn hex(h: Sha256) -> String {
 }
 
 /// Every entry below `root`, each `lstat`ed by absolute path.
-fn walk(root: &Path) -> std::io::Result<String> {
+pub fn walk(root: &Path) -> std::io::Result<String> {
     let mut lines = Vec::new();
     let mut dirs = vec![root.to_owned()];
     while let Some(dir) = dirs.pop() {
