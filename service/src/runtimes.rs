@@ -305,8 +305,29 @@ enum Forget {
     },
     /// Attributes of a directory that stays.
     Attributes(u64),
-    /// A name the kernel may remember as missing that now exists.
-    Missing { parent: u64, name: Box<[u8]> },
+    /// A name (or its absence: a negative entry) that changed.
+    Name { parent: u64, name: Box<[u8]> },
+}
+
+/// `forget`, each directory's attributes and listing told once: those
+/// of `dirs` (every directory the kernel may know, whose listing it may
+/// keep) and of each parent of a name forgotten.
+fn with_listings(forget: Vec<Forget>, dirs: Vec<u64>) -> Vec<Forget> {
+    let mut listed: std::collections::BTreeSet<u64> = dirs.into_iter().collect();
+    let mut out = Vec::with_capacity(forget.len() + listed.len());
+    for f in forget {
+        match f {
+            Forget::Attributes(ino) => {
+                listed.insert(ino);
+            }
+            Forget::Entry { parent, .. } | Forget::Name { parent, .. } => {
+                listed.insert(parent);
+                out.push(f);
+            }
+        }
+    }
+    out.extend(listed.into_iter().map(Forget::Attributes));
+    out
 }
 
 /// A change to the set of runtimes.
@@ -698,9 +719,9 @@ impl Runtimes {
                 };
                 if let Some(adopted) = adopted {
                     forget.extend(
-                        view.names_new_since(&adopted)
+                        view.names_changed_since(&adopted)
                             .into_iter()
-                            .map(|(parent, name)| Forget::Missing { parent, name }),
+                            .map(|(parent, name)| Forget::Name { parent, name }),
                     );
                 }
                 for (idx, was) in lowers.unwrap_or_default() {
@@ -724,7 +745,7 @@ impl Runtimes {
             forget.extend(
                 view.missing_names_found()
                     .into_iter()
-                    .map(|(parent, name)| Forget::Missing { parent, name }),
+                    .map(|(parent, name)| Forget::Name { parent, name }),
             );
             for (path, was_dir) in before {
                 if ed.scratch.in_upper(&path) {
@@ -746,7 +767,7 @@ impl Runtimes {
                     });
                 }
             }
-            (done, forget)
+            (done, with_listings(forget, view.directory_inodes()))
         };
         drop(_edits);
         drop(_busy);
@@ -896,7 +917,7 @@ impl Runtimes {
                 Forget::Attributes(ino) => n.inval_inode(fuser::INodeNo(*ino), 0, 0),
                 // (unverified on macOS, where only FUSE_NOTIFY_DELETE is
                 // known to work and a missing name has no child to name)
-                Forget::Missing { parent, name } => {
+                Forget::Name { parent, name } => {
                     n.inval_entry(fuser::INodeNo(*parent), std::ffi::OsStr::from_bytes(name))
                 }
             };

@@ -92,10 +92,24 @@ fn a_reset_shows_again_names_the_kernel_was_told_are_missing() {
     // file, one under a directory made anew (opaque), one never there.
     let probe = "for p in etc/conf.d/a.conf many/d0/f000.txt etc/never; do \
                  stat $M/$p >/dev/null 2>&1 && echo present || echo missing; done";
-    sh.eval("rm $M/etc/conf.d/a.conf; rm -r $M/many/d0; mkdir $M/many/d0");
+    sh.eval("rm $M/etc/conf.d/a.conf $M/lib/big.bin; rm -r $M/many/d0; mkdir $M/many/d0");
+    // A listing read with nothing looked up by name.
+    assert_eq!(sh.eval("ls $M/lib | wc -l"), ["0"]);
     assert_eq!(sh.eval(probe), ["missing", "missing", "missing"]);
+    // Listings the kernel keeps across opens, read twice.
+    let listing = "ls $M/etc/conf.d $M/many/d0 | wc -l";
+    assert_eq!(sh.eval(listing), sh.eval(listing));
+    let before = sh.eval(listing);
     ok(&svc.cli(&["reset", "--runtime", "r"]));
     assert_eq!(sh.eval(probe), ["present", "present", "missing"]);
+    assert_ne!(sh.eval(listing), before, "the listings show the reset");
+    assert_eq!(sh.eval("ls $M/etc/conf.d"), ["a.conf", "b.conf"]);
+    assert_eq!(sh.eval("ls $M/lib"), ["big.bin"]);
+    // A change through the mount shows in a kept listing at once.
+    sh.eval("touch $M/etc/conf.d/c.conf");
+    assert_eq!(sh.eval("ls $M/etc/conf.d"), ["a.conf", "b.conf", "c.conf"]);
+    sh.eval("rm $M/etc/conf.d/b.conf");
+    assert_eq!(sh.eval("ls $M/etc/conf.d"), ["a.conf", "c.conf"]);
     assert_eq!(sh.eval("cat $M/etc/conf.d/a.conf"), ["a=1"]);
 }
 

@@ -695,23 +695,28 @@ fn a_name_missing_before_edit_shows_once_reset_r_brings_it() {
     // must make it forget the names the new stack brings (bin/other is
     // base's, masked by top).
     let script = format!(
-        "test -e {m}/bin/other || echo missing
+        "test -e {m}/bin/other || echo missing; ls {m}/bin
          {SPFS} edit || exit 9
          test -e {m}/bin/other || echo still-missing
          {SPFS} reset -r fixture/base || exit 9
-         cat {m}/bin/other >/dev/null && echo shown"
+         cat {m}/bin/other >/dev/null && echo shown; ls {m}/bin"
     );
     let o = spfs(
         &place,
         &["run", "fixture/base+fixture/top", "--", "sh", "-c", &script],
     );
     assert!(o.status.success(), "{}", err(&o));
-    assert_eq!(out(&o), "missing\nstill-missing\nshown\n", "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "missing\ntool\nstill-missing\nshown\nother\ntool\n",
+        "{}",
+        err(&o)
+    );
     // The same in a runtime editable from the start.
     let script = format!(
-        "test -e {m}/bin/other || echo missing
+        "test -e {m}/bin/other || echo missing; ls {m}/bin {m}/share
          {SPFS} reset -r fixture/base || exit 9
-         cat {m}/bin/other >/dev/null && echo shown"
+         cat {m}/bin/other >/dev/null && echo shown; ls {m}/bin {m}/share"
     );
     let o = spfs(
         &place,
@@ -726,7 +731,15 @@ fn a_name_missing_before_edit_shows_once_reset_r_brings_it() {
         ],
     );
     assert!(o.status.success(), "{}", err(&o));
-    assert_eq!(out(&o), "missing\nshown\n", "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        format!(
+            "missing\n{m}/bin:\ntool\n\n{m}/share:\n\
+             shown\n{m}/bin:\nother\ntool\n\n{m}/share:\ndoc\n"
+        ),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use fuser::{Errno, FileType};
 use parking_lot::RwLock;
@@ -37,18 +37,33 @@ pub(crate) enum Open {
     EditableDir(Snapshot),
 }
 
-/// An editable directory's listing at `opendir`.
+/// An editable directory's listing, made at its first read (the kernel
+/// keeps listings across opens, so most opens read none) and kept for
+/// the handle's life.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     pub(crate) overlay: Arc<Overlay>,
     pub(crate) dir: Index,
-    pub(crate) entries: Vec<Listed>,
+    entries: OnceLock<Result<Vec<Listed>, Errno>>,
 }
 
 impl Snapshot {
+    /// A handle on directory `dir` of `overlay`, not listed yet.
+    pub(crate) fn new(overlay: Arc<Overlay>, dir: Index) -> Self {
+        Snapshot {
+            overlay,
+            dir,
+            entries: OnceLock::new(),
+        }
+    }
+
     /// (node, kind, name) rows, "." and ".." first.
-    pub(crate) fn rows(&self) -> impl Iterator<Item = (Index, FileType, &[u8])> {
-        [
+    pub(crate) fn rows(&self) -> Result<impl Iterator<Item = (Index, FileType, &[u8])>, Errno> {
+        let entries = match self.entries.get_or_init(|| self.overlay.listing(self.dir)) {
+            Ok(e) => e,
+            Err(e) => return Err(*e),
+        };
+        Ok([
             (self.dir, FileType::Directory, &b"."[..]),
             (
                 self.overlay.parent(self.dir),
@@ -57,7 +72,7 @@ impl Snapshot {
             ),
         ]
         .into_iter()
-        .chain(self.entries.iter().map(|(i, k, n)| (*i, *k, &n[..])))
+        .chain(entries.iter().map(|(i, k, n)| (*i, *k, &n[..]))))
     }
 }
 

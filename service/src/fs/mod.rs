@@ -16,8 +16,9 @@
 //! | entries in the root | 0 | the same name means another inode to another runtime |
 //! | attributes of the root | 1 day | they are the same for every caller ([`Ops::root_attr`](ops)) |
 //! | everything deeper, negative entries too | 1 day | the inode belongs to one tree |
+//! | negative entries of an editable runtime | 1 s | a reset tells the kernel what it brings back |
 //! | file pages | kept across opens (`FOPEN_KEEP_CACHE`) | content never changes under a read-only inode |
-//! | listings of read-only directories below the root | kept across opens (`FOPEN_CACHE_DIR`) | the same |
+//! | listings of directories below the root | kept across opens (`FOPEN_CACHE_DIR`) | read-only: the same; editable: changes through the mount are seen by the kernel, a reset tells it |
 //!
 //! The cost: each path walk through `/spfs/<name>` asks the service for
 //! `<name>` again (one routed lookup); nothing deeper does. An editable

@@ -582,15 +582,22 @@ impl Ops {
                 })
             }
             Target::Editable(o, dir) => {
-                let entries = o.listing(dir)?;
-                let snapshot = Snapshot {
-                    overlay: o,
-                    dir,
-                    entries,
+                if o.getattr(dir)?.kind != FileType::Directory {
+                    return Err(Errno::ENOTDIR);
+                }
+                // The kernel may keep the listing across opens: a change
+                // through the mount makes it list again (the directory's
+                // version changes), and a reset tells it to (runtimes.rs).
+                let flags = if ino.0 == inode::ROOT {
+                    FopenFlags::empty()
+                } else {
+                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
                 };
                 Ok(Opened {
-                    fh: self.handles.insert(ino.0, Open::EditableDir(snapshot)),
-                    flags: FopenFlags::empty(),
+                    fh: self
+                        .handles
+                        .insert(ino.0, Open::EditableDir(Snapshot::new(o, dir))),
+                    flags,
                 })
             }
         }
@@ -651,7 +658,7 @@ impl Ops {
             }
             Open::EditableDir(s) => {
                 counted = Some(s.overlay.clone());
-                for (i, (idx, kind, name)) in s.rows().enumerate().skip(skip) {
+                for (i, (idx, kind, name)) in s.rows()?.enumerate().skip(skip) {
                     let attr = if plus {
                         // Entries removed since the snapshot are skipped
                         // (their nodes may be new files' now).

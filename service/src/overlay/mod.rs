@@ -302,22 +302,24 @@ impl Overlay {
 
     /// After a move from `old` (a read-only view this overlay adopted,
     /// at the same inode numbers) to this overlay's layers: each name that
-    /// this overlay's layers have and `old` lacks, in a directory that is
-    /// a directory in both, as (the directory's inode, name). The kernel
-    /// may remember such a name as missing (a negative entry from the
-    /// read-only view) and must forget that. The root's entries are not
-    /// cached, so names directly below it are not listed.
-    pub fn names_new_since(&self, old: &View) -> Vec<(u64, Box<[u8]>)> {
+    /// one of the two has and the other lacks, in a directory that is a
+    /// directory in both, as (the directory's inode, name). The kernel may
+    /// hold such a name (or its absence: a negative entry), and the
+    /// directory's listing, from the read-only view, and must forget them.
+    /// The root's entries are not cached, so names directly below it are
+    /// not listed.
+    pub fn names_changed_since(&self, old: &View) -> Vec<(u64, Box<[u8]>)> {
         let mut out = Vec::new();
         let mut dirs = vec![(NodeId::ROOT, NodeId::ROOT)];
         while let Some((was, now)) = dirs.pop() {
+            let at_root = was == NodeId::ROOT;
             for child in self.lower.children(now) {
                 let Some(n) = self.lower.get(child) else {
                     continue;
                 };
                 let name = n.name().as_bytes();
                 match old.lookup(was, name) {
-                    None if was != NodeId::ROOT => out.push((self.ino(was.0), name.into())),
+                    None if !at_root => out.push((self.ino(was.0), name.into())),
                     None => {}
                     Some(o) => {
                         let both_dirs = old.get(o).is_some_and(|o| o.kind() == NodeKind::Dir)
@@ -328,8 +330,36 @@ impl Overlay {
                     }
                 }
             }
+            if !at_root {
+                for gone in old.children(was) {
+                    let Some(g) = old.get(gone) else { continue };
+                    let name = g.name().as_bytes();
+                    if self.lower.lookup(now, name).is_none() {
+                        out.push((self.ino(was.0), name.into()));
+                    }
+                }
+            }
         }
         out
+    }
+
+    /// The inode of every directory node in use (the kernel may keep
+    /// their listings), the root's excepted.
+    pub fn directory_inodes(&self) -> Vec<u64> {
+        self.nodes
+            .lowers()
+            .into_iter()
+            .filter(
+                |&(idx, lower)| match lower.and_then(|l| self.lower.get(l)) {
+                    Some(n) => n.kind() == NodeKind::Dir,
+                    // (upper only: as the scratch has it)
+                    None => self
+                        .getattr(idx)
+                        .is_ok_and(|a| a.kind == FileType::Directory),
+                },
+            )
+            .map(|(idx, _)| self.ino(idx))
+            .collect()
     }
 
     /// Before a move to another stack: a node of an adopted read-only
