@@ -288,22 +288,20 @@ fn referrers_first(repo: &FsRepository, objects: Vec<Removal>) -> Result<Vec<Rem
         .collect())
 }
 
-/// The name a removal is moved aside to while its age is checked again:
-/// in the store's `work` directory, where upstream's tools look for no
-/// object.
-fn aside_path(root: &Path, r: &Removal) -> PathBuf {
-    let store = if r.path.starts_with(root.join("objects")) {
-        "objects"
-    } else {
-        "payloads"
-    };
+/// Where a file of `store` (`objects` or `payloads`) is moved aside
+/// while its age is checked again: the store's `work` directory, where
+/// upstream's tools look for no object.
+fn aside_path(root: &Path, store: &str, digest: &Digest) -> PathBuf {
     root.join(store)
         .join("work")
-        .join(format!("{ASIDE}{}", r.digest))
+        .join(format!("{ASIDE}{digest}"))
 }
 
 /// The prefix of a file moved aside by a clean.
 const ASIDE: &str = "clean-";
+
+/// The two stores a clean removes from, objects first.
+const STORES: [&str; 2] = ["objects", "payloads"];
 
 /// Carries out `plan` on `repo`: objects, then payloads. Each file is
 /// first moved aside and its age checked there: a writer that found it
@@ -314,17 +312,32 @@ const ASIDE: &str = "clean-";
 /// Returns what was removed (`young` counts what went back too).
 pub fn execute(repo: &FsRepository, plan: &Plan, grace: Duration) -> Result<Plan> {
     put_back_what_was_left_aside(repo, grace)?;
-    let root = repo.root();
-    let mut done = Plan {
-        young: plan.young,
-        ..Plan::default()
-    };
-    for store in ["objects", "payloads"] {
-        let work = root.join(store).join("work");
-        fs::create_dir_all(&work).map_err(Error::io("create work directory", &work))?;
-    }
-    for r in plan.objects.iter().chain(&plan.payloads) {
-        let aside = aside_path(root, r);
+    let mut young = plan.young;
+    let [objects, payloads] = STORES;
+    let objects = remove_each(repo.root(), objects, &plan.objects, grace, &mut young)?;
+    let payloads = remove_each(repo.root(), payloads, &plan.payloads, grace, &mut young)?;
+    Ok(Plan {
+        objects,
+        payloads,
+        young,
+    })
+}
+
+/// Removes each of `list` (files of `store`) unless it turns out young
+/// once aside (then it goes back, counted in `young`); returns those
+/// removed.
+fn remove_each(
+    root: &Path,
+    store: &str,
+    list: &[Removal],
+    grace: Duration,
+    young: &mut usize,
+) -> Result<Vec<Removal>> {
+    let work = root.join(store).join("work");
+    fs::create_dir_all(&work).map_err(Error::io("create work directory", &work))?;
+    let mut removed = Vec::new();
+    for r in list {
+        let aside = aside_path(root, store, &r.digest);
         match fs::rename(&r.path, &aside) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -336,21 +349,21 @@ pub fn execute(repo: &FsRepository, plan: &Plan, grace: Duration) -> Result<Plan
         };
         if is_young(&meta, SystemTime::now(), grace) {
             put_back(&aside, &r.path)?;
-            done.young += 1;
-            continue;
-        }
-        match fs::remove_file(&aside) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("remove", &aside)(e)),
-        }
-        if r.path.starts_with(root.join("objects")) {
-            done.objects.push(r.clone());
-        } else {
-            done.payloads.push(r.clone());
+            *young += 1;
+        } else if remove_if_there(&aside)? {
+            removed.push(r.clone());
         }
     }
-    Ok(done)
+    Ok(removed)
+}
+
+/// Removes a file; false if it was gone already.
+fn remove_if_there(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("remove", path)(e)),
+    }
 }
 
 /// Moves a file set aside back home (over a copy a writer stored again
@@ -371,7 +384,7 @@ fn put_back(aside: &Path, home: &Path) -> Result<()> {
 /// it), an old one is removed.
 fn put_back_what_was_left_aside(repo: &FsRepository, grace: Duration) -> Result<()> {
     let now = SystemTime::now();
-    for store in ["objects", "payloads"] {
+    for store in STORES {
         let work = repo.root().join(store).join("work");
         let entries = match fs::read_dir(&work) {
             Ok(e) => e,
@@ -398,11 +411,7 @@ fn put_back_what_was_left_aside(repo: &FsRepository, grace: Duration) -> Result<
                 };
                 put_back(&e.path(), &home)?;
             } else {
-                match fs::remove_file(e.path()) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(err) => return Err(Error::io("remove", &e.path())(err)),
-                }
+                remove_if_there(&e.path())?;
             }
         }
     }
@@ -458,12 +467,7 @@ mod tests {
 
     #[test]
     fn an_old_object_a_commit_uses_again_is_young_again() {
-        let tmp = tempfile::tempdir().unwrap();
-        let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
-        let src = tmp.path().join("src");
-        fs::create_dir_all(&src).unwrap();
-        fs::write(src.join("a.txt"), "again").unwrap();
-        commit::commit_dir(&repo, &src).unwrap();
+        let (_tmp, repo, src) = committed(&[("a.txt", "again")]);
         // An hour passes: all of it is old and untagged.
         age_all(&repo);
         assert_eq!(plan(&repo, GRACE).unwrap().objects.len(), 3);
@@ -471,6 +475,20 @@ mod tests {
         commit::commit_dir(&repo, &src).unwrap();
         let p = plan(&repo, GRACE).unwrap();
         assert!(p.objects.is_empty() && p.payloads.is_empty(), "{p:?}");
+    }
+
+    /// A repository with a directory of `files` committed (untagged):
+    /// the temporary directory holding both, the repository, the source.
+    fn committed(files: &[(&str, &str)]) -> (tempfile::TempDir, FsRepository, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        for (name, text) in files {
+            fs::write(src.join(name), text).unwrap();
+        }
+        commit::commit_dir(&repo, &src).unwrap();
+        (tmp, repo, src)
     }
 
     /// Sets the modification time of every object and payload an hour back.
@@ -501,12 +519,7 @@ mod tests {
 
     #[test]
     fn what_a_writer_touches_after_the_plan_is_put_back_not_removed() {
-        let tmp = tempfile::tempdir().unwrap();
-        let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
-        let src = tmp.path().join("src");
-        fs::create_dir_all(&src).unwrap();
-        fs::write(src.join("a.txt"), "again").unwrap();
-        commit::commit_dir(&repo, &src).unwrap();
+        let (_tmp, repo, src) = committed(&[("a.txt", "again")]);
         age_all(&repo);
         let p = plan(&repo, GRACE).unwrap();
         assert_eq!((p.objects.len(), p.payloads.len()), (3, 1), "{p:?}");
@@ -532,16 +545,11 @@ mod tests {
 
     #[test]
     fn a_writer_after_the_move_aside_stores_the_file_again() {
-        let tmp = tempfile::tempdir().unwrap();
-        let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
-        let src = tmp.path().join("src");
-        fs::create_dir_all(&src).unwrap();
-        fs::write(src.join("a.txt"), "again").unwrap();
-        commit::commit_dir(&repo, &src).unwrap();
+        let (_tmp, repo, src) = committed(&[("a.txt", "again")]);
         let p = plan(&repo, Duration::ZERO).unwrap();
         let payload = &p.payloads[0].path;
         // What a clean does first: the payload is not at home.
-        let aside = aside_path(repo.root(), &p.payloads[0]);
+        let aside = aside_path(repo.root(), "payloads", &p.payloads[0].digest);
         fs::create_dir_all(aside.parent().unwrap()).unwrap();
         fs::rename(payload, &aside).unwrap();
         // A commit now finds it missing and writes it again.
@@ -552,13 +560,7 @@ mod tests {
 
     #[test]
     fn a_clean_killed_with_files_aside_is_finished_by_the_next() {
-        let tmp = tempfile::tempdir().unwrap();
-        let repo = FsRepository::open_or_create(tmp.path().join("repo")).unwrap();
-        let src = tmp.path().join("src");
-        fs::create_dir_all(&src).unwrap();
-        fs::write(src.join("a.txt"), "one").unwrap();
-        fs::write(src.join("b.txt"), "two").unwrap();
-        commit::commit_dir(&repo, &src).unwrap();
+        let (_tmp, repo, _) = committed(&[("a.txt", "one"), ("b.txt", "two")]);
         age_all(&repo);
         let p = plan(&repo, GRACE).unwrap();
         assert_eq!(p.payloads.len(), 2, "{p:?}");
@@ -566,17 +568,20 @@ mod tests {
         // (young), one not.
         let (young, old) = (&p.payloads[0], &p.payloads[1]);
         for r in [young, old] {
-            let aside = aside_path(repo.root(), r);
+            let aside = aside_path(repo.root(), "payloads", &r.digest);
             fs::create_dir_all(aside.parent().unwrap()).unwrap();
             fs::rename(&r.path, &aside).unwrap();
         }
-        set_modified(&aside_path(repo.root(), young), SystemTime::now());
+        set_modified(
+            &aside_path(repo.root(), "payloads", &young.digest),
+            SystemTime::now(),
+        );
         // The next clean (with nothing of its own to remove) finishes.
         execute(&repo, &Plan::default(), GRACE).unwrap();
         assert!(young.path.is_file());
         assert!(!old.path.exists());
-        assert!(!aside_path(repo.root(), young).exists());
-        assert!(!aside_path(repo.root(), old).exists());
+        assert!(!aside_path(repo.root(), "payloads", &young.digest).exists());
+        assert!(!aside_path(repo.root(), "payloads", &old.digest).exists());
     }
 
     #[test]

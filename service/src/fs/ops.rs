@@ -98,6 +98,16 @@ pub(crate) type FsStats = sys::fd::FsStats;
 /// time) before giving up with ESTALE.
 const ENTER_TRIES: usize = 8;
 
+/// An open directory's flags: the kernel keeps the listing across opens,
+/// but not the root's (another runtime lists another root).
+fn dir_cache_flags(ino: u64) -> FopenFlags {
+    if ino == inode::ROOT {
+        FopenFlags::empty()
+    } else {
+        FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
+    }
+}
+
 fn entry_ttl(parent: u64) -> Duration {
     if parent == inode::ROOT {
         TTL_ROOT_ENTRY
@@ -312,6 +322,17 @@ impl Ops {
         }
     }
 
+    /// A negative entry: the kernel remembers for `ttl` that the name is
+    /// missing.
+    fn negative_entry(&self, ttl: Duration) -> Entry {
+        let mut attr = self.root_attr();
+        attr.ino = INodeNo(0);
+        Entry {
+            attr,
+            entry_ttl: ttl,
+        }
+    }
+
     pub(crate) fn lookup(
         &self,
         req: &Request,
@@ -330,15 +351,7 @@ impl Ops {
                     entry_ttl: entry_ttl(parent.0),
                 }),
                 None if parent.0 == inode::ROOT => Err(Errno::ENOENT),
-                None => {
-                    // A negative entry: the kernel remembers the name is missing.
-                    let mut attr = self.root_attr();
-                    attr.ino = INodeNo(0);
-                    Ok(Entry {
-                        attr,
-                        entry_ttl: TTL_VIEW,
-                    })
-                }
+                None => Ok(self.negative_entry(TTL_VIEW)),
             },
             Target::Editable(o, dir) => match o.lookup(dir, name.as_bytes()) {
                 Ok((idx, attr)) => {
@@ -354,12 +367,7 @@ impl Ops {
                         && parent.0 != inode::ROOT
                         && o.remember_missing(dir, name.as_bytes()) =>
                 {
-                    let mut attr = self.root_attr();
-                    attr.ino = INodeNo(0);
-                    Ok(Entry {
-                        attr,
-                        entry_ttl: TTL_MISSING_EDITABLE,
-                    })
+                    Ok(self.negative_entry(TTL_MISSING_EDITABLE))
                 }
                 Err(e) => Err(e),
             },
@@ -571,14 +579,9 @@ impl Ops {
                 }
                 // A directory below the root never changes under its
                 // inode: the kernel may keep its listing across opens.
-                let flags = if ino.0 == inode::ROOT {
-                    FopenFlags::empty()
-                } else {
-                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
-                };
                 Ok(Opened {
                     fh: self.handles.insert(ino.0, Open::ReadOnlyDir(Some((v, id)))),
-                    flags,
+                    flags: dir_cache_flags(ino.0),
                 })
             }
             Target::Editable(o, dir) => {
@@ -588,16 +591,11 @@ impl Ops {
                 // The kernel may keep the listing across opens: a change
                 // through the mount makes it list again (the directory's
                 // version changes), and a reset tells it to (runtimes.rs).
-                let flags = if ino.0 == inode::ROOT {
-                    FopenFlags::empty()
-                } else {
-                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
-                };
                 Ok(Opened {
                     fh: self
                         .handles
                         .insert(ino.0, Open::EditableDir(Snapshot::new(o, dir))),
-                    flags,
+                    flags: dir_cache_flags(ino.0),
                 })
             }
         }
