@@ -47,6 +47,7 @@ use fuser::{
     ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
 };
 
+use self::ops::Context;
 use crate::overlay::{set_time, SetAttr};
 use crate::runtimes::Runtimes;
 use ops::{Entry, Ops, TTL_VIEW};
@@ -169,27 +170,31 @@ impl Filesystem for SpfsFs {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         entry(
-            self.serve("lookup", || self.ops.lookup(req, parent, name)),
+            self.serve("lookup", || {
+                self.ops.lookup(&Context::from(req), parent, name)
+            }),
             reply,
         )
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         attr(
-            self.serve("getattr", || self.ops.getattr(req, ino, fh.map(|h| h.0))),
+            self.serve("getattr", || {
+                self.ops.getattr(&Context::from(req), ino, fh.map(|h| h.0))
+            }),
             reply,
         )
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         data(
-            self.serve("readlink", || self.ops.readlink(req, ino)),
+            self.serve("readlink", || self.ops.readlink(&Context::from(req), ino)),
             reply,
         )
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.serve("open", || self.ops.open(req, ino, flags.0)) {
+        match self.serve("open", || self.ops.open(&Context::from(req), ino, flags.0)) {
             Ok(Ok(o)) => opened(Ok(o), reply),
             // The payload comes from a remote: answered from the fetch
             // pool when it is here, while this thread serves others.
@@ -255,7 +260,10 @@ impl Filesystem for SpfsFs {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        opened(self.serve("opendir", || self.ops.opendir(req, ino)), reply)
+        opened(
+            self.serve("opendir", || self.ops.opendir(&Context::from(req), ino)),
+            reply,
+        )
     }
 
     fn readdir(
@@ -329,7 +337,7 @@ impl Filesystem for SpfsFs {
     }
 
     fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match self.serve("statfs", || self.ops.statfs(req)) {
+        match self.serve("statfs", || self.ops.statfs(&Context::from(req))) {
             Ok(Some(s)) => reply.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
             ),
@@ -340,14 +348,16 @@ impl Filesystem for SpfsFs {
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         empty(
-            self.serve("access", || self.ops.access(req, ino, mask)),
+            self.serve("access", || self.ops.access(&Context::from(req), ino, mask)),
             reply,
         )
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         xattr(
-            self.serve("getxattr", || self.ops.getxattr(req, ino, name)),
+            self.serve("getxattr", || {
+                self.ops.getxattr(&Context::from(req), ino, name)
+            }),
             size,
             reply,
         )
@@ -355,7 +365,7 @@ impl Filesystem for SpfsFs {
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         xattr(
-            self.serve("listxattr", || self.ops.listxattr(req, ino)),
+            self.serve("listxattr", || self.ops.listxattr(&Context::from(req), ino)),
             size,
             reply,
         )
@@ -391,7 +401,8 @@ impl Filesystem for SpfsFs {
         };
         attr(
             self.serve("setattr", || {
-                self.ops.setattr(req, ino, set, fh.map(|h| h.0))
+                self.ops
+                    .setattr(&Context::from(req), ino, set, fh.map(|h| h.0))
             }),
             reply,
         )
@@ -409,7 +420,8 @@ impl Filesystem for SpfsFs {
     ) {
         entry(
             self.serve("mknod", || {
-                self.ops.mknod(req, parent, name, mode, umask, rdev)
+                self.ops
+                    .mknod(&Context::from(req), parent, name, mode, umask, rdev)
             }),
             reply,
         )
@@ -425,21 +437,28 @@ impl Filesystem for SpfsFs {
         reply: ReplyEntry,
     ) {
         entry(
-            self.serve("mkdir", || self.ops.mkdir(req, parent, name, mode, umask)),
+            self.serve("mkdir", || {
+                self.ops
+                    .mkdir(&Context::from(req), parent, name, mode, umask)
+            }),
             reply,
         )
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         empty(
-            self.serve("unlink", || self.ops.unlink(req, parent, name)),
+            self.serve("unlink", || {
+                self.ops.unlink(&Context::from(req), parent, name)
+            }),
             reply,
         )
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         empty(
-            self.serve("rmdir", || self.ops.rmdir(req, parent, name)),
+            self.serve("rmdir", || {
+                self.ops.rmdir(&Context::from(req), parent, name)
+            }),
             reply,
         )
     }
@@ -453,7 +472,9 @@ impl Filesystem for SpfsFs {
         reply: ReplyEntry,
     ) {
         entry(
-            self.serve("symlink", || self.ops.symlink(req, parent, name, target)),
+            self.serve("symlink", || {
+                self.ops.symlink(&Context::from(req), parent, name, target)
+            }),
             reply,
         )
     }
@@ -470,8 +491,14 @@ impl Filesystem for SpfsFs {
     ) {
         empty(
             self.serve("rename", || {
-                self.ops
-                    .rename(req, parent, name, new_parent, new_name, flags.bits())
+                self.ops.rename(
+                    &Context::from(req),
+                    parent,
+                    name,
+                    new_parent,
+                    new_name,
+                    flags.bits(),
+                )
             }),
             reply,
         )
@@ -502,7 +529,10 @@ impl Filesystem for SpfsFs {
         reply: ReplyEntry,
     ) {
         entry(
-            self.serve("link", || self.ops.link(req, ino, new_parent, new_name)),
+            self.serve("link", || {
+                self.ops
+                    .link(&Context::from(req), ino, new_parent, new_name)
+            }),
             reply,
         )
     }
@@ -519,7 +549,9 @@ impl Filesystem for SpfsFs {
         _lo: Option<fuser::LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.serve("write", || self.ops.write(req, ino, fh.0, offset, data)) {
+        match self.serve("write", || {
+            self.ops.write(&Context::from(req), ino, fh.0, offset, data)
+        }) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }
@@ -534,7 +566,9 @@ impl Filesystem for SpfsFs {
         reply: ReplyEmpty,
     ) {
         empty(
-            self.serve("fsync", || self.ops.fsync(req, ino, fh.0, datasync)),
+            self.serve("fsync", || {
+                self.ops.fsync(&Context::from(req), ino, fh.0, datasync)
+            }),
             reply,
         )
     }
@@ -550,7 +584,8 @@ impl Filesystem for SpfsFs {
         reply: ReplyCreate,
     ) {
         match self.serve("create", || {
-            self.ops.create(req, parent, name, mode, umask, flags)
+            self.ops
+                .create(&Context::from(req), parent, name, mode, umask, flags)
         }) {
             Ok((e, o)) => reply.created(
                 &e.entry_ttl,
@@ -575,7 +610,8 @@ impl Filesystem for SpfsFs {
     ) {
         empty(
             self.serve("setxattr", || {
-                self.ops.setxattr(req, ino, name, value, flags)
+                self.ops
+                    .setxattr(&Context::from(req), ino, name, value, flags)
             }),
             reply,
         )
@@ -583,7 +619,9 @@ impl Filesystem for SpfsFs {
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         empty(
-            self.serve("removexattr", || self.ops.removexattr(req, ino, name)),
+            self.serve("removexattr", || {
+                self.ops.removexattr(&Context::from(req), ino, name)
+            }),
             reply,
         )
     }

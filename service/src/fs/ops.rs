@@ -1,5 +1,7 @@
 //! What each FUSE request does, as functions that return `Result<T,
-//! Errno>` (the adapter in `fs/mod.rs` writes the replies).
+//! Errno>` (the adapter in `fs/mod.rs` writes the replies). They take a
+//! plain [`Context`] (who asks), not the kernel's request, so each is
+//! unit-tested on both trees without a kernel (`ops/tests.rs`).
 //!
 //! Every request starts with one resolution of its inode to a [`Target`]:
 //! the root resolves by the caller (routed to its runtime), any other
@@ -14,7 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use fuser::{AccessFlags, Errno, FileAttr, FileType, FopenFlags, INodeNo, Request};
+use fuser::{AccessFlags, Errno, FileAttr, FileType, FopenFlags, INodeNo};
 
 use super::handles::{EditableFile, Handle, Handles, Open, Snapshot};
 use super::inode;
@@ -36,6 +38,30 @@ pub(crate) const TTL_ROOT_ENTRY: Duration = Duration::ZERO;
 /// `missing_names_found`): a reply racing a reset is wrong this long.
 pub(crate) const TTL_MISSING_EDITABLE: Duration = Duration::from_secs(1);
 
+/// Who makes a request: all an operation needs of the kernel's request
+/// (fuse-backend-rs's `Context`), so operations run without a kernel in
+/// unit tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Context {
+    /// The caller's user.
+    pub(crate) uid: u32,
+    /// The caller's group.
+    pub(crate) gid: u32,
+    /// The calling thread (on Linux the kernel sends the thread id; the
+    /// router maps it to its process).
+    pub(crate) pid: u32,
+}
+
+impl From<&fuser::Request> for Context {
+    fn from(req: &fuser::Request) -> Self {
+        Context {
+            uid: req.uid(),
+            gid: req.gid(),
+            pid: req.pid(),
+        }
+    }
+}
+
 /// What an inode number means to a caller.
 pub(crate) enum Target {
     /// The root, for a process outside any runtime: empty, read-only.
@@ -47,12 +73,14 @@ pub(crate) enum Target {
 }
 
 /// A name's inode, with the time the kernel may keep the name.
+#[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) attr: FileAttr,
     pub(crate) entry_ttl: Duration,
 }
 
 /// An open file or directory.
+#[derive(Debug)]
 pub(crate) struct Opened {
     pub(crate) fh: u64,
     pub(crate) flags: FopenFlags,
@@ -120,10 +148,10 @@ fn repo_errno(e: &crate::repo::Error) -> Errno {
     Errno::from_i32(e.errno())
 }
 
-fn caller(req: &Request, umask: u32) -> Caller {
+fn caller(cx: &Context, umask: u32) -> Caller {
     Caller {
-        uid: req.uid(),
-        gid: req.gid(),
+        uid: cx.uid,
+        gid: cx.gid,
         umask,
     }
 }
@@ -240,9 +268,9 @@ impl Ops {
     }
 
     /// The one resolution step of every request.
-    fn resolve(&self, req: &Request, ino: INodeNo) -> Result<Target, Errno> {
+    fn resolve(&self, cx: &Context, ino: INodeNo) -> Result<Target, Errno> {
         let (tree, node) = if ino.0 == inode::ROOT {
-            match self.runtimes.tree_for_caller(req.pid(), req.uid()) {
+            match self.runtimes.tree_for_caller(cx.pid, cx.uid) {
                 Some(t) => (t, 0),
                 None => return Ok(Target::Outside),
             }
@@ -254,10 +282,10 @@ impl Ops {
         // Below the root the inode names its tree. Its user's processes
         // (and root) go straight to it; a process of another uid must be a
         // member of the runtime (one that switched uid), found by ancestry.
-        if ino.0 != inode::ROOT && tree.uid() != req.uid() && req.uid() != 0 {
+        if ino.0 != inode::ROOT && tree.uid() != cx.uid && cx.uid != 0 {
             let member = self
                 .runtimes
-                .tree_for_caller(req.pid(), req.uid())
+                .tree_for_caller(cx.pid, cx.uid)
                 .is_some_and(|t| t.slot() == tree.slot());
             if !member {
                 return Err(Errno::EACCES);
@@ -335,14 +363,14 @@ impl Ops {
 
     pub(crate) fn lookup(
         &self,
-        req: &Request,
+        cx: &Context,
         parent: INodeNo,
         name: &OsStr,
     ) -> Result<Entry, Errno> {
         if self.panic_on_lookup.as_deref() == Some(name.as_bytes()) {
             panic!("fault injection: a lookup of {name:?} panics");
         }
-        let (target, _in) = self.resolve_entered(req, parent, false)?;
+        let (target, _in) = self.resolve_entered(cx, parent, false)?;
         match target {
             Target::Outside => Err(Errno::ENOENT),
             Target::ReadOnly(v, dir) => match v.view.lookup(dir, name.as_bytes()) {
@@ -376,7 +404,7 @@ impl Ops {
 
     pub(crate) fn getattr(
         &self,
-        req: &Request,
+        cx: &Context,
         ino: INodeNo,
         fh: Option<u64>,
     ) -> Result<FileAttr, Errno> {
@@ -384,7 +412,7 @@ impl Ops {
         if ino.0 == inode::ROOT {
             return Ok(self.root_attr());
         }
-        let (target, _in) = self.resolve_entered(req, ino, false)?;
+        let (target, _in) = self.resolve_entered(cx, ino, false)?;
         match target {
             Target::Outside => Err(Errno::ESTALE),
             Target::ReadOnly(v, id) => self.ro_attr(&v, id),
@@ -408,8 +436,8 @@ impl Ops {
         }
     }
 
-    pub(crate) fn readlink(&self, req: &Request, ino: INodeNo) -> Result<Vec<u8>, Errno> {
-        let (target, _in) = self.resolve_entered(req, ino, false)?;
+    pub(crate) fn readlink(&self, cx: &Context, ino: INodeNo) -> Result<Vec<u8>, Errno> {
+        let (target, _in) = self.resolve_entered(cx, ino, false)?;
         match target {
             Target::Outside => Err(Errno::EINVAL),
             Target::ReadOnly(v, id) => {
@@ -436,12 +464,12 @@ impl Ops {
     /// up the others.
     pub(crate) fn open(
         &self,
-        req: &Request,
+        cx: &Context,
         ino: INodeNo,
         flags: i32,
     ) -> Result<Result<Opened, PendingOpen>, Errno> {
         let write = crate::overlay::is_write(flags);
-        let (target, _in) = self.resolve_entered(req, ino, write)?;
+        let (target, _in) = self.resolve_entered(cx, ino, write)?;
         if let Some(pending) = self.pending_fetch(&target, ino, flags)? {
             return Ok(Err(pending));
         }
@@ -566,8 +594,8 @@ impl Ops {
         self.handles.remove(fh, ino.0)
     }
 
-    pub(crate) fn opendir(&self, req: &Request, ino: INodeNo) -> Result<Opened, Errno> {
-        let (target, _in) = self.resolve_entered(req, ino, false)?;
+    pub(crate) fn opendir(&self, cx: &Context, ino: INodeNo) -> Result<Opened, Errno> {
+        let (target, _in) = self.resolve_entered(cx, ino, false)?;
         match target {
             Target::Outside => Ok(Opened {
                 fh: self.handles.insert(ino.0, Open::ReadOnlyDir(None)),
@@ -692,8 +720,8 @@ impl Ops {
         self.handles.remove(fh, ino.0)
     }
 
-    pub(crate) fn statfs(&self, req: &Request) -> Result<Option<FsStats>, Errno> {
-        let (target, _in) = self.resolve_entered(req, INodeNo(inode::ROOT), false)?;
+    pub(crate) fn statfs(&self, cx: &Context) -> Result<Option<FsStats>, Errno> {
+        let (target, _in) = self.resolve_entered(cx, INodeNo(inode::ROOT), false)?;
         Ok(match target {
             Target::Outside => None,
             Target::ReadOnly(v, _) => sys::fd::statvfs(v.repos.primary().root()),
@@ -706,11 +734,11 @@ impl Ops {
 
     pub(crate) fn access(
         &self,
-        req: &Request,
+        cx: &Context,
         ino: INodeNo,
         mask: AccessFlags,
     ) -> Result<(), Errno> {
-        let (v, id) = match self.resolve(req, ino)? {
+        let (v, id) = match self.resolve(cx, ino)? {
             // Editable runtimes: the kernel checks (default_permissions).
             Target::Editable(..) => return Ok(()),
             _ if mask.contains(AccessFlags::W_OK) => return Err(Errno::EROFS),
@@ -718,7 +746,7 @@ impl Ops {
             Target::ReadOnly(v, id) => (v, id),
         };
         let perm = v.view.get(id).ok_or(Errno::ESTALE)?.permissions();
-        let root = req.uid() == 0;
+        let root = cx.uid == 0;
         let has = |bit: u32| perm & (bit << 6) != 0 || root && perm & (bit * 0o111) != 0;
         if mask.contains(AccessFlags::X_OK) && !has(1)
             || mask.contains(AccessFlags::R_OK) && !has(4) && !root
@@ -730,19 +758,19 @@ impl Ops {
 
     pub(crate) fn getxattr(
         &self,
-        req: &Request,
+        cx: &Context,
         ino: INodeNo,
         name: &OsStr,
     ) -> Result<Vec<u8>, Errno> {
-        let (target, _in) = self.resolve_entered(req, ino, false)?;
+        let (target, _in) = self.resolve_entered(cx, ino, false)?;
         match target {
             Target::Editable(o, idx) => o.getxattr(idx, name),
             _ => Err(Errno::NO_XATTR),
         }
     }
 
-    pub(crate) fn listxattr(&self, req: &Request, ino: INodeNo) -> Result<Vec<u8>, Errno> {
-        let (target, _in) = self.resolve_entered(req, ino, false)?;
+    pub(crate) fn listxattr(&self, cx: &Context, ino: INodeNo) -> Result<Vec<u8>, Errno> {
+        let (target, _in) = self.resolve_entered(cx, ino, false)?;
         match target {
             Target::Editable(o, idx) => o.listxattr(idx),
             _ => Ok(Vec::new()),
@@ -756,12 +784,12 @@ impl Ops {
     /// instead of failing.
     fn resolve_entered(
         &self,
-        req: &Request,
+        cx: &Context,
         ino: INodeNo,
         edit: bool,
     ) -> Result<(Target, Option<Entered>), Errno> {
         for _ in 0..ENTER_TRIES {
-            let target = self.resolve(req, ino)?;
+            let target = self.resolve(cx, ino)?;
             let Target::Editable(o, _) = &target else {
                 return Ok((target, None));
             };
@@ -778,10 +806,10 @@ impl Ops {
     /// (see [`Ops::resolve_entered`]); EROFS outside editable runtimes.
     fn enter_editable(
         &self,
-        req: &Request,
+        cx: &Context,
         ino: INodeNo,
     ) -> Result<(Arc<Overlay>, Index, Entered), Errno> {
-        match self.resolve_entered(req, ino, true)? {
+        match self.resolve_entered(cx, ino, true)? {
             (Target::Editable(o, idx), Some(entered)) => Ok((o, idx, entered)),
             _ => Err(Errno::EROFS),
         }
@@ -827,8 +855,8 @@ impl Ops {
 
     /// The overlay and node an edit of `ino` goes to; EROFS outside
     /// editable runtimes.
-    fn editable(&self, req: &Request, ino: INodeNo) -> Result<(Arc<Overlay>, Index), Errno> {
-        let (target, _in) = self.resolve_entered(req, ino, false)?;
+    fn editable(&self, cx: &Context, ino: INodeNo) -> Result<(Arc<Overlay>, Index), Errno> {
+        let (target, _in) = self.resolve_entered(cx, ino, false)?;
         match target {
             Target::Editable(o, idx) => Ok((o, idx)),
             Target::Outside | Target::ReadOnly(..) => Err(Errno::EROFS),
@@ -837,17 +865,17 @@ impl Ops {
 
     pub(crate) fn setattr(
         &self,
-        req: &Request,
+        cx: &Context,
         ino: INodeNo,
         set: SetAttr,
         fh: Option<u64>,
     ) -> Result<FileAttr, Errno> {
         if ino.0 == inode::ROOT {
-            self.editable(req, ino)?;
+            self.editable(cx, ino)?;
             // Shared by all runtimes: see `root_attr`.
             return Err(Errno::EPERM);
         }
-        let (o, idx, _in) = self.enter_editable(req, ino)?;
+        let (o, idx, _in) = self.enter_editable(cx, ino)?;
         let file = match fh {
             Some(fh) if set.size.is_some() => {
                 let h = self.handles.file(fh, ino.0)?;
@@ -872,15 +900,15 @@ impl Ops {
 
     pub(crate) fn mknod(
         &self,
-        req: &Request,
+        cx: &Context,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
         umask: u32,
         rdev: u32,
     ) -> Result<Entry, Errno> {
-        let (o, dir, _in) = self.enter_editable(req, parent)?;
-        let c = o.mknod(dir, name.as_bytes(), mode, rdev, caller(req, umask))?;
+        let (o, dir, _in) = self.enter_editable(cx, parent)?;
+        let c = o.mknod(dir, name.as_bytes(), mode, rdev, caller(cx, umask))?;
         o.name_made(dir, name.as_bytes());
         o.remember(c.idx);
         Ok(Entry {
@@ -891,14 +919,14 @@ impl Ops {
 
     pub(crate) fn mkdir(
         &self,
-        req: &Request,
+        cx: &Context,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
         umask: u32,
     ) -> Result<Entry, Errno> {
-        let (o, dir, _in) = self.enter_editable(req, parent)?;
-        let c = o.mkdir(dir, name.as_bytes(), mode, caller(req, umask))?;
+        let (o, dir, _in) = self.enter_editable(cx, parent)?;
+        let c = o.mkdir(dir, name.as_bytes(), mode, caller(cx, umask))?;
         o.name_made(dir, name.as_bytes());
         o.remember(c.idx);
         Ok(Entry {
@@ -909,17 +937,17 @@ impl Ops {
 
     pub(crate) fn symlink(
         &self,
-        req: &Request,
+        cx: &Context,
         parent: INodeNo,
         name: &OsStr,
         target: &std::path::Path,
     ) -> Result<Entry, Errno> {
-        let (o, dir, _in) = self.enter_editable(req, parent)?;
+        let (o, dir, _in) = self.enter_editable(cx, parent)?;
         let c = o.symlink(
             dir,
             name.as_bytes(),
             target.as_os_str().as_bytes(),
-            caller(req, 0),
+            caller(cx, 0),
         )?;
         o.name_made(dir, name.as_bytes());
         o.remember(c.idx);
@@ -929,27 +957,27 @@ impl Ops {
         })
     }
 
-    pub(crate) fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr) -> Result<(), Errno> {
-        let (o, dir, _in) = self.enter_editable(req, parent)?;
+    pub(crate) fn unlink(&self, cx: &Context, parent: INodeNo, name: &OsStr) -> Result<(), Errno> {
+        let (o, dir, _in) = self.enter_editable(cx, parent)?;
         o.unlink(dir, name.as_bytes())
     }
 
-    pub(crate) fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr) -> Result<(), Errno> {
-        let (o, dir, _in) = self.enter_editable(req, parent)?;
+    pub(crate) fn rmdir(&self, cx: &Context, parent: INodeNo, name: &OsStr) -> Result<(), Errno> {
+        let (o, dir, _in) = self.enter_editable(cx, parent)?;
         o.rmdir(dir, name.as_bytes())
     }
 
     pub(crate) fn rename(
         &self,
-        req: &Request,
+        cx: &Context,
         parent: INodeNo,
         name: &OsStr,
         new_parent: INodeNo,
         new_name: &OsStr,
         flags: u32,
     ) -> Result<(), Errno> {
-        let (o, dir, _in) = self.enter_editable(req, parent)?;
-        let new_dir = match self.resolve(req, new_parent)? {
+        let (o, dir, _in) = self.enter_editable(cx, parent)?;
+        let new_dir = match self.resolve(cx, new_parent)? {
             Target::Editable(n, new_dir) if Arc::ptr_eq(&o, &n) => new_dir,
             _ => return Err(Errno::EXDEV),
         };
@@ -960,13 +988,13 @@ impl Ops {
 
     pub(crate) fn link(
         &self,
-        req: &Request,
+        cx: &Context,
         ino: INodeNo,
         new_parent: INodeNo,
         new_name: &OsStr,
     ) -> Result<Entry, Errno> {
-        let (o, src, _in) = self.enter_editable(req, ino)?;
-        let new_dir = match self.resolve(req, new_parent)? {
+        let (o, src, _in) = self.enter_editable(cx, ino)?;
+        let new_dir = match self.resolve(cx, new_parent)? {
             Target::Editable(n, d) if Arc::ptr_eq(&o, &n) => d,
             _ => return Err(Errno::EXDEV),
         };
@@ -981,13 +1009,13 @@ impl Ops {
 
     pub(crate) fn write(
         &self,
-        req: &Request,
+        cx: &Context,
         ino: INodeNo,
         fh: u64,
         offset: u64,
         data: &[u8],
     ) -> Result<u32, Errno> {
-        let (o, _, _in) = self.enter_editable(req, ino)?;
+        let (o, _, _in) = self.enter_editable(cx, ino)?;
         let h = self.handles.file(fh, ino.0)?;
         let file = self.bound(&o, &h)?;
         file.write_all_at(data, offset).map_err(Errno::from)?;
@@ -997,12 +1025,12 @@ impl Ops {
 
     pub(crate) fn fsync(
         &self,
-        req: &Request,
+        cx: &Context,
         ino: INodeNo,
         fh: u64,
         datasync: bool,
     ) -> Result<(), Errno> {
-        let (target, _in) = self.resolve_entered(req, ino, false)?;
+        let (target, _in) = self.resolve_entered(cx, ino, false)?;
         match target {
             Target::Editable(o, _) => {
                 let h = self.handles.file(fh, ino.0)?;
@@ -1021,15 +1049,15 @@ impl Ops {
     #[allow(clippy::too_many_arguments)] // the FUSE request's own fields
     pub(crate) fn create(
         &self,
-        req: &Request,
+        cx: &Context,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
         umask: u32,
         flags: i32,
     ) -> Result<(Entry, Opened), Errno> {
-        let (o, dir, _in) = self.enter_editable(req, parent)?;
-        let (c, file) = o.create(dir, name.as_bytes(), mode, flags, caller(req, umask))?;
+        let (o, dir, _in) = self.enter_editable(cx, parent)?;
+        let (c, file) = o.create(dir, name.as_bytes(), mode, flags, caller(cx, umask))?;
         o.name_made(dir, name.as_bytes());
         o.remember(c.idx);
         let file = EditableFile::new(&o, c.idx, flags, file);
@@ -1048,23 +1076,23 @@ impl Ops {
 
     pub(crate) fn setxattr(
         &self,
-        req: &Request,
+        cx: &Context,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
         flags: i32,
     ) -> Result<(), Errno> {
-        let (o, idx, _in) = self.enter_editable(req, ino)?;
+        let (o, idx, _in) = self.enter_editable(cx, ino)?;
         o.setxattr(idx, name, value, flags)
     }
 
     pub(crate) fn removexattr(
         &self,
-        req: &Request,
+        cx: &Context,
         ino: INodeNo,
         name: &OsStr,
     ) -> Result<(), Errno> {
-        let (o, idx, _in) = self.enter_editable(req, ino)?;
+        let (o, idx, _in) = self.enter_editable(cx, ino)?;
         o.removexattr(idx, name)
     }
 }
@@ -1095,3 +1123,6 @@ fn fault_injection() -> Option<Vec<u8>> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests;
