@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use crate::repo::runtime_records::{Extras, RuntimeRecord};
 use crate::repo::tags::TagAuthor;
 use crate::repo::{Config, Digest, FsRepository};
-use crate::runtimes::Runtime;
 
 /// Why a durable runtime cannot be made or run again.
 #[derive(Debug, thiserror::Error)]
@@ -199,33 +198,6 @@ pub fn check_edits_path(repo: &FsRepository, name: &str) -> Result<(), DurableEr
         Some((parent, Ok(m))) if !m.is_dir() => Err(DurableError::LinkedEdits(parent.to_owned())),
         _ => Ok(()),
     }
-}
-
-/// The record of runtime `rt` now (its stack may have grown by commits).
-fn current(rt: &Runtime) -> Option<RuntimeRecord> {
-    let record = rt.repo_record.lock().clone()?;
-    Some(record.with_stack(&rt.stack()))
-}
-
-/// Records `rt` as it is now: at its start and after each commit.
-/// A failure is logged: the runtime goes on, but upstream's tools do not
-/// see it (or its newest commit).
-pub fn record_running(rt: &Runtime) -> crate::repo::Result<()> {
-    let Some(record) = current(rt) else {
-        return Ok(());
-    };
-    save(rt.repos.primary(), &record).inspect_err(|e| {
-        tracing::warn!(runtime = %rt.name, error = %e, "cannot record the runtime in its repository");
-    })
-}
-
-/// Records the end of `rt`: a durable runtime is kept, `saved`; any other
-/// runtime's record goes.
-pub fn record_ended(rt: &Runtime) {
-    let Some(record) = current(rt) else {
-        return;
-    };
-    ended(rt.repos.primary(), record);
 }
 
 /// Records the end of the runtime of `record` in `repo` (also used when

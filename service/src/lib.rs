@@ -18,6 +18,7 @@ pub mod control;
 pub mod durable;
 pub mod fs;
 pub mod lifecycle;
+pub mod manager;
 pub mod mount;
 pub mod overlay;
 pub mod records;

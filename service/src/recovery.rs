@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use std::path::PathBuf;
 
+use crate::manager::Manager;
 use crate::records::RuntimeRecord;
-use crate::runtimes::{NewRuntime, Runtime, Runtimes};
+use crate::runtimes::{NewRuntime, Runtime};
 use crate::scratch::Scratch;
 use crate::stack;
 use crate::sys;
@@ -77,7 +78,7 @@ pub fn lock_scratch_root(root: &Path) -> Result<std::fs::File, ScratchRootError>
 ///   never loses anything.
 ///
 /// Returns the runtimes re-attached.
-pub fn recover(runtimes: &Runtimes, scratch_root: &Path) -> Vec<Arc<Runtime>> {
+pub fn recover(manager: &Manager, scratch_root: &Path) -> Vec<Arc<Runtime>> {
     let entries = match std::fs::read_dir(scratch_root) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -107,7 +108,7 @@ pub fn recover(runtimes: &Runtimes, scratch_root: &Path) -> Vec<Arc<Runtime>> {
                 continue;
             }
         };
-        match reattach(runtimes, &dir, &record) {
+        match reattach(manager, &dir, &record) {
             Ok(Some(rt)) => {
                 tracing::info!(runtime = %rt.name, root = rt.root_pid, editable = rt.editable().is_some(), "runtime re-attached");
                 back.push(rt);
@@ -156,7 +157,7 @@ fn record_ended_while_down(record: &RuntimeRecord) {
 /// Starts the runtime of `record` again if any of its processes lives;
 /// None if none does.
 fn reattach(
-    runtimes: &Runtimes,
+    manager: &Manager,
     dir: &Path,
     record: &RuntimeRecord,
 ) -> Result<Option<Arc<Runtime>>, String> {
@@ -176,7 +177,8 @@ fn reattach(
     };
     let repos = stack::open_repositories(&record.repositories).map_err(|e| e.to_string())?;
     let stack = stack::parse(&record.stack).map_err(|e| e.to_string())?;
-    let view = runtimes
+    let view = manager
+        .runtimes()
         .view_of(&repos, &stack)
         .map_err(|e| e.to_string())?;
     // Layers committed before the restart are shown as such.
@@ -200,7 +202,8 @@ fn reattach(
             None
         }
     };
-    let rt = runtimes
+    let rt = manager
+        .runtimes()
         .start(NewRuntime {
             name: record.name.clone(),
             uid: record.uid,
@@ -221,19 +224,21 @@ fn reattach(
             repo_record,
         })
         .map_err(|e| e.to_string())?;
-    // Its record now names the root process that lives.
-    if let Some(r) = rt.repo_record.lock().as_mut() {
-        r.status.running = true;
-        r.status.owner = Some(root);
-    }
-    let _ = runtimes.record(&rt);
-    if root != record.root_pid {
-        let mut moved = record.clone();
-        moved.root_pid = root;
-        moved.root_start_time = sys::process::proc_info(root).map_or(0, |p| p.start_time);
-        if let Err(e) = moved.write(dir) {
-            tracing::warn!(runtime = %record.name, error = %e, "cannot update the runtime record");
-        }
-    }
+    // Its records now name the root process that lives.
+    let moved = root != record.root_pid;
+    let start_time = sys::process::proc_info(root).map_or(0, |p| p.start_time);
+    let _ = manager.persist_with(
+        &rt,
+        |r| {
+            r.status.running = true;
+            r.status.owner = Some(root);
+        },
+        |r| {
+            if moved {
+                r.root_pid = root;
+                r.root_start_time = start_time;
+            }
+        },
+    );
     Ok(Some(rt))
 }

@@ -1,5 +1,6 @@
-//! The runtimes the service knows: their trees, their processes, their
-//! lifecycle.
+//! The registry of the runtimes the service serves: their trees, their
+//! processes, their slots. Starting, recording and ending them is the
+//! manager's (`crate::manager`); nothing here writes a record.
 //!
 //! A runtime shows one [`Tree`]: a read-only merged view, or an editable
 //! overlay of its layers and scratch. Each tree has an inode *slot*, the
@@ -951,72 +952,41 @@ impl Runtimes {
         new
     }
 
-    /// Records `rt` in its repository as it is now (at its start, after a
-    /// commit), unless it has ended meanwhile: then its end is recorded
-    /// again, so that no record of an ended runtime is left behind.
-    pub fn record(&self, rt: &Arc<Runtime>) -> crate::repo::Result<()> {
-        // Serialized with `end`, which records the end before the runtime
-        // leaves the list.
+    /// Takes runtime `id` out of the registry (no I/O: see
+    /// `Manager::end`): its root, members and slots go, so its processes
+    /// see an empty /spfs. `None` if it was not running.
+    pub fn remove(&self, id: RuntimeId) -> Option<Arc<Runtime>> {
+        // Serialized with every change of a runtime's tree (`while_running`).
         let _one = self.ending.lock();
-        if self.get(rt.id).is_none() {
-            crate::durable::record_ended(rt);
-            return Ok(());
-        }
-        crate::durable::record_running(rt)
-    }
-
-    /// Ends runtime `id`: its view goes, and its processes see an empty /spfs.
-    pub fn end(&self, id: RuntimeId) -> bool {
-        let _one = self.ending.lock();
-        let Some(rt) = self.get(id) else {
-            return false;
-        };
-        // The repository first: once the runtime has left the list, a
-        // client may act on its record (`runtime rm --remove-durable`).
-        crate::durable::record_ended(&rt);
-        let Some(rt) = self.by_id.write().remove(&id) else {
-            return false;
-        };
+        let rt = self.by_id.write().remove(&id)?;
         self.router.unregister(id);
-        {
-            let mut slots = self.slots.write();
-            slots.remove(&rt.tree().slot());
-            for old in rt.retired_slots.lock().drain(..) {
-                slots.remove(&old);
-            }
+        let mut slots = self.slots.write();
+        slots.remove(&rt.tree().slot());
+        for old in rt.retired_slots.lock().drain(..) {
+            slots.remove(&old);
         }
-        let transient_edits = rt.editable().filter(|_| !rt.is_durable());
-        if let Some(ed) = transient_edits {
-            // As upstream's runtimes: edits not committed end with them.
-            if let Err(e) = ed.scratch.remove() {
-                tracing::warn!(runtime = %rt.name, error = %e, path = %ed.scratch.root().display(), "could not remove the scratch directory");
-            }
-        } else if let Some(dir) = &rt.record_dir {
-            if let Err(e) = crate::scratch::remove_all(dir) {
-                tracing::warn!(runtime = %rt.name, error = %e, path = %dir.display(), "could not remove the runtime's record");
-            }
-        }
-        tracing::info!(runtime = %rt.name, id, "runtime ended");
-        self.notify(Change::Ended(rt));
-        true
+        Some(rt)
     }
 
-    /// Ends every runtime whose root and known members have all exited
-    /// and no live process carries its token; returns the ids ended.
-    pub fn reap(&self) -> Vec<RuntimeId> {
+    /// Tells subscribers that `rt`, removed, has ended.
+    pub fn ended(&self, rt: Arc<Runtime>) {
+        tracing::info!(runtime = %rt.name, id = rt.id, "runtime ended");
+        self.notify(Change::Ended(rt));
+    }
+
+    /// The runtimes whose root and known members have all exited and
+    /// that no live process carries the token of (still registered: see
+    /// `Manager::reap`).
+    pub fn dead(&self) -> Vec<Arc<Runtime>> {
         // The runtimes known before the liveness scan: one that starts
         // during it (its root registered after the scan looked) is not
         // judged by it.
         let known: Vec<Arc<Runtime>> = self.by_id.read().values().cloned().collect();
         let live = self.router.prune();
-        let dead: Vec<Arc<Runtime>> = known
+        known
             .into_iter()
             .filter(|rt| !live.contains(&rt.id))
-            .collect();
-        dead.into_iter()
             .filter(|rt| !self.router.adopt_by_token(rt.id, &rt.token))
-            .filter(|rt| self.end(rt.id))
-            .map(|rt| rt.id)
             .collect()
     }
 

@@ -18,6 +18,7 @@ use crate::control::handlers::{Context, Handlers};
 use crate::control::{ControlSocket, Server};
 use crate::fs::SpfsFs;
 use crate::lifecycle::Lifecycle;
+use crate::manager::{FsRecords, Manager};
 use crate::mount::Mounted;
 use crate::recovery;
 use crate::reporting::Reporting;
@@ -183,7 +184,8 @@ async fn serve(
         }
     };
     let lifecycle = cx.lifecycle.clone();
-    let runtimes = cx.runtimes.clone();
+    let manager = cx.manager.clone();
+    let runtimes = manager.runtimes().clone();
     let notices = cx.notices.clone();
     let settings = cx.settings.clone();
     let handlers = Arc::new(Handlers::new(cx));
@@ -199,7 +201,7 @@ async fn serve(
     // The service's tasks run until it stops; one that ends before (a
     // panic, reported like any other) stops the service cleanly.
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(reap(runtimes.clone()));
+    tasks.spawn(reap(manager.clone()));
     tasks.spawn(watch_settings(settings, handlers.clone()));
     tasks.spawn(idle_clock(
         lifecycle.clone(),
@@ -279,8 +281,8 @@ async fn serve(
     // transient one's records leave the repository); the live ones stay
     // recorded, to come back with the next service.
     {
-        let r = runtimes.clone();
-        let _ = tokio::task::spawn_blocking(move || r.reap()).await;
+        let m = manager.clone();
+        let _ = tokio::task::spawn_blocking(move || m.reap()).await;
     }
     let path = mounted.mountpoint().to_owned();
     let left = runtimes.list().len();
@@ -377,7 +379,11 @@ async fn start(opts: &ServiceOptions, reporting: Arc<Reporting>) -> Result<Start
     if let Some(n) = mounted.notifier() {
         runtimes.set_notifier(n);
     }
-    recovery::recover(&runtimes, &opts.scratch_root);
+    let manager = Arc::new(Manager::new(
+        runtimes,
+        Box::new(FsRecords::new(&opts.scratch_root)),
+    ));
+    recovery::recover(&manager, &opts.scratch_root);
     let (timeout, _) = settings.idle_timeout();
     let lifecycle = Arc::new(Lifecycle::new(
         timeout,
@@ -386,7 +392,7 @@ async fn start(opts: &ServiceOptions, reporting: Arc<Reporting>) -> Result<Start
     ));
     let (notices, _) = broadcast::channel(256);
     let cx = Context {
-        runtimes,
+        manager,
         backend: opts.backend.clone(),
         link: opts.link.clone(),
         mountpoint: mounted.mountpoint().to_owned(),
@@ -400,19 +406,19 @@ async fn start(opts: &ServiceOptions, reporting: Arc<Reporting>) -> Result<Start
 }
 
 /// Ends runtimes whose processes are gone; tells subscribers of edits.
-async fn reap(runtimes: Arc<Runtimes>) {
+async fn reap(manager: Arc<Manager>) {
     let mut tick = tokio::time::interval(REAP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reported = tokio::time::Instant::now();
     loop {
         tick.tick().await;
-        let r = runtimes.clone();
+        let m = manager.clone();
         let report = reported.elapsed() >= EDITS_INTERVAL;
         // Scanning processes and counting scratch sizes touch the disk.
         let _ = tokio::task::spawn_blocking(move || {
-            r.reap();
+            m.reap();
             if report {
-                r.report_edits();
+                m.runtimes().report_edits();
             }
         })
         .await;

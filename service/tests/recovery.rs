@@ -5,8 +5,10 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use common::{fixture_copy, fixtures};
+use spfs_fuse_macos::manager::{FsRecords, Manager};
 use spfs_fuse_macos::records::{RuntimeRecord, RECORD_VERSION};
 use spfs_fuse_macos::recovery::recover;
 use spfs_fuse_macos::runtimes::Runtimes;
@@ -93,8 +95,11 @@ fn live_runtimes_come_back_dead_ones_go_and_unreadable_ones_stay() {
         &missing,
     );
 
-    let runtimes = Runtimes::new();
-    let back = recover(&runtimes, root.path());
+    let manager = Manager::new(
+        Arc::new(Runtimes::new()),
+        Box::new(FsRecords::new(root.path())),
+    );
+    let back = recover(&manager, root.path());
     let names: Vec<&str> = back.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["live"]);
     assert_eq!(back[0].root_pid, pid);

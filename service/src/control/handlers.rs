@@ -5,7 +5,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use spfs_shared::protocol::{
     self, CommitKind, CommitRequest, ErrorCode, Event, MountRequest, Request, Response,
@@ -16,11 +16,10 @@ use tokio::sync::broadcast;
 
 use crate::durable::{self, DurableError};
 use crate::lifecycle::Lifecycle;
-use crate::records::{RuntimeRecord, RECORD_VERSION};
+use crate::manager::{self, unix_secs, Manager, Starting};
 use crate::repo::commit;
 use crate::repo::tags::TagSpec;
-use crate::runtimes::{self, Change, Mode, NewRuntime, Runtime, Runtimes, StartError};
-use crate::scratch::Scratch;
+use crate::runtimes::{self, Change, Mode, Runtime, Runtimes, StartError};
 use crate::service::Notice;
 use crate::stack;
 use crate::sys;
@@ -131,6 +130,16 @@ pub enum ControlError {
     },
 }
 
+impl From<manager::Error> for ControlError {
+    fn from(e: manager::Error) -> Self {
+        match e {
+            manager::Error::Scratch { path, source } => ControlError::Scratch { path, source },
+            manager::Error::Start(e) => ControlError::Start(e),
+            manager::Error::Record(e) => DurableError::Repo(e).into(),
+        }
+    }
+}
+
 impl ControlError {
     /// What kind of failure this is, for clients that act on it (they
     /// never read the message for that).
@@ -192,11 +201,6 @@ fn repo_code(e: &crate::repo::Error) -> ErrorCode {
     }
 }
 
-/// Seconds since the Unix epoch (0 for earlier times).
-pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// Converts a runtime for the protocol.
 pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
     let usage = rt
@@ -229,31 +233,10 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
     }
 }
 
-/// A runtime about to start (see `Handlers::start`).
-struct Starting {
-    name: String,
-    uid: u32,
-    gid: u32,
-    root_pid: u32,
-    root_start_time: u64,
-    spec: String,
-    stack: Vec<crate::repo::Digest>,
-    view: Arc<crate::repo::View>,
-    repos: crate::repo::RepositorySet,
-    locations: Vec<protocol::RepositoryLocation>,
-    /// `None`: read-only; `Some(read_only)`: with edits, which take more
-    /// unless `read_only`.
-    scratch: Option<bool>,
-    durable: bool,
-    command: Vec<String>,
-    /// A saved durable runtime's record (a rerun).
-    saved: Option<crate::repo::runtime_records::RuntimeRecord>,
-}
-
 /// Where the service runs, for its handlers.
 pub struct Context {
-    /// The runtimes.
-    pub runtimes: Arc<Runtimes>,
+    /// The runtimes, started, recorded and ended.
+    pub manager: Arc<Manager>,
     /// The filesystem backend.
     pub backend: crate::backend::Backend,
     /// The path users use, when the mountpoint is a link to the mount.
@@ -289,7 +272,7 @@ impl Handlers {
 
     /// The runtimes served.
     pub fn runtimes(&self) -> &Arc<Runtimes> {
-        &self.cx.runtimes
+        self.cx.manager.runtimes()
     }
 
     /// Answers one request from `peer` (all but subscriptions and
@@ -338,8 +321,7 @@ impl Handlers {
 
     /// The runtimes `peer` may see, oldest first.
     fn visible_runtimes(&self, peer: &Peer) -> Vec<RuntimeInfo> {
-        self.cx
-            .runtimes
+        self.runtimes()
             .list()
             .iter()
             .filter(|r| Self::visible(peer, r))
@@ -348,8 +330,7 @@ impl Handlers {
     }
 
     fn find(&self, peer: &Peer, name: &str) -> Result<Arc<Runtime>, ControlError> {
-        self.cx
-            .runtimes
+        self.runtimes()
             .find(name, (peer.uid != 0).then_some(peer.uid))
             .ok_or_else(|| ControlError::NoSuchRuntime(name.to_owned()))
     }
@@ -368,7 +349,7 @@ impl Handlers {
                 | Request::SetEditable { .. }
                 | Request::MakeDurable { .. }
         ) {
-            self.cx.runtimes.reap();
+            self.cx.manager.reap();
         }
         Ok(match request {
             Request::Status => Response::Status(self.status(&peer)),
@@ -420,7 +401,7 @@ impl Handlers {
         let _ = self.cx.notices.send(Notice::Lifecycle(
             self.cx
                 .lifecycle
-                .report(self.cx.runtimes.list().len(), false),
+                .report(self.runtimes().list().len(), false),
         ));
     }
 
@@ -432,10 +413,7 @@ impl Handlers {
             mountpoint: self.cx.mountpoint.display().to_string(),
             runtimes: self.visible_runtimes(peer).len(),
             uptime_secs: self.started.elapsed().as_secs(),
-            lifecycle: self
-                .cx
-                .lifecycle
-                .report(self.cx.runtimes.list().len(), true),
+            lifecycle: self.cx.lifecycle.report(self.runtimes().list().len(), true),
             reporting: self.cx.reporting.status(),
             backend: Some(self.backend_info()),
         }
@@ -459,10 +437,9 @@ impl Handlers {
             .clone()
             .unwrap_or_else(|| format!("rt-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
         let (repos, stack) = stack::load(&req.repositories, &req.env_spec)?;
-        if self.cx.runtimes.mode() == Mode::Single {
+        if self.runtimes().mode() == Mode::Single {
             let running = self
-                .cx
-                .runtimes
+                .runtimes()
                 .list()
                 .into_iter()
                 .find(|r| r.uid == proc.uid);
@@ -470,13 +447,13 @@ impl Handlers {
                 return self.join(&rt, &req, &stack);
             }
         }
-        if let Some(rt) = self.cx.runtimes.find(&name, Some(proc.uid)) {
+        if let Some(rt) = self.runtimes().find(&name, Some(proc.uid)) {
             return Err(StartError::NameTaken(rt.name.clone()).into());
         }
         // A name is recorded in the repository for as long as its
         // runtime (or a durable runtime's edits) lasts.
         durable::check_new_name(repos.primary(), &name, req.durable)?;
-        let view = self.cx.runtimes.view_of(&repos, &stack)?;
+        let view = self.runtimes().view_of(&repos, &stack)?;
         self.start(
             Starting {
                 name,
@@ -526,7 +503,7 @@ impl Handlers {
         if !durable::visible_to(&record, proc.uid) && peer.uid != 0 {
             return Err(ControlError::NoSuchRuntime(name));
         }
-        match self.cx.runtimes.find(&name, None) {
+        match self.runtimes().find(&name, None) {
             Some(live) if live.uid != proc.uid => {
                 return Err(StartError::NameTaken(name).into());
             }
@@ -539,7 +516,7 @@ impl Handlers {
             }
             Some(live) => {
                 tracing::info!(runtime = %name, "run again with --force: its processes leave it");
-                self.cx.runtimes.end(live.id);
+                self.cx.manager.end(live.id);
             }
             None => {
                 if let Some(pid) = durable::live_owner(&record).filter(|_| !req.force) {
@@ -551,7 +528,7 @@ impl Handlers {
         let record = repo.runtime_record(&name)?.ok_or_else(no_such)?;
         let notice = durable::prepare_edits(repo, &record)?;
         let stack = record.stack()?;
-        let view = self.cx.runtimes.view_of(&repos, &stack)?;
+        let view = self.runtimes().view_of(&repos, &stack)?;
         let spec = durable::display_spec(&record);
         self.start(
             Starting {
@@ -575,133 +552,9 @@ impl Handlers {
         )
     }
 
-    /// Starts the runtime `s` describes: its record beside the scratch
-    /// root (so a restarted service gives it back to its processes), its
-    /// edits (beside the record, or in `durable_edits/` for a durable
-    /// runtime), and its record in the repository.
+    /// Starts the runtime `s` describes (see [`Manager::start`]).
     fn start(&self, s: Starting, notice: Option<String>) -> Result<Response, ControlError> {
-        let token = runtimes::new_token();
-        let dir_name = format!(
-            "{}-{}",
-            s.name,
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        let dir = self.cx.scratch_root.join(&dir_name);
-        let edits = if s.durable {
-            s.repos.primary().durable_dir(&s.name)
-        } else {
-            dir.clone()
-        };
-        let new_edits = s.durable && s.saved.is_none();
-        let record = RuntimeRecord {
-            version: RECORD_VERSION,
-            name: s.name.clone(),
-            uid: s.uid,
-            gid: s.gid,
-            root_pid: s.root_pid,
-            root_start_time: s.root_start_time,
-            env_spec: s.spec.clone(),
-            stack: stack::strings(&s.stack),
-            repositories: s.locations.clone(),
-            token: token.clone(),
-            created_unix: unix_secs(SystemTime::now()),
-            editable: s.scratch.is_some(),
-            durable: s.durable,
-            edits_dir: s.durable.then(|| edits.clone()),
-            read_only: s.scratch == Some(true),
-        };
-        let cleanup = |scratch_too: bool| {
-            let _ = crate::scratch::remove_all(&dir);
-            if scratch_too && (new_edits || !s.durable) {
-                let _ = crate::scratch::remove_all(&edits);
-            }
-        };
-        // The record goes first: a restarted service can always find the
-        // edits of a runtime that has any.
-        let made = crate::scratch::private_dir(&self.cx.scratch_root, &[dir_name.as_bytes()]);
-        if let Err(source) = made.and_then(|_| record.write(&dir)) {
-            cleanup(false);
-            return Err(ControlError::Scratch { path: dir, source });
-        }
-        let scratch = match s.scratch {
-            None => None,
-            Some(read_only) => match Scratch::open_as(&edits, read_only) {
-                Ok(sc) => Some(Arc::new(sc)),
-                Err(source) => {
-                    cleanup(true);
-                    return Err(ControlError::Scratch {
-                        path: edits,
-                        source,
-                    });
-                }
-            },
-        };
-        let repo_record = match s.saved {
-            Some(saved) => {
-                let mut r = saved;
-                r.status.running = true;
-                r.status.owner = Some(s.root_pid);
-                r.status.editable = s.scratch == Some(false);
-                if !s.command.is_empty() {
-                    r.status.command = s.command.clone();
-                }
-                r.config.upper_dir = edits.join("upper");
-                r.config.work_dir = edits.join("work");
-                let extras = r.extras.get_or_insert_with(Default::default);
-                extras.uid = s.uid;
-                extras.file_whiteouts = true;
-                if extras.env_spec.is_empty() {
-                    extras.env_spec = s.spec.clone();
-                }
-                r
-            }
-            None => durable::NewRecord {
-                name: &s.name,
-                uid: s.uid,
-                stack: &s.stack,
-                editable: s.scratch == Some(false),
-                owner: s.root_pid,
-                command: s.command.clone(),
-                durable: s.durable,
-                edits: &edits,
-                env_spec: &s.spec,
-            }
-            .record(),
-        };
-        let started = self.cx.runtimes.start(NewRuntime {
-            name: s.name,
-            uid: s.uid,
-            gid: s.gid,
-            root_pid: s.root_pid,
-            spec: s.spec,
-            stack: s.stack,
-            view: s.view,
-            repos: Arc::new(s.repos),
-            scratch,
-            token,
-            created: None,
-            spec_layers: None,
-            record_dir: Some(dir.clone()),
-            durable: s.durable,
-            repo_record: Some(repo_record),
-        });
-        let rt = match started {
-            Ok(rt) => rt,
-            Err(e) => {
-                cleanup(true);
-                return Err(e.into());
-            }
-        };
-        if let Err(source) = self.cx.runtimes.record(&rt) {
-            if rt.is_durable() {
-                // A durable runtime that is not recorded could not be found
-                // again: refuse it rather than lose its edits later.
-                *rt.repo_record.lock() = None;
-                self.cx.runtimes.end(rt.id);
-                cleanup(true);
-                return Err(DurableError::Repo(source).into());
-            }
-        }
+        let rt = self.cx.manager.start(s)?;
         Ok(Response::Mounted {
             runtime: runtime_info(&rt),
             token: rt.token.clone(),
@@ -719,7 +572,7 @@ impl Handlers {
     ) -> Result<Response, ControlError> {
         let rt = self.find(peer, name)?;
         check_root(peer, root_pid)?;
-        self.cx.runtimes.join(&rt, root_pid)?;
+        self.runtimes().join(&rt, root_pid)?;
         Ok(Response::Mounted {
             runtime: runtime_info(&rt),
             token: rt.token.clone(),
@@ -772,7 +625,7 @@ impl Handlers {
                 rt.name
             ));
         }
-        self.cx.runtimes.join(rt, req.root_pid)?;
+        self.runtimes().join(rt, req.root_pid)?;
         Ok(Response::Mounted {
             runtime: runtime_info(rt),
             token: rt.token.clone(),
@@ -797,7 +650,7 @@ impl Handlers {
         let rt = self.find(peer, name)?;
         let mut signalled = Vec::new();
         let sig = if force { libc::SIGKILL } else { libc::SIGTERM };
-        for pid in self.cx.runtimes.members(rt.id) {
+        for pid in self.runtimes().members(rt.id) {
             // Only signal processes of the runtime's owner.
             if sys::process::proc_info(pid).is_some_and(|p| p.uid == rt.uid)
                 && sys::process::signal(pid, sig).is_ok()
@@ -806,7 +659,7 @@ impl Handlers {
             }
         }
         if signalled.is_empty() {
-            self.cx.runtimes.end(rt.id);
+            self.cx.manager.end(rt.id);
         }
         Ok(Response::Stopping {
             runtime: rt.name.clone(),
@@ -832,7 +685,7 @@ impl Handlers {
             format!("{user}@{host}")
         }));
         let upper = ed.scratch().upper_path().to_owned();
-        let committed = self.cx.runtimes.commit(&rt, ed, |overlay| {
+        let committed = self.runtimes().commit(&rt, ed, |overlay| {
             let repo = repos.primary();
             let blobs = req
                 .max_concurrent_blobs
@@ -862,18 +715,9 @@ impl Handlers {
                 source,
             }
         })?;
-        // The new layer is kept by the runtime's record from now on.
-        let _ = self.cx.runtimes.record(&rt);
-        let stack_now = stack::strings(&rt.stack());
-        if let Err(e) = rt
-            .record_dir()
-            .map_or(Ok(()), |dir| RuntimeRecord::update_stack(dir, &stack_now))
-        {
-            // Only matters if the service restarts: then the runtime would
-            // come back on its old stack, with the committed edits still in
-            // its scratch. Say so, but the commit itself is done.
-            tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime record");
-        }
+        // The new layer is kept by the runtime's records from now on (a
+        // record that cannot follow is logged: the commit itself is done).
+        let _ = self.cx.manager.persist(&rt);
         emptied.map_err(|source| ControlError::NotEmptied {
             digest: digest.to_string(),
             path: ed.scratch().root().to_owned(),
@@ -898,8 +742,7 @@ impl Handlers {
             .map(|p| self.relative(p).map(|r| (p, r)))
             .collect::<Result<Vec<_>, _>>()?;
         let mut unchanged = Vec::new();
-        self.cx
-            .runtimes
+        self.runtimes()
             .reset(&rt, ed, |scratch| {
                 if rels.is_empty() {
                     return scratch.clear();
@@ -928,35 +771,9 @@ impl Handlers {
         rt: &Runtime,
         failed: impl FnOnce(String) -> ControlError,
     ) -> ControlError {
-        match self.cx.runtimes.get(rt.id) {
+        match self.runtimes().get(rt.id) {
             None => ControlError::NoSuchRuntime(rt.name.clone()),
             Some(_) => failed(rt.name.clone()),
-        }
-    }
-
-    /// After `edit`, `edit --keep-runtime` or `reset -r`: the runtime's
-    /// record in its repository (`repo`, then saved with its stack) and
-    /// the service's own beside its scratch (`own`) say what it is now.
-    /// As after a commit, the runtime is changed already: a record that
-    /// cannot follow is logged (it only matters to upstream's tools, and
-    /// to a restarted service).
-    fn record_change(
-        &self,
-        rt: &Arc<Runtime>,
-        repo: impl FnOnce(&mut crate::repo::runtime_records::RuntimeRecord),
-        own: impl FnOnce(&mut RuntimeRecord),
-    ) {
-        if let Some(r) = rt.repo_record.lock().as_mut() {
-            repo(r);
-        }
-        if let Err(e) = self.cx.runtimes.record(rt) {
-            tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime's record");
-        }
-        let updated = rt
-            .record_dir()
-            .map_or(Ok(()), |dir| RuntimeRecord::update(dir, own));
-        if let Err(e) = updated {
-            tracing::warn!(runtime = %rt.name, error = %e, "cannot update the runtime record");
         }
     }
 
@@ -980,27 +797,23 @@ impl Handlers {
         } else {
             stack::resolve(&rt.repos, spec)?
         };
-        let view = self.cx.runtimes.view_of(&rt.repos, &stack)?;
+        let view = self.runtimes().view_of(&rt.repos, &stack)?;
         let to = runtimes::Restack {
             spec: spec.to_owned(),
             stack,
             view,
         };
-        self.cx.runtimes.restack(&rt, to).map_err(|source| {
+        self.runtimes().restack(&rt, to).map_err(|source| {
             self.change_failed(&rt, |runtime| ControlError::Reset { runtime, source })
         })?;
-        let stack_now = stack::strings(&rt.stack());
-        self.record_change(
+        let _ = self.cx.manager.persist_with(
             &rt,
             |r| {
                 if let Some(extras) = r.extras.as_mut() {
                     extras.env_spec = spec.to_owned();
                 }
             },
-            |r| {
-                r.env_spec = spec.to_owned();
-                r.stack = stack_now;
-            },
+            |r| r.env_spec = spec.to_owned(),
         );
         tracing::info!(runtime = %rt.name, spec, "runtime rebuilt on another stack");
         Ok(Response::Reset {
@@ -1025,13 +838,13 @@ impl Handlers {
             return Err(DurableError::EditsInUse(edits).into());
         }
         let made = std::fs::create_dir_all(&base)
-            .and_then(|()| self.cx.runtimes.make_durable(&rt, &base, &rt.name));
+            .and_then(|()| self.runtimes().make_durable(&rt, &base, &rt.name));
         let changed = made.map_err(|source| {
             self.change_failed(&rt, |runtime| ControlError::Edit { runtime, source })
         })?;
         if changed {
             let read_only = rt.editable().is_some_and(|e| e.scratch().read_only());
-            self.record_change(
+            let _ = self.cx.manager.persist_with(
                 &rt,
                 |r| {
                     r.config.durable = true;
@@ -1069,20 +882,19 @@ impl Handlers {
             rt.record_dir().map(Path::to_owned)
         };
         let changed = self
-            .cx
-            .runtimes
+            .runtimes()
             .set_editable(&rt, editable, || {
                 let dir = edits.as_deref().ok_or_else(|| {
                     io::Error::new(io::ErrorKind::Unsupported, "it has no record directory")
                 })?;
-                Scratch::open_as(dir, false)
+                crate::scratch::Scratch::open_as(dir, false)
             })
             .map_err(|source| {
                 self.change_failed(&rt, |runtime| ControlError::Edit { runtime, source })
             })?;
         if changed {
             let has_edits = rt.editable().is_some();
-            self.record_change(
+            let _ = self.cx.manager.persist_with(
                 &rt,
                 |r| r.status.editable = editable,
                 |r| {
