@@ -13,6 +13,11 @@ fn bad(what: &str, pos: usize) -> String {
     format!("flatbuffer {what} at byte {pos} is out of bounds")
 }
 
+/// Offset in a vtable of the slot of field `id` (the writer's too).
+pub(super) const fn slot(id: u16) -> u16 {
+    4 + 2 * id
+}
+
 /// A view over a flatbuffer's bytes.
 #[derive(Clone, Copy)]
 pub(super) struct Buf<'a>(pub &'a [u8]);
@@ -91,8 +96,8 @@ impl<'a> Table<'a> {
     }
 
     /// Position of field `id` in the buffer, if the field is present.
-    fn field(&self, id: usize) -> FbResult<Option<usize>> {
-        let slot = 4 + 2 * id;
+    fn field(&self, id: u16) -> FbResult<Option<usize>> {
+        let slot = usize::from(slot(id));
         if slot + 2 > self.vtable_len {
             return Ok(None);
         }
@@ -101,19 +106,19 @@ impl<'a> Table<'a> {
     }
 
     /// A u8 scalar (enum and union-type fields).
-    pub(super) fn u8(&self, id: usize, default: u8) -> FbResult<u8> {
+    pub(super) fn u8(&self, id: u16, default: u8) -> FbResult<u8> {
         self.field(id)?.map_or(Ok(default), |p| self.buf.u8(p))
     }
     /// A u32 scalar.
-    pub(super) fn u32(&self, id: usize, default: u32) -> FbResult<u32> {
+    pub(super) fn u32(&self, id: u16, default: u32) -> FbResult<u32> {
         self.field(id)?.map_or(Ok(default), |p| self.buf.u32(p))
     }
     /// A u64 scalar.
-    pub(super) fn u64(&self, id: usize, default: u64) -> FbResult<u64> {
+    pub(super) fn u64(&self, id: u16, default: u64) -> FbResult<u64> {
         self.field(id)?.map_or(Ok(default), |p| self.buf.u64(p))
     }
     /// An inline `Digest` struct.
-    pub(super) fn digest(&self, id: usize) -> FbResult<Option<Digest>> {
+    pub(super) fn digest(&self, id: u16) -> FbResult<Option<Digest>> {
         match self.field(id)? {
             None => Ok(None),
             Some(p) => Ok(Digest::from_slice(self.buf.bytes(
@@ -124,14 +129,14 @@ impl<'a> Table<'a> {
         }
     }
     /// A sub-table.
-    pub(super) fn table(&self, id: usize) -> FbResult<Option<Table<'a>>> {
+    pub(super) fn table(&self, id: u16) -> FbResult<Option<Table<'a>>> {
         match self.field(id)? {
             None => Ok(None),
             Some(p) => Table::at(self.buf, self.buf.follow(p)?).map(Some),
         }
     }
     /// A string (must be UTF-8, as the FlatBuffers spec requires).
-    pub(super) fn str(&self, id: usize) -> FbResult<Option<&'a str>> {
+    pub(super) fn str(&self, id: u16) -> FbResult<Option<&'a str>> {
         match self.vector_raw(id, 1)? {
             None => Ok(None),
             Some((start, len)) => {
@@ -143,7 +148,7 @@ impl<'a> Table<'a> {
         }
     }
     /// A vector of tables.
-    pub(super) fn tables(&self, id: usize) -> FbResult<Option<Tables<'a>>> {
+    pub(super) fn tables(&self, id: u16) -> FbResult<Option<Tables<'a>>> {
         Ok(self.vector_raw(id, 4)?.map(|(start, len)| Tables {
             buf: self.buf,
             start,
@@ -151,7 +156,7 @@ impl<'a> Table<'a> {
         }))
     }
     /// A vector of `Digest` structs.
-    pub(super) fn digests(&self, id: usize) -> FbResult<Option<Vec<Digest>>> {
+    pub(super) fn digests(&self, id: u16) -> FbResult<Option<Vec<Digest>>> {
         let Some((start, len)) = self.vector_raw(id, DIGEST_SIZE)? else {
             return Ok(None);
         };
@@ -166,7 +171,7 @@ impl<'a> Table<'a> {
 
     /// (first element position, element count) of a vector field, with the
     /// whole element range checked against the buffer.
-    fn vector_raw(&self, id: usize, elem_size: usize) -> FbResult<Option<(usize, usize)>> {
+    fn vector_raw(&self, id: u16, elem_size: usize) -> FbResult<Option<(usize, usize)>> {
         let Some(p) = self.field(id)? else {
             return Ok(None);
         };

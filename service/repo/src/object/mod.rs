@@ -7,6 +7,7 @@
 mod fb;
 mod flatbuf;
 mod legacy;
+mod schema;
 
 use serde::{Deserialize, Serialize};
 
@@ -406,3 +407,5 @@ impl Object {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verifier_tests;
