@@ -78,7 +78,11 @@ pub fn lock_scratch_root(root: &Path) -> Result<std::fs::File, ScratchRootError>
 ///   never loses anything.
 ///
 /// Returns the runtimes re-attached.
-pub fn recover(manager: &Manager, scratch_root: &Path) -> Vec<Arc<Runtime>> {
+pub fn recover(
+    manager: &Manager,
+    repositories: &stack::Opener,
+    scratch_root: &Path,
+) -> Vec<Arc<Runtime>> {
     let entries = match std::fs::read_dir(scratch_root) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -108,14 +112,14 @@ pub fn recover(manager: &Manager, scratch_root: &Path) -> Vec<Arc<Runtime>> {
                 continue;
             }
         };
-        match reattach(manager, &dir, &record) {
+        match reattach(manager, repositories, &dir, &record) {
             Ok(Some(rt)) => {
                 tracing::info!(runtime = %rt.name, root = rt.root_pid, editable = rt.editable().is_some(), "runtime re-attached");
                 back.push(rt);
             }
             Ok(None) => {
                 tracing::info!(runtime = %record.name, path = %dir.display(), "runtime ended while the service was down; removing its directory");
-                record_ended_while_down(&record);
+                record_ended_while_down(repositories, &record);
                 if let Err(e) = crate::scratch::remove_all(&dir) {
                     tracing::warn!(path = %dir.display(), error = %e, "cannot remove the scratch directory");
                 }
@@ -133,8 +137,8 @@ pub fn recover(manager: &Manager, scratch_root: &Path) -> Vec<Arc<Runtime>> {
 
 /// Tells the repository that the runtime of `record` ended while no
 /// service ran: a durable runtime is saved, any other's record removed.
-fn record_ended_while_down(record: &RuntimeRecord) {
-    let repos = match stack::open_repositories(&record.repositories) {
+fn record_ended_while_down(repositories: &stack::Opener, record: &RuntimeRecord) {
+    let repos = match repositories.open(&record.repositories) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(runtime = %record.name, error = %e, "cannot open the runtime's repository to record its end");
@@ -158,6 +162,7 @@ fn record_ended_while_down(record: &RuntimeRecord) {
 /// None if none does.
 fn reattach(
     manager: &Manager,
+    repositories: &stack::Opener,
     dir: &Path,
     record: &RuntimeRecord,
 ) -> Result<Option<Arc<Runtime>>, String> {
@@ -175,7 +180,9 @@ fn reattach(
     let Some(root) = root else {
         return Ok(None);
     };
-    let repos = stack::open_repositories(&record.repositories).map_err(|e| e.to_string())?;
+    let repos = repositories
+        .open(&record.repositories)
+        .map_err(|e| e.to_string())?;
     let stack = stack::parse(&record.stack).map_err(|e| e.to_string())?;
     let view = manager
         .runtimes()

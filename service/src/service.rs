@@ -23,6 +23,7 @@ use crate::mount::Mounted;
 use crate::recovery;
 use crate::reporting::Reporting;
 use crate::runtimes::{Change, Mode, Runtimes};
+use crate::stack;
 use crate::sys;
 use crate::sys::daemon::ReadyPipe;
 use crate::user_settings::UserSettings;
@@ -383,7 +384,20 @@ async fn start(opts: &ServiceOptions, reporting: Arc<Reporting>) -> Result<Start
         runtimes,
         Box::new(FsRecords::new(&opts.scratch_root)),
     ));
-    recovery::recover(&manager, &opts.scratch_root);
+    let repositories =
+        stack::Opener::new(stack::Opener::downloads_from_env()).map_err(ServiceError::Runtime)?;
+    // On the blocking pool: it reads the disk, and may open remotes.
+    let recovered = {
+        let (m, r, root) = (
+            manager.clone(),
+            repositories.clone(),
+            opts.scratch_root.clone(),
+        );
+        tokio::task::spawn_blocking(move || drop(recovery::recover(&m, &r, &root))).await
+    };
+    if let Err(e) = recovered {
+        tracing::error!(error = %e, "the recovery of earlier runtimes failed");
+    }
     let (timeout, _) = settings.idle_timeout();
     let lifecycle = Arc::new(Lifecycle::new(
         timeout,
@@ -393,6 +407,7 @@ async fn start(opts: &ServiceOptions, reporting: Arc<Reporting>) -> Result<Start
     let (notices, _) = broadcast::channel(256);
     let cx = Context {
         manager,
+        repositories,
         backend: opts.backend.clone(),
         link: opts.link.clone(),
         mountpoint: mounted.mountpoint().to_owned(),

@@ -3,7 +3,7 @@
 //! Stacks stay digests from here on (records, commits, restarts).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use spfs_shared::protocol::RepositoryLocation;
@@ -17,60 +17,80 @@ pub fn is_remote(root: &str) -> bool {
     root.starts_with("grpc://")
 }
 
-/// Shared by every runtime: one download per payload, a bound on
-/// downloads at once (`SPFS_REMOTE_DOWNLOADS`, 4 by default).
-fn fetcher() -> &'static spfs_remote::PayloadFetcher {
-    static FETCHER: OnceLock<spfs_remote::PayloadFetcher> = OnceLock::new();
-    FETCHER.get_or_init(|| {
-        let max = std::env::var("SPFS_REMOTE_DOWNLOADS")
+/// What the repositories of every runtime of a service share: payloads
+/// fetched from remotes once each, at most a set number at once, and
+/// payload files judged by their content once each (see `repo::verify`).
+#[derive(Debug, Clone)]
+pub struct Opener {
+    fetcher: spfs_remote::PayloadFetcher,
+    verifier: Arc<crate::repo::PayloadVerifier>,
+}
+
+impl Opener {
+    /// Repositories that download at most `downloads` payloads at once.
+    pub fn new(downloads: usize) -> std::io::Result<Self> {
+        Ok(Opener {
+            fetcher: spfs_remote::PayloadFetcher::new(downloads)?,
+            verifier: Arc::default(),
+        })
+    }
+
+    /// The number of downloads at once the environment asks for
+    /// (`SPFS_REMOTE_DOWNLOADS`), 4 by default.
+    pub fn downloads_from_env() -> usize {
+        std::env::var("SPFS_REMOTE_DOWNLOADS")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(4);
-        spfs_remote::PayloadFetcher::new(max)
-    })
-}
+            .unwrap_or(4)
+    }
 
-/// Shared by every runtime: payload files are judged by their content
-/// once each (see `repo::verify`).
-fn verifier() -> Arc<crate::repo::PayloadVerifier> {
-    static VERIFIER: OnceLock<Arc<crate::repo::PayloadVerifier>> = OnceLock::new();
-    VERIFIER.get_or_init(Default::default).clone()
-}
-
-/// Opens `locations`, the primary first. Remotes among them are where
-/// payloads no directory holds are fetched from, when first opened.
-pub fn open_repositories(locations: &[RepositoryLocation]) -> Result<RepositorySet> {
-    let mut opened = Vec::with_capacity(locations.len());
-    let mut remotes = Vec::new();
-    for loc in locations {
-        if is_remote(&loc.root) {
-            let name = loc.remote_name.clone().unwrap_or_else(|| loc.root.clone());
-            let remote = spfs_remote::RemoteAddress {
-                name: name.clone(),
-                address: loc.root.clone(),
-            };
-            remotes.push(spfs_remote::open(&remote).map_err(|e| Error::Config {
-                source_name: format!("remote.{name}"),
-                reason: e.to_string(),
-            })?);
-            continue;
+    /// Opens `locations`, the primary first. Remotes among them are where
+    /// payloads no directory holds are fetched from, when first opened.
+    pub fn open(&self, locations: &[RepositoryLocation]) -> Result<RepositorySet> {
+        let mut opened = Vec::with_capacity(locations.len());
+        let mut remotes = Vec::new();
+        for loc in locations {
+            if is_remote(&loc.root) {
+                let name = loc.remote_name.clone().unwrap_or_else(|| loc.root.clone());
+                let remote = spfs_remote::RemoteAddress {
+                    name: name.clone(),
+                    address: loc.root.clone(),
+                };
+                remotes.push(spfs_remote::open(&remote).map_err(|e| Error::Config {
+                    source_name: format!("remote.{name}"),
+                    reason: e.to_string(),
+                })?);
+                continue;
+            }
+            opened
+                .push(FsRepository::open(&loc.root)?.with_tag_namespace(loc.tag_namespace.clone()));
         }
-        opened.push(FsRepository::open(&loc.root)?.with_tag_namespace(loc.tag_namespace.clone()));
+        if opened.is_empty() {
+            return Err(Error::Config {
+                source_name: "mount request".into(),
+                reason: "no repository given".into(),
+            });
+        }
+        let primary = opened.remove(0);
+        let set = RepositorySet::new(primary, opened, TagAuthor("spfs-fuse-macos".into()))
+            .with_verifier(self.verifier.clone());
+        Ok(if remotes.is_empty() {
+            set
+        } else {
+            set.with_payload_source(self.fetcher.source(remotes))
+        })
     }
-    if opened.is_empty() {
-        return Err(Error::Config {
-            source_name: "mount request".into(),
-            reason: "no repository given".into(),
-        });
+
+    /// Everything a runtime needs from its request: repositories and stack.
+    pub fn load(
+        &self,
+        locations: &[RepositoryLocation],
+        spec: &str,
+    ) -> Result<(RepositorySet, Vec<Digest>)> {
+        let repos = self.open(locations)?;
+        let stack = resolve(&repos, spec)?;
+        Ok((repos, stack))
     }
-    let primary = opened.remove(0);
-    let set = RepositorySet::new(primary, opened, TagAuthor("spfs-fuse-macos".into()))
-        .with_verifier(verifier());
-    Ok(if remotes.is_empty() {
-        set
-    } else {
-        set.with_payload_source(fetcher().source(remotes))
-    })
 }
 
 /// The stack `spec` names, bottom-up.
@@ -83,13 +103,6 @@ pub fn resolve(repos: &RepositorySet, spec: &str) -> Result<Vec<Digest>> {
 pub fn view(repos: &RepositorySet, stack: &[Digest]) -> Result<View> {
     let items = repos.resolve_digests(stack)?;
     View::build(&repos.read_stack_manifests(&items)?)
-}
-
-/// Everything a runtime needs from its request: repositories and stack.
-pub fn load(locations: &[RepositoryLocation], spec: &str) -> Result<(RepositorySet, Vec<Digest>)> {
-    let repos = open_repositories(locations)?;
-    let stack = resolve(&repos, spec)?;
-    Ok((repos, stack))
 }
 
 /// Merged views by stack, so that runtimes of the same stack share one

@@ -12,6 +12,7 @@ use spfs_fuse_macos::manager::{FsRecords, Manager};
 use spfs_fuse_macos::records::{RuntimeRecord, RECORD_VERSION};
 use spfs_fuse_macos::recovery::recover;
 use spfs_fuse_macos::runtimes::Runtimes;
+use spfs_fuse_macos::stack::Opener;
 use spfs_fuse_macos::sys::process::proc_info;
 use spfs_shared::protocol::RepositoryLocation;
 
@@ -99,7 +100,8 @@ fn live_runtimes_come_back_dead_ones_go_and_unreadable_ones_stay() {
         Arc::new(Runtimes::new()),
         Box::new(FsRecords::new(root.path())),
     );
-    let back = recover(&manager, root.path());
+    let repositories = Opener::new(4).unwrap();
+    let back = recover(&manager, &repositories, root.path());
     let names: Vec<&str> = back.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["live"]);
     assert_eq!(back[0].root_pid, pid);

@@ -3,12 +3,11 @@
 //! HTTP at the locations the server names ([`crate::http`]).
 //!
 //! Callers are plain threads (the CLI, FUSE request threads, the
-//! download pool); each call runs on one process-wide tokio runtime and
-//! waits for its answer, bounded by [`crate::timeout`].
+//! service's blocking pool); each call runs on the remote's own runtime
+//! ([`crate::io`]) and waits for its answer, bounded by
+//! [`crate::timeout`].
 
 use std::io::Read;
-use std::sync::mpsc;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use prost::Message;
@@ -17,30 +16,12 @@ use spfs_repo::{Digest, Object, TagSpec};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, Result};
+use crate::io::Io;
 use crate::proto;
 use crate::proto::database_service_client::DatabaseServiceClient;
 use crate::proto::payload_service_client::PayloadServiceClient;
 use crate::proto::tag_service_client::TagServiceClient;
 use crate::store::Store;
-
-/// The runtime every remote call runs on; built on first use, never
-/// dropped (so no caller, async or not, ever has to drop it).
-pub(crate) fn runtime(remote: &str) -> Result<&'static tokio::runtime::Runtime> {
-    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("spfs-remote")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| Error::Unreachable {
-        remote: remote.to_owned(),
-        reason: format!("cannot start the threads that talk to it: {e}"),
-    })
-}
 
 /// Upstream's server at one address.
 #[derive(Debug)]
@@ -48,6 +29,7 @@ pub struct GrpcRemote {
     name: String,
     channel: Channel,
     limit: Duration,
+    io: Io,
 }
 
 /// Objects can be large manifests: no smaller limit than the server's.
@@ -70,15 +52,19 @@ impl GrpcRemote {
             remote: describe.clone(),
             reason: format!("not a valid address: {e}"),
         })?;
-        let _inside = runtime(&describe)?.enter();
-        let channel = endpoint
-            .connect_timeout(limit)
-            .timeout(limit)
-            .connect_lazy();
+        let io = Io::new(&describe)?;
+        let channel = {
+            let _inside = io.handle().enter();
+            endpoint
+                .connect_timeout(limit)
+                .timeout(limit)
+                .connect_lazy()
+        };
         Ok(Self {
             name: describe,
             channel,
             limit,
+            io,
         })
     }
 
@@ -97,18 +83,14 @@ impl GrpcRemote {
     /// Runs `call` on the runtime and waits for it, at most the timeout.
     fn call<T, F>(&self, what: &str, call: F) -> Result<T>
     where
-        T: Send + 'static,
-        F: std::future::Future<Output = std::result::Result<T, tonic::Status>> + Send + 'static,
+        F: std::future::Future<Output = std::result::Result<T, tonic::Status>>,
     {
-        let (tx, rx) = mpsc::channel();
         let limit = self.limit;
-        runtime(&self.name)?.spawn(async move {
-            let _ = tx.send(tokio::time::timeout(limit, call).await);
-        });
-        match rx.recv() {
-            Ok(Ok(Ok(v))) => Ok(v),
-            Ok(Ok(Err(status))) => Err(self.status_error(what, status)),
-            Ok(Err(_)) | Err(_) => Err(Error::Timeout {
+        // The timer is made inside the runtime, which drives it.
+        match self.io.block_on(async { tokio::time::timeout(limit, call).await }) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(status)) => Err(self.status_error(what, status)),
+            Err(_) => Err(Error::Timeout {
                 remote: self.name.clone(),
                 what: what.to_owned(),
                 secs: limit.as_secs().max(1),
@@ -382,7 +364,7 @@ impl Store for GrpcRemote {
     fn open_payload(&self, d: &Digest) -> Result<Box<dyn Read + Send>> {
         let url = self.payload_url(d)?;
         Ok(Box::new(crate::http::download(
-            &self.name, &url, self.limit,
+            &self.io, &self.name, &url, self.limit,
         )?))
     }
 
@@ -406,7 +388,7 @@ impl Store for GrpcRemote {
             Some(R::Error(e)) => return Err(self.rpc_error(&what, Some(e))),
             None => return Err(self.rpc_error(&what, None)),
         };
-        let (stored, size) = crate::http::upload(&self.name, &url, data, self.limit)?;
+        let (stored, size) = crate::http::upload(&self.io, &self.name, &url, data, self.limit)?;
         if stored != *d {
             // The server stored what it received under its own digest;
             // it is not the payload the manifest names.

@@ -2,13 +2,12 @@
 //! download, `POST <url>` for an upload (answered with an encoded
 //! `UploadResponse`). Plain `application/octet-stream` both ways.
 //!
-//! Downloads stream through a bounded channel into a blocking reader, so
-//! the repository library hashes and stages them as they arrive; a pause
-//! longer than the remote timeout ends the download with an error.
+//! Downloads stream through a bounded channel (tokio's) into a blocking
+//! reader, so the repository library hashes and stages them as they
+//! arrive; a pause longer than the remote timeout ends the download with
+//! an error.
 
 use std::io::Read;
-use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,7 +15,11 @@ use http_body_util::BodyExt;
 use hyper::body::Frame;
 
 use crate::error::{Error, Result};
-use crate::grpc::runtime;
+use crate::io::Io;
+
+/// How many chunks the reader may fall behind the network by: a slow
+/// writer holds the download back rather than filling memory.
+const CHUNKS_AHEAD: usize = 16;
 
 enum Chunk {
     Data(Bytes),
@@ -26,12 +29,11 @@ enum Chunk {
 
 /// A download in progress, read as a `Read`.
 pub struct Download {
-    rx: mpsc::Receiver<Chunk>,
-    /// One permit per chunk the reader may fall behind by: the task takes
-    /// one before each chunk it sends, the reader gives it back.
-    room: Arc<tokio::sync::Semaphore>,
+    rx: tokio::sync::mpsc::Receiver<Chunk>,
     current: Bytes,
     done: bool,
+    /// The runtime the download's task runs on, kept while it is read.
+    _io: Io,
 }
 
 impl Read for Download {
@@ -40,25 +42,16 @@ impl Read for Download {
             if self.done {
                 return Ok(0);
             }
-            let chunk = self.rx.recv();
-            self.room.add_permits(1);
-            match chunk {
-                Ok(Chunk::Data(b)) => self.current = b,
-                Ok(Chunk::End) => self.done = true,
-                Ok(Chunk::Failed(e)) => return Err(std::io::Error::other(e.to_string())),
-                Err(_) => return Err(std::io::Error::other("the download stopped")),
+            match self.rx.blocking_recv() {
+                Some(Chunk::Data(b)) => self.current = b,
+                Some(Chunk::End) => self.done = true,
+                Some(Chunk::Failed(e)) => return Err(std::io::Error::other(e.to_string())),
+                None => return Err(std::io::Error::other("the download stopped")),
             }
         }
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current.split_to(n));
         Ok(n)
-    }
-}
-
-impl Drop for Download {
-    fn drop(&mut self) {
-        // A task waiting for room ends instead of waiting forever.
-        self.room.close();
     }
 }
 
@@ -110,37 +103,25 @@ where
         .map_err(|e| unreachable(remote, format!("payload server {host}:{port}: {e}")))
 }
 
-/// Starts downloading `url`; the returned reader yields its bytes.
-pub fn download(remote: &str, url: &str, limit: Duration) -> Result<Download> {
+/// Starts downloading `url` on `io`; the returned reader yields its
+/// bytes. Dropping it ends the download.
+pub(crate) fn download(io: &Io, remote: &str, url: &str, limit: Duration) -> Result<Download> {
     let request = hyper::Request::get(url)
         .header(hyper::header::ACCEPT, "application/octet-stream")
         .body(http_body_util::Empty::<Bytes>::new())
         .map_err(|e| unreachable(remote, format!("payload URL {url}: {e}")))?;
-    // A few chunks in flight: the writer keeps up with the network, and a
-    // slow writer holds the download back rather than filling memory.
-    let (tx, rx) = mpsc::channel();
-    let room = Arc::new(tokio::sync::Semaphore::new(16));
-    let task_room = room.clone();
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+    let response = io.block_on(send(remote, request, limit))?;
+    if !response.status().is_success() {
+        return Err(Error::Server {
+            remote: remote.to_owned(),
+            what: "send a payload".into(),
+            message: format!("HTTP {}", response.status()),
+        });
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
     let remote_name = remote.to_owned();
-    runtime(remote)?.spawn(async move {
-        let response = match send(&remote_name, request, limit).await {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = ready_tx.send(Err(e));
-                return;
-            }
-        };
-        if !response.status().is_success() {
-            let _ = ready_tx.send(Err(Error::Server {
-                remote: remote_name.clone(),
-                what: "send a payload".into(),
-                message: format!("HTTP {}", response.status()),
-            }));
-            return;
-        }
-        let _ = ready_tx.send(Ok(()));
-        let mut body = response.into_body();
+    let mut body = response.into_body();
+    io.handle().spawn(async move {
         loop {
             let next = tokio::time::timeout(limit, body.frame()).await;
             let chunk = match next {
@@ -160,30 +141,24 @@ pub fn download(remote: &str, url: &str, limit: Duration) -> Result<Download> {
                 },
             };
             let last = !matches!(chunk, Chunk::Data(_));
-            match task_room.acquire().await {
-                Ok(permit) => permit.forget(),
-                Err(_) => return,
-            }
-            if tx.send(chunk).is_err() || last {
+            // Waits while the reader is behind; fails once it is dropped.
+            if tx.send(chunk).await.is_err() || last {
                 return;
             }
         }
     });
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok(Download {
-            rx,
-            room,
-            current: Bytes::new(),
-            done: false,
-        }),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(unreachable(remote, "the download task ended")),
-    }
+    Ok(Download {
+        rx,
+        current: Bytes::new(),
+        done: false,
+        _io: io.clone(),
+    })
 }
 
 /// Uploads everything `data` yields to `url`; returns the digest and size
 /// the server computed.
-pub fn upload(
+pub(crate) fn upload(
+    io: &Io,
     remote: &str,
     url: &str,
     data: Box<dyn Read + Send + '_>,
@@ -199,8 +174,8 @@ pub fn upload(
         .body(body)
         .map_err(|e| unreachable(remote, format!("payload URL {url}: {e}")))?;
     let remote_name = remote.to_owned();
-    let (done_tx, done_rx) = mpsc::channel();
-    runtime(remote)?.spawn(async move {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    io.handle().spawn(async move {
         let result = async {
             let response = send(&remote_name, request, limit).await?;
             let status = response.status();
@@ -242,7 +217,7 @@ pub fn upload(
     }
     drop(tx);
     let answer = done_rx
-        .recv()
+        .blocking_recv()
         .unwrap_or_else(|_| Err(unreachable(remote, "the upload task ended")));
     match read_error {
         Some(e) => Err(Error::Server {

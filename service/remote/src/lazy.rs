@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use spfs_repo::{Digest, FsRepository, PayloadSource};
+use tokio::sync::{watch, Semaphore};
 
+use crate::io::Io;
 use crate::progress::{Counting, Progress};
 use crate::store::Store;
 use crate::Error;
@@ -28,17 +30,19 @@ pub struct PayloadFetcher {
 
 #[derive(Debug)]
 struct Inner {
-    flights: Mutex<HashMap<(PathBuf, Digest), Arc<Flight>>>,
-    running: Mutex<usize>,
-    slot_free: Condvar,
-    max: usize,
+    /// The downloads running, by store and payload: others who want the
+    /// same payload wait for its result instead of downloading it again.
+    flights: Mutex<HashMap<Key, Flight>>,
+    /// One permit per download allowed at once.
+    slots: Semaphore,
+    /// Where fetching threads wait for a permit or another's result.
+    waiting: Io,
 }
 
-#[derive(Debug, Default)]
-struct Flight {
-    result: Mutex<Option<Result<(), String>>>,
-    done: Condvar,
-}
+type Key = (PathBuf, Digest);
+
+/// A download's result, once it is known (`None` before).
+type Flight = watch::Receiver<Option<Result<(), String>>>;
 
 /// What one runtime's payload fetches have done.
 #[derive(Debug, Default)]
@@ -55,15 +59,14 @@ pub struct FetchStats {
 
 impl PayloadFetcher {
     /// At most `max_downloads` downloads at once (at least one).
-    pub fn new(max_downloads: usize) -> Self {
-        Self {
+    pub fn new(max_downloads: usize) -> std::io::Result<Self> {
+        Ok(Self {
             inner: Arc::new(Inner {
                 flights: Mutex::new(HashMap::new()),
-                running: Mutex::new(0),
-                slot_free: Condvar::new(),
-                max: max_downloads.max(1),
+                slots: Semaphore::new(max_downloads.max(1)),
+                waiting: Io::for_waiting()?,
             }),
-        }
+        })
     }
 
     /// The payload source of a runtime reading from `remotes`, in order.
@@ -91,7 +94,11 @@ impl RemotePayloads {
     }
 
     fn download(&self, d: &Digest, size: Option<u64>, into: &FsRepository) -> Result<u64, String> {
-        let _slot = Slot::take(&self.inner);
+        let inner = &self.inner;
+        let _slot = inner
+            .waiting
+            .block_on(inner.slots.acquire())
+            .map_err(|e| e.to_string())?;
         let mut reasons = Vec::new();
         for remote in &self.remotes {
             let started = Instant::now();
@@ -157,66 +164,60 @@ impl PayloadSource for RemotePayloads {
 
     fn fetch(&self, d: &Digest, size: Option<u64>, into: &FsRepository) -> spfs_repo::Result<()> {
         let key = (into.root().to_owned(), *d);
-        let (flight, leader) = {
+        let joined = {
             let mut flights = self.inner.flights.lock();
             if into.has_payload(d) {
                 return Ok(());
             }
             match flights.get(&key) {
-                Some(f) => (f.clone(), false),
+                Some(f) => Ok(f.clone()),
                 None => {
-                    let f = Arc::new(Flight::default());
-                    flights.insert(key.clone(), f.clone());
-                    (f, true)
+                    let (tx, rx) = watch::channel(None);
+                    flights.insert(key.clone(), rx);
+                    Err(tx)
                 }
             }
         };
-        let result = if leader {
-            self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-            let result = self.download(d, size, into).map(|_| ());
-            self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-            match &result {
-                Ok(()) => {
-                    self.stats.fetched.fetch_add(1, Ordering::Relaxed);
-                    self.stats.progress.payload_done();
+        let result = match joined {
+            // Another open of the same payload is downloading it.
+            Ok(mut flight) => match self
+                .inner
+                .waiting
+                .block_on(flight.wait_for(Option::is_some))
+            {
+                Ok(r) => r.clone().unwrap_or(Ok(())),
+                Err(_) => Err("the download it waited for ended without a result".to_owned()),
+            },
+            Err(tx) => {
+                // Taken out however the download ends (a panic too), so a
+                // later open tries again.
+                let _flight = Leaving(&self.inner, key);
+                self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+                let result = self.download(d, size, into).map(|_| ());
+                self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                match &result {
+                    Ok(()) => {
+                        self.stats.fetched.fetch_add(1, Ordering::Relaxed);
+                        self.stats.progress.payload_done();
+                    }
+                    Err(reason) => {
+                        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(payload = %d, %reason, "cannot fetch a payload; its readers get EIO");
+                    }
                 }
-                Err(reason) => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(payload = %d, %reason, "cannot fetch a payload; its readers get EIO");
-                }
+                tx.send_replace(Some(result.clone()));
+                result
             }
-            *flight.result.lock() = Some(result.clone());
-            flight.done.notify_all();
-            self.inner.flights.lock().remove(&key);
-            result
-        } else {
-            let mut r = flight.result.lock();
-            while r.is_none() {
-                flight.done.wait(&mut r);
-            }
-            r.clone().unwrap_or(Ok(()))
         };
         result.map_err(|reason| spfs_repo::Error::PayloadFetch { digest: *d, reason })
     }
 }
 
-/// A download slot, given back on drop.
-struct Slot<'a>(&'a Inner);
+/// A download in flight, taken out of the list when it ends.
+struct Leaving<'a>(&'a Inner, Key);
 
-impl<'a> Slot<'a> {
-    fn take(inner: &'a Inner) -> Self {
-        let mut running = inner.running.lock();
-        while *running >= inner.max {
-            inner.slot_free.wait(&mut running);
-        }
-        *running += 1;
-        Self(inner)
-    }
-}
-
-impl Drop for Slot<'_> {
+impl Drop for Leaving<'_> {
     fn drop(&mut self) {
-        *self.0.running.lock() -= 1;
-        self.0.slot_free.notify_one();
+        self.0.flights.lock().remove(&self.1);
     }
 }

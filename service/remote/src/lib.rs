@@ -21,6 +21,7 @@ pub mod error;
 mod expected;
 pub mod grpc;
 pub mod http;
+mod io;
 pub mod lazy;
 pub mod progress;
 pub mod proto;

@@ -264,7 +264,7 @@ fn concurrent_first_opens_of_one_payload_download_it_once() {
         endless: false,
     });
     let local = empty(dir.path(), "local");
-    let fetcher = PayloadFetcher::new(2);
+    let fetcher = PayloadFetcher::new(2).unwrap();
     let source = fetcher.source(vec![origin.clone() as Arc<dyn Store>]);
     let hello = Digest::of(b"hello from base\n");
     let barrier = Arc::new(Barrier::new(8));
@@ -295,7 +295,9 @@ fn a_payload_no_remote_has_is_an_error_naming_each_remote() {
     let a = empty(dir.path(), "a");
     let b = empty(dir.path(), "b");
     let local = empty(dir.path(), "local");
-    let source = PayloadFetcher::new(1).source(vec![remote(a.root()), remote(b.root())]);
+    let source = PayloadFetcher::new(1)
+        .unwrap()
+        .source(vec![remote(a.root()), remote(b.root())]);
     let missing = Digest::of(b"nowhere");
     let err = source
         .fetch(&missing, None, &local)
@@ -308,7 +310,9 @@ fn a_payload_no_remote_has_is_an_error_naming_each_remote() {
     // A later remote that has it is used when an earlier one does not.
     let c = empty(dir.path(), "c");
     let (d, _) = c.write_payload(&b"somewhere"[..]).unwrap();
-    let source = PayloadFetcher::new(1).source(vec![remote(a.root()), remote(c.root())]);
+    let source = PayloadFetcher::new(1)
+        .unwrap()
+        .source(vec![remote(a.root()), remote(c.root())]);
     source.fetch(&d, None, &local).unwrap();
     assert!(local.has_payload(&d));
 }
@@ -324,7 +328,9 @@ fn a_remote_that_sends_more_than_the_payload_has_is_cut_off_and_nothing_is_store
     let local = empty(dir.path(), "local");
     let hello = Digest::of(b"hello from base\n");
     // A first open (the manifest says 16 bytes).
-    let source = PayloadFetcher::new(1).source(vec![origin.clone() as Arc<dyn Store>]);
+    let source = PayloadFetcher::new(1)
+        .unwrap()
+        .source(vec![origin.clone() as Arc<dyn Store>]);
     let err = source
         .fetch(&hello, Some(16), &local)
         .unwrap_err()

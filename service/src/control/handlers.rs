@@ -237,6 +237,9 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
 pub struct Context {
     /// The runtimes, started, recorded and ended.
     pub manager: Arc<Manager>,
+    /// Opens the repositories runtimes read (what they share: downloads,
+    /// verdicts on payload files).
+    pub repositories: stack::Opener,
     /// The filesystem backend.
     pub backend: crate::backend::Backend,
     /// The path users use, when the mountpoint is a link to the mount.
@@ -436,7 +439,10 @@ impl Handlers {
             .runtime_name
             .clone()
             .unwrap_or_else(|| format!("rt-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
-        let (repos, stack) = stack::load(&req.repositories, &req.env_spec)?;
+        let (repos, stack) = self
+            .cx
+            .repositories
+            .load(&req.repositories, &req.env_spec)?;
         if self.runtimes().mode() == Mode::Single {
             let running = self
                 .runtimes()
@@ -490,7 +496,7 @@ impl Handlers {
         req: MountRequest,
     ) -> Result<Response, ControlError> {
         let name = req.runtime_name.clone().ok_or(ControlError::DurableName)?;
-        let repos = stack::open_repositories(&req.repositories)?;
+        let repos = self.cx.repositories.open(&req.repositories)?;
         let repo = repos.primary();
         let no_such = || DurableError::NoSuchSaved {
             name: name.clone(),
