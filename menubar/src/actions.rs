@@ -119,7 +119,7 @@ pub fn always_on(env: &Env) -> Option<bool> {
     }
     let json = cli(env, &["launchagent", "status", "--json"]).ok()?;
     let v: serde_json::Value = serde_json::from_str(&json).ok()?;
-    v["installed"].as_bool()
+    v.get("installed")?.as_bool()
 }
 
 fn set_always_on(env: &Env, on: bool) -> Result<(), String> {

@@ -53,7 +53,9 @@ fn draw(size: u32, filled: bool, color: Rgba, mark: Option<Rgba>) -> Image {
             }
             if let Some(Rgba(r, g, b, a)) = c {
                 let i = ((py * size + px) * 4) as usize;
-                rgba[i..i + 4].copy_from_slice(&[r, g, b, a]);
+                if let Some(pixel) = rgba.get_mut(i..i + 4) {
+                    pixel.copy_from_slice(&[r, g, b, a]);
+                }
             }
         }
     }
@@ -91,8 +93,12 @@ pub fn app(size: u32) -> Image {
             let dx = (r - x).max(x - (s - r)).max(0.0);
             let dy = (r - y).max(y - (s - r)).max(0.0);
             let i = ((py * size + px) * 4) as usize;
-            if (dx * dx + dy * dy).sqrt() <= r && img.rgba[i + 3] == 0 {
-                img.rgba[i..i + 4].copy_from_slice(&[250, 250, 250, 255]);
+            let inside = (dx * dx + dy * dy).sqrt() <= r;
+            match img.rgba.get_mut(i..i + 4) {
+                Some(pixel) if inside && pixel.get(3) == Some(&0) => {
+                    pixel.copy_from_slice(&[250, 250, 250, 255]);
+                }
+                _ => {}
             }
         }
     }

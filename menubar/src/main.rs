@@ -2,7 +2,10 @@
 //! runtimes, toggle always-on, the idle timeout and error reports. The
 //! decisions are in [`model`]; [`gui`] only shows them.
 #![deny(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 mod actions;
 mod client;

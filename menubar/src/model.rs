@@ -183,7 +183,7 @@ pub fn human_size(bytes: u64) -> String {
         v /= 1000.0;
         unit += 1;
     }
-    format!("{v:.1} {}", UNITS[unit])
+    format!("{v:.1} {}", UNITS.get(unit).unwrap_or(&"PB"))
 }
 
 /// A duration for people: `under a minute`, `12 min`, `2 h 5 min`, `3 d`

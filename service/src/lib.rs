@@ -6,7 +6,10 @@
 //! No request may panic: `unwrap`/`expect` are refused outside tests, and
 //! `unsafe` lives only in [`sys`].
 #![deny(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 pub use spfs_repo as repo;
 

@@ -53,7 +53,7 @@ impl<R: Read> Read for Expected<R> {
         // One byte past the size is enough to know there are too many.
         let left = self.size.saturating_sub(self.read).saturating_add(1);
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
+        let n = self.inner.read(buf.get_mut(..want).unwrap_or_default())?;
         self.read += n as u64;
         if self.read > self.size {
             return Err(io::Error::new(

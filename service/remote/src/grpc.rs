@@ -87,7 +87,10 @@ impl GrpcRemote {
     {
         let limit = self.limit;
         // The timer is made inside the runtime, which drives it.
-        match self.io.block_on(async { tokio::time::timeout(limit, call).await }) {
+        match self
+            .io
+            .block_on(async { tokio::time::timeout(limit, call).await })
+        {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(status)) => Err(self.status_error(what, status)),
             Err(_) => Err(Error::Timeout {

@@ -50,7 +50,10 @@ impl Read for Download {
             }
         }
         let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
+        let chunk = self.current.split_to(n);
+        if let Some(into) = buf.get_mut(..n) {
+            into.copy_from_slice(&chunk);
+        }
         Ok(n)
     }
 }
@@ -202,7 +205,7 @@ pub(crate) fn upload(
     loop {
         let chunk = match data.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => Bytes::copy_from_slice(&buf[..n]),
+            Ok(n) => Bytes::copy_from_slice(buf.get(..n).unwrap_or_default()),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 // The body ends short; the server's answer is moot.

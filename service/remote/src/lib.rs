@@ -1,6 +1,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 //! Remote spfs repositories, as upstream names them in its config:
 //! upstream's `spfs server` (`grpc://`: gRPC for objects and tags, HTTP for

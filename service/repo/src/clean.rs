@@ -248,32 +248,38 @@ fn referrers_first(repo: &FsRepository, objects: Vec<Removal>) -> Result<Vec<Rem
     // finished after all it names, so the reverse of the finishing order
     // puts referrers first.
     let mut finished = Vec::with_capacity(objects.len());
-    let mut state = vec![0u8; objects.len()]; // 0 new, 1 open, 2 done
-    for start in 0..objects.len() {
-        if state[start] != 0 {
-            continue;
+    // Each object's state, by its index: 0 new, 1 open, 2 done.
+    let mut state = vec![0u8; objects.len()];
+    let open = |state: &mut [u8], i: usize| -> Vec<usize> {
+        if let Some(s) = state.get_mut(i) {
+            *s = 1;
         }
-        let mut stack: Vec<(usize, Vec<usize>)> = Vec::new();
-        state[start] = 1;
-        let kids = children(repo, &objects[start].digest)
+        objects
+            .get(i)
+            .map(|o| children(repo, &o.digest))
+            .unwrap_or_default()
             .iter()
             .filter_map(|c| index.get(c).copied())
-            .collect();
-        stack.push((start, kids));
+            .collect()
+    };
+    for start in 0..objects.len() {
+        if state.get(start) != Some(&0) {
+            continue;
+        }
+        let kids = open(&mut state, start);
+        let mut stack: Vec<(usize, Vec<usize>)> = vec![(start, kids)];
         while let Some((node, kids)) = stack.last_mut() {
             match kids.pop() {
-                Some(k) if state[k] == 0 => {
-                    state[k] = 1;
-                    let grand = children(repo, &objects[k].digest)
-                        .iter()
-                        .filter_map(|c| index.get(c).copied())
-                        .collect();
+                Some(k) if state.get(k) == Some(&0) => {
+                    let grand = open(&mut state, k);
                     stack.push((k, grand));
                 }
                 Some(_) => {}
                 None => {
                     let node = *node;
-                    state[node] = 2;
+                    if let Some(s) = state.get_mut(node) {
+                        *s = 2;
+                    }
                     finished.push(node);
                     stack.pop();
                 }
@@ -284,7 +290,7 @@ fn referrers_first(repo: &FsRepository, objects: Vec<Removal>) -> Result<Vec<Rem
     Ok(finished
         .into_iter()
         .rev()
-        .filter_map(|i| slots[i].take())
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
         .collect())
 }
 

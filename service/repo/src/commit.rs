@@ -266,14 +266,14 @@ fn batches(files: &[(PathBuf, u64)]) -> Vec<&[(PathBuf, u64)]> {
     for (i, (_, size)) in files.iter().enumerate() {
         let count = i - start;
         if count > 0 && (count >= BATCH_FILES || bytes + size > BATCH_BYTES) {
-            out.push(&files[start..i]);
+            out.extend(files.get(start..i));
             start = i;
             bytes = 0;
         }
         bytes += size;
     }
     if start < files.len() {
-        out.push(&files[start..]);
+        out.extend(files.get(start..));
     }
     out
 }
@@ -478,7 +478,10 @@ fn collect(
     let mut tree = Tree { entries };
     tree.sort();
     let digest = tree.digest();
-    out[own] = tree;
+    // `own` is the slot this call reserved in `out`.
+    if let Some(slot) = out.get_mut(own) {
+        *slot = tree;
+    }
     Ok(digest)
 }
 

@@ -57,7 +57,7 @@ impl Digest {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            hasher.update(&buf[..n]);
+            hasher.update(buf.get(..n).unwrap_or_default());
             size += n as u64;
         }
         Ok((Self(hasher.finalize().into()), size))

@@ -195,6 +195,7 @@ impl RepositorySet {
     }
 
     /// The repository new objects and tags are written to.
+    #[allow(clippy::indexing_slicing)] // never empty: `new` takes the primary
     pub fn primary(&self) -> &FsRepository {
         &self.repos[0]
     }
@@ -428,10 +429,10 @@ impl RepositorySet {
                 }
             }
         }
-        match found.len() {
-            0 => Err(self.unknown(prefix.to_string())),
-            1 => Ok(found[0]),
-            n => {
+        match (found.first(), found.len()) {
+            (None, _) => Err(self.unknown(prefix.to_string())),
+            (Some(one), 1) => Ok(*one),
+            (_, n) => {
                 found.sort();
                 const LISTED: usize = 10;
                 let mut listed: Vec<String> =

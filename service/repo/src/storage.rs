@@ -356,8 +356,9 @@ impl FsRepository {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io("read payload source for", &work)(e)),
             };
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])
+            let read = buf.get(..n).unwrap_or_default();
+            hasher.update(read);
+            file.write_all(read)
                 .map_err(Error::io("write payload", &work))?;
             size += n as u64;
         }

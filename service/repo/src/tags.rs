@@ -201,12 +201,12 @@ impl Tag {
     fn decode(rec: &[u8]) -> std::result::Result<Tag, String> {
         let mut pos = 0;
         let string = |pos: &mut usize, what: &str| -> std::result::Result<String, String> {
-            let rest = &rec[*pos..];
+            let rest = rec.get(*pos..).unwrap_or_default();
             let len = rest
                 .iter()
                 .position(|b| *b == 0)
                 .ok_or_else(|| format!("{what} is not NUL-terminated"))?;
-            let s = std::str::from_utf8(&rest[..len])
+            let s = std::str::from_utf8(rest.get(..len).unwrap_or_default())
                 .map_err(|_| format!("{what} is not UTF-8"))?
                 .to_owned();
             *pos += len + 1;
@@ -264,8 +264,8 @@ pub fn decode_stream(bytes: &[u8]) -> std::result::Result<Vec<Tag>, String> {
                     bytes.len() - start
                 )
             })?;
-        let tag =
-            Tag::decode(&bytes[start..end]).map_err(|r| format!("record {}: {r}", out.len()))?;
+        let record = bytes.get(start..end).unwrap_or_default();
+        let tag = Tag::decode(record).map_err(|r| format!("record {}: {r}", out.len()))?;
         out.push(tag);
         pos = end;
     }
@@ -322,7 +322,7 @@ impl FsRepository {
                 available: n,
                 requested: spec.version(),
             })?;
-        Ok(Some(stream[n - 1 - index].clone()))
+        Ok(stream.get(n - 1 - index).cloned())
     }
 
     /// Points the tag stream `spec` at `target`, as upstream's `spfs tag`:

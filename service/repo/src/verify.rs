@@ -290,11 +290,11 @@ fn hash_file(file: &File, size: u64) -> std::io::Result<Digest> {
         let want = buf
             .len()
             .min(usize::try_from(size - at).unwrap_or(usize::MAX));
-        let n = file.read_at(&mut buf[..want], at)?;
+        let n = file.read_at(buf.get_mut(..want).unwrap_or_default(), at)?;
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
+        hasher.update(buf.get(..n).unwrap_or_default());
         at += n as u64;
     }
     Ok(Digest::from_bytes(hasher.finalize().into()))

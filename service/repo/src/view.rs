@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use super::digest::Digest;
 use super::error::{Error, Result};
-use super::object::{mode, Entry, EntryKind, Manifest};
+use super::object::{mode, Entry, EntryKind, Manifest, Tree};
 
 /// Deepest directory nesting accepted (deeper means a corrupt or cyclic
 /// manifest): what an editable runtime can make (its node table's limit)
@@ -172,7 +172,11 @@ impl View {
 
     fn name_bytes(&self, n: &Node) -> &[u8] {
         let s = n.name_start as usize;
-        &self.names.as_bytes()[s..s + n.name_len as usize]
+        // In range by construction (the builder appends each name).
+        self.names
+            .as_bytes()
+            .get(s..s + n.name_len as usize)
+            .unwrap_or_default()
     }
 
     /// Ids of a directory's entries, sorted by name (empty for non-dirs).
@@ -193,7 +197,10 @@ impl View {
     /// The entry `name` of directory `dir`.
     pub fn lookup(&self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
         let r = self.child_range(dir);
-        let kids = &self.nodes[r.start as usize..r.end as usize];
+        let kids = self
+            .nodes
+            .get(r.start as usize..r.end as usize)
+            .unwrap_or_default();
         kids.binary_search_by(|n| self.name_bytes(n).cmp(name))
             .ok()
             .map(|i| NodeId(r.start + i as u32))
@@ -237,6 +244,24 @@ impl View {
 }
 
 /// Names a directory entry can have; others only come from corrupt data.
+/// Row `i` of a directory being merged (`by_name` holds only positions
+/// in it).
+fn merged<'a, 'm>(
+    out: &'a mut [(&'m str, Pending<'m>)],
+    i: usize,
+) -> Result<&'a mut (&'m str, Pending<'m>)> {
+    out.get_mut(i)
+        .ok_or_else(|| Error::Decode(format!("no merged entry {i}")))
+}
+
+/// Tree `t` of manifest `m` of the stack (a source the builder made).
+fn tree_of(manifests: &[Manifest], m: u32, t: u32) -> Result<&Tree> {
+    manifests
+        .get(m as usize)
+        .and_then(|mf| mf.trees.get(t as usize))
+        .ok_or_else(|| Error::Decode(format!("no tree {t} in manifest {}", m + 1)))
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
 }
@@ -286,8 +311,9 @@ impl<'m> Builder<'m> {
     }
 
     fn subtree(&self, m: u32, entry: &Entry) -> Result<Source> {
-        self.tree_index[m as usize]
-            .get(&entry.object)
+        self.tree_index
+            .get(m as usize)
+            .and_then(|trees| trees.get(&entry.object))
             .map(|t| (m, *t))
             .ok_or_else(|| {
                 Error::Decode(format!(
@@ -353,9 +379,10 @@ impl<'m> Builder<'m> {
                 });
             }
             let count = (self.view.nodes.len() - first) as u32;
-            let n = &mut self.view.nodes[node as usize];
-            n.first_child = first as u32;
-            n.child_count = count;
+            if let Some(n) = self.view.nodes.get_mut(node as usize) {
+                n.first_child = first as u32;
+                n.child_count = count;
+            }
         }
         self.view.nodes.shrink_to_fit();
         self.view.names.shrink_to_fit();
@@ -373,7 +400,7 @@ impl<'m> Builder<'m> {
         let dir_mode = |e: &Entry| mode::S_IFDIR | (e.mode & 0o7777);
         if let [(m, t)] = sources {
             // One source (the common case): nothing to merge, masks vanish.
-            for e in &manifests[*m as usize].trees[*t as usize].entries {
+            for e in &tree_of(manifests, *m, *t)?.entries {
                 if !valid_name(&e.name) {
                     continue;
                 }
@@ -394,7 +421,7 @@ impl<'m> Builder<'m> {
         const REMOVED: usize = usize::MAX;
         let mut removed = 0usize;
         for (m, t) in sources {
-            for e in &manifests[*m as usize].trees[*t as usize].entries {
+            for e in &tree_of(manifests, *m, *t)?.entries {
                 if !valid_name(&e.name) {
                     continue;
                 }
@@ -405,14 +432,14 @@ impl<'m> Builder<'m> {
                 match (e.kind, slot) {
                     (EntryKind::Mask, Some(i)) => {
                         by_name.insert(&e.name, REMOVED);
-                        out[i].0 = "";
+                        merged(out, i)?.0 = "";
                         removed += 1;
                     }
                     (EntryKind::Mask, None) => {}
-                    (EntryKind::Blob, Some(i)) => out[i].1 = Pending::Blob(e),
+                    (EntryKind::Blob, Some(i)) => merged(out, i)?.1 = Pending::Blob(e),
                     (EntryKind::Tree, Some(i)) => {
                         let src = self.subtree(*m, e)?;
-                        match &mut out[i].1 {
+                        match &mut merged(out, i)?.1 {
                             Pending::Dir { mode, sources } => {
                                 *mode = dir_mode(e);
                                 sources.push(src);

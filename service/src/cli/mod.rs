@@ -332,6 +332,6 @@ fn human_bytes(n: u64) -> String {
     if unit == 0 {
         format!("{n} B")
     } else {
-        format!("{v:.1} {}", UNITS[unit])
+        format!("{v:.1} {}", UNITS.get(unit).unwrap_or(&"TiB"))
     }
 }

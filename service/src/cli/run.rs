@@ -324,15 +324,18 @@ pub(super) fn become_member(
         eprintln!("note: {notice}");
     }
     check_mount_answers(mountpoint)?;
-    let err = Command::new(&command[0])
-        .args(&command[1..])
+    let Some((program, args)) = command.split_first() else {
+        return Err("no command to run in the runtime".into());
+    };
+    let err = Command::new(program)
+        .args(args)
         .env("SPFS_RUNTIME", &runtime.name)
         .env(TOKEN_ENV, token)
         .exec();
     // exec only returns on failure; the runtime ends with this process.
     // The exit statuses shells (and env, timeout) use: 127 for a command
     // that is not found, 126 for one that cannot be run.
-    let shown = spfs_shared::display::quoted(&command[0]);
+    let shown = spfs_shared::display::quoted(program);
     let code = match err.kind() {
         std::io::ErrorKind::NotFound => 127,
         _ => 126,

@@ -68,7 +68,10 @@ fn plural(n: u64, one: &str) -> String {
 fn table(rows: &[Vec<String>], right: &[bool]) -> String {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            let width = |r: &Vec<String>| r.get(c).map_or(0, |cell| cell.chars().count());
+            rows.iter().map(width).max().unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {
@@ -76,10 +79,13 @@ fn table(rows: &[Vec<String>], right: &[bool]) -> String {
         for (c, cell) in r.iter().enumerate() {
             if c + 1 == cols {
                 line.push_str(cell);
-            } else if right.get(c).copied().unwrap_or(false) {
-                line.push_str(&format!("{cell:>w$}  ", w = widths[c]));
             } else {
-                line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+                let w = widths.get(c).copied().unwrap_or(0);
+                if right.get(c).copied().unwrap_or(false) {
+                    line.push_str(&format!("{cell:>w$}  "));
+                } else {
+                    line.push_str(&format!("{cell:<w$}  "));
+                }
             }
         }
         out.push_str(line.trim_end());

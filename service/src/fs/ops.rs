@@ -1101,8 +1101,8 @@ impl Ops {
 fn read_at(file: &File, offset: u64, size: u32) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; size as usize];
     let mut done = 0usize;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
+    while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
+        match file.read_at(rest, offset + done as u64) {
             Ok(0) => break,
             Ok(n) => done += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

@@ -232,7 +232,7 @@ fn footprint(bytes: u64) -> String {
         amount /= 1024.0;
         prefix += 1;
     }
-    format!("{amount:.2} {}B", PREFIXES[prefix])
+    format!("{amount:.2} {}B", PREFIXES.get(prefix).unwrap_or(&"Yi"))
 }
 
 #[cfg(test)]

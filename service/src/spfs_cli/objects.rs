@@ -362,7 +362,7 @@ pub(crate) fn read(args: ReadArgs) -> CmdResult {
         if n == 0 {
             break;
         }
-        if let Err(e) = std::io::Write::write_all(&mut out, &buf[..n]) {
+        if let Err(e) = std::io::Write::write_all(&mut out, buf.get(..n).unwrap_or_default()) {
             crate::cli::output::fail(&e);
         }
     }

@@ -28,22 +28,22 @@ impl<'a> Buf<'a> {
             .and_then(|end| self.0.get(pos..end))
             .ok_or_else(|| bad(what, pos))
     }
+    fn array<const N: usize>(&self, pos: usize, what: &str) -> FbResult<[u8; N]> {
+        self.bytes(pos, N, what)?
+            .try_into()
+            .map_err(|_| bad(what, pos))
+    }
     fn u8(&self, pos: usize) -> FbResult<u8> {
-        Ok(self.bytes(pos, 1, "u8")?[0])
+        self.array(pos, "u8").map(u8::from_le_bytes)
     }
     fn u16(&self, pos: usize) -> FbResult<u16> {
-        let b = self.bytes(pos, 2, "u16")?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        self.array(pos, "u16").map(u16::from_le_bytes)
     }
     fn u32(&self, pos: usize) -> FbResult<u32> {
-        let b = self.bytes(pos, 4, "u32")?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.array(pos, "u32").map(u32::from_le_bytes)
     }
     fn u64(&self, pos: usize) -> FbResult<u64> {
-        let b = self.bytes(pos, 8, "u64")?;
-        let mut a = [0; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
+        self.array(pos, "u64").map(u64::from_le_bytes)
     }
     /// Follows a forward offset stored at `pos`.
     fn follow(&self, pos: usize) -> FbResult<usize> {

@@ -105,10 +105,9 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len());
-        match end {
-            Some(end) => {
-                let s = &self.bytes[self.pos..end];
+        let end = self.pos.checked_add(n);
+        match end.and_then(|end| Some((end, self.bytes.get(self.pos..end)?))) {
+            Some((end, s)) => {
                 self.pos = end;
                 Ok(s)
             }
@@ -121,8 +120,7 @@ impl<'a> Reader<'a> {
     }
     fn u64(&mut self, what: &str) -> Result<u64, String> {
         let b = self.take(8, what)?;
-        let mut a = [0; 8];
-        a.copy_from_slice(b);
+        let a = b.try_into().map_err(|_| format!("{what} is not 8 bytes"))?;
         Ok(u64::from_be_bytes(a))
     }
     fn digest(&mut self, what: &str) -> Result<Digest, String> {
@@ -130,14 +128,14 @@ impl<'a> Reader<'a> {
         Digest::from_slice(b).ok_or_else(|| format!("{what} is not a digest"))
     }
     fn string(&mut self, what: &str) -> Result<&'a str, String> {
-        let rest = &self.bytes[self.pos..];
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
         let len = rest.iter().position(|b| *b == 0).ok_or_else(|| {
             format!(
                 "legacy body is truncated: {what} at byte {} has no NUL terminator",
                 self.pos
             )
         })?;
-        let s = std::str::from_utf8(&rest[..len])
+        let s = std::str::from_utf8(rest.get(..len).unwrap_or_default())
             .map_err(|_| format!("{what} at byte {} is not UTF-8", self.pos))?;
         self.pos += len + 1;
         Ok(s)

@@ -123,28 +123,32 @@ impl Header {
                 Self::SIZE
             ));
         }
-        if &bytes[..9] != Self::PREFIX {
+        let Some((head, body)) = bytes.split_first_chunk::<{ Self::SIZE }>() else {
+            return Err("the object header is cut short".to_owned());
+        };
+        let [p0, p1, p2, p3, p4, p5, p6, p7, p8, strategy, encoding, _, _, _, _, _, kind] = *head;
+        if [p0, p1, p2, p3, p4, p5, p6, p7, p8] != *Self::PREFIX {
             return Err("missing the '--SPFS--' header".to_owned());
         }
-        let strategy = match bytes[9] {
+        let strategy = match strategy {
             0 => DigestStrategy::Legacy,
             1 => DigestStrategy::WithKindAndSalt,
             b => return Err(format!("unknown digest strategy {b} in header")),
         };
-        let encoding = match bytes[10] {
+        let encoding = match encoding {
             0 => EncodingFormat::Legacy,
             1 => EncodingFormat::FlatBuffers,
             b => return Err(format!("unknown encoding format {b} in header")),
         };
-        let kind = ObjectKind::from_header_byte(bytes[16])
-            .ok_or_else(|| format!("unknown object kind {} in header", bytes[16]))?;
+        let kind = ObjectKind::from_header_byte(kind)
+            .ok_or_else(|| format!("unknown object kind {kind} in header"))?;
         Ok((
             Header {
                 strategy,
                 encoding,
                 kind,
             },
-            &bytes[Self::SIZE..],
+            body,
         ))
     }
 
@@ -368,7 +372,10 @@ impl Object {
         let mut readings = Vec::with_capacity(2);
         if header.encoding == EncodingFormat::Legacy {
             let mut relabelled = bytes.to_vec();
-            relabelled[10] = EncodingFormat::FlatBuffers as u8;
+            // The encoding byte of the header `Header::parse` read.
+            if let Some(b) = relabelled.get_mut(10) {
+                *b = EncodingFormat::FlatBuffers as u8;
+            }
             readings.push(relabelled);
         }
         readings.push(bytes.to_vec());

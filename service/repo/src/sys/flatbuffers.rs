@@ -12,6 +12,8 @@ impl flatbuffers::Push for DigestStruct {
     // long. The body itself is a safe, bounds-checked copy.
     #[inline]
     unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
-        dst[..32].copy_from_slice(&self.0);
+        if let Some(dst) = dst.get_mut(..32) {
+            dst.copy_from_slice(&self.0);
+        }
     }
 }

@@ -28,7 +28,7 @@ pub(crate) fn hostname() -> String {
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
     if rc == 0 {
         let len = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        if let Ok(s) = std::str::from_utf8(&buf[..len]) {
+        if let Ok(s) = std::str::from_utf8(buf.get(..len).unwrap_or_default()) {
             return s.to_owned();
         }
     }

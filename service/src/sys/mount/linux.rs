@@ -107,19 +107,41 @@ pub fn mounted_fuse_paths() -> Vec<PathBuf> {
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
+    let octal = |c: u8| (b'0'..=b'7').contains(&c).then(|| c - b'0');
+    let mut rest = b;
+    while let Some((&first, after)) = rest.split_first() {
+        let escaped = match after {
+            [x, y, z, ..] if first == b'\\' => octal(*x)
+                .zip(octal(*y))
+                .zip(octal(*z))
+                .map(|((x, y), z)| x.wrapping_mul(64).wrapping_add(y * 8).wrapping_add(z)),
+            _ => None,
+        };
+        match escaped {
+            Some(v) => {
+                out.push(v);
+                rest = after.get(3..).unwrap_or_default();
+            }
+            None => {
+                out.push(first);
+                rest = after;
+            }
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unescape;
+
+    #[test]
+    fn mount_paths_are_unescaped_as_the_kernel_escapes_them() {
+        assert_eq!(unescape(r"/tmp/a\040b"), "/tmp/a b");
+        assert_eq!(unescape(r"/x\011y\012z\134"), "/x\ty\nz\\");
+        // Not an escape: kept as it is, never a panic.
+        assert_eq!(unescape(r"/a\04"), r"/a\04");
+        assert_eq!(unescape(r"/a\9xy\"), r"/a\9xy\");
+        assert_eq!(unescape(r"\777"), "\u{fffd}");
+    }
 }
