@@ -20,6 +20,7 @@ pub mod client;
 pub mod control;
 pub mod durable;
 pub mod fs;
+pub mod layers;
 pub mod lifecycle;
 pub mod manager;
 pub mod mount;

@@ -21,6 +21,7 @@ use std::time::SystemTime;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::broadcast;
 
+use crate::layers::Layers;
 use crate::overlay::{LowerChange, Overlay};
 use crate::repo::{Digest, RepositorySet, View};
 use crate::router::{RegisterError, Router, RuntimeId};
@@ -31,16 +32,8 @@ use crate::scratch::Scratch;
 pub struct ReadOnlyView {
     /// High 32 bits of every inode number of this view.
     pub slot: u32,
-    /// The merged layers.
-    pub view: Arc<View>,
-    /// Where the payloads are.
-    pub repos: Arc<RepositorySet>,
-    /// Owner of every file shown.
-    pub uid: u32,
-    /// Group of every file shown.
-    pub gid: u32,
-    /// Times reported for every file (the runtime's start).
-    pub time: SystemTime,
+    /// The merged layers, and whose they are.
+    pub layers: Layers,
 }
 
 /// The inodes of one slot: a read-only view or an editable overlay.
@@ -64,7 +57,7 @@ impl Tree {
     /// The merged layers (under the edits, when editable).
     pub fn layers(&self) -> &Arc<View> {
         match self {
-            Tree::ReadOnly(v) => &v.view,
+            Tree::ReadOnly(v) => &v.layers.view,
             Tree::Editable(o) => o.lower(),
         }
     }
@@ -72,7 +65,7 @@ impl Tree {
     /// The runtime's user, who owns what the tree shows.
     pub fn uid(&self) -> u32 {
         match self {
-            Tree::ReadOnly(v) => v.uid,
+            Tree::ReadOnly(v) => v.layers.owner.0,
             Tree::Editable(o) => o.owner().0,
         }
     }
@@ -473,11 +466,12 @@ impl Runtimes {
             None => RuntimeTree::ReadOnly {
                 view: RwLock::new(Arc::new(ReadOnlyView {
                     slot,
-                    view,
-                    repos: new.repos.clone(),
-                    uid: new.uid,
-                    gid: new.gid,
-                    time: created,
+                    layers: Layers {
+                        view,
+                        repos: new.repos.clone(),
+                        owner: (new.uid, new.gid),
+                        time: created,
+                    },
                 })),
                 edited: std::sync::OnceLock::new(),
             },
@@ -659,11 +653,12 @@ impl Runtimes {
         let old = view.read().clone();
         let new = Arc::new(ReadOnlyView {
             slot: self.new_slot(),
-            view: to.view,
-            repos: old.repos.clone(),
-            uid: old.uid,
-            gid: old.gid,
-            time: old.time,
+            layers: Layers {
+                view: to.view,
+                repos: old.layers.repos.clone(),
+                owner: old.layers.owner,
+                time: old.layers.time,
+            },
         });
         rt.retired_slots.lock().push(old.slot);
         self.slots
@@ -835,12 +830,12 @@ impl Runtimes {
         let view = view.read().clone();
         let scratch = Arc::new(scratch);
         let overlay = Arc::new(Overlay::adopting(
-            view.view.clone(),
+            view.layers.view.clone(),
             rt.repos.clone(),
             scratch.clone(),
             view.slot,
             (rt.uid, rt.gid),
-            view.time,
+            view.layers.time,
         ));
         let made = edited.set(Editable {
             overlay: RwLock::new(overlay.clone()),

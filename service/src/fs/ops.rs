@@ -177,14 +177,6 @@ fn editable_open_flags(_flags: i32) -> FopenFlags {
     FopenFlags::FOPEN_NOFLUSH
 }
 
-fn lower_type(k: NodeKind) -> FileType {
-    match k {
-        NodeKind::Dir => FileType::Directory,
-        NodeKind::File => FileType::RegularFile,
-        NodeKind::Symlink => FileType::Symlink,
-    }
-}
-
 /// The filesystem's state and its requests.
 pub(crate) struct Ops {
     runtimes: Arc<Runtimes>,
@@ -222,7 +214,7 @@ impl PendingOpen {
     /// is EIO to the caller, logged with the reason.
     pub(crate) fn finish(self) -> Result<Opened, Errno> {
         let repos = match &self.what {
-            Pending::ReadOnly(v) => &v.repos,
+            Pending::ReadOnly(v) => &v.layers.repos,
             Pending::Editable { overlay, .. } => overlay.repos(),
         };
         let (file, check) = repos
@@ -292,7 +284,7 @@ impl Ops {
             }
         }
         match tree {
-            Tree::ReadOnly(v) if (node as usize) < v.view.len() => {
+            Tree::ReadOnly(v) if (node as usize) < v.layers.view.len() => {
                 Ok(Target::ReadOnly(v, NodeId(node)))
             }
             Tree::Editable(o) if o.contains(node) => Ok(Target::Editable(o, node)),
@@ -301,25 +293,9 @@ impl Ops {
     }
 
     fn ro_attr(&self, v: &ReadOnlyView, id: NodeId) -> Result<FileAttr, Errno> {
-        let n = v.view.get(id).ok_or(Errno::ESTALE)?;
-        let kind = lower_type(n.kind());
-        Ok(FileAttr {
-            ino: INodeNo(inode::encode(v.slot, id)),
-            size: n.size(),
-            blocks: n.size().div_ceil(512),
-            atime: v.time,
-            mtime: v.time,
-            ctime: v.time,
-            crtime: v.time,
-            kind,
-            perm: n.permissions() as u16,
-            nlink: if kind == FileType::Directory { 2 } else { 1 },
-            uid: v.uid,
-            gid: v.gid,
-            rdev: 0,
-            blksize: 4096,
-            flags: 0,
-        })
+        v.layers
+            .attr(id, inode::encode(v.slot, id))
+            .ok_or(Errno::ESTALE)
     }
 
     /// The root's attributes, the same for every caller: the kernel keeps
@@ -373,7 +349,7 @@ impl Ops {
         let (target, _in) = self.resolve_entered(cx, parent, false)?;
         match target {
             Target::Outside => Err(Errno::ENOENT),
-            Target::ReadOnly(v, dir) => match v.view.lookup(dir, name.as_bytes()) {
+            Target::ReadOnly(v, dir) => match v.layers.view.lookup(dir, name.as_bytes()) {
                 Some(id) => Ok(Entry {
                     attr: self.ro_attr(&v, id)?,
                     entry_ttl: entry_ttl(parent.0),
@@ -440,19 +416,7 @@ impl Ops {
         let (target, _in) = self.resolve_entered(cx, ino, false)?;
         match target {
             Target::Outside => Err(Errno::EINVAL),
-            Target::ReadOnly(v, id) => {
-                let n = v.view.get(id).ok_or(Errno::ESTALE)?;
-                if n.kind() != NodeKind::Symlink {
-                    return Err(Errno::EINVAL);
-                }
-                let payload = n.payload().ok_or(Errno::EIO)?;
-                v.repos
-                    .read_symlink_target(&payload, n.size())
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "cannot read a symlink's target");
-                        repo_errno(&e)
-                    })
-            }
+            Target::ReadOnly(v, id) => v.layers.read_link(id),
             Target::Editable(o, idx) => o.readlink(idx),
         }
     }
@@ -488,10 +452,10 @@ impl Ops {
         let write = crate::overlay::is_write(flags);
         let (payload, size, what) = match target {
             Target::ReadOnly(v, id) if !write => {
-                let n = v.view.get(*id).ok_or(Errno::ESTALE)?;
+                let n = v.layers.view.get(*id).ok_or(Errno::ESTALE)?;
                 // (A large payload's first hash runs in the background.)
                 let prepare = |p: &crate::repo::Digest| {
-                    v.repos.fetches_payloads() && v.repos.payload_needs_fetch(p)
+                    v.layers.repos.fetches_payloads() && v.layers.repos.payload_needs_fetch(p)
                 };
                 match n.payload() {
                     Some(p) if n.kind() == NodeKind::File && prepare(&p) => {
@@ -532,22 +496,15 @@ impl Ops {
         match target {
             Target::Outside => Err(Errno::EISDIR),
             Target::ReadOnly(v, id) => {
-                let n = v.view.get(id).ok_or(Errno::ESTALE)?;
+                let n = v.layers.view.get(id).ok_or(Errno::ESTALE)?;
                 if n.kind() == NodeKind::Dir {
                     return Err(Errno::EISDIR);
                 }
                 if write {
                     return Err(Errno::EROFS);
                 }
-                let payload = n.payload().ok_or(Errno::EIO)?;
                 // A payload of the wrong size is never served short or long.
-                let (file, check) =
-                    v.repos
-                        .open_payload_checked(&payload, n.size())
-                        .map_err(|e| {
-                            tracing::error!(error = %e, "cannot open a payload");
-                            repo_errno(&e)
-                        })?;
+                let (file, check) = v.layers.open_payload_checked(id)?;
                 Ok(Opened {
                     flags: payload_open_flags(&check),
                     fh: self.handles.insert(ino.0, Open::File(file, check)),
@@ -602,7 +559,11 @@ impl Ops {
                 flags: FopenFlags::empty(),
             }),
             Target::ReadOnly(v, id) => {
-                if v.view.get(id).is_some_and(|n| n.kind() != NodeKind::Dir) {
+                if v.layers
+                    .view
+                    .get(id)
+                    .is_some_and(|n| n.kind() != NodeKind::Dir)
+                {
                     return Err(Errno::ENOTDIR);
                 }
                 // A directory below the root never changes under its
@@ -656,10 +617,10 @@ impl Ops {
                 }
             }
             Open::ReadOnlyDir(Some((v, id))) => {
-                let parent = v.view.get(*id).map_or(NodeId::ROOT, |n| n.parent());
-                let children = v.view.children(*id).filter_map(|c| {
-                    let n = v.view.get(c)?;
-                    Some((c, lower_type(n.kind()), n.name().as_bytes()))
+                let parent = v.layers.view.get(*id).map_or(NodeId::ROOT, |n| n.parent());
+                let children = v.layers.view.children(*id).filter_map(|c| {
+                    let n = v.layers.view.get(c)?;
+                    Some((c, crate::layers::file_type(n.kind()), n.name().as_bytes()))
                 });
                 let all = [
                     (*id, FileType::Directory, &b"."[..]),
@@ -724,7 +685,7 @@ impl Ops {
         let (target, _in) = self.resolve_entered(cx, INodeNo(inode::ROOT), false)?;
         Ok(match target {
             Target::Outside => None,
-            Target::ReadOnly(v, _) => sys::fd::statvfs(v.repos.primary().root()),
+            Target::ReadOnly(v, _) => sys::fd::statvfs(v.layers.repos.primary().root()),
             Target::Editable(o, _) => {
                 let s = o.scratch().upper().statvfs().map_err(Errno::from)?;
                 Some(sys::fd::FsStats::from(&s))
@@ -745,7 +706,7 @@ impl Ops {
             Target::Outside => return Ok(()),
             Target::ReadOnly(v, id) => (v, id),
         };
-        let perm = v.view.get(id).ok_or(Errno::ESTALE)?.permissions();
+        let perm = v.layers.view.get(id).ok_or(Errno::ESTALE)?.permissions();
         let root = cx.uid == 0;
         let has = |bit: u32| perm & (bit << 6) != 0 || root && perm & (bit * 0o111) != 0;
         if mask.contains(AccessFlags::X_OK) && !has(1)

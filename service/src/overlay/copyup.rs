@@ -89,7 +89,7 @@ impl Overlay {
 
     /// Builds the copy of lower entry `id` as `stage` in `work`.
     fn stage(&self, id: NodeId, work: &Dir, stage: &[u8], content: Content) -> Result<(), Errno> {
-        let n = self.lower.get(id).ok_or(Errno::ESTALE)?;
+        let n = self.layers.view.get(id).ok_or(Errno::ESTALE)?;
         let perm = n.permissions();
         match n.kind() {
             NodeKind::Dir => {
@@ -127,13 +127,17 @@ impl Overlay {
                     .map_err(io_errno)?;
             }
         }
-        work.set_times(stage, SetTime::At(self.time), SetTime::At(self.time))
-            .map_err(io_errno)
+        work.set_times(
+            stage,
+            SetTime::At(self.layers.time),
+            SetTime::At(self.layers.time),
+        )
+        .map_err(io_errno)
     }
 
     /// Gives `name` in `dir` to the runtime's owner (when the service may).
     pub(super) fn own(&self, dir: &Dir, name: &[u8]) -> Result<(), Errno> {
-        self.chown(dir, name, self.uid, self.gid)
+        self.chown(dir, name, self.layers.owner.0, self.layers.owner.1)
     }
 
     /// Gives `name` in `dir` to `uid:gid` when the service runs as root;

@@ -43,6 +43,7 @@ use fuser::{Errno, FileAttr, FileType, INodeNo};
 use parking_lot::Mutex;
 
 use crate::fs::inode;
+use crate::layers::Layers;
 use crate::repo::{NodeId, NodeKind, RepositorySet, View};
 use crate::scratch::{self, Entered, Scratch};
 use crate::sys::dir::{is_not_beneath, Dir, Kind, Meta};
@@ -78,14 +79,11 @@ pub struct Upper {
 /// An editable runtime's view.
 #[derive(Debug)]
 pub struct Overlay {
-    lower: Arc<View>,
-    repos: Arc<RepositorySet>,
+    /// The layers under the edits; their owner and time are those of
+    /// lower entries and of their copies.
+    layers: Layers,
     scratch: Arc<Scratch>,
     slot: u32,
-    /// Owner and times of lower entries (and of their copies).
-    uid: u32,
-    gid: u32,
-    time: SystemTime,
     /// Shared by the successive views of one runtime (see
     /// [`Overlay::rebased`]): a commit keeps every inode number.
     nodes: Arc<Nodes>,
@@ -129,14 +127,6 @@ fn file_type(k: Kind) -> FileType {
     }
 }
 
-fn lower_type(k: NodeKind) -> FileType {
-    match k {
-        NodeKind::Dir => FileType::Directory,
-        NodeKind::File => FileType::RegularFile,
-        NodeKind::Symlink => FileType::Symlink,
-    }
-}
-
 fn missing(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || is_not_beneath(e)
 }
@@ -174,13 +164,14 @@ impl Overlay {
     ) -> Overlay {
         Overlay {
             generation: scratch.generation(),
-            lower,
-            repos,
+            layers: Layers {
+                view: lower,
+                repos,
+                owner,
+                time,
+            },
             scratch,
             slot,
-            uid: owner.0,
-            gid: owner.1,
-            time,
             nodes: Arc::new(Nodes::new()),
             missing: Arc::default(),
             copying: Arc::new(Mutex::new(())),
@@ -215,13 +206,14 @@ impl Overlay {
         self.nodes.rebase(&lower);
         Overlay {
             generation: self.scratch.generation(),
-            lower,
-            repos: self.repos.clone(),
+            layers: Layers {
+                view: lower,
+                repos: self.layers.repos.clone(),
+                owner: self.layers.owner,
+                time: self.layers.time,
+            },
             scratch: self.scratch.clone(),
             slot: self.slot,
-            uid: self.uid,
-            gid: self.gid,
-            time: self.time,
             nodes: self.nodes.clone(),
             missing: self.missing.clone(),
             copying: self.copying.clone(),
@@ -280,7 +272,7 @@ impl Overlay {
     /// Whether `name` in `dir` is shown, without making a node for it;
     /// `None` if `dir` is no longer a node.
     fn shows(&self, dir: Index, name: &[u8]) -> Option<bool> {
-        if !self.nodes.contains(dir, &self.lower) {
+        if !self.nodes.contains(dir, &self.layers.view) {
             return None;
         }
         if let Ok(Some(d)) = self.dir_handle(dir) {
@@ -313,8 +305,8 @@ impl Overlay {
         let mut dirs = vec![(NodeId::ROOT, NodeId::ROOT)];
         while let Some((was, now)) = dirs.pop() {
             let at_root = was == NodeId::ROOT;
-            for child in self.lower.children(now) {
-                let Some(n) = self.lower.get(child) else {
+            for child in self.layers.view.children(now) {
+                let Some(n) = self.layers.view.get(child) else {
                     continue;
                 };
                 let name = n.name().as_bytes();
@@ -334,7 +326,7 @@ impl Overlay {
                 for gone in old.children(was) {
                     let Some(g) = old.get(gone) else { continue };
                     let name = g.name().as_bytes();
-                    if self.lower.lookup(now, name).is_none() {
+                    if self.layers.view.lookup(now, name).is_none() {
                         out.push((self.ino(was.0), name.into()));
                     }
                 }
@@ -350,7 +342,7 @@ impl Overlay {
             .lowers()
             .into_iter()
             .filter(
-                |&(idx, lower)| match lower.and_then(|l| self.lower.get(l)) {
+                |&(idx, lower)| match lower.and_then(|l| self.layers.view.get(l)) {
                     Some(n) => n.kind() == NodeKind::Dir,
                     // (upper only: as the scratch has it)
                     None => self
@@ -378,7 +370,7 @@ impl Overlay {
     ) -> LowerChange {
         let (a, b) = match (
             was.and_then(|w| old.get(w)),
-            now.and_then(|n| self.lower.get(n)),
+            now.and_then(|n| self.layers.view.get(n)),
         ) {
             (None, None) => return LowerChange::Same,
             (Some(a), Some(b)) => (a, b),
@@ -403,7 +395,7 @@ impl Overlay {
     pub fn lower_dir_at(&self, path: &[&[u8]]) -> bool {
         let mut at = NodeId::ROOT;
         for name in path {
-            match self.lower.lookup(at, name) {
+            match self.layers.view.lookup(at, name) {
                 Some(id) => at = id,
                 None => return false,
             }
@@ -418,12 +410,12 @@ impl Overlay {
 
     /// The merged layers under the edits.
     pub fn lower(&self) -> &Arc<View> {
-        &self.lower
+        &self.layers.view
     }
 
     /// The repositories the layers come from.
     pub fn repos(&self) -> &Arc<RepositorySet> {
-        &self.repos
+        &self.layers.repos
     }
 
     /// The inode slot of this view.
@@ -433,7 +425,7 @@ impl Overlay {
 
     /// The runtime's owner.
     pub fn owner(&self) -> (u32, u32) {
-        (self.uid, self.gid)
+        self.layers.owner
     }
 
     /// The scratch's view generation this view belongs to (see
@@ -469,7 +461,7 @@ impl Overlay {
 
     /// True if `idx` names a node of this overlay.
     pub fn contains(&self, idx: Index) -> bool {
-        self.nodes.contains(idx, &self.lower)
+        self.nodes.contains(idx, &self.layers.view)
     }
 
     /// The kernel was given node `idx`'s inode (a reply with an entry):
@@ -548,27 +540,25 @@ impl Overlay {
     }
 
     fn lower_attr(&self, idx: Index, id: NodeId) -> FileAttr {
-        let (kind, size, perm) = match self.lower.get(id) {
-            Some(n) => (lower_type(n.kind()), n.size(), n.permissions() as u16),
-            None => (FileType::RegularFile, 0, 0),
-        };
-        FileAttr {
-            ino: INodeNo(self.ino(idx)),
-            size,
-            blocks: size.div_ceil(512),
-            atime: self.time,
-            mtime: self.time,
-            ctime: self.time,
-            crtime: self.time,
-            kind,
-            perm,
-            nlink: if kind == FileType::Directory { 2 } else { 1 },
-            uid: self.uid,
-            gid: self.gid,
+        let ino = self.ino(idx);
+        // A node whose lower entry is gone (a rebase raced it): empty.
+        self.layers.attr(id, ino).unwrap_or(FileAttr {
+            ino: INodeNo(ino),
+            size: 0,
+            blocks: 0,
+            atime: self.layers.time,
+            mtime: self.layers.time,
+            ctime: self.layers.time,
+            crtime: self.layers.time,
+            kind: FileType::RegularFile,
+            perm: 0,
+            nlink: 1,
+            uid: self.layers.owner.0,
+            gid: self.layers.owner.1,
             rdev: 0,
             blksize: 4096,
             flags: 0,
-        }
+        })
     }
 
     /// The attributes of node `idx`.
@@ -582,11 +572,12 @@ impl Overlay {
     fn lower_child(&self, dir: Index, name: &[u8]) -> Option<NodeId> {
         self.nodes
             .lower(dir)
-            .and_then(|l| self.lower.lookup(l, name))
+            .and_then(|l| self.layers.view.lookup(l, name))
     }
 
     fn lower_is_dir(&self, id: NodeId) -> bool {
-        self.lower
+        self.layers
+            .view
             .get(id)
             .is_some_and(|n| n.kind() == NodeKind::Dir)
     }
@@ -706,8 +697,8 @@ impl Overlay {
             }
         }
         if let Some(l) = self.nodes.lower(dir) {
-            for child in self.lower.children(l) {
-                let Some(n) = self.lower.get(child) else {
+            for child in self.layers.view.children(l) {
+                let Some(n) = self.layers.view.get(child) else {
                     continue;
                 };
                 let name = n.name().as_bytes();
@@ -715,7 +706,7 @@ impl Overlay {
                     continue;
                 }
                 let idx = self.nodes.intern(dir, name, Some(child))?;
-                names.insert(name.into(), (idx, lower_type(n.kind())));
+                names.insert(name.into(), (idx, crate::layers::file_type(n.kind())));
             }
         }
         Ok(names
@@ -732,20 +723,20 @@ impl Overlay {
         &self,
         idx: Index,
     ) -> Result<Option<(crate::repo::Digest, u64)>, Errno> {
-        let fetches = self.repos.fetches_payloads();
+        let fetches = self.layers.repos.fetches_payloads();
         // Decided from the node table where it can be (no upper stat):
         // most files are small, and most runtimes fetch nothing.
         let Some(id) = self.nodes.lower(idx) else {
             return Ok(None);
         };
-        let Some(n) = self.lower.get(id) else {
+        let Some(n) = self.layers.view.get(id) else {
             return Ok(None);
         };
         let Some(p) = n.payload().filter(|_| n.kind() == NodeKind::File) else {
             return Ok(None);
         };
-        let prepare = self.repos.open_may_hash_long(n.size())
-            || (fetches && self.repos.payload_needs_fetch(&p));
+        let prepare = self.layers.repos.open_may_hash_long(n.size())
+            || (fetches && self.layers.repos.payload_needs_fetch(&p));
         if !prepare {
             return Ok(None);
         }
@@ -758,29 +749,12 @@ impl Overlay {
 
     /// Opens lower file `id`'s payload for reading.
     fn open_payload(&self, id: NodeId) -> Result<File, Errno> {
-        let n = self.lower.get(id).ok_or(Errno::ESTALE)?;
-        let payload = n.payload().ok_or(Errno::EIO)?;
-        self.repos
-            .open_payload_sized(&payload, n.size())
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot open a payload");
-                Errno::from_i32(e.errno())
-            })
+        self.layers.open_payload(id)
     }
 
     /// The target of lower symlink `id` (EINVAL if it is not one).
     pub(crate) fn read_lower_link(&self, id: NodeId) -> Result<Vec<u8>, Errno> {
-        let n = self.lower.get(id).ok_or(Errno::ESTALE)?;
-        if n.kind() != NodeKind::Symlink {
-            return Err(Errno::EINVAL);
-        }
-        let payload = n.payload().ok_or(Errno::EIO)?;
-        self.repos
-            .read_symlink_target(&payload, n.size())
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot read a symlink's target");
-                Errno::from_i32(e.errno())
-            })
+        self.layers.read_link(id)
     }
 
     /// The target of symlink `idx`.

@@ -341,10 +341,10 @@ fn a_commit_finds_each_nodes_layer_entry_also_when_a_child_has_a_lower_index() {
     assert_eq!(sub, x);
     assert!(sub < dir);
     // The layers have dir/sub: after the rebase both nodes show them.
-    nodes.rebase(&f.ov.lower);
-    let lower_dir = f.ov.lower.lookup(NodeId::ROOT, b"dir").unwrap();
+    nodes.rebase(&f.ov.layers.view);
+    let lower_dir = f.ov.layers.view.lookup(NodeId::ROOT, b"dir").unwrap();
     assert_eq!(nodes.lower(dir), Some(lower_dir));
-    assert_eq!(nodes.lower(sub), f.ov.lower.lookup(lower_dir, b"sub"));
+    assert_eq!(nodes.lower(sub), f.ov.layers.view.lookup(lower_dir, b"sub"));
     assert!(nodes.lower(sub).is_some());
 }
 
@@ -353,8 +353,8 @@ fn a_commit_finds_each_nodes_layer_entry_also_when_a_child_has_a_lower_index() {
 fn adopted() -> Fixture {
     let f = fixture();
     let ov = Overlay::adopting(
-        f.ov.lower.clone(),
-        f.ov.repos.clone(),
+        f.ov.layers.view.clone(),
+        f.ov.repos().clone(),
         f.ov.scratch.clone(),
         7,
         crate::sys::user::effective_ids(),
@@ -366,7 +366,7 @@ fn adopted() -> Fixture {
 #[test]
 fn an_adopted_view_keeps_every_inode_the_read_only_runtime_gave_out() {
     let f = adopted();
-    let view = f.ov.lower.clone();
+    let view = f.ov.layers.view.clone();
     let id = |p: &str| view.resolve_path(p).unwrap().0;
     // Asked for by inode alone (a shell's working directory, an open
     // file), never looked up in the overlay: the same file.
@@ -401,7 +401,7 @@ fn an_adopted_view_keeps_every_inode_the_read_only_runtime_gave_out() {
 #[test]
 fn an_adopted_file_deleted_and_made_again_is_a_new_inode_and_the_old_stays_held() {
     let f = adopted();
-    let a = f.ov.lower.resolve_path("a.txt").unwrap().0;
+    let a = f.ov.layers.view.resolve_path("a.txt").unwrap().0;
     assert_eq!(f.ov.lookup(0, b"a.txt").unwrap().0, a);
     f.ov.unlink(0, b"a.txt").unwrap();
     let (again, _) = f.ov.create(0, b"a.txt", 0o644, 0, WHO).unwrap();
@@ -417,7 +417,7 @@ fn an_adopted_file_deleted_and_made_again_is_a_new_inode_and_the_old_stays_held(
 #[test]
 fn an_adopted_inode_first_asked_for_after_a_commit_is_found_in_the_new_layers() {
     let f = adopted();
-    let view = f.ov.lower.clone();
+    let view = f.ov.layers.view.clone();
     let c = view.resolve_path("dir/sub/c.txt").unwrap().0;
     // The runtime moves to another view (a commit) before the kernel asks
     // for the inode again: it is looked up there by its path.
@@ -432,7 +432,7 @@ fn an_adopted_inode_first_asked_for_after_a_commit_is_found_in_the_new_layers() 
 #[test]
 fn a_move_to_another_stack_tells_which_nodes_changed_and_retires_adoption() {
     let f = adopted();
-    let old = f.ov.lower.clone();
+    let old = f.ov.layers.view.clone();
     let id = |p: &str| old.resolve_path(p).unwrap().0;
     let (dir, _) = f.ov.lookup(0, b"dir").unwrap();
     let (a, _) = f.ov.lookup(0, b"a.txt").unwrap();
