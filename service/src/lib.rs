@@ -3,9 +3,10 @@
 //! command line. The repository library is the `spfs-repo` crate,
 //! re-exported as [`repo`].
 //!
-//! No request may panic: `unwrap`/`expect` are refused outside tests, and
-//! `unsafe` lives only in [`sys`].
+//! No request may panic: `unwrap`/`expect` and indexing are refused
+//! outside tests, and `unsafe` lives only in [`sys`].
 #![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)

@@ -8,6 +8,7 @@
 //! - [`settings`]: the user settings the menu bar edits and the service reads
 //! - `reporting` (feature `sentry`): opt-in, scrubbed error reports
 
+#![warn(unreachable_pub)]
 pub mod bounded;
 pub mod client;
 pub mod display;

@@ -5,13 +5,13 @@ use super::CliResult;
 use crate::backend::{self, Choice, Kind};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
-pub fn run(args: Args) -> CliResult {
+pub(super) fn run(args: Args) -> CliResult {
     let installed = backend::detect(&backend::system_root(), backend::Os::current());
     let chosen = backend::choose(Choice::Auto, &installed, false);
     let found = installed.found();

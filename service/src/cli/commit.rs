@@ -19,7 +19,7 @@ fn runtime_name(given: Option<String>) -> Result<String, Box<dyn std::error::Err
 }
 
 #[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
-pub enum Kind {
+pub(super) enum Kind {
     /// One layer of the edits.
     #[default]
     Layer,
@@ -28,7 +28,7 @@ pub enum Kind {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct CommitArgs {
+pub(super) struct CommitArgs {
     /// What to make.
     #[arg(value_enum, default_value_t = Kind::Layer)]
     kind: Kind,
@@ -43,7 +43,7 @@ pub struct CommitArgs {
     tags: Vec<String>,
 }
 
-pub fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
+pub(super) fn commit(args: CommitArgs, endpoint: &Endpoint) -> CliResult {
     let tag_names = args.tags.clone();
     let tags = args
         .tags
@@ -173,7 +173,7 @@ fn print_tagged<T: std::fmt::Display>(tags: &[T], digest: impl std::fmt::Display
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ResetArgs {
+pub(super) struct ResetArgs {
     /// Paths to reset: under the mount (/spfs/etc/a.conf), or relative to the current directory inside it [default: all edits].
     paths: Vec<String>,
     /// The runtime [default: $SPFS_RUNTIME].
@@ -205,7 +205,7 @@ fn absolute(p: &str) -> Result<String, std::io::Error> {
     Ok(out.display().to_string())
 }
 
-pub fn reset(args: ResetArgs, endpoint: &Endpoint) -> CliResult {
+pub(super) fn reset(args: ResetArgs, endpoint: &Endpoint) -> CliResult {
     let name = runtime_name(args.runtime)?;
     let paths = args
         .paths

@@ -12,7 +12,7 @@ use super::{CliResult, Endpoint};
 use crate::client::ClientError;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum Command {
+pub(super) enum Command {
     /// Print the settings, or one of them.
     Get {
         /// idle_timeout_minutes, error_reporting or sentry_dsn.
@@ -29,7 +29,7 @@ pub enum Command {
     Path,
 }
 
-pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
+pub(super) fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
     let path = paths::settings_path();
     match cmd {
         Command::Path => println!("{}", path.display()),

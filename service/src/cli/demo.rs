@@ -10,7 +10,7 @@ use crate::repo::tags::TagSpec;
 use crate::repo::RepositorySet;
 
 /// The tag the demo layer is committed as.
-pub const DEMO_TAG: &str = "spfs-macos/demo";
+pub(super) const DEMO_TAG: &str = "spfs-macos/demo";
 
 /// The demo's files: path, mode, content.
 const FILES: [(&str, u32, &[u8]); 3] = [
@@ -20,7 +20,7 @@ const FILES: [(&str, u32, &[u8]); 3] = [
 ];
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// The command to run in the demo runtime [default: list /spfs and
     /// show its README].
     #[arg(last = true, value_name = "CMD")]
@@ -47,7 +47,7 @@ fn commit_demo() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-pub fn run(args: Args, endpoint: &Endpoint) -> CliResult {
+pub(super) fn run(args: Args, endpoint: &Endpoint) -> CliResult {
     commit_demo().map_err(|e| format!("cannot make the demo environment: {e}"))?;
     let command = if args.command.is_empty() {
         let m = endpoint.mountpoint.display();

@@ -9,12 +9,12 @@ use crate::repo::{NodeId, NodeKind, Result, StackItem, View};
 use super::{human_bytes, Loaded};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// A tag, digest, partial digest, .spfs.yaml file, or several joined by '+'.
     reference: String,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(super) fn run(args: Args) -> Result<()> {
     let loaded = Loaded::new(&args.reference)?;
     print!("{}", describe(&loaded)?);
     Ok(())

@@ -5,7 +5,7 @@ use spfs_shared::protocol::Request;
 use super::{CliResult, Endpoint};
 
 #[derive(Debug, clap::Args)]
-pub struct JoinArgs {
+pub(crate) struct JoinArgs {
     /// The runtime to join (see 'runtime ls').
     name: String,
     /// The command and its arguments, after '--' [default: $SHELL].
@@ -13,7 +13,7 @@ pub struct JoinArgs {
     command: Vec<String>,
 }
 
-pub fn join(args: JoinArgs, endpoint: &Endpoint) -> CliResult {
+pub(crate) fn join(args: JoinArgs, endpoint: &Endpoint) -> CliResult {
     join_with(args.name, args.command, endpoint)
 }
 

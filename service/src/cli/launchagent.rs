@@ -9,7 +9,7 @@ use crate::agent::{launchd, Agent, Kind, Spec};
 use crate::client::ClientError;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum Command {
+pub(super) enum Command {
     /// Start the service at login and keep it running (replaces an older agent).
     Install,
     /// Stop the always-on service and remove its agent.
@@ -67,7 +67,7 @@ fn hand_over(endpoint: &Endpoint) -> CliResult {
     Ok(())
 }
 
-pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
+pub(super) fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
     let agent = Agent::new(Kind::for_platform());
     let name = kind_name(agent.kind());
     match cmd {

@@ -6,7 +6,7 @@ use crate::repo::{Error, NodeKind, Result, View};
 use super::Loaded;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// List subdirectories recursively.
     #[arg(short = 'R', long)]
     recursive: bool,
@@ -19,7 +19,7 @@ pub struct Args {
     path: Option<String>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub(super) fn run(args: Args) -> Result<()> {
     let loaded = Loaded::new(&args.reference)?;
     let view = loaded.view(&loaded.stack()?)?;
     let path = args.path.as_deref().unwrap_or("");

@@ -16,7 +16,7 @@ use super::{human_bytes, CliResult};
 use crate::repo::{Config, EnvSpec, RepositorySet};
 
 #[derive(Debug, clap::Args)]
-pub struct PullArgs {
+pub(crate) struct PullArgs {
     /// What to pull: tags or full digests (several, or joined by '+').
     #[arg(required = true, value_name = "REF")]
     refs: Vec<String>,
@@ -36,7 +36,7 @@ pub struct PullArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct PushArgs {
+pub(crate) struct PushArgs {
     /// What to push: tags or full digests of the local repository.
     #[arg(required = true, value_name = "REF")]
     refs: Vec<String>,
@@ -76,7 +76,7 @@ impl PushArgs {
 /// How a pull moves data: upstream's sync flags (`--check`, `--resync`,
 /// `--max-concurrent-payloads`, `--progress`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Transfer {
+pub(crate) struct Transfer {
     /// Pull from this configured remote only (`run -r NAME`); `None`:
     /// from the first remote that has each item.
     pub remote: Option<String>,
@@ -138,7 +138,7 @@ fn grpc_and_fs_remotes(config: &Config) -> spfs_remote::Result<Vec<Arc<dyn Store
         .collect()
 }
 
-pub fn pull(args: PullArgs) -> CliResult {
+pub(crate) fn pull(args: PullArgs) -> CliResult {
     let config = Config::load()?;
     let local = local_store(&config)?;
     let remotes = match &args.remote {
@@ -164,7 +164,7 @@ pub fn pull(args: PullArgs) -> CliResult {
     Ok(())
 }
 
-pub fn push(args: PushArgs) -> CliResult {
+pub(crate) fn push(args: PushArgs) -> CliResult {
     let config = Config::load()?;
     let local = local_store(&config)?;
     let remote = spfs_remote::open_named(&config, &args.remote)?;

@@ -12,7 +12,7 @@ use crate::repo::{Config, EnvSpec, RepositorySet};
 use crate::router::TOKEN_ENV;
 
 #[derive(Debug, clap::Args)]
-pub struct Common {
+pub(crate) struct Common {
     /// Make the runtime editable (changes go to a scratch layer).
     #[arg(long, overrides_with = "no_edit")]
     edit: bool,
@@ -96,7 +96,7 @@ impl Common {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
     common: Common,
     /// Words after ENV_SPEC without a '--' before them (refused, with a hint).
@@ -108,12 +108,12 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ShellArgs {
+pub(crate) struct ShellArgs {
     #[command(flatten)]
     common: Common,
 }
 
-pub fn run(args: RunArgs, endpoint: &Endpoint) -> CliResult {
+pub(crate) fn run(args: RunArgs, endpoint: &Endpoint) -> CliResult {
     run_with(
         &args.common,
         &args.stray,
@@ -159,7 +159,7 @@ pub(crate) fn run_with(
 }
 
 /// Runs `command` in a new read-only runtime of `env_spec`.
-pub fn run_command(env_spec: &str, endpoint: &Endpoint, command: Vec<String>) -> CliResult {
+pub(crate) fn run_command(env_spec: &str, endpoint: &Endpoint, command: Vec<String>) -> CliResult {
     let common = Common {
         edit: false,
         no_edit: false,
@@ -174,7 +174,7 @@ pub fn run_command(env_spec: &str, endpoint: &Endpoint, command: Vec<String>) ->
     enter(&common, endpoint, &command)
 }
 
-pub fn shell(args: ShellArgs, endpoint: &Endpoint) -> CliResult {
+pub(crate) fn shell(args: ShellArgs, endpoint: &Endpoint) -> CliResult {
     shell_with(&args.common, endpoint)
 }
 

@@ -11,7 +11,7 @@ use crate::repo::runtime_records::RuntimeRecord as SavedRecord;
 use crate::repo::{FsRepository, RepositorySet};
 
 #[derive(Debug, clap::Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// List runtimes: those running, and those saved in the repository
     /// (durable runtimes, and records a crash left).
     Ls {
@@ -232,7 +232,7 @@ fn my_uid() -> u32 {
     crate::sys::user::real_uid()
 }
 
-pub fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
+pub(crate) fn run(cmd: Command, endpoint: &Endpoint) -> CliResult {
     match cmd {
         Command::Ls { json } => {
             let live = live_runtimes(endpoint)?;

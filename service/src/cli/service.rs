@@ -5,7 +5,7 @@ use crate::backend::{self, Choice};
 use crate::service::{self, ServiceOptions};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// FUSE request threads (Linux only; macOS serves with one).
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
@@ -40,7 +40,7 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
 }
 
-pub fn run(
+pub(super) fn run(
     args: Args,
     endpoint: &Endpoint,
     reporting: Option<std::sync::Arc<crate::reporting::Reporting>>,

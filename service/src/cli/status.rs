@@ -9,13 +9,13 @@ use super::{CliResult, Endpoint};
 use crate::client::ClientError;
 
 #[derive(Debug, clap::Args)]
-pub struct StatusArgs {
+pub(super) struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
-pub fn status(args: StatusArgs, endpoint: &Endpoint) -> CliResult {
+pub(super) fn status(args: StatusArgs, endpoint: &Endpoint) -> CliResult {
     let mut client = match endpoint.connect() {
         Ok(c) => c,
         Err(e) => {
@@ -48,7 +48,7 @@ pub fn status(args: StatusArgs, endpoint: &Endpoint) -> CliResult {
 
 /// The backend as `status` prints it: what it is, what it can do, and the
 /// mount's layout.
-pub fn backend_lines(b: &spfs_shared::protocol::BackendInfo) -> Vec<String> {
+pub(super) fn backend_lines(b: &spfs_shared::protocol::BackendInfo) -> Vec<String> {
     let yes_no = |v: bool| if v { "yes" } else { "no" };
     let mut lines =
         vec![
@@ -81,7 +81,7 @@ fn plural(n: usize, one: &str) -> String {
 
 /// `running, 2 runtimes`, `idle for 3 min, exits in 27 min`, or
 /// `idle timeout: never`.
-pub fn lifecycle_line(runtimes: usize, l: &Lifecycle) -> String {
+pub(super) fn lifecycle_line(runtimes: usize, l: &Lifecycle) -> String {
     let mins = |secs: u64| human_duration(Duration::from_secs(secs));
     let mut line = match (l.idle_secs, l.exits_in_secs) {
         (None, _) => format!("running, {}", plural(runtimes, "runtime")),
@@ -98,7 +98,7 @@ pub fn lifecycle_line(runtimes: usize, l: &Lifecycle) -> String {
     line
 }
 
-pub fn start(endpoint: &Endpoint) -> CliResult {
+pub(super) fn start(endpoint: &Endpoint) -> CliResult {
     let mut client = endpoint.connect_or_start()?;
     let Response::Status(s) = client.call(Request::Status)? else {
         return Err("unexpected reply from the service".into());
@@ -133,7 +133,7 @@ fn clear_dead_mount(endpoint: &Endpoint) {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ShutdownArgs {
+pub(super) struct ShutdownArgs {
     /// Stop even while runtimes run (their processes then lose /spfs).
     #[arg(short, long)]
     force: bool,
@@ -142,7 +142,7 @@ pub struct ShutdownArgs {
 /// Runtimes listed in a refusal, at most.
 const NAMED_RUNTIMES: usize = 10;
 
-pub fn shutdown(args: ShutdownArgs, endpoint: &Endpoint) -> CliResult {
+pub(super) fn shutdown(args: ShutdownArgs, endpoint: &Endpoint) -> CliResult {
     let mut client = match endpoint.connect() {
         Ok(c) => c,
         Err(ClientError::NotRunning { .. }) => {

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixListener;
 use super::{listener, ActivationError};
 
 /// The name of the socket in the LaunchAgent's `Sockets` dictionary.
-pub const SOCKET_NAME: &str = "Listeners";
+pub(super) const SOCKET_NAME: &str = "Listeners";
 
 extern "C" {
     fn launch_activate_socket(
