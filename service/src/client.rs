@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use spfs_shared::client::{Client, ClientError, TIMEOUT_ENV};
+pub(crate) use spfs_shared::client::{Client, ClientError};
 use spfs_shared::protocol::Request;
 
 use crate::sys::daemon::Started;
@@ -22,7 +22,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connects to the service listening on `socket`, naming its process
 /// from the socket's peer credentials (for the message of a service that
 /// does not answer).
-pub fn connect(socket: &Path) -> Result<Client, ClientError> {
+pub(crate) fn connect(socket: &Path) -> Result<Client, ClientError> {
     use std::os::fd::AsFd;
     let mut c = Client::connect(socket)?;
     let pid = crate::sys::peer::credentials(c.socket().as_fd())
@@ -35,7 +35,7 @@ pub fn connect(socket: &Path) -> Result<Client, ClientError> {
 /// Connects to the service, starting it in the background first if none
 /// answers (detached, logging to `log`). A service on its way out (idle)
 /// is waited for, then replaced.
-pub fn connect_or_start(
+pub(crate) fn connect_or_start(
     socket: &Path,
     mountpoint: &Path,
     log: &Path,
@@ -59,7 +59,7 @@ pub fn connect_or_start(
 /// Waits (a few seconds at most) until process `pid` (a service asked
 /// to stop) has exited; true if it has. (Connecting to find out would
 /// start a socket-activated service again.)
-pub fn wait_exit(pid: u32) -> bool {
+pub(crate) fn wait_exit(pid: u32) -> bool {
     let deadline = Instant::now() + STOP_TIMEOUT;
     while crate::sys::process::is_running(pid) {
         if Instant::now() >= deadline {
@@ -71,7 +71,7 @@ pub fn wait_exit(pid: u32) -> bool {
 }
 
 /// Waits (a few seconds at most) until the service at `socket` is gone.
-pub fn wait_gone(socket: &Path) {
+pub(crate) fn wait_gone(socket: &Path) {
     let deadline = Instant::now() + STOP_TIMEOUT;
     while Instant::now() < deadline && std::os::unix::net::UnixStream::connect(socket).is_ok() {
         std::thread::sleep(Duration::from_millis(10));

@@ -12,7 +12,7 @@ use crate::repo::{Config, Digest, FsRepository};
 
 /// Why a durable runtime cannot be made or run again.
 #[derive(Debug, thiserror::Error)]
-pub enum DurableError {
+pub(crate) enum DurableError {
     /// A new runtime's name is recorded in the repository already.
     #[error("a runtime named '{name}' already exists in {repo}; run it again with 'run --rerun {name}', or remove it with 'runtime rm {name}' ('--remove-durable' deletes its edits)")]
     Exists {
@@ -71,7 +71,7 @@ pub enum DurableError {
 }
 
 /// `user@host` of user `uid`, as tags record their author.
-pub fn author(uid: u32) -> (String, String) {
+pub(crate) fn author(uid: u32) -> (String, String) {
     let user = crate::sys::user::account_of(uid)
         .1
         .unwrap_or_else(|| uid.to_string());
@@ -79,7 +79,7 @@ pub fn author(uid: u32) -> (String, String) {
 }
 
 /// A record for a runtime starting now.
-pub struct NewRecord<'a> {
+pub(crate) struct NewRecord<'a> {
     /// Its name.
     pub name: &'a str,
     /// Its user.
@@ -102,7 +102,7 @@ pub struct NewRecord<'a> {
 
 impl NewRecord<'_> {
     /// The record, in upstream's format.
-    pub fn record(self) -> RuntimeRecord {
+    pub(crate) fn record(self) -> RuntimeRecord {
         let (user, host) = author(self.uid);
         RuntimeRecord::new(
             self.name,
@@ -126,7 +126,7 @@ impl NewRecord<'_> {
 /// The live process a record names as running the runtime, if any: a
 /// runtime another service (or an earlier one that died) runs. Only pids
 /// on this machine can be checked.
-pub fn live_owner(record: &RuntimeRecord) -> Option<u32> {
+pub(crate) fn live_owner(record: &RuntimeRecord) -> Option<u32> {
     record
         .status
         .owner
@@ -136,13 +136,13 @@ pub fn live_owner(record: &RuntimeRecord) -> Option<u32> {
 /// Whether user `uid` may see and use the runtime of `record`: root, its
 /// own user, and anyone for upstream's records (which do not say whose
 /// they are; the repository's permissions decide).
-pub fn visible_to(record: &RuntimeRecord, uid: u32) -> bool {
+pub(crate) fn visible_to(record: &RuntimeRecord, uid: u32) -> bool {
     uid == 0 || record.extras.as_ref().is_none_or(|e| e.uid == uid)
 }
 
 /// What a saved runtime shows, for people: its env spec as given, or its
 /// stack (bottom-up) as short digests.
-pub fn display_spec(record: &RuntimeRecord) -> String {
+pub(crate) fn display_spec(record: &RuntimeRecord) -> String {
     match record.extras.as_ref().map(|e| e.env_spec.as_str()) {
         Some(s) if !s.is_empty() => s.to_owned(),
         _ => record
@@ -158,7 +158,7 @@ pub fn display_spec(record: &RuntimeRecord) -> String {
 }
 
 /// Saves `record` in `repo`, as its user wrote it.
-pub fn save(repo: &FsRepository, record: &RuntimeRecord) -> crate::repo::Result<()> {
+pub(crate) fn save(repo: &FsRepository, record: &RuntimeRecord) -> crate::repo::Result<()> {
     let author = TagAuthor(format!(
         "{}@{}",
         record.author.user_name, record.author.host_name
@@ -168,7 +168,11 @@ pub fn save(repo: &FsRepository, record: &RuntimeRecord) -> crate::repo::Result<
 
 /// Checks that a new runtime may take `name` in `repo`: no record of that
 /// name, and (durable) no edits directory of that name.
-pub fn check_new_name(repo: &FsRepository, name: &str, durable: bool) -> Result<(), DurableError> {
+pub(crate) fn check_new_name(
+    repo: &FsRepository,
+    name: &str,
+    durable: bool,
+) -> Result<(), DurableError> {
     let exists = !matches!(repo.runtime_record(name), Ok(None));
     if exists {
         return Err(DurableError::Exists {
@@ -192,7 +196,7 @@ pub fn check_new_name(repo: &FsRepository, name: &str, durable: bool) -> Result<
 /// delete elsewhere. (A runtime's own directory in it that is not a
 /// directory is moved aside by `prepare_edits`; whatever is written
 /// there is opened without following links: `scratch::private_dir`.)
-pub fn check_edits_path(repo: &FsRepository, name: &str) -> Result<(), DurableError> {
+pub(crate) fn check_edits_path(repo: &FsRepository, name: &str) -> Result<(), DurableError> {
     let edits = repo.durable_dir(name);
     match edits.parent().map(|p| (p, p.symlink_metadata())) {
         Some((parent, Ok(m))) if !m.is_dir() => Err(DurableError::LinkedEdits(parent.to_owned())),
@@ -202,7 +206,7 @@ pub fn check_edits_path(repo: &FsRepository, name: &str) -> Result<(), DurableEr
 
 /// Records the end of the runtime of `record` in `repo` (also used when
 /// it ended while the service was down).
-pub fn ended(repo: &FsRepository, record: RuntimeRecord) {
+pub(crate) fn ended(repo: &FsRepository, record: RuntimeRecord) {
     let name = record.name.clone();
     let done = if record.config.durable {
         save(repo, &record.stopped())
@@ -218,7 +222,7 @@ pub fn ended(repo: &FsRepository, record: RuntimeRecord) {
 /// again here: upstream's device whiteouts become `.wh.` files; edits that
 /// are missing are made anew, and edits that are not a directory are
 /// moved aside (never deleted), each with a notice saying so.
-pub fn prepare_edits(
+pub(crate) fn prepare_edits(
     repo: &FsRepository,
     record: &RuntimeRecord,
 ) -> Result<Option<String>, DurableError> {

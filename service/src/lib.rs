@@ -14,27 +14,27 @@
 
 pub use spfs_repo as repo;
 
-pub mod agent;
-pub mod backend;
+pub(crate) mod agent;
+pub(crate) mod backend;
 pub mod cli;
-pub mod client;
-pub mod control;
-pub mod durable;
+pub(crate) mod client;
+pub(crate) mod control;
+pub(crate) mod durable;
 pub mod fs;
-pub mod layers;
-pub mod lifecycle;
+pub(crate) mod layers;
+pub(crate) mod lifecycle;
 pub mod manager;
 pub mod mount;
-pub mod overlay;
+pub(crate) mod overlay;
 pub mod records;
 pub mod recovery;
-pub mod reporting;
+pub(crate) mod reporting;
 pub mod router;
 pub mod runtimes;
 pub mod scratch;
-pub mod service;
+pub(crate) mod service;
 pub mod spfs_cli;
 pub mod stack;
 #[allow(unsafe_code)]
 pub mod sys;
-pub mod user_settings;
+pub(crate) mod user_settings;

@@ -28,7 +28,7 @@ struct State {
 
 /// The idle clock of one service.
 #[derive(Debug)]
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     state: Mutex<State>,
     always_on: bool,
     socket_activated: bool,
@@ -39,11 +39,11 @@ pub struct Lifecycle {
 /// Refused: the service is stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the service is shutting down; a new one starts on the next request")]
-pub struct ShuttingDown;
+pub(crate) struct ShuttingDown;
 
 /// A request being served (the service is not idle while it lives).
 #[derive(Debug)]
-pub struct InFlight<'a> {
+pub(crate) struct InFlight<'a> {
     lifecycle: &'a Lifecycle,
 }
 
@@ -59,7 +59,7 @@ impl Drop for InFlight<'_> {
 
 impl Lifecycle {
     /// A clock with `timeout`; `always_on` services never stop by themselves.
-    pub fn new(timeout: IdleTimeout, always_on: bool, socket_activated: bool) -> Self {
+    pub(crate) fn new(timeout: IdleTimeout, always_on: bool, socket_activated: bool) -> Self {
         Lifecycle {
             state: Mutex::new(State {
                 timeout,
@@ -75,17 +75,12 @@ impl Lifecycle {
 
     /// Waits until the deadline may have moved (a request ended, a
     /// runtime started or ended, the timeout changed).
-    pub async fn changed(&self) {
+    pub(crate) async fn changed(&self) {
         self.changed.notified().await
     }
 
-    /// Whether the service runs always-on.
-    pub fn always_on(&self) -> bool {
-        self.always_on
-    }
-
     /// The timeout in effect (never, for an always-on service).
-    pub fn timeout(&self) -> IdleTimeout {
+    pub(crate) fn timeout(&self) -> IdleTimeout {
         if self.always_on {
             IdleTimeout::Never
         } else {
@@ -94,13 +89,13 @@ impl Lifecycle {
     }
 
     /// Applies a new timeout (a settings change); the count goes on.
-    pub fn set_timeout(&self, timeout: IdleTimeout) {
+    pub(crate) fn set_timeout(&self, timeout: IdleTimeout) {
         self.state.lock().timeout = timeout;
         self.changed.notify_one();
     }
 
     /// Starts serving a request; refused once stopping was decided.
-    pub fn begin(&self) -> Result<InFlight<'_>, ShuttingDown> {
+    pub(crate) fn begin(&self) -> Result<InFlight<'_>, ShuttingDown> {
         let mut s = self.state.lock();
         if s.shutting_down {
             return Err(ShuttingDown);
@@ -111,19 +106,20 @@ impl Lifecycle {
     }
 
     /// Something happened (a runtime started or ended): count again.
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.state.lock().since = Instant::now();
         self.changed.notify_one();
     }
 
     /// Whether stopping was decided.
-    pub fn is_shutting_down(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_shutting_down(&self) -> bool {
         self.state.lock().shutting_down
     }
 
     /// When the service stops if nothing happens (with `runtimes` live);
     /// `None` while busy or if it never stops.
-    pub fn deadline(&self, runtimes: usize) -> Option<Instant> {
+    pub(crate) fn deadline(&self, runtimes: usize) -> Option<Instant> {
         let s = self.state.lock();
         self.deadline_of(&s, runtimes)
     }
@@ -139,7 +135,7 @@ impl Lifecycle {
 
     /// Decides to stop if the deadline has passed at `now` with `runtimes`
     /// live; true if decided (from then on requests are refused).
-    pub fn try_stop(&self, runtimes: usize, now: Instant) -> bool {
+    pub(crate) fn try_stop(&self, runtimes: usize, now: Instant) -> bool {
         let mut s = self.state.lock();
         if s.shutting_down {
             return true;
@@ -154,13 +150,13 @@ impl Lifecycle {
     }
 
     /// Decides to stop now (a shutdown request or a signal).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.state.lock().shutting_down = true;
     }
 
     /// The state for `status` and subscribers. `in_request` is true when
     /// asked from inside a request (which does not count as busy here).
-    pub fn report(&self, runtimes: usize, in_request: bool) -> protocol::Lifecycle {
+    pub(crate) fn report(&self, runtimes: usize, in_request: bool) -> protocol::Lifecycle {
         let s = self.state.lock();
         let others = s.in_flight.saturating_sub(usize::from(in_request));
         let idle = runtimes == 0 && others == 0;

@@ -9,7 +9,7 @@ use spfs_shared::protocol::ReportingStatus;
 use spfs_shared::settings::Settings;
 
 /// This process's error reporting.
-pub struct Reporting {
+pub(crate) struct Reporting {
     #[cfg(feature = "sentry")]
     reporter: spfs_shared::reporting::Reporter,
     status: parking_lot::Mutex<ReportingStatus>,
@@ -17,7 +17,7 @@ pub struct Reporting {
 
 impl Reporting {
     /// Sets reporting up for the service, off until [`Reporting::configure`].
-    pub fn init() -> Reporting {
+    pub(crate) fn init() -> Reporting {
         #[cfg(feature = "sentry")]
         {
             let (home, user) = crate::sys::user::account();
@@ -48,7 +48,7 @@ impl Reporting {
     }
 
     /// Tags every later report with the filesystem backend (`macfuse`…).
-    pub fn set_backend(&self, name: &str) {
+    pub(crate) fn set_backend(&self, name: &str) {
         #[cfg(feature = "sentry")]
         sentry::configure_scope(|scope| scope.set_tag("backend", name));
         #[cfg(not(feature = "sentry"))]
@@ -57,7 +57,7 @@ impl Reporting {
 
     /// Applies `settings` (and `SPFS_SENTRY_DSN`): on only with an address
     /// and `error_reporting` on; off at once otherwise.
-    pub fn configure(&self, settings: &Settings) -> ReportingStatus {
+    pub(crate) fn configure(&self, settings: &Settings) -> ReportingStatus {
         #[cfg(feature = "sentry")]
         {
             let dsn = spfs_shared::reporting::effective_dsn(settings.sentry_dsn.as_deref());
@@ -79,12 +79,12 @@ impl Reporting {
     }
 
     /// Whether reports are sent, and where.
-    pub fn status(&self) -> ReportingStatus {
+    pub(crate) fn status(&self) -> ReportingStatus {
         self.status.lock().clone()
     }
 
     /// Sends what is queued (at exit), waiting two seconds at most.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         #[cfg(feature = "sentry")]
         self.reporter.flush();
     }
@@ -93,7 +93,7 @@ impl Reporting {
 /// The `tracing` layers that turn error events into reports, and notes
 /// and warnings into the breadcrumbs reports carry.
 #[cfg(feature = "sentry")]
-pub fn tracing_layer<S>() -> impl tracing_subscriber::Layer<S>
+pub(crate) fn tracing_layer<S>() -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {

@@ -40,7 +40,7 @@ const SETTINGS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where and how the service runs.
 #[derive(Clone, Debug)]
-pub struct ServiceOptions {
+pub(crate) struct ServiceOptions {
     /// Where the filesystem is mounted.
     pub mountpoint: PathBuf,
     /// The control socket (when not handed over by launchd or systemd).
@@ -63,7 +63,7 @@ pub struct ServiceOptions {
 /// Why the service could not run.
 #[derive(Debug, thiserror::Error)]
 #[allow(missing_docs)] // each variant's fields are named in its message
-pub enum ServiceError {
+pub(crate) enum ServiceError {
     #[error(transparent)]
     Bind(#[from] crate::control::BindError),
     #[error(transparent)]
@@ -108,7 +108,7 @@ impl ServiceError {
     /// Another service won the start on this socket: the starter should
     /// use that one. (A scratch root locked by a service on another
     /// socket is a conflict to report, not a race.)
-    pub fn is_busy(&self) -> bool {
+    pub(crate) fn is_busy(&self) -> bool {
         matches!(
             self,
             ServiceError::SocketLocked(_) | ServiceError::Bind(crate::control::BindError::InUse(_))
@@ -118,7 +118,7 @@ impl ServiceError {
 
 /// What the service announces besides runtime changes.
 #[derive(Clone, Debug)]
-pub enum Notice {
+pub(crate) enum Notice {
     /// The settings changed.
     Settings(SettingsInfo),
     /// Idle or busy, or a new timeout.
@@ -129,7 +129,7 @@ pub enum Notice {
 
 impl Notice {
     /// The event subscribers get (`None` for [`Notice::Shutdown`]).
-    pub fn event(self) -> Option<Event> {
+    pub(crate) fn event(self) -> Option<Event> {
         match self {
             Notice::Settings(settings) => Some(Event::Settings { settings }),
             Notice::Lifecycle(lifecycle) => Some(Event::Lifecycle { lifecycle }),
@@ -153,7 +153,7 @@ enum Stop {
 /// request or the idle timeout; then unmounts (also with files open) and
 /// removes the socket. A starter waiting on `ready` hears when the service
 /// serves, or why it could not start.
-pub fn run(
+pub(crate) fn run(
     opts: ServiceOptions,
     ready: Option<ReadyPipe>,
     reporting: Arc<Reporting>,
@@ -411,7 +411,6 @@ async fn start(opts: &ServiceOptions, reporting: Arc<Reporting>) -> Result<Start
         backend: opts.backend.clone(),
         link: opts.link.clone(),
         mountpoint: mounted.mountpoint().to_owned(),
-        scratch_root: opts.scratch_root.clone(),
         lifecycle,
         settings,
         notices,

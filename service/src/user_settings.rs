@@ -38,7 +38,7 @@ struct Current {
 
 /// The settings of the service's user.
 #[derive(Debug)]
-pub struct UserSettings {
+pub(crate) struct UserSettings {
     path: PathBuf,
     current: Mutex<Current>,
     /// `SPFS_FUSE_IDLE_TIMEOUT`, which wins over the file.
@@ -50,7 +50,7 @@ impl UserSettings {
     /// Reads the settings at `path`. A file that cannot be used is logged
     /// and the defaults are used (a typo must not keep runtimes from
     /// starting); a bad `SPFS_FUSE_IDLE_TIMEOUT` is an error.
-    pub fn load(path: &Path, always_on: bool) -> Result<UserSettings, SettingsError> {
+    pub(crate) fn load(path: &Path, always_on: bool) -> Result<UserSettings, SettingsError> {
         let env_timeout = match std::env::var(IDLE_TIMEOUT_ENV) {
             Ok(v) if !v.trim().is_empty() => Some(spfs_shared::settings::parse_duration(&v)?),
             _ => None,
@@ -75,12 +75,12 @@ impl UserSettings {
     }
 
     /// The settings now.
-    pub fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         self.current.lock().settings.clone()
     }
 
     /// The idle timeout in effect and where it comes from.
-    pub fn idle_timeout(&self) -> (IdleTimeout, IdleTimeoutSource) {
+    pub(crate) fn idle_timeout(&self) -> (IdleTimeout, IdleTimeoutSource) {
         if self.always_on {
             return (IdleTimeout::Never, IdleTimeoutSource::AlwaysOn);
         }
@@ -94,7 +94,7 @@ impl UserSettings {
     }
 
     /// The settings and what is in effect, for clients.
-    pub fn info(&self) -> SettingsInfo {
+    pub(crate) fn info(&self) -> SettingsInfo {
         let (timeout, source) = self.idle_timeout();
         SettingsInfo {
             settings: self.settings(),
@@ -107,7 +107,7 @@ impl UserSettings {
     /// Sets `key` to `value`: checked, written atomically, in effect at
     /// once. The file is read again first, so an edit made by hand since
     /// is kept.
-    pub fn set(&self, key: &str, value: &str) -> Result<Settings, SettingsError> {
+    pub(crate) fn set(&self, key: &str, value: &str) -> Result<Settings, SettingsError> {
         let mut current = self.current.lock();
         let on_disk = Settings::load(&self.path)?;
         let next = on_disk.with(key, value)?;
@@ -121,7 +121,7 @@ impl UserSettings {
     /// Reads the file again if it changed since it was last read; returns
     /// the new settings if they differ. A file that became invalid is
     /// logged once and the settings in effect stay.
-    pub fn reload_if_changed(&self) -> Option<Settings> {
+    pub(crate) fn reload_if_changed(&self) -> Option<Settings> {
         let now = stamp(&self.path);
         let mut current = self.current.lock();
         if now == current.stamp {

@@ -12,16 +12,16 @@ use plist::{Dictionary, Value};
 use super::{must, run, AgentError, Spec};
 
 /// The agent's label.
-pub const LABEL: &str = "ai.spk.spfs-fuse-macos";
+pub(crate) const LABEL: &str = "ai.spk.spfs-fuse-macos";
 /// The `Sockets` key the service asks launchd for.
-pub const SOCKET_NAME: &str = "Listeners";
+pub(crate) const SOCKET_NAME: &str = "Listeners";
 /// The app bundle's identifier (`SPFS.app`), whose agent this is.
-pub const BUNDLE_ID: &str = "ai.spk.spfs";
+pub(crate) const BUNDLE_ID: &str = "ai.spk.spfs";
 /// Seconds launchd waits before starting a crashed service again.
-pub const THROTTLE_SECS: i64 = 10;
+pub(crate) const THROTTLE_SECS: i64 = 10;
 
 /// Where the agent's property list goes.
-pub fn plist_path() -> PathBuf {
+pub(crate) fn plist_path() -> PathBuf {
     dirs::home_dir()
         .unwrap_or_else(|| PathBuf::from("/"))
         .join("Library/LaunchAgents")
@@ -75,7 +75,7 @@ fn xml(d: Dictionary) -> Result<Vec<u8>, AgentError> {
 }
 
 /// The property list `install` writes, for `spec`.
-pub fn plist(spec: &Spec) -> Result<Vec<u8>, AgentError> {
+pub(crate) fn plist(spec: &Spec) -> Result<Vec<u8>, AgentError> {
     let mut d = Dictionary::new();
     d.insert("Label".into(), Value::String(LABEL.into()));
     let mut args = vec![Value::String(spec.program.display().to_string())];
@@ -91,7 +91,7 @@ pub fn plist(spec: &Spec) -> Result<Vec<u8>, AgentError> {
 /// bundle (`BundleProgram`), the service binds its default socket itself
 /// (no `Sockets` entry: launchd cannot expand `~`) and appends to the
 /// user's log itself (`--log-to-file`), and no environment is recorded.
-pub fn bundle_plist() -> Result<Vec<u8>, AgentError> {
+pub(crate) fn bundle_plist() -> Result<Vec<u8>, AgentError> {
     let mut d = Dictionary::new();
     d.insert("Label".into(), Value::String(LABEL.into()));
     d.insert(

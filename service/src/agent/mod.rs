@@ -8,8 +8,8 @@
 //! written ([`launchd`], [`systemd`]) and the tool run differ. Every tool
 //! failure becomes a one-line error carrying the tool's own message.
 
-pub mod launchd;
-pub mod systemd;
+pub(crate) mod launchd;
+pub(crate) mod systemd;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use std::process::Command;
 
 /// Which service manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// macOS: `~/Library/LaunchAgents`, `launchctl`.
     Launchd,
     /// Linux: `~/.config/systemd/user`, `systemctl --user`.
@@ -25,11 +25,11 @@ pub enum Kind {
 }
 
 /// Overrides the platform's kind (for the tests of the other one).
-pub const KIND_ENV: &str = "SPFS_FUSE_AGENT_KIND";
+pub(crate) const KIND_ENV: &str = "SPFS_FUSE_AGENT_KIND";
 
 impl Kind {
     /// The platform's service manager.
-    pub fn for_platform() -> Kind {
+    pub(crate) fn for_platform() -> Kind {
         match std::env::var(KIND_ENV).as_deref() {
             Ok("launchd") => Kind::Launchd,
             Ok("systemd") => Kind::Systemd,
@@ -41,7 +41,7 @@ impl Kind {
 
 /// What the always-on service runs as.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Spec {
+pub(crate) struct Spec {
     /// The `spfs-fuse-macos` binary (absolute).
     pub program: PathBuf,
     /// Where it mounts, if not the default.
@@ -66,7 +66,10 @@ const PASSED_ENV: [&str; 5] = [
 impl Spec {
     /// The spec for this binary, `socket` and `mountpoint` (`None`: the
     /// default), with the environment of this process.
-    pub fn for_this_binary(socket: &Path, mountpoint: Option<&Path>) -> std::io::Result<Spec> {
+    pub(crate) fn for_this_binary(
+        socket: &Path,
+        mountpoint: Option<&Path>,
+    ) -> std::io::Result<Spec> {
         let program = std::env::current_exe()?.canonicalize()?;
         let env = PASSED_ENV
             .iter()
@@ -87,7 +90,7 @@ impl Spec {
     }
 
     /// The service's arguments after the program.
-    pub fn arguments(&self) -> Vec<String> {
+    pub(crate) fn arguments(&self) -> Vec<String> {
         let mut args = vec!["service".to_owned(), "--always-on".to_owned()];
         if let Some(m) = &self.mountpoint {
             args.push("--mountpoint".to_owned());
@@ -101,7 +104,7 @@ impl Spec {
 
 /// Why an agent command failed.
 #[derive(Debug, thiserror::Error)]
-pub enum AgentError {
+pub(crate) enum AgentError {
     /// The tool refused.
     #[error("{command} failed: {message}")]
     Tool {
@@ -178,7 +181,7 @@ fn must(tool: &str, args: &[&str]) -> Result<String, AgentError> {
 }
 
 /// Writes `bytes` to `path` atomically (temp file, sync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
     let io = |action| {
         move |source| AgentError::Io {
             action,
@@ -204,7 +207,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
 
 /// Whether the agent is installed, loaded and running.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Status {
+pub(crate) struct Status {
     /// The service manager.
     pub kind: Kind,
     /// Its definition files are in place.
@@ -218,23 +221,23 @@ pub struct Status {
 }
 
 /// One service manager's agent.
-pub struct Agent {
+pub(crate) struct Agent {
     kind: Kind,
 }
 
 impl Agent {
     /// The agent of `kind`.
-    pub fn new(kind: Kind) -> Agent {
+    pub(crate) fn new(kind: Kind) -> Agent {
         Agent { kind }
     }
 
     /// The service manager.
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         self.kind
     }
 
     /// The files `install` writes, with their content.
-    pub fn files(&self, spec: &Spec) -> Result<Vec<(PathBuf, Vec<u8>)>, AgentError> {
+    pub(crate) fn files(&self, spec: &Spec) -> Result<Vec<(PathBuf, Vec<u8>)>, AgentError> {
         match self.kind {
             Kind::Launchd => Ok(vec![(launchd::plist_path(), launchd::plist(spec)?)]),
             Kind::Systemd => Ok(systemd::units(spec)),
@@ -243,7 +246,7 @@ impl Agent {
 
     /// Writes the files and has the service manager start the service
     /// (replacing an older definition). Run it again: same result.
-    pub fn install(&self, spec: &Spec) -> Result<(), AgentError> {
+    pub(crate) fn install(&self, spec: &Spec) -> Result<(), AgentError> {
         if let Some(dir) = spec.socket.parent() {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
@@ -277,7 +280,7 @@ impl Agent {
     }
 
     /// Stops the service and removes the files. Run it again: nothing to do.
-    pub fn uninstall(&self) -> Result<bool, AgentError> {
+    pub(crate) fn uninstall(&self) -> Result<bool, AgentError> {
         let was = self.status()?;
         match self.kind {
             Kind::Launchd => {
@@ -319,7 +322,7 @@ impl Agent {
     }
 
     /// Installed or not, loaded or not, running pid.
-    pub fn status(&self) -> Result<Status, AgentError> {
+    pub(crate) fn status(&self) -> Result<Status, AgentError> {
         let files = self.installed_files();
         let installed = files.iter().all(|p| p.exists());
         let (loaded, pid) = match self.kind {

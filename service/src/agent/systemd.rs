@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::{must, run, AgentError, Spec};
 
 /// The units' name.
-pub const UNIT: &str = "spfs-fuse-macos";
+pub(crate) const UNIT: &str = "spfs-fuse-macos";
 
 fn unit_dir() -> PathBuf {
     dirs::config_dir()
@@ -22,7 +22,7 @@ fn unit_dir() -> PathBuf {
 }
 
 /// The service unit, then the socket unit.
-pub fn unit_paths() -> Vec<PathBuf> {
+pub(crate) fn unit_paths() -> Vec<PathBuf> {
     let dir = unit_dir();
     vec![
         dir.join(format!("{UNIT}.service")),
@@ -48,7 +48,7 @@ fn quote(word: &str) -> String {
 }
 
 /// The two unit files `install` writes, for `spec`.
-pub fn units(spec: &Spec) -> Vec<(PathBuf, Vec<u8>)> {
+pub(crate) fn units(spec: &Spec) -> Vec<(PathBuf, Vec<u8>)> {
     let mut exec = vec![quote(&spec.program.display().to_string())];
     exec.extend(spec.arguments().iter().map(|a| quote(a)));
     let mut service = format!(

@@ -20,11 +20,11 @@ use plist::Value;
 use super::Kind;
 
 /// Points detection at another root directory (tests).
-pub const SYSTEM_ROOT_ENV: &str = "SPFS_FUSE_SYSTEM_ROOT";
+pub(crate) const SYSTEM_ROOT_ENV: &str = "SPFS_FUSE_SYSTEM_ROOT";
 
 /// An operating system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Os {
+pub(crate) enum Os {
     /// Linux.
     Linux,
     /// macOS.
@@ -33,7 +33,7 @@ pub enum Os {
 
 impl Os {
     /// The one this binary runs on.
-    pub fn current() -> Os {
+    pub(crate) fn current() -> Os {
         if cfg!(target_os = "macos") {
             Os::MacOs
         } else {
@@ -44,7 +44,7 @@ impl Os {
 
 /// macFUSE, when installed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Macfuse {
+pub(crate) struct Macfuse {
     /// `CFBundleShortVersionString` of `macfuse.fs`.
     pub version: Option<String>,
     /// Whether it carries a kernel extension.
@@ -53,14 +53,14 @@ pub struct Macfuse {
 
 /// FUSE-T, when installed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FuseT {
+pub(crate) struct FuseT {
     /// From its pkg-config file.
     pub version: Option<String>,
 }
 
 /// What the system has.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Installed {
+pub(crate) struct Installed {
     /// The platform.
     pub os: Os,
     /// macOS's product version, or Linux's kernel release.
@@ -75,7 +75,7 @@ pub struct Installed {
 
 impl Installed {
     /// The version of `kind`, as far as it is known.
-    pub fn version_of(&self, kind: Kind) -> Option<String> {
+    pub(crate) fn version_of(&self, kind: Kind) -> Option<String> {
         match kind {
             Kind::LinuxFuse => self.os_version.as_ref().map(|v| format!("(kernel {v})")),
             Kind::MacfuseKext | Kind::MacfuseFskit => {
@@ -87,7 +87,7 @@ impl Installed {
     }
 
     /// The backends found, each with its version.
-    pub fn found(&self) -> Vec<(Kind, Option<String>)> {
+    pub(crate) fn found(&self) -> Vec<(Kind, Option<String>)> {
         let mut out = Vec::new();
         if self.dev_fuse {
             out.push((Kind::LinuxFuse, self.version_of(Kind::LinuxFuse)));
@@ -106,7 +106,7 @@ impl Installed {
 }
 
 /// The root detection reads from: [`SYSTEM_ROOT_ENV`], else `/`.
-pub fn system_root() -> PathBuf {
+pub(crate) fn system_root() -> PathBuf {
     std::env::var_os(SYSTEM_ROOT_ENV)
         .filter(|v| !v.is_empty())
         .map_or_else(|| PathBuf::from("/"), PathBuf::from)
@@ -130,7 +130,7 @@ fn pc_version(path: &Path) -> Option<String> {
 }
 
 /// What is installed for `os`, read under `root`.
-pub fn detect(root: &Path, os: Os) -> Installed {
+pub(crate) fn detect(root: &Path, os: Os) -> Installed {
     match os {
         Os::Linux => Installed {
             os,

@@ -15,7 +15,7 @@
 
 mod detect;
 
-pub use detect::{detect, system_root, Installed, Os, SYSTEM_ROOT_ENV};
+pub(crate) use detect::{detect, system_root, Installed, Os};
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ use spfs_shared::protocol::BackendInfo;
 
 /// A way to serve a FUSE filesystem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Linux's kernel FUSE (`/dev/fuse`).
     LinuxFuse,
     /// macFUSE's kernel extension (the VFS API).
@@ -38,7 +38,7 @@ pub enum Kind {
 
 /// Where a backend can mount.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MountLocation {
+pub(crate) enum MountLocation {
     /// Any directory (`/spfs` from `synthetic.conf` on macOS).
     Anywhere,
     /// Only under `/Volumes` (FSKit): `/spfs` must then be a link there.
@@ -47,7 +47,7 @@ pub enum MountLocation {
 
 /// Whether the filesystem can drop entries from the kernel's caches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Invalidation {
+pub(crate) enum Invalidation {
     /// Entry and inode notifications work, and reply timeouts are honoured.
     Full,
     /// Some notifications work; reply timeouts for names are ignored.
@@ -58,7 +58,7 @@ pub enum Invalidation {
 
 /// What a backend can do, as far as the service cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Capabilities {
+pub(crate) struct Capabilities {
     /// Each request carries the calling process's pid (routing needs it).
     pub caller_pid: bool,
     /// Whether the kernel's name and attribute caches can be steered.
@@ -77,7 +77,7 @@ pub struct Capabilities {
 
 impl Kind {
     /// Every backend, in the order `auto` prefers them on their platform.
-    pub const ALL: [Kind; 5] = [
+    pub(crate) const ALL: [Kind; 5] = [
         Kind::LinuxFuse,
         Kind::MacfuseKext,
         Kind::MacfuseFskit,
@@ -86,7 +86,7 @@ impl Kind {
     ];
 
     /// The name `--backend` takes and `status --json` shows.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::LinuxFuse => "linux",
             Kind::MacfuseKext => "macfuse",
@@ -97,7 +97,7 @@ impl Kind {
     }
 
     /// For people.
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             Kind::LinuxFuse => "Linux FUSE",
             Kind::MacfuseKext => "macFUSE (kernel extension)",
@@ -108,7 +108,7 @@ impl Kind {
     }
 
     /// The platform it exists on.
-    pub fn os(self) -> Os {
+    pub(crate) fn os(self) -> Os {
         match self {
             Kind::LinuxFuse => Os::Linux,
             _ => Os::MacOs,
@@ -116,7 +116,7 @@ impl Kind {
     }
 
     /// What it can do (see `docs/backends.md` for the evidence).
-    pub fn capabilities(self) -> Capabilities {
+    pub(crate) fn capabilities(self) -> Capabilities {
         match self {
             Kind::LinuxFuse => Capabilities {
                 caller_pid: true,
@@ -172,14 +172,14 @@ impl Kind {
     }
 
     /// Parses a `--backend` name.
-    pub fn parse(name: &str) -> Option<Kind> {
+    pub(crate) fn parse(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == name)
     }
 }
 
 /// What the user asked for with `--backend`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Choice {
+pub(crate) enum Choice {
     /// The best one installed.
     Auto,
     /// This one.
@@ -202,7 +202,7 @@ impl std::str::FromStr for Choice {
 
 /// The backend the service runs on.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Backend {
+pub(crate) struct Backend {
     /// Which.
     pub kind: Kind,
     /// Its version, when it could be read.
@@ -213,7 +213,7 @@ pub struct Backend {
 
 /// Why no backend can serve.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum BackendError {
+pub(crate) enum BackendError {
     /// Nothing installed.
     #[error("no FUSE backend is installed: {hint}")]
     NoneInstalled {
@@ -271,7 +271,7 @@ fn os_name(os: Os) -> &'static str {
 /// Picks the backend for `choice` among what `installed` holds.
 /// `single_runtime` is the user's `--single-runtime`; a backend without
 /// the caller's pid forces it.
-pub fn choose(
+pub(crate) fn choose(
     choice: Choice,
     installed: &Installed,
     single_runtime: bool,
@@ -413,7 +413,7 @@ fn at_least(version: &str, min: &[u32]) -> bool {
 /// Where the service mounts, and the link `/spfs` must be when the
 /// backend mounts only under `/Volumes`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MountPlan {
+pub(crate) struct MountPlan {
     /// The directory mounted on.
     pub mount_at: PathBuf,
     /// The path users use, when it is a link to `mount_at`.
@@ -421,24 +421,24 @@ pub struct MountPlan {
 }
 
 /// The directory FSKit mounts use for `/spfs`.
-pub const VOLUMES_MOUNTPOINT: &str = "/Volumes/spfs";
+pub(crate) const VOLUMES_MOUNTPOINT: &str = "/Volumes/spfs";
 
 /// Why the mountpoint does not suit the backend.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{title} mounts only under /Volumes, not at {path}: use --mountpoint {VOLUMES_MOUNTPOINT} and make /spfs a link to it in /etc/synthetic.conf (docs/macos.md)")]
-pub struct MountPlanError {
+pub(crate) struct MountPlanError {
     title: &'static str,
     path: String,
 }
 
 impl Backend {
     /// What it can do.
-    pub fn capabilities(&self) -> Capabilities {
+    pub(crate) fn capabilities(&self) -> Capabilities {
         self.kind.capabilities()
     }
 
     /// For people: `macFUSE (kernel extension) 5.1.2`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.version {
             Some(v) => format!("{} {v}", self.kind.title()),
             None => self.kind.title().to_owned(),
@@ -448,7 +448,7 @@ impl Backend {
     /// Where to mount for `requested` (`is_default`: the user did not
     /// choose it, so a backend that mounts only under `/Volumes` mounts
     /// there and `/spfs` is expected to link to it).
-    pub fn mount_plan(
+    pub(crate) fn mount_plan(
         &self,
         requested: &Path,
         is_default: bool,
@@ -485,7 +485,7 @@ impl Backend {
     /// as Linux does for names in the root (docs/backends.md has the
     /// cost). AppleDouble files (`._name`) are refused: layers are
     /// immutable, and Finder's metadata must not land in a scratch.
-    pub fn mount_options(&self) -> Vec<String> {
+    pub(crate) fn mount_options(&self) -> Vec<String> {
         let mut options = Vec::new();
         match self.kind {
             Kind::MacfuseKext => {
@@ -506,7 +506,7 @@ impl Backend {
     }
 
     /// What `status` shows.
-    pub fn info(&self, plan: &MountPlan, link_state: Option<&str>) -> BackendInfo {
+    pub(crate) fn info(&self, plan: &MountPlan, link_state: Option<&str>) -> BackendInfo {
         let caps = self.capabilities();
         BackendInfo {
             name: self.kind.name().to_owned(),
@@ -543,7 +543,7 @@ impl Backend {
 
 /// Whether `link` is a symbolic link to `target` (as `synthetic.conf`
 /// makes it): a short state for `status`, and `None` when it is one.
-pub fn link_problem(link: &Path, target: &Path) -> Option<String> {
+pub(crate) fn link_problem(link: &Path, target: &Path) -> Option<String> {
     match std::fs::read_link(link) {
         Ok(t) => {
             // synthetic.conf links are relative to / ("Volumes/spfs").

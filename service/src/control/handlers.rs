@@ -28,7 +28,7 @@ use crate::user_settings::UserSettings;
 
 /// Why a control request failed; the message is what the client prints.
 #[derive(Debug, thiserror::Error)]
-pub enum ControlError {
+pub(crate) enum ControlError {
     /// The process to root a runtime at is gone.
     #[error("process {0} does not exist")]
     NoSuchProcess(u32),
@@ -143,7 +143,7 @@ impl From<manager::Error> for ControlError {
 impl ControlError {
     /// What kind of failure this is, for clients that act on it (they
     /// never read the message for that).
-    pub fn code(&self) -> ErrorCode {
+    pub(crate) fn code(&self) -> ErrorCode {
         match self {
             ControlError::NoSuchProcess(_) | ControlError::NotHere(_) => ErrorCode::InvalidRequest,
             ControlError::NotYourProcess(_) | ControlError::NotAnAncestor(_) => {
@@ -186,7 +186,7 @@ impl ControlError {
     }
 
     /// The error as the socket carries it.
-    pub fn to_response(&self) -> Response {
+    pub(crate) fn to_response(&self) -> Response {
         Response::error_with(self.code(), self.to_string())
     }
 }
@@ -202,7 +202,7 @@ fn repo_code(e: &crate::repo::Error) -> ErrorCode {
 }
 
 /// Converts a runtime for the protocol.
-pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
+pub(crate) fn runtime_info(rt: &Runtime) -> RuntimeInfo {
     let usage = rt
         .editable()
         .map(|e| e.scratch().usage())
@@ -234,7 +234,7 @@ pub fn runtime_info(rt: &Runtime) -> RuntimeInfo {
 }
 
 /// Where the service runs, for its handlers.
-pub struct Context {
+pub(crate) struct Context {
     /// The runtimes, started, recorded and ended.
     pub manager: Arc<Manager>,
     /// Opens the repositories runtimes read (what they share: downloads,
@@ -246,8 +246,6 @@ pub struct Context {
     pub link: Option<PathBuf>,
     /// The mount.
     pub mountpoint: PathBuf,
-    /// Where editable runtimes keep their edits.
-    pub scratch_root: PathBuf,
     /// The idle clock.
     pub lifecycle: Arc<Lifecycle>,
     /// The user's settings.
@@ -259,14 +257,14 @@ pub struct Context {
 }
 
 /// The service's side of the control socket.
-pub struct Handlers {
+pub(crate) struct Handlers {
     cx: Context,
     started: Instant,
 }
 
 impl Handlers {
     /// Handlers for the service `cx` describes.
-    pub fn new(cx: Context) -> Self {
+    pub(crate) fn new(cx: Context) -> Self {
         Handlers {
             cx,
             started: Instant::now(),
@@ -274,26 +272,26 @@ impl Handlers {
     }
 
     /// The runtimes served.
-    pub fn runtimes(&self) -> &Arc<Runtimes> {
+    pub(crate) fn runtimes(&self) -> &Arc<Runtimes> {
         self.cx.manager.runtimes()
     }
 
     /// Answers one request from `peer` (all but subscriptions and
     /// shutdowns, which the socket server serves).
-    pub fn handle(&self, peer: Peer, request: Request) -> Response {
+    pub(crate) fn handle(&self, peer: Peer, request: Request) -> Response {
         self.dispatch(peer, request)
             .unwrap_or_else(|e| e.to_response())
     }
 
     /// The first message of a subscription: the runtimes `peer` may see.
-    pub fn subscribed(&self, peer: &Peer) -> Response {
+    pub(crate) fn subscribed(&self, peer: &Peer) -> Response {
         Response::Subscribed {
             runtimes: self.visible_runtimes(peer),
         }
     }
 
     /// What `change` means to subscriber `peer` (`None`: not theirs).
-    pub fn event_for(&self, peer: &Peer, change: &Change) -> Option<Event> {
+    pub(crate) fn event_for(&self, peer: &Peer, change: &Change) -> Option<Event> {
         let (rt, event) = match change {
             Change::Started(rt) => (
                 rt,
@@ -393,7 +391,7 @@ impl Handlers {
     }
 
     /// Applies the settings in effect and tells subscribers.
-    pub fn settings_changed(&self) {
+    pub(crate) fn settings_changed(&self) {
         let (timeout, _) = self.cx.settings.idle_timeout();
         self.cx.lifecycle.set_timeout(timeout);
         self.cx.reporting.configure(&self.cx.settings.settings());

@@ -12,7 +12,7 @@
 //! systemd (socket activation, [`crate::sys::activation`]); a handed-over
 //! socket's file belongs to them and is left in place at exit.
 
-pub mod handlers;
+pub(crate) mod handlers;
 
 use std::collections::HashMap;
 use std::io;
@@ -35,12 +35,12 @@ use crate::sys::peer::{self, Peer};
 use handlers::Handlers;
 
 /// Connections one process may hold open at once.
-pub const MAX_CONNECTIONS_PER_PROCESS: usize = 32;
+pub(crate) const MAX_CONNECTIONS_PER_PROCESS: usize = 32;
 /// Connections the service holds open at once.
-pub const MAX_CONNECTIONS: usize = 256;
+pub(crate) const MAX_CONNECTIONS: usize = 256;
 
 /// A control socket, bound or handed over.
-pub struct ControlSocket {
+pub(crate) struct ControlSocket {
     listener: UnixListener,
     path: PathBuf,
     /// The service made the socket file (and removes it at exit).
@@ -49,7 +49,7 @@ pub struct ControlSocket {
 
 /// Why the socket could not be bound.
 #[derive(Debug, thiserror::Error)]
-pub enum BindError {
+pub(crate) enum BindError {
     /// A live service answers there.
     #[error("a service is already listening on {0}")]
     InUse(PathBuf),
@@ -66,7 +66,7 @@ pub enum BindError {
 
 impl ControlSocket {
     /// Binds `path`, replacing a stale socket file a dead service left.
-    pub fn bind(path: &Path) -> Result<Self, BindError> {
+    pub(crate) fn bind(path: &Path) -> Result<Self, BindError> {
         let io_err = |source| BindError::Io {
             path: path.to_owned(),
             source,
@@ -96,7 +96,7 @@ impl ControlSocket {
     }
 
     /// A listening socket launchd or systemd handed over, for `path`.
-    pub fn inherited(listener: UnixListener, path: &Path) -> Self {
+    pub(crate) fn inherited(listener: UnixListener, path: &Path) -> Self {
         Self {
             listener,
             path: path.to_owned(),
@@ -105,17 +105,17 @@ impl ControlSocket {
     }
 
     /// Where it listens.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Whether it was handed over (socket activation).
-    pub fn is_inherited(&self) -> bool {
+    pub(crate) fn is_inherited(&self) -> bool {
         !self.owned
     }
 
     /// Removes the socket file at exit, if the service made it.
-    pub fn remove_file(&self) {
+    pub(crate) fn remove_file(&self) {
         if self.owned {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -123,7 +123,7 @@ impl ControlSocket {
 
     /// Accepts connections until the task is dropped; each one is served
     /// by a task of its own.
-    pub async fn serve(&self, server: Arc<Server>) -> io::Result<()> {
+    pub(crate) async fn serve(&self, server: Arc<Server>) -> io::Result<()> {
         self.listener.set_nonblocking(true)?;
         let listener = tokio::net::UnixListener::from_std(self.listener.try_clone()?)?;
         loop {
@@ -147,7 +147,7 @@ impl ControlSocket {
 }
 
 /// What each connection is served with.
-pub struct Server {
+pub(crate) struct Server {
     handlers: Arc<Handlers>,
     lifecycle: Arc<Lifecycle>,
     notices: broadcast::Sender<Notice>,
@@ -188,7 +188,7 @@ type Lines = FramedRead<tokio::net::unix::OwnedReadHalf, LinesCodec>;
 
 impl Server {
     /// A server of `handlers` for the service's user `owner`.
-    pub fn new(
+    pub(crate) fn new(
         handlers: Arc<Handlers>,
         lifecycle: Arc<Lifecycle>,
         notices: broadcast::Sender<Notice>,

@@ -48,13 +48,12 @@ use crate::repo::{NodeId, NodeKind, RepositorySet, View};
 use crate::scratch::{self, Entered, Scratch};
 use crate::sys::dir::{is_not_beneath, Dir, Kind, Meta};
 
-pub use copyup::Content;
 use missing::Missing;
 use nodes::Nodes;
-pub use write::{is_write, set_time, Caller, Created, SetAttr};
+pub(crate) use write::{is_write, set_time, Caller, SetAttr};
 
 /// Index of a node in an overlay's table; 0 is the root.
-pub type Index = u32;
+pub(crate) type Index = u32;
 
 /// Where a node's content is now.
 #[derive(Debug)]
@@ -108,7 +107,7 @@ pub enum LowerChange {
 }
 
 /// One entry of a merged listing: node, kind, name.
-pub type Listed = (Index, FileType, Box<[u8]>);
+pub(crate) type Listed = (Index, FileType, Box<[u8]>);
 
 /// The errno of a failed system call (EIO when it carries none).
 pub(crate) fn io_errno(e: io::Error) -> Errno {
@@ -132,7 +131,7 @@ fn missing(e: &io::Error) -> bool {
 }
 
 /// Attributes of a real file, under inode number `ino`.
-pub fn attr_of(ino: u64, m: &Meta) -> FileAttr {
+pub(crate) fn attr_of(ino: u64, m: &Meta) -> FileAttr {
     FileAttr {
         ino: INodeNo(ino),
         size: m.size,

@@ -70,7 +70,7 @@ pub(super) fn can_white_out(name: &[u8]) -> bool {
 }
 
 /// Whether opening with `flags` may change the file.
-pub fn is_write(flags: i32) -> bool {
+pub(crate) fn is_write(flags: i32) -> bool {
     flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
 }
 
@@ -544,7 +544,7 @@ impl Overlay {
 }
 
 /// Converts a FUSE time to a [`SetTime`].
-pub fn set_time(t: fuser::TimeOrNow) -> SetTime {
+pub(crate) fn set_time(t: fuser::TimeOrNow) -> SetTime {
     match t {
         fuser::TimeOrNow::Now => SetTime::Now,
         fuser::TimeOrNow::SpecificTime(t) => SetTime::At(t),
