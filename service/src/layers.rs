@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 
-use crate::repo::{NodeId, NodeKind, PayloadCheck, RepositorySet, View};
+use crate::repo::{Digest, NodeId, NodeKind, PayloadCheck, RepositorySet, View};
 
 /// The merged layers of a runtime, and whose they are.
 #[derive(Debug)]
@@ -77,17 +77,19 @@ impl Layers {
             })
     }
 
+    /// The payload digest and size of file `id`.
+    fn payload(&self, id: NodeId) -> Result<(Digest, u64), Errno> {
+        let n = self.view.get(id).ok_or(Errno::ESTALE)?;
+        Ok((n.payload().ok_or(Errno::EIO)?, n.size()))
+    }
+
     /// Opens file `id`'s payload, refused unless its size is the one the
     /// manifest gives.
     pub fn open_payload(&self, id: NodeId) -> Result<File, Errno> {
-        let n = self.view.get(id).ok_or(Errno::ESTALE)?;
-        let payload = n.payload().ok_or(Errno::EIO)?;
+        let (payload, size) = self.payload(id)?;
         self.repos
-            .open_payload_sized(&payload, n.size())
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot open a payload");
-                errno(&e)
-            })
+            .open_payload_sized(&payload, size)
+            .map_err(|e| cannot_open(&e))
     }
 
     /// [`Layers::open_payload`], with the verdict on its content while a
@@ -96,13 +98,16 @@ impl Layers {
         &self,
         id: NodeId,
     ) -> Result<(File, Option<Arc<PayloadCheck>>), Errno> {
-        let n = self.view.get(id).ok_or(Errno::ESTALE)?;
-        let payload = n.payload().ok_or(Errno::EIO)?;
+        let (payload, size) = self.payload(id)?;
         self.repos
-            .open_payload_checked(&payload, n.size())
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot open a payload");
-                errno(&e)
-            })
+            .open_payload_checked(&payload, size)
+            .map_err(|e| cannot_open(&e))
     }
+}
+
+/// A payload that cannot be opened: logged with the reason, its errno to
+/// the caller.
+pub(crate) fn cannot_open(e: &crate::repo::Error) -> Errno {
+    tracing::error!(error = %e, "cannot open a payload");
+    errno(e)
 }

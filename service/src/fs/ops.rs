@@ -144,10 +144,6 @@ fn entry_ttl(parent: u64) -> Duration {
     }
 }
 
-fn repo_errno(e: &crate::repo::Error) -> Errno {
-    Errno::from_i32(e.errno())
-}
-
 fn caller(cx: &Context, umask: u32) -> Caller {
     Caller {
         uid: cx.uid,
@@ -219,10 +215,7 @@ impl PendingOpen {
         };
         let (file, check) = repos
             .open_payload_checked(&self.payload, self.size)
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot open a payload");
-                repo_errno(&e)
-            })?;
+            .map_err(|e| crate::layers::cannot_open(&e))?;
         match self.what {
             Pending::ReadOnly(_) => Ok(Opened {
                 flags: payload_open_flags(&check),
