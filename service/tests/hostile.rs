@@ -726,14 +726,10 @@ fn a_layer_2000_directories_deep_is_listed_run_and_committed_from_a_runtime() {
         !text(&svc.cli(&["runtime", "ls"])).contains("deep")
     }));
     assert!(text(&svc.cli(&["status"])).contains("service running"));
-    let left = std::fs::read_dir(svc.scratch_root())
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().is_dir())
-        .count();
-    assert_eq!(
-        left,
-        0,
-        "the scratch directory was not removed: {}",
+    let left = svc.scratch_dirs_left();
+    assert!(
+        left.is_empty(),
+        "the scratch directory was not removed: {left:?}\n{}",
         svc.log()
     );
 }

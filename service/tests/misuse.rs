@@ -476,11 +476,7 @@ fn read_only_runtimes_come_back_after_a_restart_with_their_age() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let left: Vec<_> = std::fs::read_dir(svc.scratch_root())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .collect();
+    let left = svc.scratch_dirs_left();
     assert!(left.is_empty(), "{left:?}");
 }
 

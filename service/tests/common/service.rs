@@ -133,6 +133,28 @@ impl Service {
         self.dir.path().join("scratch")
     }
 
+    /// The scratch directories left under the scratch root once none is
+    /// left or 10 s have passed: a runtime leaves `runtime ls` before its
+    /// edits are removed, and a deep tree takes a moment to remove.
+    #[allow(dead_code)] // not every test binary asks
+    pub fn scratch_dirs_left(&self) -> Vec<PathBuf> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left: Vec<PathBuf> = std::fs::read_dir(self.scratch_root())
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if left.is_empty() || std::time::Instant::now() >= deadline {
+                return left;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Kills the service with SIGKILL: its mount is left behind, dead.
     pub fn sigkill(&mut self) {
         let _ = self.child.kill();
