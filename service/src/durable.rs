@@ -12,7 +12,7 @@ use crate::repo::{Config, Digest, FsRepository};
 
 /// Why a durable runtime cannot be made or run again.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum DurableError {
+pub enum DurableError {
     /// A new runtime's name is recorded in the repository already.
     #[error("a runtime named '{name}' already exists in {repo}; run it again with 'run --rerun {name}', or remove it with 'runtime rm {name}' ('--remove-durable' deletes its edits)")]
     Exists {

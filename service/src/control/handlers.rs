@@ -16,8 +16,7 @@ use tokio::sync::broadcast;
 
 use crate::durable::{self, DurableError};
 use crate::lifecycle::Lifecycle;
-use crate::manager::{self, unix_secs, Manager, Starting};
-use crate::repo::commit;
+use crate::manager::{self, unix_secs, ChangeError, Commit, Manager, Rerun, Starting};
 use crate::repo::tags::TagSpec;
 use crate::runtimes::{self, Change, Mode, Runtime, Runtimes, StartError};
 use crate::service::Notice;
@@ -44,9 +43,6 @@ pub(crate) enum ControlError {
     /// No runtime of that name for this user.
     #[error("no runtime named '{}'", spfs_shared::display::quoted(.0))]
     NoSuchRuntime(String),
-    /// Commit or reset of a runtime without edits.
-    #[error("runtime '{0}' is read-only; make it editable with 'spfs edit' inside it, or start it with --edit")]
-    ReadOnly(String),
     /// The environment could not be loaded.
     #[error(transparent)]
     Repo(#[from] crate::repo::Error),
@@ -57,26 +53,6 @@ pub(crate) enum ControlError {
     #[error("cannot create the scratch directory {path}: {source}")]
     Scratch {
         /// The directory.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
-    /// Writing the layer (or a tag) failed; nothing changed.
-    #[error("commit of runtime '{runtime}' failed: {source}")]
-    Commit {
-        /// The runtime.
-        runtime: String,
-        /// Why.
-        #[source]
-        source: crate::repo::Error,
-    },
-    /// The layer was made, but its edits are still in the scratch.
-    #[error("committed {digest}, but the scratch directory {path} could not be emptied: {source}")]
-    NotEmptied {
-        /// What was committed.
-        digest: String,
-        /// The scratch directory.
         path: PathBuf,
         /// Why.
         #[source]
@@ -105,29 +81,14 @@ pub(crate) enum ControlError {
     /// `--keep-runtime` without `--runtime-name`.
     #[error("a durable runtime needs a name: give --runtime-name NAME with --keep-runtime")]
     DurableName,
+    /// A change of a running runtime failed.
+    #[error(transparent)]
+    Change(#[from] ChangeError),
     /// `reset -r` with paths.
     #[error(
         "a reset to another stack resets everything: give either paths or a reference, not both"
     )]
     PathsWithStack,
-    /// A runtime could not be made editable (or read-only again).
-    #[error("cannot change whether runtime '{runtime}' is editable: {source}")]
-    Edit {
-        /// The runtime.
-        runtime: String,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
-    /// Discarding edits failed part-way.
-    #[error("reset of runtime '{runtime}' failed: {source}")]
-    Reset {
-        /// The runtime.
-        runtime: String,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
 }
 
 impl From<manager::Error> for ControlError {
@@ -136,6 +97,9 @@ impl From<manager::Error> for ControlError {
             manager::Error::Scratch { path, source } => ControlError::Scratch { path, source },
             manager::Error::Start(e) => ControlError::Start(e),
             manager::Error::Record(e) => DurableError::Repo(e).into(),
+            manager::Error::Repo(e) => ControlError::Repo(e),
+            manager::Error::Durable(e) => ControlError::Durable(e),
+            manager::Error::NoSuchRuntime(name) => ControlError::NoSuchRuntime(name),
         }
     }
 }
@@ -150,8 +114,7 @@ impl ControlError {
                 ErrorCode::NotPermitted
             }
             ControlError::NoSuchRuntime(_) => ErrorCode::NoSuchRuntime,
-            ControlError::ReadOnly(_) => ErrorCode::ReadOnly,
-            ControlError::Repo(e) | ControlError::Commit { source: e, .. } => repo_code(e),
+            ControlError::Repo(e) => repo_code(e),
             ControlError::Start(e) => match e {
                 StartError::NameTaken(_) | StartError::OneAtATime(_) => ErrorCode::AlreadyExists,
                 StartError::BadName(_) => ErrorCode::InvalidRequest,
@@ -168,26 +131,37 @@ impl ControlError {
             | ControlError::DurableName
             | ControlError::PathsWithStack => ErrorCode::InvalidRequest,
             ControlError::OneAtATime(_) => ErrorCode::AlreadyExists,
-            ControlError::Durable(e) => match e {
-                DurableError::Exists { .. }
-                | DurableError::EditsInUse(_)
-                | DurableError::Running { .. }
-                | DurableError::RunningElsewhere { .. } => ErrorCode::AlreadyExists,
-                DurableError::NoSuchSaved { .. } => ErrorCode::NoSuchRuntime,
-                DurableError::NotDurable(_) => ErrorCode::InvalidRequest,
-                DurableError::Repo(e) => repo_code(e),
-                DurableError::LinkedEdits(_) | DurableError::Edits { .. } => ErrorCode::Failed,
+            ControlError::Durable(e) => durable_code(e),
+            ControlError::Change(e) => match e {
+                ChangeError::Ended(_) => ErrorCode::NoSuchRuntime,
+                ChangeError::ReadOnly(_) => ErrorCode::ReadOnly,
+                ChangeError::Repo(e) | ChangeError::Commit { source: e, .. } => repo_code(e),
+                ChangeError::Durable(e) => durable_code(e),
+                ChangeError::NotEmptied { .. }
+                | ChangeError::Reset { .. }
+                | ChangeError::Edit { .. } => ErrorCode::Failed,
             },
-            ControlError::Scratch { .. }
-            | ControlError::NotEmptied { .. }
-            | ControlError::Reset { .. }
-            | ControlError::Edit { .. } => ErrorCode::Failed,
+            ControlError::Scratch { .. } => ErrorCode::Failed,
         }
     }
 
     /// The error as the socket carries it.
     pub(crate) fn to_response(&self) -> Response {
         Response::error_with(self.code(), self.to_string())
+    }
+}
+
+/// The code of a durable runtime's error.
+fn durable_code(e: &DurableError) -> ErrorCode {
+    match e {
+        DurableError::Exists { .. }
+        | DurableError::EditsInUse(_)
+        | DurableError::Running { .. }
+        | DurableError::RunningElsewhere { .. } => ErrorCode::AlreadyExists,
+        DurableError::NoSuchSaved { .. } => ErrorCode::NoSuchRuntime,
+        DurableError::NotDurable(_) => ErrorCode::InvalidRequest,
+        DurableError::Repo(e) => repo_code(e),
+        DurableError::LinkedEdits(_) | DurableError::Edits { .. } => ErrorCode::Failed,
     }
 }
 
@@ -230,6 +204,15 @@ pub(crate) fn runtime_info(rt: &Runtime) -> RuntimeInfo {
             failed: p.failed,
             bytes: p.bytes,
         }),
+    }
+}
+
+/// The answer to a request that started or joined runtime `rt`.
+fn mounted(rt: &Runtime, notice: Option<String>) -> Response {
+    Response::Mounted {
+        runtime: runtime_info(rt),
+        token: rt.token.clone(),
+        notice,
     }
 }
 
@@ -458,35 +441,32 @@ impl Handlers {
         // runtime (or a durable runtime's edits) lasts.
         durable::check_new_name(repos.primary(), &name, req.durable)?;
         let view = self.runtimes().view_of(&repos, &stack)?;
-        self.start(
-            Starting {
-                name,
-                uid: proc.uid,
-                gid: peer.gid,
-                root_pid: req.root_pid,
-                root_start_time: proc.start_time,
-                spec: req.env_spec.clone(),
-                stack,
-                view,
-                repos,
-                locations: req.repositories.clone(),
-                // A durable runtime always has its edits directory (a
-                // read-only one shows it, empty, and can be rerun --edit).
-                scratch: if req.durable {
-                    Some(!req.editable)
-                } else {
-                    req.editable.then_some(false)
-                },
-                durable: req.durable,
-                command: req.command,
-                saved: None,
+        let rt = self.cx.manager.start(Starting {
+            name,
+            uid: proc.uid,
+            gid: peer.gid,
+            root_pid: req.root_pid,
+            root_start_time: proc.start_time,
+            spec: req.env_spec.clone(),
+            stack,
+            view,
+            repos,
+            locations: req.repositories.clone(),
+            // A durable runtime always has its edits directory (a
+            // read-only one shows it, empty, and can be rerun --edit).
+            scratch: if req.durable {
+                Some(!req.editable)
+            } else {
+                req.editable.then_some(false)
             },
-            None,
-        )
+            durable: req.durable,
+            command: req.command,
+            saved: None,
+        })?;
+        Ok(mounted(&rt, None))
     }
 
-    /// `run --rerun NAME`: saved durable runtime NAME again, with its
-    /// stack and edits.
+    /// `run --rerun NAME` (see [`Manager::rerun`]).
     fn rerun(
         &self,
         peer: &Peer,
@@ -494,76 +474,20 @@ impl Handlers {
         req: MountRequest,
     ) -> Result<Response, ControlError> {
         let name = req.runtime_name.clone().ok_or(ControlError::DurableName)?;
-        let repos = self.cx.repositories.open(&req.repositories)?;
-        let repo = repos.primary();
-        let no_such = || DurableError::NoSuchSaved {
-            name: name.clone(),
-            repo: repo.root().to_owned(),
-        };
-        let record = repo.runtime_record(&name)?.ok_or_else(no_such)?;
-        if !record.config.durable {
-            return Err(DurableError::NotDurable(name).into());
-        }
-        if !durable::visible_to(&record, proc.uid) && peer.uid != 0 {
-            return Err(ControlError::NoSuchRuntime(name));
-        }
-        match self.runtimes().find(&name, None) {
-            Some(live) if live.uid != proc.uid => {
-                return Err(StartError::NameTaken(name).into());
-            }
-            Some(live) if !req.force => {
-                return Err(DurableError::Running {
-                    name,
-                    pid: live.root_pid,
-                }
-                .into());
-            }
-            Some(live) => {
-                tracing::info!(runtime = %name, "run again with --force: its processes leave it");
-                self.cx.manager.end(live.id);
-            }
-            None => {
-                if let Some(pid) = durable::live_owner(&record).filter(|_| !req.force) {
-                    return Err(DurableError::RunningElsewhere { name, pid }.into());
-                }
-            }
-        }
-        // Read again: ending a live runtime saved it.
-        let record = repo.runtime_record(&name)?.ok_or_else(no_such)?;
-        let notice = durable::prepare_edits(repo, &record)?;
-        let stack = record.stack()?;
-        let view = self.runtimes().view_of(&repos, &stack)?;
-        let spec = durable::display_spec(&record);
-        self.start(
-            Starting {
-                name,
-                uid: proc.uid,
-                gid: peer.gid,
-                root_pid: req.root_pid,
-                root_start_time: proc.start_time,
-                spec,
-                stack,
-                view,
-                repos,
-                locations: req.repositories.clone(),
-                // Its edits are always shown; `--no-edit` takes no more.
-                scratch: Some(!req.editable),
-                durable: true,
-                command: req.command,
-                saved: Some(record),
-            },
-            notice,
-        )
-    }
-
-    /// Starts the runtime `s` describes (see [`Manager::start`]).
-    fn start(&self, s: Starting, notice: Option<String>) -> Result<Response, ControlError> {
-        let rt = self.cx.manager.start(s)?;
-        Ok(Response::Mounted {
-            runtime: runtime_info(&rt),
-            token: rt.token.clone(),
-            notice,
-        })
+        let (rt, notice) = self.cx.manager.rerun(Rerun {
+            name,
+            uid: proc.uid,
+            gid: peer.gid,
+            by_root: peer.uid == 0,
+            root_pid: req.root_pid,
+            root_start_time: proc.start_time,
+            repos: self.cx.repositories.open(&req.repositories)?,
+            locations: req.repositories,
+            editable: req.editable,
+            force: req.force,
+            command: req.command,
+        })?;
+        Ok(mounted(&rt, notice))
     }
 
     /// `join NAME`: process `root_pid` of the runtime's user (or of root)
@@ -576,12 +500,8 @@ impl Handlers {
     ) -> Result<Response, ControlError> {
         let rt = self.find(peer, name)?;
         check_root(peer, root_pid)?;
-        self.runtimes().join(&rt, root_pid)?;
-        Ok(Response::Mounted {
-            runtime: runtime_info(&rt),
-            token: rt.token.clone(),
-            notice: None,
-        })
+        self.cx.manager.join(&rt, root_pid)?;
+        Ok(mounted(&rt, None))
     }
 
     /// In single-runtime mode, a `run` of the environment already running
@@ -629,12 +549,8 @@ impl Handlers {
                 rt.name
             ));
         }
-        self.runtimes().join(rt, req.root_pid)?;
-        Ok(Response::Mounted {
-            runtime: runtime_info(rt),
-            token: rt.token.clone(),
-            notice: None,
-        })
+        self.cx.manager.join(rt, req.root_pid)?;
+        Ok(mounted(rt, None))
     }
 
     /// The backend, as `status` shows it.
@@ -673,117 +589,42 @@ impl Handlers {
 
     fn commit(&self, peer: &Peer, req: CommitRequest) -> Result<Response, ControlError> {
         let rt = self.find(peer, &req.name)?;
-        let ed = rt
-            .editable()
-            .ok_or_else(|| ControlError::ReadOnly(rt.name.clone()))?;
         let tags = req
             .tags
             .iter()
             .map(|t| TagSpec::parse_to_write(t))
             .collect::<Result<Vec<_>, _>>()?;
-        let repos = rt.repos.clone();
-        // Without one from the client, the runtime's user (not the
-        // service's account, which may be root serving several users).
-        let author = crate::repo::tags::TagAuthor(req.author.clone().unwrap_or_else(|| {
-            let (user, host) = durable::author(rt.uid);
-            format!("{user}@{host}")
-        }));
-        let upper = ed.scratch().upper_path().to_owned();
-        let committed = self.runtimes().commit(&rt, ed, |overlay| {
-            let repo = repos.primary();
-            let blobs = req
-                .max_concurrent_blobs
-                .map_or_else(commit::default_concurrency, |n| n as usize);
-            let layer = commit::commit_scratch_with(repo, &upper, overlay.lower(), blobs)?.layer;
-            let mut stack = rt.stack();
-            stack.push(layer);
-            let digest = match req.kind {
-                CommitKind::Layer => layer,
-                CommitKind::Platform => commit::commit_platform(repo, stack.clone())?,
-            };
-            // The new stack must load before any tag names it: a commit
-            // that fails writes no tag.
-            let view = stack::view(&repos, &stack)?;
-            let moved = repo.push_tags(&tags, digest, &author)?;
-            Ok(((digest, moved), view, stack))
-        });
-        let ((digest, moved), emptied) = committed.map_err(|source| {
-            // No edits is an answer to the user, not a failure of the service.
-            if matches!(source, crate::repo::Error::NothingToCommit) {
-                tracing::info!(runtime = %rt.name, "nothing to commit");
-            } else {
-                tracing::error!(runtime = %rt.name, error = %source, "commit failed");
-            }
-            ControlError::Commit {
-                runtime: rt.name.clone(),
-                source,
-            }
-        })?;
-        // The new layer is kept by the runtime's records from now on (a
-        // record that cannot follow is logged: the commit itself is done).
-        let _ = self.cx.manager.persist(&rt);
-        emptied.map_err(|source| ControlError::NotEmptied {
-            digest: digest.to_string(),
-            path: ed.scratch().root().to_owned(),
-            source,
-        })?;
-        tracing::info!(runtime = %rt.name, %digest, "committed");
+        let committed = self.cx.manager.commit(
+            &rt,
+            Commit {
+                tags,
+                author: req.author,
+                max_blobs: req.max_concurrent_blobs.map(|n| n as usize),
+                platform: matches!(req.kind, CommitKind::Platform),
+            },
+        )?;
         Ok(Response::Committed {
-            digest: digest.to_string(),
+            digest: committed.digest.to_string(),
             runtime: runtime_info(&rt),
-            moved,
+            moved: committed.moved,
         })
     }
 
     fn reset(&self, peer: &Peer, name: &str, paths: &[String]) -> Result<Response, ControlError> {
         let rt = self.find(peer, name)?;
-        let ed = rt
-            .editable()
-            .ok_or_else(|| ControlError::ReadOnly(rt.name.clone()))?;
         // Every path is checked before anything is reset.
         let rels = paths
             .iter()
-            .map(|p| self.relative(p).map(|r| (p, r)))
+            .map(|p| self.relative(p).map(|r| (p.clone(), r)))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut unchanged = Vec::new();
-        self.runtimes()
-            .reset(&rt, ed, |scratch| {
-                if rels.is_empty() {
-                    return scratch.clear();
-                }
-                for (p, rel) in &rels {
-                    if !scratch.reset_path(rel)? {
-                        unchanged.push((*p).clone());
-                    }
-                }
-                Ok(())
-            })
-            .map_err(|source| ControlError::Reset {
-                runtime: rt.name.clone(),
-                source,
-            })?;
+        let unchanged = self.cx.manager.reset(&rt, &rels)?;
         Ok(Response::Reset {
             runtime: runtime_info(&rt),
-            unchanged,
+            unchanged: unchanged.into_iter().map(str::to_owned).collect(),
         })
     }
 
-    /// Why a change of live runtime `rt` failed: it ended meanwhile, or
-    /// `failed` (given the runtime's name).
-    fn change_failed(
-        &self,
-        rt: &Runtime,
-        failed: impl FnOnce(String) -> ControlError,
-    ) -> ControlError {
-        match self.runtimes().get(rt.id) {
-            None => ControlError::NoSuchRuntime(rt.name.clone()),
-            Some(_) => failed(rt.name.clone()),
-        }
-    }
-
-    /// `reset -r SPEC`: the runtime rebuilt on another stack, its edits
-    /// discarded (see [`Runtimes::restack`]); an empty spec (or `-`) is
-    /// no layers at all. Both records follow.
+    /// `reset -r SPEC` (see [`Manager::restack`]); `-` is no layers at all.
     fn restack(
         &self,
         peer: &Peer,
@@ -795,84 +636,26 @@ impl Handlers {
         if !paths.is_empty() {
             return Err(ControlError::PathsWithStack);
         }
-        let spec = if spec == "-" { "" } else { spec };
-        let stack = if spec.is_empty() {
-            Vec::new()
-        } else {
-            stack::resolve(&rt.repos, spec)?
-        };
-        let view = self.runtimes().view_of(&rt.repos, &stack)?;
-        let to = runtimes::Restack {
-            spec: spec.to_owned(),
-            stack,
-            view,
-        };
-        self.runtimes().restack(&rt, to).map_err(|source| {
-            self.change_failed(&rt, |runtime| ControlError::Reset { runtime, source })
-        })?;
-        let _ = self.cx.manager.persist_with(
-            &rt,
-            |r| {
-                if let Some(extras) = r.extras.as_mut() {
-                    extras.env_spec = spec.to_owned();
-                }
-            },
-            |r| r.env_spec = spec.to_owned(),
-        );
-        tracing::info!(runtime = %rt.name, spec, "runtime rebuilt on another stack");
+        self.cx
+            .manager
+            .restack(&rt, if spec == "-" { "" } else { spec })?;
         Ok(Response::Reset {
             runtime: runtime_info(&rt),
             unchanged: Vec::new(),
         })
     }
 
-    /// `edit --keep-runtime`: see [`Runtimes::make_durable`]. Its edits
-    /// go where a durable runtime of its name keeps them, which must not
-    /// hold another's; both records say it is durable now.
+    /// `edit --keep-runtime` (see [`Manager::make_durable`]).
     fn make_durable(&self, peer: &Peer, name: &str) -> Result<Response, ControlError> {
         let rt = self.find(peer, name)?;
-        let repo = rt.repos.primary();
-        durable::check_edits_path(repo, &rt.name)?;
-        let edits = repo.durable_dir(&rt.name);
-        let base = edits
-            .parent()
-            .map(Path::to_owned)
-            .unwrap_or_else(|| repo.root().to_owned());
-        if !rt.is_durable() && edits.exists() {
-            return Err(DurableError::EditsInUse(edits).into());
-        }
-        let made = std::fs::create_dir_all(&base)
-            .and_then(|()| self.runtimes().make_durable(&rt, &base, &rt.name));
-        let changed = made.map_err(|source| {
-            self.change_failed(&rt, |runtime| ControlError::Edit { runtime, source })
-        })?;
-        if changed {
-            let read_only = rt.editable().is_some_and(|e| e.scratch().read_only());
-            let _ = self.cx.manager.persist_with(
-                &rt,
-                |r| {
-                    r.config.durable = true;
-                    r.config.upper_dir = edits.join("upper");
-                    r.config.work_dir = edits.join("work");
-                },
-                |r| {
-                    r.durable = true;
-                    r.edits_dir = Some(edits.clone());
-                    r.editable = true;
-                    r.read_only = read_only;
-                },
-            );
-        }
+        let changed = self.cx.manager.make_durable(&rt)?;
         Ok(Response::Edited {
             runtime: runtime_info(&rt),
             changed,
         })
     }
 
-    /// `edit` / `edit --off`: see [`Runtimes::set_editable`]. A runtime
-    /// that started read-only gets its edits where an editable one of
-    /// its kind has them: beside its record, or (durable) in its
-    /// repository's `durable_edits/`. Both records say what it is now.
+    /// `edit` / `edit --off` (see [`Manager::set_editable`]).
     fn set_editable(
         &self,
         peer: &Peer,
@@ -880,33 +663,7 @@ impl Handlers {
         editable: bool,
     ) -> Result<Response, ControlError> {
         let rt = self.find(peer, name)?;
-        let edits = if rt.is_durable() {
-            Some(rt.repos.primary().durable_dir(&rt.name))
-        } else {
-            rt.record_dir().map(Path::to_owned)
-        };
-        let changed = self
-            .runtimes()
-            .set_editable(&rt, editable, || {
-                let dir = edits.as_deref().ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::Unsupported, "it has no record directory")
-                })?;
-                crate::scratch::Scratch::open_as(dir, false)
-            })
-            .map_err(|source| {
-                self.change_failed(&rt, |runtime| ControlError::Edit { runtime, source })
-            })?;
-        if changed {
-            let has_edits = rt.editable().is_some();
-            let _ = self.cx.manager.persist_with(
-                &rt,
-                |r| r.status.editable = editable,
-                |r| {
-                    r.editable = has_edits;
-                    r.read_only = has_edits && !editable;
-                },
-            );
-        }
+        let changed = self.cx.manager.set_editable(&rt, editable)?;
         Ok(Response::Edited {
             runtime: runtime_info(&rt),
             changed,

@@ -1,13 +1,17 @@
-//! The runtime manager: starts runtimes, records them, and ends them.
+//! The runtime manager: starts runtimes (new, or a saved durable one
+//! again), joins processes to them, changes them (commit, reset, a new
+//! stack, edits on or off or made durable: `changes.rs`), and ends them.
 //!
 //! [`Runtimes`] is the registry (which runtimes exist, which process and
 //! inode belongs to which) and does no I/O of records; the control
-//! handlers turn requests into calls here. Records go through a
-//! [`RecordStore`], so each step is tested with records in memory
-//! (`manager/tests.rs`). A runtime's two records — the service's own
-//! beside the scratch root and upstream's in its repository — are written
-//! from one snapshot of its stack by [`Manager::persist`].
+//! handlers only turn requests into calls here and results into
+//! responses. Records go through a [`RecordStore`], so each step is
+//! tested with records in memory (`manager/tests.rs`). A runtime's two
+//! records — the service's own beside the scratch root and upstream's in
+//! its repository — are written from one snapshot of its stack by
+//! [`Manager::persist`].
 
+mod changes;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -18,8 +22,10 @@ use std::time::SystemTime;
 
 use parking_lot::Mutex;
 
+pub use self::changes::{ChangeError, Commit, Committed};
 pub use self::store::{FsRecords, RecordStore};
 use crate::durable;
+pub use crate::durable::DurableError;
 use crate::records::{RuntimeRecord, RECORD_VERSION};
 use crate::repo::runtime_records::RuntimeRecord as RepoRecord;
 use crate::repo::{Digest, RepositorySet, View};
@@ -81,6 +87,42 @@ pub enum Error {
     /// could not be found again: refused rather than its edits lost later).
     #[error(transparent)]
     Record(crate::repo::Error),
+    /// Its repository or its saved record could not be read.
+    #[error(transparent)]
+    Repo(#[from] crate::repo::Error),
+    /// A saved durable runtime cannot run again (see the variants).
+    #[error(transparent)]
+    Durable(#[from] DurableError),
+    /// No runtime of that name that the asking user may see.
+    #[error("no runtime named '{}'", spfs_shared::display::quoted(.0))]
+    NoSuchRuntime(String),
+}
+
+/// A saved durable runtime to run again (see [`Manager::rerun`]).
+#[derive(Debug)]
+pub struct Rerun {
+    /// Its name.
+    pub name: String,
+    /// The user it runs for.
+    pub uid: u32,
+    /// Their group.
+    pub gid: u32,
+    /// Whether the asking client is root (who may see every saved runtime).
+    pub by_root: bool,
+    /// The process it is rooted at.
+    pub root_pid: u32,
+    /// When that process started.
+    pub root_start_time: u64,
+    /// Its repositories.
+    pub repos: RepositorySet,
+    /// The same repositories, as the client named them.
+    pub locations: Vec<spfs_shared::protocol::RepositoryLocation>,
+    /// Whether its edits take more (else shown, read-only).
+    pub editable: bool,
+    /// Whether processes still in it (here or elsewhere) are left behind.
+    pub force: bool,
+    /// The command it runs.
+    pub command: Vec<String>,
 }
 
 /// Starts, records and ends runtimes (see the module's documentation).
@@ -230,6 +272,77 @@ impl Manager {
             }
         }
         Ok(rt)
+    }
+
+    /// `run --rerun NAME`: saved durable runtime NAME again, with its
+    /// stack and edits; what the user should know about those edits (a
+    /// notice), if anything. One still running here is refused, or with
+    /// `force` ended first (its processes leave it).
+    pub fn rerun(&self, r: Rerun) -> Result<(Arc<Runtime>, Option<String>), Error> {
+        let repo = r.repos.primary();
+        let name = r.name;
+        let no_such = || DurableError::NoSuchSaved {
+            name: name.clone(),
+            repo: repo.root().to_owned(),
+        };
+        let record = repo.runtime_record(&name)?.ok_or_else(no_such)?;
+        if !record.config.durable {
+            return Err(DurableError::NotDurable(name).into());
+        }
+        if !durable::visible_to(&record, r.uid) && !r.by_root {
+            return Err(Error::NoSuchRuntime(name));
+        }
+        match self.runtimes.find(&name, None) {
+            Some(live) if live.uid != r.uid => {
+                return Err(StartError::NameTaken(name).into());
+            }
+            Some(live) if !r.force => {
+                return Err(DurableError::Running {
+                    name,
+                    pid: live.root_pid,
+                }
+                .into());
+            }
+            Some(live) => {
+                tracing::info!(runtime = %name, "run again with --force: its processes leave it");
+                self.end(live.id);
+            }
+            None => {
+                if let Some(pid) = durable::live_owner(&record).filter(|_| !r.force) {
+                    return Err(DurableError::RunningElsewhere { name, pid }.into());
+                }
+            }
+        }
+        // Read again: ending a live runtime saved it.
+        let record = repo.runtime_record(&name)?.ok_or_else(no_such)?;
+        let notice = durable::prepare_edits(repo, &record)?;
+        let stack = record.stack()?;
+        let view = self.runtimes.view_of(&r.repos, &stack)?;
+        let spec = durable::display_spec(&record);
+        let rt = self.start(Starting {
+            name,
+            uid: r.uid,
+            gid: r.gid,
+            root_pid: r.root_pid,
+            root_start_time: r.root_start_time,
+            spec,
+            stack,
+            view,
+            repos: r.repos,
+            locations: r.locations,
+            // Its edits are always shown; `--no-edit` takes no more.
+            scratch: Some(!r.editable),
+            durable: true,
+            command: r.command,
+            saved: Some(record),
+        })?;
+        Ok((rt, notice))
+    }
+
+    /// Process `pid` becomes one more root of `rt` (`join`, or a `run`
+    /// of the environment a single-runtime service is running).
+    pub fn join(&self, rt: &Runtime, pid: u32) -> Result<(), StartError> {
+        self.runtimes.join(rt, pid)
     }
 
     /// Writes both records of `rt` as it is now, from one snapshot of its

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::*;
-use crate::repo::tags::TagAuthor;
+use crate::repo::tags::{TagAuthor, TagSpec};
 use crate::repo::{commit, EnvSpec, FsRepository};
 use crate::runtimes::Change;
 
@@ -337,4 +337,193 @@ fn a_runtime_whose_processes_are_gone_is_reaped() {
     assert_eq!(f.manager.reap(), [rt.id]);
     assert!(f.manager.runtimes().list().is_empty());
     assert!(!f.repo_record("gone").1);
+}
+
+#[test]
+fn a_commit_adds_a_layer_empties_the_edits_tags_it_and_both_records_follow() {
+    let f = fixture();
+    let rt = f
+        .manager
+        .start(f.starting("c", Some(false), false))
+        .unwrap();
+    let before = rt.stack();
+    let upper = rt.editable().unwrap().scratch().upper_path().to_owned();
+    std::fs::write(upper.join("new.txt"), b"new").unwrap();
+    let committed = f
+        .manager
+        .commit(
+            &rt,
+            Commit {
+                tags: vec![TagSpec::parse_to_write("t/one").unwrap()],
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+    let stack = rt.stack();
+    assert_eq!(stack.len(), before.len() + 1);
+    assert_eq!(stack.last(), Some(&committed.digest));
+    assert!(
+        !upper.join("new.txt").exists(),
+        "the edits are in the layer now"
+    );
+    assert_eq!(f.own_record(&rt).stack, stack::strings(&stack));
+    assert_eq!(f.repo_record("c").0.status.stack.len(), stack.len());
+    let repo = FsRepository::open_or_create(&f.repo_root).unwrap();
+    let tag = repo
+        .resolve_tag(&TagSpec::parse("t/one").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(tag.target, committed.digest);
+    // Without an author given, the runtime's user (here: this process's).
+    let (user, host) = durable::author(rt.uid);
+    assert_eq!(tag.user, format!("{user}@{host}"));
+
+    // Nothing more to commit: refused, nothing changes.
+    let err = f.manager.commit(&rt, Commit::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ChangeError::Commit {
+                source: crate::repo::Error::NothingToCommit,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(rt.stack(), stack);
+}
+
+#[test]
+fn a_read_only_runtime_is_neither_committed_nor_reset() {
+    let f = fixture();
+    let rt = f.manager.start(f.starting("ro", None, false)).unwrap();
+    let err = f.manager.commit(&rt, Commit::default()).unwrap_err();
+    assert!(matches!(err, ChangeError::ReadOnly(_)), "{err}");
+    let err = f.manager.reset(&rt, &[]).unwrap_err();
+    assert!(matches!(err, ChangeError::ReadOnly(_)), "{err}");
+}
+
+#[test]
+fn a_reset_of_paths_says_which_had_no_edits() {
+    let f = fixture();
+    let rt = f
+        .manager
+        .start(f.starting("r", Some(false), false))
+        .unwrap();
+    let upper = rt.editable().unwrap().scratch().upper_path().to_owned();
+    std::fs::write(upper.join("new.txt"), b"new").unwrap();
+    let paths = [
+        ("/spfs/new.txt".to_owned(), PathBuf::from("new.txt")),
+        ("/spfs/a.txt".to_owned(), PathBuf::from("a.txt")),
+    ];
+    let unchanged = f.manager.reset(&rt, &paths).unwrap();
+    assert_eq!(unchanged, ["/spfs/a.txt"]);
+    assert!(!upper.join("new.txt").exists());
+}
+
+#[test]
+fn a_new_stack_and_a_change_of_editability_are_recorded_twice() {
+    let f = fixture();
+    let rt = f.manager.start(f.starting("e", None, false)).unwrap();
+    f.manager.restack(&rt, "").unwrap();
+    assert!(rt.stack().is_empty());
+    assert_eq!(f.own_record(&rt).env_spec, "");
+    assert!(f.repo_record("e").0.status.stack.is_empty());
+
+    assert!(f.manager.set_editable(&rt, true).unwrap());
+    assert!(!f.manager.set_editable(&rt, true).unwrap(), "once");
+    let edits = rt.editable().unwrap().scratch().root().to_owned();
+    assert_eq!(Some(&*edits), rt.record_dir(), "beside its record");
+    assert!(f.own_record(&rt).editable && !f.own_record(&rt).read_only);
+    assert!(f.repo_record("e").0.status.editable);
+
+    assert!(f.manager.set_editable(&rt, false).unwrap());
+    assert!(f.own_record(&rt).read_only);
+    assert!(!f.repo_record("e").0.status.editable);
+
+    f.manager.end(rt.id);
+    let err = f.manager.set_editable(&rt, true).unwrap_err();
+    assert!(matches!(err, ChangeError::Ended(_)), "{err}");
+}
+
+#[test]
+fn edits_made_durable_move_into_the_repository_and_both_records_say_so() {
+    let f = fixture();
+    let rt = f
+        .manager
+        .start(f.starting("k", Some(false), false))
+        .unwrap();
+    let upper = rt.editable().unwrap().scratch().upper_path().to_owned();
+    std::fs::write(upper.join("kept.txt"), b"kept").unwrap();
+    assert!(f.manager.make_durable(&rt).unwrap());
+    assert!(!f.manager.make_durable(&rt).unwrap(), "once");
+    let repo = FsRepository::open_or_create(&f.repo_root).unwrap();
+    let edits = repo.durable_dir("k");
+    assert_eq!(rt.editable().unwrap().scratch().root(), edits);
+    assert_eq!(
+        std::fs::read(edits.join("upper/kept.txt")).unwrap(),
+        b"kept"
+    );
+    let own = f.own_record(&rt);
+    assert!(own.durable && own.edits_dir.as_deref() == Some(&*edits));
+    let (record, running) = f.repo_record("k");
+    assert!(running && record.config.durable);
+    assert_eq!(record.config.upper_dir, edits.join("upper"));
+    f.manager.end(rt.id);
+    assert!(edits.join("upper/kept.txt").exists(), "kept after its end");
+}
+
+#[test]
+fn a_saved_durable_runtime_runs_again_with_its_edits_and_only_once() {
+    let f = fixture();
+    // Saved records are read from the repository: these go to disk.
+    let manager = Manager::new(
+        Arc::new(Runtimes::new()),
+        Box::new(FsRecords::new(&f.records.root)),
+    );
+    let rt = manager.start(f.starting("d", Some(false), true)).unwrap();
+    let upper = rt.editable().unwrap().scratch().upper_path().to_owned();
+    std::fs::write(upper.join("kept.txt"), b"kept").unwrap();
+    let rerun = |force| {
+        let s = f.starting("d", None, false);
+        Rerun {
+            name: "d".into(),
+            uid: s.uid,
+            gid: s.gid,
+            by_root: false,
+            root_pid: s.root_pid,
+            root_start_time: 0,
+            repos: s.repos,
+            locations: Vec::new(),
+            editable: true,
+            force,
+            command: Vec::new(),
+        }
+    };
+    let err = manager.rerun(rerun(false)).unwrap_err();
+    assert!(
+        matches!(err, Error::Durable(DurableError::Running { .. })),
+        "{err}"
+    );
+    manager.end(rt.id);
+    let (again, _notice) = manager.rerun(rerun(false)).unwrap();
+    assert!(again.is_durable() && again.stack() == rt.stack());
+    let upper = again.editable().unwrap().scratch().upper_path().to_owned();
+    assert_eq!(std::fs::read(upper.join("kept.txt")).unwrap(), b"kept");
+    // With force, the running one ends first and its edits stay.
+    let (third, _) = manager.rerun(rerun(true)).unwrap();
+    assert!(manager.runtimes().get(again.id).is_none());
+    let upper = third.editable().unwrap().scratch().upper_path().to_owned();
+    assert!(upper.join("kept.txt").exists());
+
+    let err = manager
+        .rerun(Rerun {
+            name: "nothing".into(),
+            ..rerun(false)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Durable(DurableError::NoSuchSaved { .. })),
+        "{err}"
+    );
 }
