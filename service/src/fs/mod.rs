@@ -32,6 +32,7 @@ mod fetch_pool;
 mod handles;
 pub mod inode;
 mod ops;
+mod tree;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

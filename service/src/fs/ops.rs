@@ -5,9 +5,12 @@
 //!
 //! Every request starts with one resolution of its inode to a [`Target`]:
 //! the root resolves by the caller (routed to its runtime), any other
-//! inode by the slot it names. Then it is answered by the read-only view
-//! or the editable overlay the target holds; an editable operation runs
-//! *entered* in the runtime's scratch (see `Scratch::enter`).
+//! inode by the slot it names. What both kinds of tree answer (names,
+//! attributes, opens, listings, access) the target's tree answers through
+//! one trait ([`FsTree`]: the read-only view and the editable overlay);
+//! the changes only an overlay makes go to it directly. An editable
+//! operation runs *entered* in the runtime's scratch (see
+//! `Scratch::enter`).
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -18,10 +21,11 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{AccessFlags, Errno, FileAttr, FileType, FopenFlags, INodeNo};
 
-use super::handles::{EditableFile, Handle, Handles, Open, Snapshot};
+use super::handles::{EditableFile, Handle, Handles, Open};
 use super::inode;
+use super::tree::{self, Found, FsTree, Node};
 use crate::overlay::{attr_of, Caller, Index, Overlay, SetAttr};
-use crate::repo::{NodeId, NodeKind};
+use crate::repo::NodeId;
 use crate::runtimes::{ReadOnlyView, Runtimes, Tree};
 use crate::scratch::Entered;
 use crate::sys;
@@ -70,6 +74,18 @@ pub(crate) enum Target {
     ReadOnly(Arc<ReadOnlyView>, NodeId),
     /// A node of an editable overlay.
     Editable(Arc<Overlay>, Index),
+}
+
+impl Target {
+    /// The tree and node, for the operations both trees answer; `None`
+    /// outside every runtime.
+    fn tree(self) -> Option<(Arc<dyn FsTree>, Node)> {
+        match self {
+            Target::Outside => None,
+            Target::ReadOnly(v, id) => Some((v, id.0)),
+            Target::Editable(o, idx) => Some((o, idx)),
+        }
+    }
 }
 
 /// A name's inode, with the time the kernel may keep the name.
@@ -152,27 +168,6 @@ fn caller(cx: &Context, umask: u32) -> Caller {
     }
 }
 
-/// How the kernel treats an open payload of a read-only view: payloads
-/// never change, so pages stay cached across opens, and there is nothing
-/// to do on close(2) (no FLUSH) — once the file's content is known right.
-/// While a background hash still judges it, its pages are not kept for
-/// later opens (those find the verdict).
-fn payload_open_flags(check: &Option<Arc<crate::repo::PayloadCheck>>) -> FopenFlags {
-    match check {
-        None => FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
-        Some(_) => FopenFlags::FOPEN_NOFLUSH,
-    }
-}
-
-/// How the kernel treats an open file of an editable runtime: writes go
-/// straight to the scratch file (no writeback cache), so a close has
-/// nothing to flush. (An `O_DIRECT` open needs nothing here: the kernel
-/// sends its I/O to the service uncached, and still lets it be mapped, as
-/// a disk does; the scratch file itself is opened buffered.)
-fn editable_open_flags(_flags: i32) -> FopenFlags {
-    FopenFlags::FOPEN_NOFLUSH
-}
-
 /// The filesystem's state and its requests.
 pub(crate) struct Ops {
     runtimes: Arc<Runtimes>,
@@ -190,18 +185,9 @@ pub(crate) struct PendingOpen {
     size: u64,
     ino: u64,
     handles: Arc<Handles>,
-    what: Pending,
-}
-
-enum Pending {
-    /// A file of a read-only view.
-    ReadOnly(Arc<ReadOnlyView>),
-    /// A lower file of an editable runtime, read or copied up.
-    Editable {
-        overlay: Arc<Overlay>,
-        idx: Index,
-        flags: i32,
-    },
+    tree: Arc<dyn FsTree>,
+    node: Node,
+    flags: i32,
 }
 
 impl PendingOpen {
@@ -209,35 +195,17 @@ impl PendingOpen {
     /// one download for concurrent opens), then opens the file. Failure
     /// is EIO to the caller, logged with the reason.
     pub(crate) fn finish(self) -> Result<Opened, Errno> {
-        let repos = match &self.what {
-            Pending::ReadOnly(v) => &v.layers.repos,
-            Pending::Editable { overlay, .. } => overlay.repos(),
-        };
-        let (file, check) = repos
+        let prepared = self
+            .tree
+            .repos()
             .open_payload_checked(&self.payload, self.size)
             .map_err(|e| crate::layers::cannot_open(&e))?;
-        match self.what {
-            Pending::ReadOnly(_) => Ok(Opened {
-                flags: payload_open_flags(&check),
-                fh: self.handles.insert(self.ino, Open::File(file, check)),
-            }),
-            // The payload is local now: the open goes on as on the
-            // request thread (a copy-up for writing).
-            Pending::Editable {
-                overlay,
-                idx,
-                flags,
-            } => {
-                drop(file);
-                let _in = overlay.enter(crate::overlay::is_write(flags))?;
-                let file = overlay.open(idx, flags)?;
-                let file = EditableFile::new(&overlay, idx, flags, file);
-                Ok(Opened {
-                    fh: self.handles.insert(self.ino, Open::EditableFile(file)),
-                    flags: editable_open_flags(flags),
-                })
-            }
-        }
+        let _in = self.tree.enter(crate::overlay::is_write(self.flags))?;
+        let (open, flags) = self.tree.open_prepared(self.node, self.flags, prepared)?;
+        Ok(Opened {
+            fh: self.handles.insert(self.ino, open),
+            flags,
+        })
     }
 }
 
@@ -283,12 +251,6 @@ impl Ops {
             Tree::Editable(o) if o.contains(node) => Ok(Target::Editable(o, node)),
             _ => Err(Errno::ESTALE),
         }
-    }
-
-    fn ro_attr(&self, v: &ReadOnlyView, id: NodeId) -> Result<FileAttr, Errno> {
-        v.layers
-            .attr(id, inode::encode(v.slot, id))
-            .ok_or(Errno::ESTALE)
     }
 
     /// The root's attributes, the same for every caller: the kernel keeps
@@ -340,35 +302,14 @@ impl Ops {
             panic!("fault injection: a lookup of {name:?} panics");
         }
         let (target, _in) = self.resolve_entered(cx, parent, false)?;
-        match target {
-            Target::Outside => Err(Errno::ENOENT),
-            Target::ReadOnly(v, dir) => match v.layers.view.lookup(dir, name.as_bytes()) {
-                Some(id) => Ok(Entry {
-                    attr: self.ro_attr(&v, id)?,
-                    entry_ttl: entry_ttl(parent.0),
-                }),
-                None if parent.0 == inode::ROOT => Err(Errno::ENOENT),
-                None => Ok(self.negative_entry(TTL_VIEW)),
+        let (tree, dir) = target.tree().ok_or(Errno::ENOENT)?;
+        Ok(match tree.lookup(dir, name.as_bytes())? {
+            Found::Entry(attr) => Entry {
+                attr,
+                entry_ttl: entry_ttl(parent.0),
             },
-            Target::Editable(o, dir) => match o.lookup(dir, name.as_bytes()) {
-                Ok((idx, attr)) => {
-                    o.remember(idx);
-                    Ok(Entry {
-                        attr,
-                        entry_ttl: entry_ttl(parent.0),
-                    })
-                }
-                // A negative entry, remembered so a reset can take it back.
-                Err(e)
-                    if e == Errno::ENOENT
-                        && parent.0 != inode::ROOT
-                        && o.remember_missing(dir, name.as_bytes()) =>
-                {
-                    Ok(self.negative_entry(TTL_MISSING_EDITABLE))
-                }
-                Err(e) => Err(e),
-            },
-        }
+            Found::Missing(ttl) => self.negative_entry(ttl),
+        })
     }
 
     pub(crate) fn getattr(
@@ -382,36 +323,23 @@ impl Ops {
             return Ok(self.root_attr());
         }
         let (target, _in) = self.resolve_entered(cx, ino, false)?;
-        match target {
-            Target::Outside => Err(Errno::ESTALE),
-            Target::ReadOnly(v, id) => self.ro_attr(&v, id),
-            Target::Editable(o, idx) => {
-                match o.getattr(idx) {
-                    Ok(a) => Ok(a),
-                    // Unlinked but still open: the open file knows.
-                    Err(e) => match fh
-                        .and_then(|fh| self.handles.file(fh, ino.0).ok())
-                        .or_else(|| self.handles.any_editable_on(ino.0))
-                    {
-                        Some(h) => {
-                            let f = h.as_editable().ok_or(e)?.bound.read().1.clone();
-                            let m = Meta::of_file(&f).map_err(Errno::from)?;
-                            Ok(attr_of(ino.0, &m))
-                        }
-                        None => Err(e),
-                    },
-                }
-            }
-        }
+        let (tree, node) = target.tree().ok_or(Errno::ESTALE)?;
+        tree.getattr(node).or_else(|e| {
+            // Unlinked but still open: the open file knows.
+            let h = fh
+                .and_then(|fh| self.handles.file(fh, ino.0).ok())
+                .or_else(|| self.handles.any_editable_on(ino.0))
+                .ok_or(e)?;
+            let f = h.as_editable().ok_or(e)?.bound.read().1.clone();
+            let m = Meta::of_file(&f).map_err(Errno::from)?;
+            Ok(attr_of(ino.0, &m))
+        })
     }
 
     pub(crate) fn readlink(&self, cx: &Context, ino: INodeNo) -> Result<Vec<u8>, Errno> {
         let (target, _in) = self.resolve_entered(cx, ino, false)?;
-        match target {
-            Target::Outside => Err(Errno::EINVAL),
-            Target::ReadOnly(v, id) => v.layers.read_link(id),
-            Target::Editable(o, idx) => o.readlink(idx),
-        }
+        let (tree, node) = target.tree().ok_or(Errno::EINVAL)?;
+        tree.readlink(node)
     }
 
     /// Opens `ino`. A file whose payload is not local yet (of a read-only
@@ -427,93 +355,23 @@ impl Ops {
     ) -> Result<Result<Opened, PendingOpen>, Errno> {
         let write = crate::overlay::is_write(flags);
         let (target, _in) = self.resolve_entered(cx, ino, write)?;
-        if let Some(pending) = self.pending_fetch(&target, ino, flags)? {
-            return Ok(Err(pending));
+        let (tree, node) = target.tree().ok_or(Errno::EISDIR)?;
+        if let Some((payload, size)) = tree.payload_to_prepare(node, flags)? {
+            return Ok(Err(PendingOpen {
+                payload,
+                size,
+                ino: ino.0,
+                handles: self.handles.clone(),
+                tree,
+                node,
+                flags,
+            }));
         }
-        self.open_target(target, ino, flags).map(Ok)
-    }
-
-    /// The open of `target` as a [`PendingOpen`] if it needs a payload
-    /// fetched or a large one hashed first; `None`, decided from the
-    /// manifest's size and a flag, for the rest.
-    fn pending_fetch(
-        &self,
-        target: &Target,
-        ino: INodeNo,
-        flags: i32,
-    ) -> Result<Option<PendingOpen>, Errno> {
-        let write = crate::overlay::is_write(flags);
-        let (payload, size, what) = match target {
-            Target::ReadOnly(v, id) if !write => {
-                let n = v.layers.view.get(*id).ok_or(Errno::ESTALE)?;
-                // (A large payload's first hash runs in the background.)
-                let prepare = |p: &crate::repo::Digest| {
-                    v.layers.repos.fetches_payloads() && v.layers.repos.payload_needs_fetch(p)
-                };
-                match n.payload() {
-                    Some(p) if n.kind() == NodeKind::File && prepare(&p) => {
-                        (p, n.size(), Pending::ReadOnly(v.clone()))
-                    }
-                    _ => return Ok(None),
-                }
-            }
-            // Truncated on open, a copy-up copies no data.
-            Target::Editable(o, idx) if !(write && flags & libc::O_TRUNC != 0) => {
-                match o.lower_payload_to_prepare(*idx)? {
-                    Some((p, size)) => (
-                        p,
-                        size,
-                        Pending::Editable {
-                            overlay: o.clone(),
-                            idx: *idx,
-                            flags,
-                        },
-                    ),
-                    None => return Ok(None),
-                }
-            }
-            _ => return Ok(None),
-        };
-        Ok(Some(PendingOpen {
-            payload,
-            size,
-            ino: ino.0,
-            handles: self.handles.clone(),
-            what,
+        let (open, flags) = tree.open(node, flags)?;
+        Ok(Ok(Opened {
+            fh: self.handles.insert(ino.0, open),
+            flags,
         }))
-    }
-
-    /// Opens `target` (resolved, and entered if editable) for `ino`.
-    fn open_target(&self, target: Target, ino: INodeNo, flags: i32) -> Result<Opened, Errno> {
-        let write = crate::overlay::is_write(flags);
-        match target {
-            Target::Outside => Err(Errno::EISDIR),
-            Target::ReadOnly(v, id) => {
-                let n = v.layers.view.get(id).ok_or(Errno::ESTALE)?;
-                if n.kind() == NodeKind::Dir {
-                    return Err(Errno::EISDIR);
-                }
-                if write {
-                    return Err(Errno::EROFS);
-                }
-                // A payload of the wrong size is never served short or long.
-                let (file, check) = v.layers.open_payload_checked(id)?;
-                Ok(Opened {
-                    flags: payload_open_flags(&check),
-                    fh: self.handles.insert(ino.0, Open::File(file, check)),
-                })
-            }
-            Target::Editable(o, idx) => {
-                let file = o.open(idx, flags)?;
-                let file = EditableFile::new(&o, idx, flags, file);
-                // Writes go straight to the scratch file (no writeback
-                // cache), so a close has nothing to flush or report.
-                Ok(Opened {
-                    fh: self.handles.insert(ino.0, Open::EditableFile(file)),
-                    flags: editable_open_flags(flags),
-                })
-            }
-        }
     }
 
     pub(crate) fn read(
@@ -546,41 +404,20 @@ impl Ops {
 
     pub(crate) fn opendir(&self, cx: &Context, ino: INodeNo) -> Result<Opened, Errno> {
         let (target, _in) = self.resolve_entered(cx, ino, false)?;
-        match target {
-            Target::Outside => Ok(Opened {
+        let Some((tree, node)) = target.tree() else {
+            return Ok(Opened {
                 fh: self.handles.insert(ino.0, Open::ReadOnlyDir(None)),
                 flags: FopenFlags::empty(),
-            }),
-            Target::ReadOnly(v, id) => {
-                if v.layers
-                    .view
-                    .get(id)
-                    .is_some_and(|n| n.kind() != NodeKind::Dir)
-                {
-                    return Err(Errno::ENOTDIR);
-                }
-                // A directory below the root never changes under its
-                // inode: the kernel may keep its listing across opens.
-                Ok(Opened {
-                    fh: self.handles.insert(ino.0, Open::ReadOnlyDir(Some((v, id)))),
-                    flags: dir_cache_flags(ino.0),
-                })
-            }
-            Target::Editable(o, dir) => {
-                if o.getattr(dir)?.kind != FileType::Directory {
-                    return Err(Errno::ENOTDIR);
-                }
-                // The kernel may keep the listing across opens: a change
-                // through the mount makes it list again (the directory's
-                // version changes), and a reset tells it to (runtimes.rs).
-                Ok(Opened {
-                    fh: self
-                        .handles
-                        .insert(ino.0, Open::EditableDir(Snapshot::new(o, dir))),
-                    flags: dir_cache_flags(ino.0),
-                })
-            }
-        }
+            });
+        };
+        let open = tree.opendir(node)?;
+        // Below the root a listing may stay with the kernel across opens
+        // (a read-only directory never changes; see the trees for an
+        // editable one).
+        Ok(Opened {
+            fh: self.handles.insert(ino.0, open),
+            flags: dir_cache_flags(ino.0),
+        })
     }
 
     /// The rows of an open directory from `offset` on (with attributes
@@ -593,81 +430,34 @@ impl Ops {
         plus: bool,
     ) -> Result<Listing, Errno> {
         let h = self.handles.get(fh, ino.0)?;
-        let mut rows = Vec::new();
-        let mut counted = None;
         let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        match &h.open {
+        let (rows, counted) = match &h.open {
             Open::File(..) | Open::EditableFile(_) => return Err(Errno::ENOTDIR),
-            Open::ReadOnlyDir(None) => {
-                for (i, name) in [&b"."[..], b".."].into_iter().enumerate().skip(skip) {
-                    rows.push(DirRow {
-                        offset: i as u64 + 1,
-                        ino: inode::ROOT,
-                        kind: FileType::Directory,
-                        name: name.to_vec(),
-                        attr: plus.then(|| self.root_attr()),
-                    });
-                }
-            }
-            Open::ReadOnlyDir(Some((v, id))) => {
-                let parent = v.layers.view.get(*id).map_or(NodeId::ROOT, |n| n.parent());
-                let children = v.layers.view.children(*id).filter_map(|c| {
-                    let n = v.layers.view.get(c)?;
-                    Some((c, crate::layers::file_type(n.kind()), n.name().as_bytes()))
-                });
-                let all = [
-                    (*id, FileType::Directory, &b"."[..]),
-                    (parent, FileType::Directory, &b".."[..]),
-                ]
-                .into_iter()
-                .chain(children);
-                for (i, (node, kind, name)) in all.enumerate().skip(skip) {
-                    let attr = if plus {
-                        Some(self.ro_attr(v, node)?)
-                    } else {
-                        None
-                    };
-                    rows.push(DirRow {
-                        offset: i as u64 + 1,
-                        ino: inode::encode(v.slot, node),
-                        kind,
-                        name: name.to_vec(),
-                        attr,
-                    });
-                }
-            }
-            Open::EditableDir(s) => {
-                counted = Some(s.overlay.clone());
-                for (i, (idx, kind, name)) in s.rows()?.enumerate().skip(skip) {
-                    let attr = if plus {
-                        // Entries removed since the snapshot are skipped
-                        // (their nodes may be new files' now).
-                        let dot = i < 2;
-                        if !dot && !s.overlay.is_named(idx, s.dir, name) {
-                            continue;
-                        }
-                        match s.overlay.getattr(idx) {
-                            Ok(a) => Some(a),
-                            Err(_) => continue,
-                        }
-                    } else {
-                        None
-                    };
-                    rows.push(DirRow {
-                        offset: i as u64 + 1,
-                        ino: s.overlay.ino(idx),
-                        kind,
-                        name: name.to_vec(),
-                        attr,
-                    });
-                }
-            }
-        }
+            Open::ReadOnlyDir(None) => (self.root_rows(skip, plus), None),
+            Open::ReadOnlyDir(Some((v, id))) => (tree::read_only_rows(v, *id, skip, plus)?, None),
+            Open::EditableDir(s) => (tree::editable_rows(s, skip, plus)?, Some(s.overlay.clone())),
+        };
         Ok(Listing {
             rows,
             entry_ttl: entry_ttl(ino.0),
             counted,
         })
+    }
+
+    /// The empty root's rows from row `skip` on.
+    fn root_rows(&self, skip: usize, plus: bool) -> Vec<DirRow> {
+        [&b"."[..], b".."]
+            .into_iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, name)| DirRow {
+                offset: i as u64 + 1,
+                ino: inode::ROOT,
+                kind: FileType::Directory,
+                name: name.to_vec(),
+                attr: plus.then(|| self.root_attr()),
+            })
+            .collect()
     }
 
     pub(crate) fn releasedir(&self, ino: INodeNo, fh: u64) -> Result<(), Errno> {
@@ -676,14 +466,10 @@ impl Ops {
 
     pub(crate) fn statfs(&self, cx: &Context) -> Result<Option<FsStats>, Errno> {
         let (target, _in) = self.resolve_entered(cx, INodeNo(inode::ROOT), false)?;
-        Ok(match target {
-            Target::Outside => None,
-            Target::ReadOnly(v, _) => sys::fd::statvfs(v.layers.repos.primary().root()),
-            Target::Editable(o, _) => {
-                let s = o.scratch().upper().statvfs().map_err(Errno::from)?;
-                Some(sys::fd::FsStats::from(&s))
-            }
-        })
+        match target.tree() {
+            None => Ok(None),
+            Some((tree, _)) => tree.statfs(),
+        }
     }
 
     pub(crate) fn access(
@@ -692,22 +478,11 @@ impl Ops {
         ino: INodeNo,
         mask: AccessFlags,
     ) -> Result<(), Errno> {
-        let (v, id) = match self.resolve(cx, ino)? {
-            // Editable runtimes: the kernel checks (default_permissions).
-            Target::Editable(..) => return Ok(()),
-            _ if mask.contains(AccessFlags::W_OK) => return Err(Errno::EROFS),
-            Target::Outside => return Ok(()),
-            Target::ReadOnly(v, id) => (v, id),
-        };
-        let perm = v.layers.view.get(id).ok_or(Errno::ESTALE)?.permissions();
-        let root = cx.uid == 0;
-        let has = |bit: u32| perm & (bit << 6) != 0 || root && perm & (bit * 0o111) != 0;
-        if mask.contains(AccessFlags::X_OK) && !has(1)
-            || mask.contains(AccessFlags::R_OK) && !has(4) && !root
-        {
-            return Err(Errno::EACCES);
+        match self.resolve(cx, ino)?.tree() {
+            Some((tree, node)) => tree.access(node, mask, cx.uid),
+            None if mask.contains(AccessFlags::W_OK) => Err(Errno::EROFS),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     pub(crate) fn getxattr(
@@ -717,17 +492,15 @@ impl Ops {
         name: &OsStr,
     ) -> Result<Vec<u8>, Errno> {
         let (target, _in) = self.resolve_entered(cx, ino, false)?;
-        match target {
-            Target::Editable(o, idx) => o.getxattr(idx, name),
-            _ => Err(Errno::NO_XATTR),
-        }
+        let (tree, node) = target.tree().ok_or(Errno::NO_XATTR)?;
+        tree.getxattr(node, name)
     }
 
     pub(crate) fn listxattr(&self, cx: &Context, ino: INodeNo) -> Result<Vec<u8>, Errno> {
         let (target, _in) = self.resolve_entered(cx, ino, false)?;
-        match target {
-            Target::Editable(o, idx) => o.listxattr(idx),
-            _ => Ok(Vec::new()),
+        match target.tree() {
+            Some((tree, node)) => tree.listxattr(node),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -1023,7 +796,7 @@ impl Ops {
             },
             Opened {
                 fh,
-                flags: editable_open_flags(flags),
+                flags: tree::EDITABLE_OPEN_FLAGS,
             },
         ))
     }
