@@ -34,6 +34,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         -> Result<u64>;
     /// Adds tag record `tag` as it is (see [`FsRepository::insert_tag`]).
     fn insert_tag(&self, tag: &Tag) -> Result<bool>;
+    /// The repository on this machine's disk, if that is what it is: a
+    /// sync into it writes many payloads in batches made durable at once.
+    fn local_repo(&self) -> Option<&FsRepository> {
+        None
+    }
     /// [`Store::write_object`], replacing a copy already here (a resync);
     /// a store that cannot replace writes as usual.
     fn rewrite_object(&self, d: &Digest, bytes: &[u8]) -> Result<Object> {
@@ -147,6 +152,10 @@ impl Store for LocalStore {
 
     fn insert_tag(&self, tag: &Tag) -> Result<bool> {
         Ok(self.repo.insert_tag(tag)?)
+    }
+
+    fn local_repo(&self) -> Option<&FsRepository> {
+        Some(&self.repo)
     }
 
     fn rewrite_object(&self, d: &Digest, bytes: &[u8]) -> Result<Object> {

@@ -8,16 +8,30 @@
 //! leaves only whole, verified files behind.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use spfs_repo::object::{AnnotationValue, Blob, EntryKind};
+use spfs_repo::storage::WriteBatch;
 use spfs_repo::tags::Tag;
-use spfs_repo::{Digest, DigestStrategy, EncodingFormat, EnvSpec, EnvSpecItem, Object, TagSpec};
+use spfs_repo::{
+    Digest, DigestStrategy, EncodingFormat, EnvSpec, EnvSpecItem, FsRepository, Object, TagSpec,
+};
 
 use crate::error::{Error, Result};
 use crate::progress::{Counting, Progress};
 use crate::store::{decode_wire, Store};
+
+/// Fewer payloads than this are made durable one by one: a flush of the
+/// whole file system (`syncfs`) would cost a single small file more.
+const MIN_BATCH: usize = 8;
+/// A batch of payloads ends after so many files, bytes or seconds (far
+/// less than the age at which a cleaner takes a staged file for a killed
+/// writer's: `FsRepository::remove_stale_work`).
+const BATCH_FILES: usize = 2048;
+const BATCH_BYTES: u64 = 512 << 20;
+const BATCH_TIME: Duration = Duration::from_secs(10);
 
 /// What a sync copies.
 #[derive(Clone, Copy, Debug)]
@@ -293,6 +307,26 @@ impl<'a> Syncer<'a> {
             payloads.len() as u64,
             payloads.iter().filter_map(|(_, s)| *s).sum(),
         );
+        // Many files into the local repository reach its disk in batches
+        // (one flush each); a few (a runtime's first open of one) and
+        // payloads without a manifest's size (annotations') one by one,
+        // as does a resync, which replaces what is here.
+        match self.dst.local_repo() {
+            Some(repo) if !self.options.resync && payloads.len() >= MIN_BATCH => {
+                let (sized, unsized_): (Vec<_>, Vec<_>) =
+                    payloads.iter().partition(|(_, size)| size.is_some());
+                self.copy_each(&unsized_)?;
+                self.copy_batched(repo, &sized)
+            }
+            _ => self.copy_each(payloads),
+        }
+    }
+
+    /// Copies `payloads`, each made durable on its own.
+    fn copy_each(&self, payloads: &[(Digest, Option<u64>)]) -> Result<()> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         let failure: Mutex<Option<Error>> = Mutex::new(None);
@@ -318,6 +352,80 @@ impl<'a> Syncer<'a> {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Copies `payloads` (each with its manifest's size) into `repo` in
+    /// [`WriteBatch`]es: each payload staged and verified as it arrives,
+    /// several at a time, then the whole batch flushed to disk at once
+    /// and put in place. A batch ends after so many files, bytes or
+    /// seconds, so a slow remote never keeps staged files waiting long; a
+    /// failure drops the batch it is in (nothing of it stays), and every
+    /// earlier batch is whole in place.
+    fn copy_batched(&self, repo: &FsRepository, payloads: &[(Digest, Option<u64>)]) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let workers = self.options.concurrency.clamp(1, 64).min(payloads.len());
+        while next.load(Ordering::Relaxed) < payloads.len() {
+            let batch = WriteBatch::new(repo);
+            let started = Instant::now();
+            let (files, bytes) = (AtomicUsize::new(0), AtomicU64::new(0));
+            let full = || {
+                files.load(Ordering::Relaxed) >= BATCH_FILES
+                    || bytes.load(Ordering::Relaxed) >= BATCH_BYTES
+                    || started.elapsed() >= BATCH_TIME
+            };
+            let stop = AtomicBool::new(false);
+            let failure: Mutex<Option<Error>> = Mutex::new(None);
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(|| loop {
+                        if stop.load(Ordering::Relaxed) || full() {
+                            return;
+                        }
+                        let Some((d, size)) = payloads.get(next.fetch_add(1, Ordering::Relaxed))
+                        else {
+                            return;
+                        };
+                        let size = size.unwrap_or(0);
+                        files.fetch_add(1, Ordering::Relaxed);
+                        bytes.fetch_add(size, Ordering::Relaxed);
+                        if let Err(e) = self.stage_payload(&batch, d, size) {
+                            stop.store(true, Ordering::Relaxed);
+                            failure.lock().get_or_insert(e);
+                            return;
+                        }
+                    });
+                }
+            });
+            if let Some(e) = failure.into_inner() {
+                return Err(e);
+            }
+            batch.finish()?;
+            for _ in 0..files.into_inner() {
+                self.progress.payload_done();
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages payload `d` of `size` bytes (and its blob object) in
+    /// `batch`, unless the repository has it.
+    fn stage_payload(&self, batch: &WriteBatch<'_>, d: &Digest, size: u64) -> Result<()> {
+        if self.dst.has_payload(d)? {
+            self.progress.bytes(size);
+            if !self.dst.has_object(d)? {
+                batch.object(&Object::Blob(Blob { payload: *d, size }))?;
+            }
+            return Ok(());
+        }
+        let data = Counting {
+            inner: self.src.open_payload(d)?,
+            progress: self.progress,
+        };
+        // What the manifest says it is, and no more.
+        let data =
+            crate::expected::Expected::new(data, size, crate::timeout(), self.src.describe());
+        batch.import_payload(d, data, self.src.describe())?;
+        Ok(())
     }
 
     fn copy_payload(&self, d: &Digest, size: Option<u64>) -> Result<()> {

@@ -450,3 +450,92 @@ fn a_checked_pull_fills_in_what_is_missing_below_what_is_here_and_a_resync_repla
     assert_eq!(std::fs::read(&payload).unwrap(), good);
     assert!(s.objects >= 2, "{s:?}");
 }
+
+/// A repository at `dir/name` holding one layer of `n` small files,
+/// tagged `many/files`; each file's content.
+fn many_files(dir: &std::path::Path, name: &str, n: usize) -> (FsRepository, Vec<Vec<u8>>) {
+    let repo = empty(dir, name);
+    let src = dir.join(format!("{name}-src"));
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    let contents: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("file {i} of {n}\n").repeat(i % 7 + 1).into_bytes())
+        .collect();
+    for (i, c) in contents.iter().enumerate() {
+        let at = if i % 2 == 0 { "sub/" } else { "" };
+        std::fs::write(src.join(format!("{at}f{i}")), c).unwrap();
+    }
+    let layer = spfs_repo::commit::commit_dir(&repo, &src).unwrap().layer;
+    repo.push_tags(
+        &[TagSpec::parse_to_write("many/files").unwrap()],
+        layer,
+        &spfs_repo::tags::TagAuthor("t@h".into()),
+    )
+    .unwrap();
+    (repo, contents)
+}
+
+#[test]
+fn a_pull_of_many_files_puts_every_payload_and_blob_in_place_and_leaves_nothing_staged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, contents) = many_files(dir.path(), "origin", 300);
+    let origin = remote(origin.root());
+    let store = LocalStore::local(empty(dir.path(), "local"));
+    let all = SyncOptions {
+        payloads: true,
+        concurrency: 4,
+        ..SyncOptions::default()
+    };
+    let progress = Progress::new();
+    pull_from_first(&[origin], &store, "many/files", all, &progress).unwrap();
+    let local = store.repo();
+    for c in &contents {
+        let d = Digest::of(c);
+        assert!(local.has_payload(&d), "payload {d}");
+        assert!(local.has_object(&d), "blob {d}");
+        assert_eq!(&std::fs::read(local.payload_path(&d)).unwrap(), c);
+    }
+    for work in ["payloads/work", "objects/work"] {
+        assert_eq!(
+            walkdir(&local.root().join(work)),
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
+}
+
+#[test]
+fn a_pull_of_many_files_with_one_wrong_payload_stores_none_of_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, contents) = many_files(dir.path(), "origin", 40);
+    // One payload holds other bytes of the same length.
+    let bad = Digest::of(&contents[17]);
+    let path = origin.payload_path(&bad);
+    let mut perm = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o644);
+    std::fs::set_permissions(&path, perm).unwrap();
+    std::fs::write(&path, vec![b'x'; contents[17].len()]).unwrap();
+    let origin = remote(origin.root());
+    let store = LocalStore::local(empty(dir.path(), "local"));
+    let all = SyncOptions {
+        payloads: true,
+        concurrency: 3,
+        ..SyncOptions::default()
+    };
+    let err = pull_from_first(&[origin], &store, "many/files", all, &Progress::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&bad.to_string()), "{err}");
+    let local = store.repo();
+    // All 40 fit one batch: none of them is in place, nothing is staged,
+    // and no tag names what is not here.
+    assert!(contents.iter().all(|c| !local.has_payload(&Digest::of(c))));
+    for work in ["payloads/work", "objects/work"] {
+        assert_eq!(
+            walkdir(&local.root().join(work)),
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
+    assert!(local
+        .resolve_tag(&TagSpec::parse("many/files").unwrap())
+        .unwrap()
+        .is_none());
+}

@@ -471,7 +471,34 @@ impl<'r> WriteBatch<'r> {
     /// the payload's digest and size. Payloads already in place are not
     /// staged again.
     pub fn payload(&self, reader: impl Read) -> Result<(Digest, u64)> {
-        let mut staged = self.repo.stage_payload(reader)?;
+        let staged = self.repo.stage_payload(reader)?;
+        self.keep_payload(staged)
+    }
+
+    /// Stages a payload received from `source_name`, only if it hashes
+    /// to `expected` (else nothing of it stays), and its blob object;
+    /// returns its size.
+    pub fn import_payload(
+        &self,
+        expected: &Digest,
+        reader: impl Read,
+        source_name: &str,
+    ) -> Result<u64> {
+        let staged = self.repo.stage_payload(reader)?;
+        if staged.digest != *expected {
+            return Err(Error::mismatch(
+                "payload",
+                *expected,
+                staged.digest,
+                source_name.to_owned(),
+            ));
+        }
+        Ok(self.keep_payload(staged)?.1)
+    }
+
+    /// Keeps `staged` in the batch (unless its payload is in place) with
+    /// its blob object.
+    fn keep_payload(&self, mut staged: StagedPayload) -> Result<(Digest, u64)> {
         let (digest, size) = (staged.digest, staged.size);
         let dest = self.repo.payload_path(&digest);
         if !in_place(&dest) {
