@@ -199,6 +199,7 @@ pub(crate) fn check(args: CheckArgs) -> CmdResult {
         }
         // (upstream says no more than that, and exits 1)
         return Err(CmdError {
+            diagnostic: None,
             causes: Vec::new(),
             logged: true,
             message: String::new(),

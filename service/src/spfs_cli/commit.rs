@@ -75,6 +75,7 @@ pub(crate) fn commit(args: CommitArgs) -> CmdResult {
     let digest = if let Some(dir) = &args.path {
         let empty = std::fs::read_dir(dir)
             .map_err(|e| CmdError {
+                diagnostic: None,
                 message: format!("Invalid path {}", dir.display()),
                 causes: vec![e.to_string()],
                 logged: false,

@@ -125,6 +125,7 @@ pub(crate) fn ls(args: LsArgs) -> CmdResult {
         };
         // (upstream logs this one rather than reporting it)
         return Err(CmdError {
+            diagnostic: None,
             message,
             causes: Vec::new(),
             logged: true,

@@ -84,6 +84,17 @@ pub(crate) struct CmdError {
     /// report.
     logged: bool,
     status: u8,
+    /// Upstream's diagnostic code and help line, for the errors it
+    /// reports with them.
+    diagnostic: Option<Diagnostic>,
+}
+
+/// A diagnostic code (shown with its page on upstream's site) and what
+/// to do about the error.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Diagnostic {
+    code: &'static str,
+    help: &'static str,
 }
 
 impl CmdError {
@@ -109,7 +120,15 @@ impl CmdError {
                     .subsequent_indent(rest),
             )
         };
-        let mut out = format!("Error: {}\n", fill(&self.message, "  × ", "  │ "));
+        let mut out = match self.diagnostic {
+            None => String::from("Error: "),
+            Some(d) => format!(
+                "Error: {} (https://spkenv.dev/error_codes#{})\n\n",
+                d.code, d.code
+            ),
+        };
+        out.push_str(&fill(&self.message, "  × ", "  │ "));
+        out.push('\n');
         for (i, cause) in self.causes.iter().enumerate() {
             let last = i + 1 == self.causes.len();
             let (first, rest) = if last {
@@ -120,6 +139,10 @@ impl CmdError {
             out.push_str(&fill(cause, first, rest));
             out.push('\n');
         }
+        if let Some(d) = self.diagnostic {
+            out.push_str(&fill(d.help, "  help: ", "        "));
+            out.push('\n');
+        }
         out.push('\n');
         out
     }
@@ -128,6 +151,7 @@ impl CmdError {
 impl<E: std::fmt::Display> From<E> for CmdError {
     fn from(e: E) -> Self {
         CmdError {
+            diagnostic: None,
             causes: Vec::new(),
             logged: false,
             message: e.to_string(),
@@ -178,7 +202,16 @@ impl Repositories {
                     .remotes
                     .iter()
                     .find(|r| &r.name == name)
-                    .ok_or_else(|| format!("no remote named '{name}' in the spfs config"))?;
+                    .ok_or_else(|| CmdError {
+                        message: format!("No remote named '{name}' configured"),
+                        causes: Vec::new(),
+                        logged: false,
+                        status: 1,
+                        diagnostic: Some(Diagnostic {
+                            code: "spfs::unknown_remote",
+                            help: "See available remotes via the 'spfs config' command",
+                        }),
+                    })?;
                 match &remote.location {
                     RemoteLocation::Fs {
                         path,
@@ -315,12 +348,14 @@ pub fn run() -> ExitCode {
         Command::Check(args) => check::check(args),
         Command::Write(args) => write::write(args),
         Command::Migrate(_) => Err(CmdError {
+            diagnostic: None,
             causes: Vec::new(),
             logged: false,
             message: "spfs migrate is not part of spfs on macOS: repositories older than 0.x are read by upstream's spfs on Linux; migrate them there".into(),
             status: 1,
         }),
         Command::Server(_) => Err(CmdError {
+            diagnostic: None,
             causes: Vec::new(),
             logged: false,
             message: "spfs server is not part of spfs on macOS: run upstream's 'spfs server' on a Linux host for the studio, and add it here as a remote ([remote.origin] address = \"grpc://HOST:7737\")".into(),

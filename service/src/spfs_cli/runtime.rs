@@ -71,6 +71,7 @@ impl RuntimeOptions {
         // (clap's `requires` lets a flag through here, so it is checked.)
         if self.force && self.rerun.is_none() {
             return Err(CmdError {
+                diagnostic: None,
             causes: Vec::new(),
             logged: false,
                 message: "--force is only for --rerun RUNTIME_NAME: it resets a durable runtime's processes before it runs again".into(),
@@ -85,6 +86,7 @@ impl RuntimeOptions {
         if !layers.is_empty() {
             let Some(reference) = &options.reference else {
                 return Err(CmdError {
+                    diagnostic: None,
                     message: "--annotation is for a new runtime: a runtime run again with --rerun keeps the annotations it was started with".into(),
                     causes: Vec::new(),
                     logged: false,
@@ -160,12 +162,14 @@ pub(crate) struct JoinArgs {
 fn status_of(e: Box<dyn std::error::Error>) -> CmdError {
     match e.downcast_ref::<ExitWith>() {
         Some(ExitWith(status, message)) => CmdError {
+            diagnostic: None,
             causes: Vec::new(),
             logged: false,
             message: message.clone(),
             status: *status,
         },
         None => CmdError {
+            diagnostic: None,
             causes: Vec::new(),
             logged: false,
             message: e.to_string(),

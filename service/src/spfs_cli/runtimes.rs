@@ -148,6 +148,7 @@ fn prune(args: PruneArgs) -> CmdResult {
     if !args.from_before_boot {
         super::log_info("No pruning strategy selected.");
         return Err(CmdError {
+            diagnostic: None,
             message: String::new(),
             causes: Vec::new(),
             logged: true,
@@ -198,6 +199,7 @@ fn prune(args: PruneArgs) -> CmdResult {
 /// Refuses as upstream refuses: its `ERROR` lines, and status `status`.
 fn wont(lines: &[&str], status: u8) -> CmdError {
     CmdError {
+        diagnostic: None,
         message: lines.join("\n"),
         causes: Vec::new(),
         logged: true,
@@ -333,6 +335,7 @@ pub(crate) fn active_record(repo: &FsRepository) -> Result<(String, RuntimeRecor
 /// Upstream's error for a runtime `repo` has no record of.
 pub(crate) fn no_such_runtime(repo: &FsRepository, name: &str) -> CmdError {
     CmdError {
+        diagnostic: None,
         message: format!(
             "Runtime does not exist: {name} in storage {}",
             storage_url(repo)

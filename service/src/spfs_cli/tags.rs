@@ -124,9 +124,11 @@ pub(crate) struct SearchArgs {
 }
 
 /// `search TERM`: the tags that contain TERM, in the local repository and
-/// then each file system remote of the config.
+/// then each file system remote of the config. `-r` is accepted, as
+/// upstream's 0.44 accepts it, and changes nothing: every remote is
+/// searched anyway (upstream's order, so each tag is printed once).
 pub(crate) fn search(args: SearchArgs) -> CmdResult {
-    let mut repos = vec![args.repos.open()?];
+    let mut repos = vec![Repositories { remote: None }.open()?];
     let config = Config::load()?;
     for remote in &config.remotes {
         if let crate::repo::config::RemoteLocation::Fs {
@@ -156,6 +158,7 @@ pub(crate) fn search(args: SearchArgs) -> CmdResult {
 /// Upstream's error for a reference that names nothing.
 pub(crate) fn unknown(reference: &str) -> CmdError {
     CmdError {
+        diagnostic: None,
         causes: Vec::new(),
         logged: false,
         message: format!(
@@ -224,6 +227,7 @@ pub(crate) fn untag(args: UntagArgs) -> CmdResult {
     if !args.all && !has_version {
         // (upstream logs this one rather than reporting it)
         return Err(CmdError {
+            diagnostic: None,
             causes: Vec::new(),
             logged: true,
             message: "You must specify one of --all, --latest or provide a tag with an explicit version number (eg: path/name~0)".into(),
