@@ -261,7 +261,9 @@ impl Manager {
                 return Err(e.into());
             }
         };
-        if let Err(source) = self.persist(&rt) {
+        // Upstream's record (the service's own was written first, with
+        // this stack).
+        if let Err(source) = self.save_repo_record(&rt, &rt.stack(), |_| {}) {
             if rt.is_durable() {
                 // Not recorded, it could not be found again.
                 *rt.repo_record.lock() = None;
@@ -365,29 +367,7 @@ impl Manager {
         own: impl FnOnce(&mut RuntimeRecord),
     ) -> crate::repo::Result<()> {
         let stack = rt.stack();
-        let saved = {
-            let _one = self.recording.lock();
-            let record = {
-                let mut r = rt.repo_record.lock();
-                if let Some(r) = r.as_mut() {
-                    repo(r);
-                }
-                r.clone().map(|r| r.with_stack(&stack))
-            };
-            match record {
-                None => Ok(()),
-                Some(record) if self.runtimes.get(rt.id).is_none() => {
-                    self.records.save_ended(rt.repos.primary(), record);
-                    Ok(())
-                }
-                Some(record) => self
-                    .records
-                    .save_running(rt.repos.primary(), &record)
-                    .inspect_err(|e| {
-                        tracing::warn!(runtime = %rt.name, error = %e, "cannot record the runtime in its repository");
-                    }),
-            }
-        };
+        let saved = self.save_repo_record(rt, &stack, repo);
         if let Some(dir) = rt.record_dir() {
             let stack = stack::strings(&stack);
             let mut own = Some(own);
@@ -402,6 +382,38 @@ impl Manager {
             }
         }
         saved
+    }
+
+    /// Writes upstream's record of `rt` (changed by `change`) with stack
+    /// `stack` in its repository — or, once `rt` has ended, its end
+    /// again. A failure is logged, and returned.
+    fn save_repo_record(
+        &self,
+        rt: &Arc<Runtime>,
+        stack: &[Digest],
+        change: impl FnOnce(&mut RepoRecord),
+    ) -> crate::repo::Result<()> {
+        let _one = self.recording.lock();
+        let record = {
+            let mut r = rt.repo_record.lock();
+            if let Some(r) = r.as_mut() {
+                change(r);
+            }
+            r.clone().map(|r| r.with_stack(stack))
+        };
+        match record {
+            None => Ok(()),
+            Some(record) if self.runtimes.get(rt.id).is_none() => {
+                self.records.save_ended(rt.repos.primary(), record);
+                Ok(())
+            }
+            Some(record) => self
+                .records
+                .save_running(rt.repos.primary(), &record)
+                .inspect_err(|e| {
+                    tracing::warn!(runtime = %rt.name, error = %e, "cannot record the runtime in its repository");
+                }),
+        }
     }
 
     /// Ends runtime `id`: its end recorded in its repository first (once
