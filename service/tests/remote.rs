@@ -5,101 +5,13 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::server::Server;
 use common::service::*;
 use common::{copy_tree, fixtures};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Upstream's `spfs server` over a private copy of a fixture repository;
-/// killed when dropped.
-struct Server {
-    child: Option<Child>,
-    spfs: PathBuf,
-    dir: tempfile::TempDir,
-    address: String,
-}
-
-impl Server {
-    fn start(spfs: &Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        copy_tree(&fixtures().join("repo"), &dir.path().join("repo"));
-        let mut s = Self {
-            child: None,
-            spfs: spfs.to_owned(),
-            dir,
-            address: String::new(),
-        };
-        s.spawn();
-        s
-    }
-
-    fn repo(&self) -> PathBuf {
-        self.dir.path().join("repo")
-    }
-
-    fn spawn(&mut self) {
-        let (grpc, http) = (free_port(), free_port());
-        let child = Command::new(&self.spfs)
-            .args([
-                "server",
-                &format!("127.0.0.1:{grpc}"),
-                &format!("127.0.0.1:{http}"),
-                "--payloads-root",
-                &format!("http://127.0.0.1:{http}"),
-            ])
-            .env_clear()
-            .env("SPFS_STORAGE_ROOT", self.repo())
-            .env("HOME", self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        self.address = format!("grpc://127.0.0.1:{grpc}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", grpc)).is_err()
-            || TcpStream::connect(("127.0.0.1", http)).is_err()
-        {
-            assert!(Instant::now() < deadline, "spfs server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Upstream's `spfs ARGS` on the server's repository.
-    fn upstream(&self, args: &[&str]) -> Output {
-        Command::new(&self.spfs)
-            .args(args)
-            .env_clear()
-            .env("SPFS_STORAGE_ROOT", self.repo())
-            .env("HOME", self.dir.path())
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// Our service with an empty local repository (created by the first
 /// client, as upstream creates it).

@@ -11,6 +11,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use prost::Message;
+use spfs_repo::listing::TagEntry;
 use spfs_repo::tags::Tag;
 use spfs_repo::{Digest, Object, TagSpec};
 use tonic::transport::{Channel, Endpoint};
@@ -175,6 +176,111 @@ impl GrpcRemote {
     }
 }
 
+/// Tag reads for the command line's `-r` (upstream's `ls-tags`, `tags`,
+/// `log`, `search` read a server's tags in place).
+impl GrpcRemote {
+    /// The entries of tag directory `path` (`""`: the top), as the
+    /// server lists them.
+    pub fn ls_tags(&self, path: &str) -> Result<Vec<TagEntry>> {
+        let mut client = self.tags();
+        let request = proto::LsTagsRequest {
+            path: path.to_owned(),
+            namespace: String::new(),
+        };
+        let what = format!("list tags under '{path}'");
+        let response = self.call(&what, async move {
+            client.ls_tags(request).await.map(|r| r.into_inner())
+        })?;
+        use proto::ls_tags_response::entry::Kind;
+        use proto::ls_tags_response::Result as R;
+        match response.result {
+            Some(R::Ok(list)) => Ok(list
+                .entries
+                .into_iter()
+                .filter_map(|e| match e.kind? {
+                    Kind::Folder(name) => Some(TagEntry::Folder(name)),
+                    Kind::Tag(name) => Some(TagEntry::Tag(name)),
+                    // Namespaces are not tags of this one.
+                    Kind::Namespace(_) => None,
+                })
+                .collect()),
+            Some(R::Error(e)) if is_unknown(&e) => Ok(Vec::new()),
+            Some(R::Error(e)) => Err(self.rpc_error(&what, Some(e))),
+            None => Err(self.rpc_error(&what, None)),
+        }
+    }
+
+    /// Every tag stream the server has.
+    pub fn tag_specs(&self) -> Result<Vec<TagSpec>> {
+        let mut client = self.tags();
+        let request = proto::IterTagSpecsRequest {
+            namespace: String::new(),
+        };
+        let what = "list every tag";
+        let response = self.call(what, async move {
+            client.iter_tag_specs(request).await.map(|r| r.into_inner())
+        })?;
+        use proto::iter_tag_specs_response::Result as R;
+        match response.result {
+            Some(R::Ok(list)) => list
+                .tag_specs
+                .iter()
+                .map(|t| {
+                    TagSpec::parse(t).map_err(|e| Error::Server {
+                        remote: self.name.clone(),
+                        what: what.to_owned(),
+                        message: format!("it sent a tag that is not one: {e}"),
+                    })
+                })
+                .collect(),
+            Some(R::Error(e)) => Err(self.rpc_error(what, Some(e))),
+            None => Err(self.rpc_error(what, None)),
+        }
+    }
+
+    /// The records of tag stream `spec`, oldest first (as a repository on
+    /// disk reads them); `None` if the server has no such tag.
+    pub fn read_tag_stream(&self, spec: &TagSpec) -> Result<Option<Vec<Tag>>> {
+        let mut client = self.tags();
+        let request = proto::ReadTagRequest {
+            tag_spec: spec.with_version(0).to_string(),
+            namespace: String::new(),
+        };
+        let what = format!("read tag {spec}");
+        let response = self.call(&what, async move {
+            client.read_tag(request).await.map(|r| r.into_inner())
+        })?;
+        use proto::read_tag_response::Result as R;
+        match response.result {
+            Some(R::Ok(list)) => {
+                let mut tags = list
+                    .tags
+                    .into_iter()
+                    .map(|t| self.tag(t))
+                    .collect::<Result<Vec<_>>>()?;
+                // The server sends the newest first.
+                tags.reverse();
+                Ok(Some(tags))
+            }
+            Some(R::Error(e)) if is_unknown(&e) => Ok(None),
+            Some(R::Error(e)) => Err(self.rpc_error(&what, Some(e))),
+            None => Err(self.rpc_error(&what, None)),
+        }
+    }
+
+    /// A tag record as the server sent it, in the form tag files hold.
+    fn tag(&self, tag: proto::Tag) -> Result<Tag> {
+        Ok(Tag {
+            org: tag.org,
+            name: tag.name,
+            target: from_proto_digest(&self.name, tag.target)?,
+            parent: from_proto_digest(&self.name, tag.parent)?,
+            user: tag.user,
+            time: file_time(&self.name, tag.time)?,
+        })
+    }
+}
+
 fn is_connection_error(status: &tonic::Status) -> bool {
     let text = format!("{status:?}");
     text.contains("onnect") || text.contains("transport")
@@ -272,14 +378,7 @@ impl Store for GrpcRemote {
         })?;
         use proto::resolve_tag_response::Result as R;
         match response.result {
-            Some(R::Ok(tag)) => Ok(Some(Tag {
-                org: tag.org,
-                name: tag.name,
-                target: from_proto_digest(&self.name, tag.target)?,
-                parent: from_proto_digest(&self.name, tag.parent)?,
-                user: tag.user,
-                time: file_time(&self.name, tag.time)?,
-            })),
+            Some(R::Ok(tag)) => Ok(Some(self.tag(tag)?)),
             Some(R::Error(e)) if is_unknown(&e) => Ok(None),
             Some(R::Error(e)) => Err(self.rpc_error(&what, Some(e))),
             None => Err(self.rpc_error(&what, None)),

@@ -38,13 +38,18 @@ pub(crate) fn digest(
     let text = digest.to_string();
     Ok(match format {
         DigestFormat::Full => text,
-        DigestFormat::Short => text[..SHORT].to_owned(),
+        DigestFormat::Short => short(digest),
         DigestFormat::ShortWithTags => {
             let mut all = vec![text[..SHORT].to_owned()];
             all.extend(aliases(repo, digest)?);
             all.join(" -> ")
         }
     })
+}
+
+/// The first characters of `digest`, as upstream shortens it.
+pub(crate) fn short(digest: &Digest) -> String {
+    digest.to_string()[..SHORT].to_owned()
 }
 
 /// Every tag (with its version, `org/name~N`, past the newest) that names

@@ -29,7 +29,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::repo::config::RemoteLocation;
 use crate::repo::{Config, FsRepository};
 
 /// Writes `message` on standard error as upstream's log shows an
@@ -193,37 +192,41 @@ impl Repositories {
     /// The repository to read: the configured local one, or the remote
     /// named (a `file://` one, read in place).
     fn open(&self) -> Result<FsRepository, CmdError> {
-        let config = Config::load()?;
-        match &self.remote {
-            None => Ok(FsRepository::open(&config.storage.root)?
-                .with_tag_namespace(config.storage.tag_namespace.clone())),
-            Some(name) => {
-                let remote = config
-                    .remotes
-                    .iter()
-                    .find(|r| &r.name == name)
-                    .ok_or_else(|| CmdError {
-                        message: format!("No remote named '{name}' configured"),
-                        causes: Vec::new(),
-                        logged: false,
-                        status: 1,
-                        diagnostic: Some(Diagnostic {
-                            code: "spfs::unknown_remote",
-                            help: "See available remotes via the 'spfs config' command",
-                        }),
-                    })?;
-                match &remote.location {
-                    RemoteLocation::Fs {
-                        path,
-                        tag_namespace,
-                    } => Ok(FsRepository::open(path)?.with_tag_namespace(tag_namespace.clone())),
-                    _ => Err(format!(
-                        "remote '{name}' is not a file system repository: this command reads only those so far (pull what you need with 'spfs-fuse-macos pull')"
-                    )
-                    .into()),
-                }
-            }
+        match self.open_any()? {
+            tags::TagSource::Local(repo) => Ok(repo),
+            tags::TagSource::Server(_) => Err(format!(
+                "remote '{}' is upstream's server: this command reads only file system repositories there so far (pull what you need with 'spfs pull', then leave out -r)",
+                self.remote.as_deref().unwrap_or_default()
+            )
+            .into()),
         }
+    }
+
+    /// The repository to read, of either kind: the local one, a `file://`
+    /// remote (read in place), or upstream's server (`grpc://`).
+    fn open_any(&self) -> Result<tags::TagSource, CmdError> {
+        let config = Config::load()?;
+        let Some(name) = &self.remote else {
+            return Ok(tags::TagSource::Local(
+                FsRepository::open(&config.storage.root)?
+                    .with_tag_namespace(config.storage.tag_namespace.clone()),
+            ));
+        };
+        let remote = config
+            .remotes
+            .iter()
+            .find(|r| &r.name == name)
+            .ok_or_else(|| CmdError {
+                message: format!("No remote named '{name}' configured"),
+                causes: Vec::new(),
+                logged: false,
+                status: 1,
+                diagnostic: Some(Diagnostic {
+                    code: "spfs::unknown_remote",
+                    help: "See available remotes via the 'spfs config' command",
+                }),
+            })?;
+        tags::TagSource::remote(name, &remote.location)
     }
 }
 

@@ -1,10 +1,66 @@
-//! `ls-tags`, `tags`, `log`, `search`: tags as upstream lists them.
+//! `ls-tags`, `tags`, `log`, `search`: tags as upstream lists them, from
+//! a repository on disk or, with `-r`, upstream's server.
 
+use crate::repo::config::RemoteLocation;
 use crate::repo::listing::TagEntry;
+use crate::repo::tags::Tag;
 use crate::repo::{Config, FsRepository, TagSpec};
+use spfs_remote::grpc::GrpcRemote;
 
-use super::format::{self, DigestFormat};
+use super::format;
 use super::{CmdError, CmdResult, Repositories};
+
+/// Where tags are read: a repository on disk (the local one, or a
+/// `file://` remote), or upstream's server.
+pub(crate) enum TagSource {
+    /// A repository on disk.
+    Local(FsRepository),
+    /// Upstream's `spfs server` (`grpc://`).
+    Server(GrpcRemote),
+}
+
+impl TagSource {
+    /// The source remote `name` at `location` names.
+    pub(crate) fn remote(name: &str, location: &RemoteLocation) -> Result<Self, CmdError> {
+        match location {
+            RemoteLocation::Fs {
+                path,
+                tag_namespace,
+            } => Ok(TagSource::Local(
+                FsRepository::open(path)?.with_tag_namespace(tag_namespace.clone()),
+            )),
+            RemoteLocation::Grpc { address } => {
+                Ok(TagSource::Server(GrpcRemote::connect(name, address)?))
+            }
+            RemoteLocation::Unsupported(kind) => Err(format!(
+                "remote '{name}' is a {kind} repository, which this spfs cannot read"
+            )
+            .into()),
+        }
+    }
+
+    fn ls_tags(&self, path: &str) -> Result<Vec<TagEntry>, CmdError> {
+        Ok(match self {
+            TagSource::Local(repo) => repo.ls_tags(path)?,
+            TagSource::Server(server) => server.ls_tags(path)?,
+        })
+    }
+
+    fn tag_specs(&self) -> Result<Vec<TagSpec>, CmdError> {
+        Ok(match self {
+            TagSource::Local(repo) => repo.tag_specs()?,
+            TagSource::Server(server) => server.tag_specs()?,
+        })
+    }
+
+    /// The records of tag stream `spec`, oldest first.
+    fn read_tag_stream(&self, spec: &TagSpec) -> Result<Option<Vec<Tag>>, CmdError> {
+        Ok(match self {
+            TagSource::Local(repo) => repo.read_tag_stream(spec)?,
+            TagSource::Server(server) => server.read_tag_stream(spec)?,
+        })
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct LsTagsArgs {
@@ -22,7 +78,7 @@ pub(crate) struct LsTagsArgs {
 /// directory), names relative to PATH — except at the top, which upstream
 /// shows with a leading `/`.
 pub(crate) fn ls_tags(args: LsTagsArgs) -> CmdResult {
-    let repo = args.repos.open()?;
+    let repo = args.repos.open_any()?;
     let root: Vec<&str> = args.path.split('/').filter(|p| !p.is_empty()).collect();
     let lead = if root.is_empty() { "/" } else { "" };
     let mut names = Vec::new();
@@ -65,16 +121,13 @@ pub(crate) struct TagsArgs {
 
 /// `tags [--short | --target]`: every tag, `org/name[ -> TARGET]`.
 pub(crate) fn tags(args: TagsArgs) -> CmdResult {
-    let repo = args.repos.open()?;
+    let repo = args.repos.open_any()?;
     for spec in repo.tag_specs()? {
-        let Some(tag) = repo.resolve_tag(&spec)? else {
+        let Some(tag) = repo.read_tag_stream(&spec)?.and_then(|s| s.last().cloned()) else {
             continue;
         };
         let suffix = if args.short {
-            format!(
-                " -> {}",
-                format::digest(&repo, &tag.target, DigestFormat::Short)?
-            )
+            format!(" -> {}", format::short(&tag.target))
         } else if args.target {
             format!(" -> {}", tag.target)
         } else {
@@ -96,7 +149,7 @@ pub(crate) struct LogArgs {
 /// `log TAG`: the tag's versions, newest first:
 /// `TARGET10 org/name~N user@host local-time`.
 pub(crate) fn log(args: LogArgs) -> CmdResult {
-    let repo = args.repos.open()?;
+    let repo = args.repos.open_any()?;
     let spec = TagSpec::parse(&args.tag)?;
     let stream = repo
         .read_tag_stream(&spec.with_version(0))?
@@ -124,28 +177,33 @@ pub(crate) struct SearchArgs {
 }
 
 /// `search TERM`: the tags that contain TERM, in the local repository and
-/// then each file system remote of the config. `-r` is accepted, as
-/// upstream's 0.44 accepts it, and changes nothing: every remote is
-/// searched anyway (upstream's order, so each tag is printed once).
+/// then each remote of the config. `-r` is accepted, as upstream's 0.44
+/// accepts it, and changes nothing: every remote is searched anyway
+/// (upstream's order, so each tag is printed once). A remote that cannot
+/// be opened or reached is skipped with a warning, as upstream skips one
+/// it cannot connect to.
 pub(crate) fn search(args: SearchArgs) -> CmdResult {
-    let mut repos = vec![Repositories { remote: None }.open()?];
+    let _searched_anyway = args.repos;
+    let mut repos = vec![Repositories { remote: None }.open_any()?];
     let config = Config::load()?;
     for remote in &config.remotes {
-        if let crate::repo::config::RemoteLocation::Fs {
-            path,
-            tag_namespace,
-        } = &remote.location
-        {
-            match FsRepository::open(path) {
-                Ok(r) => repos.push(r.with_tag_namespace(tag_namespace.clone())),
-                Err(e) => {
-                    tracing::warn!(remote = %remote.name, error = %e, "failed to load remote repository")
-                }
+        match TagSource::remote(&remote.name, &remote.location) {
+            Ok(r) => repos.push(r),
+            Err(e) => {
+                tracing::warn!(remote = %remote.name, error = %e.message, "failed to load remote repository")
             }
         }
     }
     for repo in repos {
-        for spec in repo.tag_specs()? {
+        let specs = match (&repo, repo.tag_specs()) {
+            (_, Ok(specs)) => specs,
+            (TagSource::Server(server), Err(e)) => {
+                tracing::warn!(remote = %spfs_remote::Store::describe(server), error = %e.message, "failed to load remote repository");
+                continue;
+            }
+            (TagSource::Local(_), Err(e)) => return Err(e),
+        };
+        for spec in specs {
             let text = spec.to_string();
             if text.contains(&args.term) {
                 println!("{text}");

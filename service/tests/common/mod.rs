@@ -4,6 +4,7 @@
 
 #[path = "../../repo/tests/common/mod.rs"]
 mod fixtures;
+pub mod server;
 pub mod service;
 
 pub use fixtures::*;
