@@ -239,15 +239,7 @@ impl FsRepository {
         source_name: &str,
         replace: bool,
     ) -> Result<u64> {
-        let staged = self.stage_payload(reader)?;
-        if staged.digest != *expected {
-            return Err(Error::mismatch(
-                "payload",
-                *expected,
-                staged.digest,
-                source_name.to_owned(),
-            ));
-        }
+        let staged = self.stage_received_payload(expected, reader, source_name)?;
         let size = staged.size;
         staged.finish_as(self, replace)?;
         Ok(size)
@@ -338,6 +330,26 @@ impl FsRepository {
     }
 
     /// Copies `reader` into a work file while hashing it.
+    /// Stages a payload received from `source_name`, refused (and removed)
+    /// unless it hashes to `expected`.
+    fn stage_received_payload(
+        &self,
+        expected: &Digest,
+        reader: impl Read,
+        source_name: &str,
+    ) -> Result<StagedPayload> {
+        let staged = self.stage_payload(reader)?;
+        if staged.digest != *expected {
+            return Err(Error::mismatch(
+                "payload",
+                *expected,
+                staged.digest,
+                source_name.to_owned(),
+            ));
+        }
+        Ok(staged)
+    }
+
     fn stage_payload(&self, mut reader: impl Read) -> Result<StagedPayload> {
         let work_dir = self.root.join("payloads").join("work");
         fs::create_dir_all(&work_dir).map_err(Error::io("create work directory", &work_dir))?;
@@ -484,15 +496,9 @@ impl<'r> WriteBatch<'r> {
         reader: impl Read,
         source_name: &str,
     ) -> Result<u64> {
-        let staged = self.repo.stage_payload(reader)?;
-        if staged.digest != *expected {
-            return Err(Error::mismatch(
-                "payload",
-                *expected,
-                staged.digest,
-                source_name.to_owned(),
-            ));
-        }
+        let staged = self
+            .repo
+            .stage_received_payload(expected, reader, source_name)?;
         Ok(self.keep_payload(staged)?.1)
     }
 
